@@ -1,0 +1,41 @@
+# make run    set up, then run the daemon on the default microphone with config/recorder.toml
+# make test   set up, then run every test
+# make setup  .venv with the recorder installed, PortAudio present, models fetched and verified
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= config/recorder.toml
+
+.PHONY: setup run test lint models portaudio clean
+
+setup: $(BIN)/recorder portaudio models
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+
+$(BIN)/recorder: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	@touch $@
+
+$(VENV)/.test-deps: pyproject.toml | $(BIN)/recorder
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+portaudio:
+	@sh scripts/ensure-portaudio.sh
+
+models: $(BIN)/recorder
+	@$(BIN)/recorder models fetch
+
+run: setup
+	$(BIN)/recorder run --config $(CONFIG)
+
+test: setup $(VENV)/.test-deps
+	$(BIN)/ruff check recorder tests scripts
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) models/*.onnx

@@ -1,0 +1,162 @@
+"""The `recorder` command line. User errors print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+from recorder import __version__, models
+from recorder import config as config_mod
+from recorder.config import Config
+from recorder.errors import RecorderError
+from recorder.storage import Storage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise RecorderError(f"{self.prog}: {message}")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
+    p.add_argument("--recordings", type=Path, metavar="DIR",
+                   help="recordings directory (overrides [storage] directory)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="recorder", description="Wake-word gated, on-device voice recorder.")
+    parser.add_argument("--version", action="version", version=f"recorder {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the daemon")
+    _add_config(run)
+    run.add_argument("--source", help="mic, mic:NAME_OR_INDEX, file:PATH.wav or stdin")
+    run.add_argument("--model", action="append", metavar="NAME_OR_PATH",
+                     help="wake-word model; repeat for several (overrides [wake] models)")
+    run.add_argument("--threshold", type=float, help="detection threshold for every model, 0-1")
+    run.add_argument("--indicator-command", metavar="CMD",
+                     help="run CMD STATE on every state change")
+    run.add_argument("--realtime", action="store_true", help="pace a file source at 1x")
+    run.add_argument("--log-level", choices=config_mod.LOG_LEVELS)
+
+    lst = sub.add_parser("list", help="list the saved recordings")
+    _add_config(lst)
+    lst.add_argument("--json", action="store_true", help="one JSON array of the sidecars")
+
+    dev = sub.add_parser("devices", help="list audio input devices")
+    dev.add_argument("--json", action="store_true")
+
+    mdl = sub.add_parser("models", help="fetch or list the wake-word models")
+    msub = mdl.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    fetch = msub.add_parser("fetch", help="download, verify and install the models")
+    fetch.add_argument("--wheel-dir", type=Path,
+                       help="take the openwakeword wheel from this directory instead of PyPI")
+    msub.add_parser("list", help="show the installed models, licences and hash status")
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    cfg = config_mod.load(args.config)
+    if args.recordings is not None:
+        cfg = dataclasses.replace(
+            cfg, storage=dataclasses.replace(cfg.storage, directory=str(args.recordings.resolve())))
+    if args.command != "run":
+        return cfg
+    audio, wake, ind, lg = cfg.audio, cfg.wake, cfg.indicator, cfg.log
+    if args.source is not None:
+        source = args.source
+        if source.startswith("file:"):
+            source = "file:" + str(Path(source[5:]).expanduser())
+        audio = dataclasses.replace(audio, source=source)
+    if args.realtime:
+        audio = dataclasses.replace(audio, realtime=True)
+    if args.model:
+        wake = dataclasses.replace(wake, models=tuple(args.model))
+    if args.threshold is not None:
+        wake = dataclasses.replace(wake, threshold=args.threshold, per_model={
+            k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()})
+    if args.indicator_command is not None:
+        ind = dataclasses.replace(ind, command=args.indicator_command)
+    if args.log_level:
+        lg = dataclasses.replace(lg, level=args.log_level)
+    cfg = dataclasses.replace(cfg, audio=audio, wake=wake, indicator=ind, log=lg)
+    return config_mod.validate(cfg, "command line")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=level.upper(),
+                        format="%(levelname)s %(message)s")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from recorder import daemon
+
+    cfg = load_config(args)
+    _setup_logging(cfg.log.level)
+    return daemon.run(cfg)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    recordings = Storage(cfg.path(cfg.storage.directory)).list()
+    if args.json:
+        print(json.dumps([r.meta for r in recordings], indent=2))
+        return 0
+    for r in recordings:
+        m = r.meta
+        print(f"{r.id}  {m.get('started_at', '?')}  {m.get('duration_s', 0):6.2f} s  "
+              f"{m.get('wake_word', '?'):<12} {m.get('end_reason', '?'):<10} {r.wav}")
+    if not recordings:
+        print("no recordings", file=sys.stderr)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from recorder.mic import input_devices
+
+    devices = input_devices()
+    if args.json:
+        print(json.dumps(devices, indent=2))
+    elif not devices:
+        print("no audio input devices")
+    for d in [] if args.json else devices:
+        mark = "*" if d["default"] else " "
+        print(f"{mark} {d['index']:>3}  {d['name']}  ({d['channels']} ch, "
+              f"{d['default_samplerate']:.0f} Hz)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    manifest = models.load_manifest()
+    if args.models_command == "fetch":
+        installed = models.fetch(manifest, args.wheel_dir, log=lambda m: print(m, file=sys.stderr))
+        print(f"models in {manifest.directory}: "
+              + (f"installed {len(installed)}" if installed else "all present and verified"))
+        return 0
+    for entry in manifest.all_files():
+        kind = "feature" if entry.name in manifest.features else "wake word"
+        print(f"{entry.name:<16} {kind:<9} {entry.licence:<16} "
+              f"{models.file_status(manifest, entry):<13} {entry.file}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "devices": cmd_devices, "models": cmd_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except RecorderError as e:
+        print(f"recorder: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Configuration: one frozen dataclass per TOML section, validated on load.
+
+Relative paths in a config file are resolved against the file's own directory. Every error a
+user can make names the file, the section and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recorder.errors import RecorderError
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
+    return {"lo": lo, "hi": hi, "lo_open": lo_open}
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    source: str = "mic"
+    """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` (WAV) or `stdin` (raw s16le 16 kHz mono)."""
+    realtime: bool = False
+    """Pace a file source at 1x instead of as fast as the CPU allows."""
+
+
+@dataclass(frozen=True)
+class ModelOverride:
+    threshold: float | None = field(default=None, metadata=_range(0.0, 1.0, lo_open=True))
+    patience: int | None = field(default=None, metadata=_range(1, 100))
+
+
+@dataclass(frozen=True)
+class WakeConfig:
+    models: tuple[str, ...] = ("hey_jarvis",)
+    """Manifest names (`hey_jarvis`, `alexa`, ...) or paths to openWakeWord .onnx models."""
+    threshold: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
+    patience: int = field(default=1, metadata=_range(1, 100))
+    """Consecutive 80 ms frames at or above the threshold."""
+    refractory_s: float = field(default=2.0, metadata=_range(0.0, 3600.0))
+    models_dir: str = ""
+    """Where the manifest and .onnx files are; empty: the models/ directory of this install."""
+    per_model: dict[str, ModelOverride] = field(default_factory=dict)
+    """[wake.per_model.NAME] threshold / patience for one model (or one `model:class`)."""
+
+    def threshold_for(self, name: str) -> float:
+        o = self._override(name)
+        return o.threshold if o and o.threshold is not None else self.threshold
+
+    def patience_for(self, name: str) -> int:
+        o = self._override(name)
+        return o.patience if o and o.patience is not None else self.patience
+
+    def _override(self, name: str) -> ModelOverride | None:
+        return self.per_model.get(name) or self.per_model.get(name.split(":")[0])
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    aggressiveness: int = field(default=3, metadata=_range(0, 3))
+    """webrtcvad's mode: 0 (least) to 3 (most aggressive in rejecting non-speech)."""
+    silence_s: float = field(default=0.8, metadata=_range(0.08, 60.0))
+    """A request ends after this much non-speech once speech has begun."""
+    max_length_s: float = field(default=15.0, metadata=_range(0.5, 3600.0))
+    no_speech_timeout_s: float = field(default=4.0, metadata=_range(0.08, 600.0))
+    """Nothing is saved when no speech starts within this time after the wake word."""
+    min_speech_s: float = field(default=0.24, metadata=_range(0.08, 5.0))
+    """Speech this long after the detection starts a request (the wake word's tail is shorter)."""
+    lookback_s: float = field(default=1.0, metadata=_range(0.0, 5.0))
+    """At most this much audio from before the detecting frame's end is kept."""
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    directory: str = "~/.local/share/recorder/recordings"
+
+
+@dataclass(frozen=True)
+class IndicatorConfig:
+    command: str = ""
+    """Run on every state change with the new state as its last argument."""
+    state_file: str = ""
+    """A file rewritten atomically with the current state."""
+    required: bool = True
+    """Fail closed: discard a request whose `recording` state could not be shown."""
+    timeout_s: float = field(default=2.0, metadata=_range(0.01, 60.0))
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    wake: WakeConfig = field(default_factory=WakeConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    indicator: IndicatorConfig = field(default_factory=IndicatorConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    base_dir: Path = field(default_factory=Path.cwd)
+    """Directory that relative paths in the file are resolved against."""
+
+    def path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def _type_name(tp: Any) -> str:
+    return {str: "a string", bool: "true or false", int: "an integer", float: "a number"}.get(
+        tp, str(tp))
+
+
+def _convert(where: str, tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):  # X | None
+        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
+        return _convert(where, inner, value)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise RecorderError(f"{where}: must be a list of strings")
+        return tuple(value)
+    if origin is dict:
+        val_type = typing.get_args(tp)[1]
+        if not isinstance(value, dict):
+            raise RecorderError(f"{where}: must be a table")
+        return {k: _section(f"{where}.{k}", val_type, v) for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool) or tp is not bool and isinstance(value, bool) \
+            or not isinstance(value, tp):
+        raise RecorderError(f"{where}: must be {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def _check_range(where: str, f: dataclasses.Field, value: Any) -> None:
+    if value is None or "lo" not in f.metadata:
+        return
+    lo, hi, lo_open = f.metadata["lo"], f.metadata["hi"], f.metadata["lo_open"]
+    if (lo is not None and (value <= lo if lo_open else value < lo)) or \
+            (hi is not None and value > hi):
+        low = f"above {lo}" if lo_open else f"at least {lo}"
+        raise RecorderError(f"{where}: must be {low} and at most {hi}, got {value!r}")
+
+
+def _section(where: str, cls: type, table: Any) -> Any:
+    if not isinstance(table, dict):
+        raise RecorderError(f"{where}: must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        f = fields.get(key)
+        if f is None or key == "base_dir":
+            known = ", ".join(k for k in fields if k != "base_dir")
+            raise RecorderError(f"{where}: unknown key {key!r} (known: {known})")
+        converted = _convert(f"{where} {key}", hints[key], value)
+        _check_range(f"{where} {key}", f, converted)
+        values[key] = converted
+    return cls(**values)
+
+
+def validate(config: Config, where: str = "config") -> Config:
+    """Checks across keys and values that a command-line flag may also have set."""
+    for f in dataclasses.fields(Config):
+        if f.name == "base_dir":
+            continue
+        section = getattr(config, f.name)
+        for sf in dataclasses.fields(section):
+            _check_range(f"{where}: [{f.name}] {sf.name}", sf, getattr(section, sf.name))
+    if not config.wake.models:
+        raise RecorderError(f"{where}: [wake] models: at least one model is needed")
+    if config.log.level not in LOG_LEVELS:
+        raise RecorderError(f"{where}: [log] level: must be one of {', '.join(LOG_LEVELS)}")
+    if config.vad.max_length_s < config.vad.min_speech_s:
+        raise RecorderError(f"{where}: [vad] max_length_s: must be at least min_speech_s")
+    return config
+
+
+def load(path: Path | None) -> Config:
+    """Load and validate a TOML config file; None gives the defaults."""
+    if path is None:
+        return validate(Config())
+    name = str(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise RecorderError(f"{name}: no such config file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise RecorderError(f"{name}: cannot read config ({e.__class__.__name__})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RecorderError(f"{name}: invalid TOML ({e})") from None
+    sections = {}
+    for key, table in data.items():
+        f = next((f for f in dataclasses.fields(Config) if f.name == key != "base_dir"), None)
+        if f is None:
+            raise RecorderError(f"{name}: unknown section [{key}]")
+        sections[key] = _section(f"{name}: [{key}]", typing.get_type_hints(Config)[key], table)
+    return validate(Config(**sections, base_dir=path.resolve().parent), name)

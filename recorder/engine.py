@@ -1,0 +1,134 @@
+"""openWakeWord-compatible streaming wake-word engine on onnxruntime.
+
+The feature pipeline is openWakeWord's: every 80 ms frame, the melspectrogram model runs on the
+frame plus the previous 480 samples (8 new mel rows, transformed x/10 + 2); the embedding model
+runs on the last 76 mel rows (one 96-value embedding per frame); each classifier runs on its
+last N embeddings (16 for most models). The stream is treated as if it were preceded by digital
+silence, so the first frames are scored deterministically.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from recorder.audio import FRAME_SAMPLES
+from recorder.errors import RecorderError
+from recorder.models import WakeModelSpec
+
+MEL_CONTEXT_SAMPLES = 480  # three 10-ms hops of history so each frame yields 8 mel rows
+MEL_ROWS_PER_FRAME = 8
+MEL_BINS = 32
+EMBEDDING_WINDOW = 76  # mel rows per embedding
+EMBEDDING_DIM = 96
+
+
+class WakeEngine(Protocol):
+    """Turns frames into a score per wake word (model name, or model:class for multi-class)."""
+
+    names: Sequence[str]
+
+    def process(self, samples: np.ndarray) -> Mapping[str, float]: ...
+
+    def reset(self) -> None: ...
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises several unrelated types for a bad file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RecorderError(f"model {path}: cannot be loaded ({first})") from None
+
+
+class _Classifier:
+    def __init__(self, spec: WakeModelSpec):
+        self.session = _session(spec.path)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shape = inputs[0].shape
+        if len(inputs) != 1 or len(shape) != 3 or shape[2] != EMBEDDING_DIM \
+                or not isinstance(shape[1], int):
+            raise RecorderError(
+                f"model {spec.path}: not an openWakeWord classifier (input shape {shape})"
+            )
+        self.input_name = inputs[0].name
+        self.n_embeddings = shape[1]
+        n_out = outputs[0].shape[-1]
+        if not isinstance(n_out, int) or n_out < 1:
+            raise RecorderError(f"model {spec.path}: unexpected output shape {outputs[0].shape}")
+        if n_out == 1:
+            self.names = [spec.name]
+            self.columns = [0]
+        else:  # multi-class: class 0 is background; labels may be in the output's name
+            try:
+                labels = {int(k): str(v) for k, v in json.loads(outputs[0].name).items()}
+            except (ValueError, AttributeError):
+                labels = {}
+            self.columns = list(range(1, n_out))
+            self.names = [f"{spec.name}:{labels.get(i, str(i))}" for i in self.columns]
+
+
+class OpenWakeWordEngine:
+    """Streaming melspectrogram -> embedding -> classifiers, one frame at a time."""
+
+    def __init__(self, melspectrogram: Path, embedding: Path, wake_models: Sequence[WakeModelSpec]):
+        if not wake_models:
+            raise RecorderError("no wake-word model given")
+        self._mel = _session(melspectrogram)
+        self._emb = _session(embedding)
+        self._classifiers = [_Classifier(spec) for spec in wake_models]
+        names = [n for c in self._classifiers for n in c.names]
+        if len(set(names)) != len(names):
+            raise RecorderError(f"wake-word models with the same name: {', '.join(names)}")
+        self.names: list[str] = names
+        self._n_embeddings = max(c.n_embeddings for c in self._classifiers)
+        silence = np.zeros((1, MEL_CONTEXT_SAMPLES + FRAME_SAMPLES), dtype=np.float32)
+        self._silent_mel_row = self._melspectrogram(silence)[-1]
+        window = np.tile(self._silent_mel_row, (EMBEDDING_WINDOW, 1))
+        self._silent_embedding = self._embed(window)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio: the engine is as if it had heard only silence."""
+        self._context = np.zeros(MEL_CONTEXT_SAMPLES, dtype=np.float32)
+        self._mel_rows = np.tile(self._silent_mel_row, (EMBEDDING_WINDOW, 1))
+        self._embeddings = np.tile(self._silent_embedding, (self._n_embeddings, 1))
+
+    def _melspectrogram(self, audio: np.ndarray) -> np.ndarray:
+        out = self._mel.run(None, {"input": audio})[0]
+        return np.squeeze(out, axis=(0, 1)) / 10.0 + 2.0
+
+    def _embed(self, mel_window: np.ndarray) -> np.ndarray:
+        x = mel_window.astype(np.float32)[None, :, :, None]
+        return self._emb.run(None, {"input_1": x})[0].reshape(EMBEDDING_DIM)
+
+    def process(self, samples: np.ndarray) -> dict[str, float]:
+        frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+        frame[: len(samples)] = samples[:FRAME_SAMPLES]
+        audio = np.concatenate([self._context, frame])
+        self._context = audio[-MEL_CONTEXT_SAMPLES:]
+        rows = self._melspectrogram(audio[None, :])
+        self._mel_rows = np.concatenate([self._mel_rows[MEL_ROWS_PER_FRAME:], rows])
+        embedding = self._embed(self._mel_rows)
+        self._embeddings = np.concatenate([self._embeddings[1:], embedding[None, :]])
+        scores: dict[str, float] = {}
+        for c in self._classifiers:
+            window = self._embeddings[-c.n_embeddings:][None, :, :].astype(np.float32)
+            out = c.session.run(None, {c.input_name: window})[0].reshape(-1)
+            for name, col in zip(c.names, c.columns, strict=True):
+                scores[name] = float(out[col])
+        return scores

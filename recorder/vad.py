@@ -1,0 +1,35 @@
+"""Voice activity per 80 ms frame, from webrtcvad's 20 ms decisions."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import webrtcvad
+
+from recorder.audio import FRAME_SAMPLES, SAMPLE_RATE
+
+SUBFRAME_SAMPLES = 320  # 20 ms, one of webrtcvad's accepted sizes
+SUBFRAMES = FRAME_SAMPLES // SUBFRAME_SAMPLES
+
+
+class SpeechDetector(Protocol):
+    def is_speech(self, samples: np.ndarray) -> bool: ...
+
+
+class WebRtcVad:
+    """A frame is speech when at least `min_speech_subframes` of its four 20 ms parts are."""
+
+    def __init__(self, aggressiveness: int = 2, min_speech_subframes: int = 2):
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self._min = min_speech_subframes
+
+    def is_speech(self, samples: np.ndarray) -> bool:
+        frame = np.zeros(FRAME_SAMPLES, dtype="<i2")
+        frame[: len(samples)] = samples[:FRAME_SAMPLES]
+        raw = frame.tobytes()
+        step = SUBFRAME_SAMPLES * 2
+        votes = sum(
+            self._vad.is_speech(raw[i : i + step], SAMPLE_RATE) for i in range(0, len(raw), step)
+        )
+        return votes >= self._min

@@ -1,0 +1,67 @@
+"""Shared test helpers: paths to real audio, running the real `recorder` executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+AUDIO = REPO / "tests" / "audio"
+SCENES = json.loads((AUDIO / "scenes.json").read_text())
+OWW_FIXTURES = REPO.parent / "shared" / "fixtures" / "openwakeword"
+RECORDER = Path(sys.executable).parent / "recorder"
+RATE = 16000
+
+
+def oww_fixture(name: str) -> Path:
+    path = OWW_FIXTURES / name
+    if not path.exists():
+        pytest.fail(f"missing real-audio fixture {path} (the shared fixtures sit beside the repo)")
+    return path
+
+
+def read_pcm(path: Path) -> np.ndarray:
+    """Samples of a 16 kHz mono s16 WAV, read with the standard library (not our reader)."""
+    with wave.open(str(path)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (RATE, 1, 2), path
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+
+def write_pcm(path: Path, samples: np.ndarray, rate: int = RATE, channels: int = 1) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+    return path
+
+
+def run_recorder(*args: str, timeout: float = 120, env: dict | None = None,
+                 input: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(RECORDER), *args], capture_output=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, input=input)
+
+
+def recordings(directory: Path) -> list[tuple[dict, np.ndarray]]:
+    """(sidecar, samples) for every recording, via the sidecar's audio_file."""
+    out = []
+    for sidecar in sorted(directory.glob("*.json")):
+        meta = json.loads(sidecar.read_text())
+        out.append((meta, read_pcm(sidecar.parent / meta["audio_file"])))
+    return out
+
+
+@pytest.fixture(scope="session")
+def manifest():
+    from recorder import models
+
+    m = models.load_manifest()
+    models.verify_installed(m, m.all_files())
+    return m
