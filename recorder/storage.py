@@ -91,9 +91,10 @@ class Storage:
         _fsync_dir(d)
 
     def _free_id(self, base: str) -> str:
+        """`base`, or `base_1`, `base_2`, ... ('_' sorts after '.', so names keep time order)."""
         rid, n = base, 1
         while (self.directory / f"{rid}.json").exists() or (self.directory / f"{rid}.wav").exists():
-            rid, n = f"{base}-{n}", n + 1
+            rid, n = f"{base}_{n}", n + 1
         return rid
 
     def save(self, base_id: str, audio: np.ndarray, meta: dict[str, Any]) -> Recording:

@@ -1,0 +1,90 @@
+"""Reading WAV files: bit-exact for 16 kHz mono s16, converted otherwise, refused when unreadable."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from conftest import AUDIO, oww_fixture, read_pcm, write_pcm
+from recorder.audio import read_wav, resample
+from recorder.errors import RecorderError
+
+
+def test_16k_mono_is_read_bit_exact():
+    for path in [oww_fixture("alexa_test.wav"), AUDIO / "two_requests.wav"]:
+        assert np.array_equal(read_wav(path), read_pcm(path))
+
+
+def test_real_22k_stereo_chime_is_converted():
+    path = oww_fixture("activation.wav")
+    samples = read_wav(path)
+    raw = path.read_bytes()
+    channels, rate = struct.unpack("<HI", raw[22:28])
+    assert (channels, rate) == (2, 22050)
+    data_len = struct.unpack("<I", raw[raw.index(b"data") + 4 : raw.index(b"data") + 8])[0]
+    n_in = data_len // 4
+    assert len(samples) == n_in * 16000 // 22050
+    assert samples.dtype == np.int16 and np.abs(samples).max() > 1000
+
+
+@pytest.mark.parametrize("rate, channels", [(44100, 2), (48000, 1), (8000, 1), (22050, 3)])
+def test_other_rates_and_channels_are_resampled_faithfully(tmp_path, rate, channels):
+    t = np.arange(rate) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    data = np.round(np.repeat(tone[:, None], channels, axis=1) * 32767).astype("<i2")
+    path = write_pcm(tmp_path / "tone.wav", data.reshape(-1), rate, channels)
+    got = read_wav(path).astype(np.float64) / 32768
+    assert len(got) == 16000
+    ref = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    assert np.abs(got[100:-100] - ref[100:-100]).max() < 2e-3
+
+
+def _wav_header(fmt_tag: int, channels: int, rate: int, bits: int, n_bytes: int) -> bytes:
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate, rate * block, block, bits)
+    return (b"RIFF" + struct.pack("<I", 36 + n_bytes) + b"WAVE" + b"fmt "
+            + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", n_bytes))
+
+
+@pytest.mark.parametrize("tag, bits, encode", [
+    (3, 32, lambda x: x.astype("<f4").tobytes()),
+    (1, 8, lambda x: np.round(x * 127 + 128).astype(np.uint8).tobytes()),
+    (1, 24, lambda x: b"".join(int(round(v * 8388607)).to_bytes(3, "little", signed=True)
+                               for v in x)),
+])
+def test_float_8_and_24_bit_pcm(tmp_path, tag, bits, encode):
+    x = 0.25 * np.sin(2 * np.pi * 300 * np.arange(1600) / 16000)
+    body = encode(x)
+    path = tmp_path / "x.wav"
+    path.write_bytes(_wav_header(tag, 1, 16000, bits, len(body)) + body)
+    got = read_wav(path).astype(np.float64) / 32768
+    assert np.abs(got - x).max() < (1 / 100 if bits == 8 else 1e-4)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not a WAV file"),
+    (b"ID3\x03\x00 this is an mp3", "not a WAV file"),
+    (_wav_header(7, 1, 8000, 8, 100) + bytes(100), "unsupported WAV encoding"),
+    (b"RIFF\x10\x00\x00\x00WAVEfmt ", "no audio data"),
+])
+def test_unreadable_files_are_refused_by_name(tmp_path, content, message):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(RecorderError, match=message) as e:
+        read_wav(path)
+    assert str(path) in str(e.value)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(RecorderError, match="no such file"):
+        read_wav(tmp_path / "nope.wav")
+    with pytest.raises(RecorderError, match="is a directory"):
+        read_wav(tmp_path)
+
+
+def test_resample_rejects_aliasing():
+    rate = 48000
+    x = np.sin(2 * np.pi * 12000 * np.arange(rate) / rate)  # above the 8 kHz output Nyquist
+    assert np.abs(resample(x, rate, 16000)[200:-200]).max() < 1e-3

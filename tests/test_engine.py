@@ -1,0 +1,131 @@
+"""The daemon's engine against the openWakeWord package itself, on the same real audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import AUDIO, SCENES, oww_fixture, read_pcm
+from recorder import models
+from recorder.audio import FRAME_SAMPLES
+from recorder.engine import OpenWakeWordEngine
+from recorder.errors import RecorderError
+
+MODELS = ["alexa", "hey_jarvis", "hey_mycroft", "hey_rhasspy", "weather"]
+WARM_UP_S = 2.5  # openWakeWord starts from random features; compare once they are flushed
+PAD = np.zeros(16000, dtype=np.int16)
+
+
+def make_engine(manifest, names):
+    specs = [models.resolve_wake_model(manifest, n) for n in names]
+    return OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
+                              manifest.path(manifest.features["embedding"]), specs)
+
+
+@pytest.fixture(scope="module")
+def reference(manifest):
+    oww_model = pytest.importorskip("openwakeword.model")
+    paths = [str(manifest.path(manifest.wakewords[n])) for n in MODELS]
+    return oww_model.Model(
+        wakeword_models=paths, inference_framework="onnx",
+        melspec_model_path=str(manifest.path(manifest.features["melspectrogram"])),
+        embedding_model_path=str(manifest.path(manifest.features["embedding"])))
+
+
+def detections(scores: np.ndarray, threshold: float = 0.5, patience: int = 1) -> list[int]:
+    """Frames where `patience` consecutive scores first reach the threshold."""
+    above = scores >= threshold
+    run, out = 0, []
+    for i, a in enumerate(above):
+        run = run + 1 if a else 0
+        if run == patience:
+            out.append(i)
+    return out
+
+
+def both(engine, reference, audio):
+    engine.reset()
+    reference.reset()
+    ours, theirs = [], []
+    for i in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        chunk = audio[i : i + FRAME_SAMPLES]
+        a = engine.process(chunk)
+        b = reference.predict(chunk)
+        ours.append([a[n] for n in MODELS])
+        theirs.append([b[f"{manifest_stem(n)}"] for n in MODELS])
+    return np.array(ours), np.array(theirs)
+
+
+def manifest_stem(name: str) -> str:
+    return {"alexa": "alexa_v0.1", "hey_jarvis": "hey_jarvis_v0.1",
+            "hey_mycroft": "hey_mycroft_v0.1", "hey_rhasspy": "hey_rhasspy_v0.1",
+            "weather": "weather_v0.1"}[name]
+
+
+def real_stream() -> list[tuple[str, np.ndarray]]:
+    clips = ["alexa_test.wav", "hey_mycroft_test.wav", "hey_jane.wav", "negative_reference.wav",
+             "turn_on_the_office_lights_test_clip.wav"]
+    out = [(c, np.concatenate([PAD, read_pcm(oww_fixture(c)), PAD])) for c in clips]
+    out += [(s, read_pcm(AUDIO / f"{s}.wav")) for s in ("alexa_command", "two_requests")]
+    return out
+
+
+@pytest.mark.parametrize("name, audio", real_stream(), ids=lambda v: v if isinstance(v, str) else "")
+def test_scores_and_detections_match_openwakeword(manifest, reference, name, audio):
+    engine = make_engine(manifest, MODELS)
+    ours, theirs = both(engine, reference, audio)
+    settled = int(WARM_UP_S / 0.08)
+    assert np.abs(ours[settled:] - theirs[settled:]).max() < 1e-3
+    for m in range(len(MODELS)):
+        # openWakeWord reports 0 for its first 5 frames; our engine scores them from silence
+        assert detections(ours[5:, m]) == detections(theirs[5:, m]), MODELS[m]
+
+
+def test_shipped_wake_words_are_detected_in_real_recordings(manifest):
+    engine = make_engine(manifest, MODELS)
+    for clip, model in [("alexa_test.wav", "alexa"), ("hey_mycroft_test.wav", "hey_mycroft")]:
+        engine.reset()
+        audio = np.concatenate([PAD, read_pcm(oww_fixture(clip)), PAD])
+        peaks = {n: 0.0 for n in MODELS}
+        for i in range(0, len(audio), FRAME_SAMPLES):
+            for n, s in engine.process(audio[i : i + FRAME_SAMPLES]).items():
+                peaks[n] = max(peaks[n], s)
+        assert peaks[model] > 0.95, clip
+        assert all(v < 0.1 for n, v in peaks.items() if n != model), (clip, peaks)
+
+
+def test_engine_is_deterministic_after_reset(manifest):
+    engine = make_engine(manifest, ["hey_jarvis"])
+    audio = read_pcm(AUDIO / "jarvis_pause_command.wav")
+    runs = []
+    for _ in range(2):
+        engine.reset()
+        runs.append([engine.process(audio[i : i + FRAME_SAMPLES])["hey_jarvis"]
+                     for i in range(0, len(audio), FRAME_SAMPLES)])
+    assert runs[0] == runs[1]
+    wake_end = SCENES["jarvis_pause_command"]["wake"][1]
+    assert max(runs[0]) > 0.5
+    assert (np.argmax(runs[0]) + 1) * 0.08 > wake_end
+
+
+def test_multi_class_model_reports_each_class_by_label(manifest):
+    engine = make_engine(manifest, ["hey_jarvis", "timer"])
+    assert engine.names == ["hey_jarvis", "timer:1_minute_timer", "timer:5_minute_timer",
+                            "timer:10_minute_timer", "timer:20_minute_timer",
+                            "timer:30_minute_timer", "timer:1_hour_timer"]
+    scores = engine.process(np.zeros(FRAME_SAMPLES, dtype=np.int16))
+    assert set(scores) == set(engine.names)
+
+
+def test_custom_model_by_path_and_bad_model_files(manifest, tmp_path):
+    path = manifest.path(manifest.wakewords["hey_rhasspy"])
+    spec = models.resolve_wake_model(manifest, str(path))
+    assert spec.name == "hey_rhasspy_v0.1"
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(RecorderError, match="broken.onnx"):
+        make_engine(manifest, [str(bad)])
+    with pytest.raises(RecorderError, match="not an openWakeWord classifier"):
+        make_engine(manifest, [str(manifest.path(manifest.features["embedding"]))])
+    with pytest.raises(RecorderError, match="unknown model 'hey_nobody'"):
+        models.resolve_wake_model(manifest, "hey_nobody")

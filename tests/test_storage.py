@@ -1,0 +1,100 @@
+"""Recordings on disk: atomic pairs, permissions, crash leftovers, write failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import read_pcm
+from recorder.errors import RecorderError
+from recorder.storage import Storage, StorageError
+
+AUDIO = (np.arange(16000) % 2000 - 1000).astype(np.int16)
+
+
+def test_save_writes_a_private_bit_exact_pair(tmp_path):
+    d = tmp_path / "rec"
+    s = Storage(d)
+    s.prepare()
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    rec = s.save("20261125T101010.000Z", AUDIO, {"wake_word": "alexa"})
+    assert sorted(p.name for p in d.iterdir()) == ["20261125T101010.000Z.json",
+                                                   "20261125T101010.000Z.wav"]
+    for p in (rec.wav, rec.sidecar):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600
+    meta = json.loads(rec.sidecar.read_text())
+    assert meta["id"] == "20261125T101010.000Z" and meta["audio_file"] == rec.wav.name
+    assert np.array_equal(read_pcm(rec.wav), AUDIO)
+    assert [r.id for r in s.list()] == [rec.id]
+
+
+def test_same_time_gets_a_distinct_id_that_sorts_after(tmp_path):
+    s = Storage(tmp_path)
+    s.prepare()
+    ids = [s.save("20261125T101010.000Z", AUDIO, {}).id for _ in range(3)]
+    assert ids == ["20261125T101010.000Z", "20261125T101010.000Z_1", "20261125T101010.000Z_2"]
+    assert [r.id for r in s.list()] == ids
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == [f"{i}.wav" for i in ids]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 96 KiB tmpfs: room for two seconds of audio, not three."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_disk_full_drops_that_recording_only(small_disk):
+    s = Storage(small_disk / "rec")
+    s.prepare()
+    first = s.save("A", AUDIO, {})
+    second = s.save("B", AUDIO, {})
+    with pytest.raises(StorageError, match="No space left"):
+        s.save("C", AUDIO, {})
+    assert sorted(p.name for p in (small_disk / "rec").iterdir()) == [
+        "A.json", "A.wav", "B.json", "B.wav"]
+    assert np.array_equal(read_pcm(first.wav), AUDIO)
+    second.wav.unlink()
+    second.sidecar.unlink()
+    assert s.save("C", AUDIO, {}).id == "C"  # works again once there is room
+
+
+def test_crash_leftovers_are_completed_or_removed(tmp_path):
+    s = Storage(tmp_path)
+    s.prepare()
+    good = s.save("A", AUDIO, {})
+    # a crash between the two renames: sidecar in place, WAV still a complete temp file
+    b = s.save("B", AUDIO, {})
+    os.rename(b.wav, tmp_path / ".B.wav.tmp")
+    # a crash before the renames: both temp files
+    (tmp_path / ".C.wav.tmp").write_bytes(b"partial")
+    (tmp_path / ".C.json.tmp").write_text("{")
+    # an interrupted deletion: sidecar whose WAV is gone
+    d = s.save("D", AUDIO, {})
+    d.wav.unlink()
+    s.prepare()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A.json", "A.wav", "B.json", "B.wav"]
+    assert np.array_equal(read_pcm(tmp_path / "B.wav"), AUDIO)
+    assert [r.id for r in s.list()] == [good.id, "B"]
+
+
+@pytest.mark.parametrize("kind", ["file", "missing-parent-is-file"])
+def test_unusable_directory_is_a_user_error(tmp_path, kind):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    target = blocker if kind == "file" else blocker / "rec"
+    with pytest.raises(RecorderError, match=str(target)):
+        Storage(target).prepare()
