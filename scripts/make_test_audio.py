@@ -47,7 +47,7 @@ def noise_bed(seconds: float, seed: int) -> np.ndarray:
 
 
 def scene(parts: list[tuple[str, float, np.ndarray | None]], tail_s: float, seed: int):
-    """parts: (label, gap before it in seconds, audio). Returns samples and label -> [start, end]."""
+    """parts: (label, gap before it in s, audio). Returns samples and label -> [start, end]."""
     pieces, marks, t = [], {}, 0.0
     for label, gap, audio in parts:
         pieces.append(np.zeros(int(gap * RATE)))

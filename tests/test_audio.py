@@ -1,4 +1,4 @@
-"""Reading WAV files: bit-exact for 16 kHz mono s16, converted otherwise, refused when unreadable."""
+"""Reading WAV files: 16 kHz mono s16 bit-exact, others converted, unreadable ones refused."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import struct
 
 import numpy as np
 import pytest
-
 from conftest import AUDIO, oww_fixture, read_pcm, write_pcm
+
 from recorder.audio import read_wav, resample
 from recorder.errors import RecorderError
 

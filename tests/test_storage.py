@@ -9,8 +9,8 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from conftest import read_pcm
+
 from recorder.errors import RecorderError
 from recorder.storage import Storage, StorageError
 
