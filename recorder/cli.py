@@ -7,12 +7,14 @@ import dataclasses
 import json
 import logging
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recorder import __version__, models
+from recorder import __version__, control, models
 from recorder import config as config_mod
 from recorder.config import Config
 from recorder.errors import RecorderError
+from recorder.mute import MuteSwitch
 from recorder.storage import Storage
 
 
@@ -25,6 +27,17 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
     p.add_argument("--recordings", type=Path, metavar="DIR",
                    help="recordings directory (overrides [storage] directory)")
+
+
+def _add_dirs(p: argparse.ArgumentParser, runtime: bool, state: bool) -> None:
+    if runtime:
+        p.add_argument("--runtime-dir", type=Path, metavar="DIR",
+                       help="control socket directory (default: $RUNTIME_DIRECTORY, "
+                       "$XDG_RUNTIME_DIR/recorder or /run/recorder)")
+    if state:
+        p.add_argument("--state-dir", type=Path, metavar="DIR",
+                       help="where the mute switch is kept (default: $STATE_DIRECTORY, "
+                       "$XDG_STATE_HOME/recorder or ~/.local/state/recorder)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run CMD STATE on every state change")
     run.add_argument("--realtime", action="store_true", help="pace a file source at 1x")
     run.add_argument("--log-level", choices=config_mod.LOG_LEVELS)
+    run.add_argument("--wait-for-device", action="store_true",
+                     help="wait for a missing microphone instead of exiting")
+    _add_dirs(run, runtime=True, state=True)
+
+    for name, text in [("mute", "stop listening (persists across restarts)"),
+                       ("unmute", "listen again")]:
+        p = sub.add_parser(name, help=text)
+        _add_dirs(p, runtime=True, state=True)
+    st = sub.add_parser("status", help="the running daemon's state")
+    _add_dirs(st, runtime=True, state=True)
+    st.add_argument("--json", action="store_true")
+
+    dele = sub.add_parser("delete", help="delete recordings")
+    _add_config(dele)
+    dele.add_argument("ids", nargs="*", metavar="ID")
+    dele.add_argument("--older-than", metavar="DURATION", help="e.g. 30d, 12h, 15m")
+    dele.add_argument("--all", action="store_true")
+    prune = sub.add_parser("prune", help="apply the [storage] retention limits now")
+    _add_config(prune)
 
     lst = sub.add_parser("list", help="list the saved recordings")
     _add_config(lst)
@@ -65,7 +97,7 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg = dataclasses.replace(
             cfg, storage=dataclasses.replace(cfg.storage, directory=str(args.recordings.resolve())))
     if args.command != "run":
-        return cfg
+        return config_mod.validate(cfg, "command line")
     audio, wake, ind, lg = cfg.audio, cfg.wake, cfg.indicator, cfg.log
     if args.source is not None:
         source = args.source
@@ -92,12 +124,84 @@ def _setup_logging(level: str) -> None:
                         format="%(levelname)s %(message)s")
 
 
+def _runtime_dir(args: argparse.Namespace) -> Path:
+    return args.runtime_dir or control.default_runtime_dir()
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return args.state_dir or control.default_state_dir()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from recorder import daemon
 
     cfg = load_config(args)
     _setup_logging(cfg.log.level)
-    return daemon.run(cfg)
+    return daemon.run(cfg, args.runtime_dir, _state_dir(args), args.wait_for_device,
+                      reload_config=lambda: load_config(args))
+
+
+def cmd_mute(args: argparse.Namespace) -> int:
+    """Through the daemon when it runs; otherwise the switch is set for its next start."""
+    muted = args.command == "mute"
+    reply = control.request(_runtime_dir(args), args.command)
+    if reply is None:
+        MuteSwitch(_state_dir(args)).set(muted)
+        print(f"{args.command}d (the daemon is not running; it starts "
+              f"{'muted' if muted else 'listening'})")
+        return 0
+    if not reply.get("ok"):
+        raise RecorderError(reply.get("error", "the daemon refused"))
+    print(f"{args.command}d")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    reply = control.request(_runtime_dir(args), "status")
+    if reply is None:
+        muted = MuteSwitch(_state_dir(args)).is_muted()
+        reply = {"state": "off", "muted": muted, "running": False}
+    else:
+        reply = {"running": True, **{k: v for k, v in reply.items() if k != "ok"}}
+    if args.json:
+        print(json.dumps(reply))
+    else:
+        print("  ".join(f"{k}: {v}" for k, v in reply.items()))
+    return 0 if reply["running"] else 3
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    storage = Storage(cfg.path(cfg.storage.directory))
+    recs = storage.list()
+    if args.all:
+        doomed = recs
+    elif args.older_than:
+        cutoff = datetime.now(UTC) - timedelta(
+            seconds=config_mod.parse_duration(args.older_than, "--older-than"))
+        doomed = [r for r in recs if r.started_at() < cutoff]
+    elif args.ids:
+        by_id = {r.id: r for r in recs}
+        missing = [i for i in args.ids if i not in by_id]
+        if missing:
+            raise RecorderError(f"no recording with id {', '.join(missing)}")
+        doomed = [by_id[i] for i in args.ids]
+    else:
+        raise RecorderError("delete: give recording ids, --older-than DURATION or --all")
+    for r in doomed:
+        storage.delete(r)
+    print(f"deleted {len(doomed)} recording(s)")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    s = cfg.storage
+    storage = Storage(cfg.path(s.directory))
+    gone = storage.enforce(s.max_age_s, s.max_count, int(s.max_total_mb * 1e6),
+                           datetime.now(UTC)) if storage.directory.is_dir() else []
+    print(f"pruned {len(gone)} recording(s)")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -144,7 +248,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "devices": cmd_devices, "models": cmd_models}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "devices": cmd_devices, "models": cmd_models,
+            "mute": cmd_mute, "unmute": cmd_mute, "status": cmd_status, "delete": cmd_delete,
+            "prune": cmd_prune}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,6 +80,16 @@ class VadConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     directory: str = "~/.local/share/recorder/recordings"
+    max_age: str = ""
+    """Delete recordings older than this (e.g. "30d", "12h"; empty: keep them)."""
+    max_count: int = field(default=0, metadata=_range(0, 10**9))
+    """Keep at most this many recordings (0: no limit)."""
+    max_total_mb: float = field(default=0.0, metadata=_range(0.0, 10.0**9))
+    """Keep at most this many megabytes of recordings (0: no limit)."""
+
+    @property
+    def max_age_s(self) -> float:
+        return parse_duration(self.max_age, "[storage] max_age") if self.max_age else 0.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,23 @@ class Config:
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.base_dir / p
+
+
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, what: str) -> float:
+    """"90s", "15m", "12h", "30d", "2w" (or a bare number of seconds) in seconds."""
+    t = text.strip().lower()
+    unit = _UNITS_S.get(t[-1:])
+    number = t[:-1] if unit else t
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        value = -1.0
+    if not t or value < 0 or value != value:
+        raise RecorderError(f"{what}: {text!r} is not a duration like 90s, 15m, 12h, 30d or 2w")
+    return value
 
 
 def _type_name(tp: Any) -> str:
@@ -180,6 +207,8 @@ def validate(config: Config, where: str = "config") -> Config:
         raise RecorderError(f"{where}: [wake] models: at least one model is needed")
     if config.log.level not in LOG_LEVELS:
         raise RecorderError(f"{where}: [log] level: must be one of {', '.join(LOG_LEVELS)}")
+    if config.storage.max_age:
+        parse_duration(config.storage.max_age, f"{where}: [storage] max_age")
     if config.vad.max_length_s < config.vad.min_speech_s:
         raise RecorderError(f"{where}: [vad] max_length_s: must be at least min_speech_s")
     return config

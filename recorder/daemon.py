@@ -1,17 +1,28 @@
-"""Wiring: source -> engine + VAD -> machine -> events -> storage, indicator, log."""
+"""Wiring: source -> engine + VAD -> machine -> events -> storage, indicator, log.
+
+The loop is plain and synchronous. Signal handlers and the control-socket thread only set
+flags; the loop acts on them between frames, and shutdown runs one path whatever the reason.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
-from collections.abc import Iterable
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from recorder import __version__, models
-from recorder.audio import SAMPLE_RATE, frames_to_s, s_to_frames
+from recorder.audio import SAMPLE_RATE, Frame, frames_to_s, s_to_frames
 from recorder.config import Config
+from recorder.control import ControlServer, default_runtime_dir
 from recorder.engine import OpenWakeWordEngine, WakeEngine
+from recorder.errors import RecorderError
 from recorder.indicator import (
     CommandIndicator,
     Indicator,
@@ -32,7 +43,9 @@ from recorder.machine import (
     UtteranceReady,
     WakeDetected,
 )
-from recorder.sources import Source, open_source
+from recorder.mute import MuteSwitch
+from recorder.notify import Notifier
+from recorder.sources import DeviceLost, DeviceRestored, Source, open_source
 from recorder.storage import Storage, StorageError
 from recorder.vad import SpeechDetector, WebRtcVad
 
@@ -74,46 +87,127 @@ def build_indicator(config: Config) -> Indicators:
     return Indicators(parts)
 
 
-class StopRequest:
-    """Set by SIGTERM/SIGINT; the loop checks it between frames."""
+def build_storage(config: Config) -> Storage:
+    storage = Storage(config.path(config.storage.directory))
+    storage.prepare()
+    return storage
+
+
+class Flags:
+    """Set from signal handlers and the control thread; read by the loop between frames."""
 
     def __init__(self) -> None:
-        self.signal: int | None = None
+        self.stop_signal: int | None = None
+        self.reload = False
+        self.muted: bool | None = None  # a requested mute state not yet applied
 
-    def __call__(self) -> bool:
-        return self.signal is not None
+    def should_stop(self) -> bool:
+        return self.stop_signal is not None
 
     def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._reload)
 
-    def _handle(self, signum: int, _frame: object) -> None:
-        self.signal = signum
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.stop_signal = signum
+
+    def _reload(self, _signum: int, _frame: object) -> None:
+        self.reload = True
 
 
 @dataclass
-class Daemon:
+class Pipeline:
+    """Everything a configuration decides; swapped whole on a reload."""
+
     config: Config
-    source: Source
     engine: WakeEngine
     vad: SpeechDetector
     storage: Storage
     indicator: Indicator
+
+
+def build_pipeline(config: Config, engine: WakeEngine | None = None) -> Pipeline:
+    return Pipeline(config, engine or build_engine(config), WebRtcVad(config.vad.aggressiveness),
+                    build_storage(config), build_indicator(config))
+
+
+@dataclass
+class Daemon:
+    p: Pipeline
+    source: Source
     machine: Machine
-    stop: StopRequest
-    started_at: datetime = datetime.fromtimestamp(0, UTC)
+    flags: Flags
+    mute: MuteSwitch
+    notifier: Notifier = field(default_factory=Notifier)
+    reload_config: Callable[[], Config] | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     saved: int = 0
+    frames_seen: int = 0
+    _last_watchdog: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self) -> None:
         self.started_at = datetime.now(UTC)
         self.dispatch(self.machine.start())
-        for frame in self.source.frames(self.stop):
-            self.dispatch(self.machine.step(frame, self.engine.process(frame.samples),
-                                            self.vad.is_speech(frame.samples)))
-            if self.stop():
+        self.enforce_retention()
+        self.notifier.send("READY=1", f"STATUS={self.status_line()}")
+        for item in self.source.frames(self.flags.should_stop):
+            if isinstance(item, Frame):
+                self.step(item)
+                self.frames_seen += 1
+            elif isinstance(item, DeviceLost):
+                self.dispatch(self.machine.device_lost())
+                self.notifier.send(f"STATUS=audio source lost ({item.reason}); retrying")
+            elif isinstance(item, DeviceRestored):
+                self.dispatch(self.machine.device_restored())
+                self.notifier.send(f"STATUS={self.status_line()}")
+            self.tick()
+            if self.flags.should_stop():
                 break
-        reason = EndReason.SHUTDOWN if self.stop() else EndReason.EOF
+        self.notifier.send("STOPPING=1", "STATUS=stopping")
+        reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
         self.dispatch(self.machine.finish(reason))
+
+    def step(self, frame: Frame) -> None:
+        if self.machine.state in (State.MUTED, State.OFF):
+            return  # muted audio is dropped without being analysed
+        self.dispatch(self.machine.step(frame, self.p.engine.process(frame.samples),
+                                        self.p.vad.is_speech(frame.samples)))
+
+    def tick(self) -> None:
+        """Between frames: watchdog, mute requests, a pending reload."""
+        if self.notifier.watchdog_interval_s is not None:
+            now = time.monotonic()
+            if now - self._last_watchdog >= self.notifier.watchdog_interval_s:
+                self.notifier.send("WATCHDOG=1")
+                self._last_watchdog = now
+        muted = self.flags.muted
+        if muted is not None and muted != self.machine.muted:
+            self.flags.muted = None
+            self.dispatch(self.machine.set_muted(muted))
+            self.notifier.send(f"STATUS={self.status_line()}")
+        if self.flags.reload and not self.machine.recording:
+            self.flags.reload = False
+            self.reload()
+
+    def reload(self) -> None:
+        if self.reload_config is None:
+            return
+        try:
+            config = self.reload_config()
+            same_engine = (config.wake.models == self.p.config.wake.models
+                           and config.wake.models_dir == self.p.config.wake.models_dir)
+            pipeline = build_pipeline(config, self.p.engine if same_engine else None)
+        except RecorderError as e:
+            log.error("reload refused, keeping the running configuration: %s", e)
+            return
+        if config.audio != self.p.config.audio:
+            log.warning("a changed [audio] section takes effect at the next start")
+        self.p = pipeline
+        self.machine.reconfigure(machine_settings(config, pipeline.engine.names))
+        log.info("configuration reloaded")
+        self.enforce_retention()
 
     def dispatch(self, events: list[Event]) -> None:
         for event in events:
@@ -134,9 +228,9 @@ class Daemon:
 
     def _show(self, event: StateChanged) -> None:
         try:
-            self.indicator.show(event.state, event.previous)
+            self.p.indicator.show(event.state, event.previous)
         except IndicatorError as e:
-            if event.state is State.RECORDING and self.config.indicator.required:
+            if event.state is State.RECORDING and self.p.config.indicator.required:
                 log.error("indicator failed, discarding the request: %s", e)
                 self.dispatch(self.machine.fail("indicator failed"))
             else:
@@ -164,7 +258,7 @@ class Daemon:
         }
         base_id = started.strftime("%Y%m%dT%H%M%S.") + f"{started.microsecond // 1000:03d}Z"
         try:
-            rec = self.storage.save(base_id, event.audio, meta)
+            rec = self.p.storage.save(base_id, event.audio, meta)
         except StorageError as e:
             log.error("could not save the request, dropped it: %s", e)
             self.dispatch(self.machine.fail("storage failed"))
@@ -172,26 +266,87 @@ class Daemon:
         self.saved += 1
         log.info("saved %s (%.2f s, %s, from %.2f s)", rec.wav.name, duration_s,
                  event.end_reason.value, offset_s)
+        self.enforce_retention()
+
+    def enforce_retention(self) -> None:
+        s = self.p.config.storage
+        if not (s.max_age or s.max_count or s.max_total_mb):
+            return
+        try:
+            gone = self.p.storage.enforce(s.max_age_s, s.max_count,
+                                          int(s.max_total_mb * 1e6), datetime.now(UTC))
+        except OSError as e:
+            log.error("retention: %s", e)
+            return
+        if gone:
+            log.info("retention deleted %d recording(s): %s", len(gone),
+                     ", ".join(r.id for r in gone))
+
+    # --- the control socket (runs on its thread) -----------------------------------------
+    def control(self, command: str) -> dict[str, Any]:
+        with self._lock:
+            if command in ("mute", "unmute"):
+                try:
+                    self.mute.set(command == "mute")
+                except RecorderError as e:
+                    return {"ok": False, "error": str(e)}
+                self.flags.muted = command == "mute"
+                return {"ok": True, **self.status()}
+            if command == "status":
+                return {"ok": True, **self.status()}
+            return {"ok": False, "error": f"unknown command {command!r}"}
+
+    def status(self) -> dict[str, Any]:
+        muted = self.mute.is_muted()
+        state = self.machine.state
+        return {
+            "state": State.MUTED.value if muted and state is State.LISTENING else state.value,
+            "muted": muted,
+            "recordings": len(self.p.storage.list()),
+            "saved_since_start": self.saved,
+            "uptime_s": round((datetime.now(UTC) - self.started_at).total_seconds(), 1),
+            "audio_s": round(frames_to_s(self.frames_seen), 2),
+            "source": self.source.description,
+            "models": list(self.p.engine.names),
+            "recordings_dir": str(self.p.storage.directory),
+            "pid": os.getpid(),
+        }
+
+    def status_line(self) -> str:
+        state = self.machine.state.value
+        return (f"{state} on {self.source.description} for {', '.join(self.p.engine.names)}; "
+                f"{self.saved} saved")
 
 
-def run(config: Config) -> int:
-    """Load everything (errors exit 2 before any audio), then run until EOF or a signal."""
-    stop = StopRequest()
-    stop.install()
-    engine = build_engine(config)
-    storage = Storage(config.path(config.storage.directory))
-    storage.prepare()
-    indicator = build_indicator(config)
-    machine = Machine(machine_settings(config, engine.names))
-    vad = WebRtcVad(config.vad.aggressiveness)
-    source = open_source(config.audio.source, config.audio.realtime)
-    log.info("listening on %s for %s (recordings in %s)", source.description,
-             ", ".join(engine.names), storage.directory)
-    daemon = Daemon(config, source, engine, vad, storage, indicator, machine, stop)
+def run(config: Config, runtime_dir: Path | None, state_dir: Path,
+        wait_for_device: bool = False,
+        reload_config: Callable[[], Config] | None = None) -> int:
+    """Load everything (errors exit 2 before any audio), then run until EOF or a signal.
+
+    A live source (microphone, stdin) obeys the mute switch and serves the control socket in
+    `runtime_dir`; a file source does so only when `runtime_dir` is given.
+    """
+    flags = Flags()
+    flags.install()
+    pipeline = build_pipeline(config)
+    source = open_source(config.audio.source, config.audio.realtime, wait_for_device)
+    mute = MuteSwitch(state_dir)
+    if source.live:
+        mute.prepare()
+    muted = source.live and mute.is_muted()
+    machine = Machine(machine_settings(config, pipeline.engine.names), muted=muted)
+    daemon = Daemon(pipeline, source, machine, flags, mute, reload_config=reload_config)
+    if runtime_dir is None and source.live:
+        runtime_dir = default_runtime_dir()
+    server = ControlServer(runtime_dir, daemon.control) if runtime_dir else None
+    log.info("listening on %s for %s (recordings in %s)%s", source.description,
+             ", ".join(pipeline.engine.names), pipeline.storage.directory,
+             " (muted)" if muted else "")
     try:
         daemon.run()
     finally:
+        if server:
+            server.close()
         source.close()
     log.info("stopped: %d recording(s) saved", daemon.saved)
     return 0
-

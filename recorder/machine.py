@@ -109,55 +109,79 @@ class Machine:
     `lookback_frames` before the detecting frame's end. Detection lags the end of the wake word,
     so a command spoken straight after it is kept from its first syllable; audio from before the
     wake phrase is never kept.
+
+    The state shown is derived from plain flags: off until start() and after finish(),
+    recording while a request is open, error while the device is lost (or for the one step
+    after a failure), muted while muted, listening otherwise.
     """
 
-    def __init__(self, settings: MachineSettings):
-        self.settings = settings
+    def __init__(self, settings: MachineSettings, muted: bool = False):
         self.state = State.OFF
-        self._lookback: deque[Frame] = deque(maxlen=max(settings.lookback_frames, 0) or None)
-        self._above: dict[str, int] = dict.fromkeys(settings.thresholds, 0)
-        self._onset: dict[str, int | None] = dict.fromkeys(settings.thresholds)
+        self.muted = muted
+        self._running = False
+        self._device_lost = False
+        self._failed = False
         self._last_wake_frame: int | None = None
         self._utterance: _Utterance | None = None
         self._next_index = 0
+        self.reconfigure(settings)
+
+    def reconfigure(self, settings: MachineSettings) -> None:
+        """New thresholds and durations (between requests); forgets the look-back audio."""
+        assert self._utterance is None, "reconfigure between requests only"
+        self.settings = settings
+        self._lookback: deque[Frame] = deque(maxlen=max(settings.lookback_frames, 0) or None)
+        self._above: dict[str, int] = dict.fromkeys(settings.thresholds, 0)
+        self._onset: dict[str, int | None] = dict.fromkeys(settings.thresholds)
+
+    @property
+    def recording(self) -> bool:
+        return self._utterance is not None
 
     # --- transitions the daemon asks for -------------------------------------------------
     def start(self) -> list[Event]:
         """The source is open and the models are loaded."""
-        return self._go(State.LISTENING, self._next_index)
+        self._running = True
+        return self._sync()
 
     def set_muted(self, muted: bool) -> list[Event]:
-        events: list[Event] = []
-        if muted and self.state is not State.MUTED:
-            events += self._drop_utterance("muted")
-            self._lookback.clear()
-            events += self._go(State.MUTED, self._next_index)
-        elif not muted and self.state is State.MUTED:
-            events += self._go(State.LISTENING, self._next_index)
-        return events
+        """While muted, frames are not analysed and a request in progress is dropped."""
+        self.muted = muted
+        events = self._drop_utterance("muted") if muted else []
+        self._forget_audio()
+        return events + self._sync()
 
     def fail(self, reason: str) -> list[Event]:
-        """Something downstream failed (indicator, storage): drop any utterance, show error."""
+        """Something downstream failed (indicator, storage): drop any request, show error."""
         events = self._drop_utterance(reason)
-        self._lookback.clear()
-        return events + self._go(State.ERROR, self._next_index)
+        self._forget_audio()
+        self._failed = True
+        return events + self._sync()
+
+    def device_lost(self) -> list[Event]:
+        """The audio source failed: keep the request so far if speech had started."""
+        events = self._close_utterance(EndReason.DEVICE_LOST)
+        self._forget_audio()
+        self._device_lost = True
+        return events + self._sync()
+
+    def device_restored(self) -> list[Event]:
+        self._device_lost = False
+        return self._sync()
 
     def finish(self, reason: EndReason) -> list[Event]:
         """The stream ends: a request in progress is kept if speech has started."""
-        events: list[Event] = []
-        u = self._utterance
-        if u is not None:
-            events += self._end(reason) if u.speaking else self._drop_utterance("no_speech")
-        return events + self._go(State.OFF, self._next_index)
+        events = self._close_utterance(reason)
+        self._running = False
+        return events + self._sync()
 
     # --- the per-frame step --------------------------------------------------------------
     def step(self, frame: Frame, scores: Mapping[str, float], is_speech: bool) -> list[Event]:
         s = self.settings
         self._next_index = frame.index + 1
-        events: list[Event] = []
-        if self.state is State.ERROR:
-            events += self._go(State.LISTENING, frame.index)
-        if self.state in (State.MUTED, State.OFF):
+        self._failed = False
+        events = self._sync(frame.index)
+        if self.state in (State.MUTED, State.OFF, State.ERROR):
             return events
         for name, threshold in s.thresholds.items():
             score = scores.get(name, 0.0)
@@ -179,7 +203,7 @@ class Machine:
             kept = [f for f in self._lookback if f.index >= first]
             self._utterance = _Utterance(wake, [*kept, frame])
             self._lookback.clear()
-            return [*events, wake, *self._go(State.RECORDING, frame.index)]
+            return [*events, wake, *self._sync(frame.index)]
 
         u.frames.append(frame)
         if not u.speaking:
@@ -188,19 +212,13 @@ class Machine:
                 u.speaking = True
                 events.append(SpeechStarted(frame.index))
             elif frame.index - u.wake.frame_index >= s.no_speech_timeout_frames:
-                return events + self._drop_utterance("no_speech") + self._go(
-                    State.LISTENING, frame.index)
+                return events + self._drop_utterance("no_speech") + self._sync(frame.index)
         else:
             u.silence_run = 0 if is_speech else u.silence_run + 1
             if u.silence_run >= s.silence_frames:
-                return events + self._end(EndReason.SILENCE) + self._go(State.LISTENING,
-                                                                         frame.index)
+                return events + self._end(EndReason.SILENCE) + self._sync(frame.index)
         if len(u.frames) >= s.max_length_frames:
-            if u.speaking:
-                return events + self._end(EndReason.MAX_LENGTH) + self._go(State.LISTENING,
-                                                                            frame.index)
-            return events + self._drop_utterance("no_speech") + self._go(State.LISTENING,
-                                                                          frame.index)
+            return events + self._close_utterance(EndReason.MAX_LENGTH) + self._sync(frame.index)
         return events
 
     # --- helpers -------------------------------------------------------------------------
@@ -229,8 +247,32 @@ class Machine:
         self._utterance = None
         return [UtteranceDiscarded(self._next_index - 1, u.wake, reason)]
 
-    def _go(self, state: State, frame_index: int) -> list[Event]:
+    def _close_utterance(self, reason: EndReason) -> list[Event]:
+        """Keep the request if speech has started, otherwise drop it."""
+        u = self._utterance
+        if u is None:
+            return []
+        return self._end(reason) if u.speaking else self._drop_utterance("no_speech")
+
+    def _forget_audio(self) -> None:
+        self._lookback.clear()
+        self._above = dict.fromkeys(self._above, 0)
+        self._onset = dict.fromkeys(self._onset)
+
+    def _sync(self, frame_index: int | None = None) -> list[Event]:
+        """Derive the state from the flags; report it if it changed."""
+        if not self._running:
+            state = State.OFF
+        elif self._utterance is not None:
+            state = State.RECORDING
+        elif self._device_lost or self._failed:
+            state = State.ERROR
+        elif self.muted:
+            state = State.MUTED
+        else:
+            state = State.LISTENING
         if state is self.state:
             return []
         previous, self.state = self.state, state
-        return [StateChanged(frame_index, previous, state)]
+        index = self._next_index if frame_index is None else frame_index
+        return [StateChanged(index, previous, state)]

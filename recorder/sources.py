@@ -7,6 +7,7 @@ import select
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -18,11 +19,30 @@ from recorder.errors import RecorderError
 StopFlag = Callable[[], bool]
 
 
-class Source(Protocol):
+@dataclass(frozen=True)
+class DeviceLost:
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeviceRestored:
     description: str
 
-    def frames(self, should_stop: StopFlag) -> Iterator[Frame]:
-        """Frames in order, indexed from 0; ends at the source's end or when should_stop()."""
+
+SourceItem = Frame | DeviceLost | DeviceRestored | None
+"""A frame, a change in the device's health, or None: no audio yet (a live source's tick)."""
+
+
+class Source(Protocol):
+    description: str
+    live: bool
+    """Live sources (microphone, stdin) obey the mute switch and serve the control socket."""
+
+    def frames(self, should_stop: StopFlag) -> Iterator[SourceItem]:
+        """Frames in order, indexed from 0; ends at the source's end or when should_stop().
+
+        Live sources also yield None at least every 0.1 s while no audio arrives.
+        """
         ...
 
     def close(self) -> None: ...
@@ -38,6 +58,7 @@ class FileSource:
         self.samples = read_wav(path)
         self.realtime = realtime
         self.description = f"file:{path}"
+        self.live = False
 
     def frames(self, should_stop: StopFlag) -> Iterator[Frame]:
         t0 = time.monotonic()
@@ -60,8 +81,9 @@ class StdinSource:
     def __init__(self, fd: int | None = None):
         self.fd = sys.stdin.fileno() if fd is None else fd
         self.description = "stdin"
+        self.live = True
 
-    def frames(self, should_stop: StopFlag) -> Iterator[Frame]:
+    def frames(self, should_stop: StopFlag) -> Iterator[SourceItem]:
         want = FRAME_SAMPLES * 2
         buf = bytearray()
         index = 0
@@ -71,10 +93,12 @@ class StdinSource:
                 if should_stop():
                     return
                 ready, _, _ = select.select([self.fd], [], [], 0.1)
-                if ready:
-                    data = os.read(self.fd, want - len(buf))
-                    eof = not data
-                    buf += data
+                if not ready:
+                    yield None
+                    continue
+                data = os.read(self.fd, want - len(buf))
+                eof = not data
+                buf += data
             usable = len(buf) - len(buf) % 2
             if usable:
                 yield Frame(index, np.frombuffer(bytes(buf[:usable]), dtype="<i2").copy())
@@ -85,7 +109,7 @@ class StdinSource:
         pass
 
 
-def open_source(spec: str, realtime: bool = False) -> Source:
+def open_source(spec: str, realtime: bool = False, wait_for_device: bool = False) -> Source:
     """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` or `stdin`."""
     kind, _, arg = spec.partition(":")
     if kind == "file":
@@ -97,5 +121,5 @@ def open_source(spec: str, realtime: bool = False) -> Source:
     if kind == "mic":
         from recorder.mic import MicSource
 
-        return MicSource(arg or None)
+        return MicSource(arg or None, wait_for_device)
     raise RecorderError(f"unknown source {spec!r}: use mic, mic:NAME_OR_INDEX, file:PATH or stdin")

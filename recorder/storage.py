@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,24 @@ class StorageError(Exception):
     """A write failed (disk full, I/O error); the recording was not kept."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Recording:
     id: str
     wav: Path
     sidecar: Path
     meta: dict[str, Any]
+
+    def started_at(self) -> datetime:
+        try:
+            return datetime.fromisoformat(self.meta["started_at"])
+        except (KeyError, TypeError, ValueError):
+            return datetime.fromtimestamp(self.sidecar.stat().st_mtime, UTC)
+
+    def size_bytes(self) -> int:
+        try:
+            return self.wav.stat().st_size + self.sidecar.stat().st_size
+        except FileNotFoundError:
+            return 0
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -123,6 +136,36 @@ class Storage:
                     sidecar.unlink(missing_ok=True)
             raise StorageError(f"{wav}: {e.strerror or e}") from e
         return Recording(rid, wav, sidecar, meta)
+
+    def delete(self, recording: Recording) -> None:
+        """WAV first, then the sidecar: a WAV is never left without its sidecar."""
+        recording.wav.unlink(missing_ok=True)
+        recording.sidecar.unlink(missing_ok=True)
+
+    def enforce(self, max_age_s: float, max_count: int, max_total_bytes: int,
+                now: datetime) -> list[Recording]:
+        """Delete the oldest recordings until every limit (0: none) holds; return them."""
+        recs = self.list()
+        doomed: list[Recording] = []
+        if max_age_s > 0:
+            cutoff = now - timedelta(seconds=max_age_s)
+            doomed += [r for r in recs if r.started_at() < cutoff]
+        keep = [r for r in recs if r not in doomed]
+        if max_count > 0 and len(keep) > max_count:
+            doomed += keep[: len(keep) - max_count]
+            keep = keep[len(keep) - max_count :]
+        if max_total_bytes > 0:
+            sizes = {r.id: r.size_bytes() for r in keep}
+            total = sum(sizes.values())
+            while keep and total > max_total_bytes:
+                r = keep.pop(0)
+                doomed.append(r)
+                total -= sizes[r.id]
+        for r in doomed:
+            self.delete(r)
+        if doomed:
+            _fsync_dir(self.directory)
+        return doomed
 
     def list(self) -> list[Recording]:
         """Complete recordings, oldest first."""

@@ -65,3 +65,13 @@ def manifest():
     m = models.load_manifest()
     models.verify_installed(m, m.all_files())
     return m
+
+
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path_factory, monkeypatch):
+    """Each test's daemons get their own runtime and state directories (control socket, mute)."""
+    base = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base / "run"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
+    for var in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC"):
+        monkeypatch.delenv(var, raising=False)
