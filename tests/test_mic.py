@@ -1,0 +1,189 @@
+"""The real microphone path (sounddevice -> PortAudio -> ALSA) of `recorder run`, end to end.
+
+Audio reaches the daemon in real time through an ALSA virtual capture device (see
+virtual_mic.py), so these tests exercise device lookup, the PortAudio stream and its callback
+thread, signal handling while capturing, and what is saved from a live stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import AUDIO, RECORDER, SCENES, read_pcm, recordings, run_recorder
+from virtual_mic import VirtualMic
+
+RATE = 16000
+START_TIMEOUT_S = 20.0  # loading the models and opening the device
+EXIT_WITHIN_S = 2.0  # SIGTERM to exit
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen
+    state_file: Path
+    rec_dir: Path
+    log_file: Path
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def state(self) -> str | None:
+        try:
+            return self.state_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if self.proc.poll() is not None:
+                pytest.fail(f"daemon exited {self.proc.returncode} while waiting for {what}:\n"
+                            f"{self.log()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {what} within {timeout:g} s:\n{self.log()}")
+            time.sleep(0.02)
+
+    def wait_state(self, state: str, timeout: float = START_TIMEOUT_S) -> None:
+        self.wait_for(f"state {state!r}", lambda: self.state() == state, timeout)
+
+    def terminate(self) -> float:
+        """SIGTERM; returns how long the daemon took to exit (fails after 10 s)."""
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"daemon still running 10 s after SIGTERM:\n{self.log()}")
+        return time.monotonic() - t0
+
+
+@contextlib.contextmanager
+def daemon(mic: VirtualMic, tmp_path: Path) -> Iterator[Daemon]:
+    """`recorder run --source mic:virtualmic`, with a state file; killed on the way out."""
+    state_file, rec_dir = tmp_path / "state", tmp_path / "recordings"
+    config = tmp_path / "recorder.toml"
+    config.write_text(f'[indicator]\nstate_file = "{state_file}"\n')
+    log_file = tmp_path / "daemon.log"
+    with open(log_file, "wb") as log:
+        proc = subprocess.Popen(
+            [str(RECORDER), "run", "--source", "mic:virtualmic", "--model", "hey_jarvis",
+             "--recordings", str(rec_dir), "--config", str(config)],
+            env=mic.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        yield Daemon(proc, state_file, rec_dir, log_file)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def scene(name: str) -> tuple[np.ndarray, dict]:
+    return read_pcm(AUDIO / f"{name}.wav"), SCENES[name]
+
+
+def locate(mic: VirtualMic, meta: dict, samples: np.ndarray) -> int:
+    """Index in mic.fed of the saved audio, which must be the fed stream's samples exactly."""
+    assert len(samples) == meta["samples"] > 0
+    offset = round(meta["source_offset_s"] * RATE)
+    fed = mic.fed
+    if not np.array_equal(samples, fed[offset : offset + len(samples)]):
+        found = mic.find(samples)
+        pytest.fail(f"saved audio is not fed[{offset}:{offset + len(samples)}] (source_offset_s "
+                    f"{meta['source_offset_s']}); exact matches in the fed stream at: {found}")
+    return offset
+
+
+def test_devices_lists_the_virtual_mic(tmp_path):
+    with VirtualMic(tmp_path) as mic:
+        text = run_recorder("devices", env=mic.env, timeout=30)
+        as_json = run_recorder("devices", "--json", env=mic.env, timeout=30)
+    assert text.returncode == 0, text.stderr.decode()
+    assert any("  virtualmic  (" in line for line in text.stdout.decode().splitlines()), \
+        text.stdout.decode()
+    assert as_json.returncode == 0, as_json.stderr.decode()
+    device = {d["name"]: d for d in json.loads(as_json.stdout)}.get("virtualmic")
+    assert device is not None and device["channels"] >= 1, as_json.stdout.decode()
+
+
+def test_request_through_the_mic_is_saved_bit_exact(tmp_path):
+    audio, times = scene("jarvis_pause_command")
+    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+        d.wait_state("listening")
+        start = mic.play(audio)
+        d.wait_for("recording", lambda: any(d.rec_dir.glob("*.json")),
+                   times["duration_s"] + 10)
+        took = d.terminate()
+        log = d.log()
+        assert d.proc.returncode == 0, log
+        assert took < EXIT_WITHIN_S, log
+        recs = recordings(d.rec_dir)
+        assert len(recs) == 1, log
+        (meta, samples), = recs
+        assert meta["end_reason"] == "silence"
+        assert meta["wake_word"] == "hey_jarvis"
+        assert meta["source"] == "mic:virtualmic"
+        assert meta["sample_rate"] == RATE
+        assert "audio lost" not in log, log
+
+        offset = locate(mic, meta, samples)
+        first_s = (offset - start) / RATE  # in the scene's own time
+        last_s = first_s + len(samples) / RATE
+        assert times["wake"][0] <= first_s <= times["command"][0], (first_s, log)
+        assert last_s >= times["command"][1], (last_s, log)
+        wake_s = meta["wake_offset_s"] - start / RATE
+        assert times["wake"][1] <= wake_s <= times["wake"][1] + 1.0, (wake_s, log)
+
+
+def test_sigterm_while_recording_saves_the_request(tmp_path):
+    audio, times = scene("jarvis_long_command")
+    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+        d.wait_state("listening")
+        start = mic.play(audio)
+        d.wait_state("recording", times["duration_s"])
+        time.sleep(1.5)  # into the command
+        fed_at_signal = len(mic.fed)
+        took = d.terminate()
+        log = d.log()
+        assert d.proc.returncode == 0, log
+        assert took < EXIT_WITHIN_S, log
+        assert d.state() == "off", log
+        recs = recordings(d.rec_dir)
+        assert len(recs) == 1, log
+        (meta, samples), = recs
+        assert meta["end_reason"] == "shutdown", log
+
+        offset = locate(mic, meta, samples)
+        first_s = (offset - start) / RATE
+        last_s = first_s + len(samples) / RATE
+        assert times["wake"][0] <= first_s <= times["command"][0], (first_s, log)
+        # Cut by the signal: what was said up to it is kept, the rest of the command is not.
+        assert times["command"][0] + 0.5 < last_s < times["command"][1], (last_s, log)
+        lag_s = (fed_at_signal - (offset + len(samples))) / RATE
+        assert -0.5 < lag_s < 1.0, (lag_s, log)
+
+
+def test_no_input_device_is_one_line_exit_2(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home)}
+    devices = run_recorder("devices", env=env, timeout=30)
+    if devices.stdout.decode().strip() != "no audio input devices":
+        pytest.skip(f"this machine has audio input devices: {devices.stdout.decode()!r}")
+    proc = run_recorder("run", "--model", "hey_jarvis", "--recordings", str(tmp_path / "rec"),
+                        env=env, timeout=60)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("recorder: error: no audio input device found"), err
+    assert "recorder devices" in lines[0] and "--source file:" in lines[0], err

@@ -1,0 +1,180 @@
+"""An ALSA virtual microphone fed in real time from the test, for driving the real mic path.
+
+ALSA's `file` PCM plugin serves a capture device whose samples are read from `infile`. A
+regular file would be read as fast as the CPU allows, so `infile` is a named pipe instead: a
+writer thread here writes raw s16le 16 kHz mono in 80 ms chunks paced to the wall clock, and
+the capture side, blocking on the pipe, runs in real time and delivers the written samples
+bit-exactly.
+
+    with VirtualMic(tmp_path) as mic:            # writes silence until told otherwise
+        proc = subprocess.Popen([RECORDER, "run", "--source", "mic:virtualmic", ...],
+                                env=mic.env)
+        ...                                      # wait until the daemon is listening
+        start = mic.play(samples)                # queued after what was written; fed[start:]
+        mic.wait_played(timeout=15)
+        mic.fed                                  # every sample written so far, in order
+
+- `env` is the environment for the process under test: `HOME` points at a directory whose
+  `.asoundrc` defines the PCM `virtualmic` (so `recorder devices` lists it and
+  `--source mic:virtualmic` opens it).
+- The pipe is opened O_RDWR, so opening never blocks and a reader closing it (PortAudio's
+  device probing, the daemon exiting) never makes a write fail with EPIPE. Writes are
+  non-blocking: while nobody reads and the pipe is full, the writer waits and retries the same
+  chunk, so `fed` is exactly what a reader can receive, in order, without gaps.
+- After the queued audio the writer keeps writing silence (zeros) in real time so capture does
+  not stall, unless `pause()` was called: then it writes nothing (a stalled device) until
+  `resume()`.
+- `VirtualMic(tmp_path, samples)` queues `samples` at once (played from the start).
+- Until a reader opens the device, the pipe buffers what was written (16 chunks, 1.28 s);
+  the stream that opens it captures that backlog first. PortAudio's probing reads nothing,
+  so the daemon's captured stream starts at `fed[0]` (sample i of the stream is `fed[i]`,
+  which test_mic.py checks). A stream reopened later starts wherever the pipe then is;
+  `find()` locates saved audio in `fed` by exact search.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16000
+CHUNK = 1280  # 80 ms, one of the recorder's frames
+
+
+class VirtualMic:
+    def __init__(self, tmp_path: Path, samples: np.ndarray | None = None, *,
+                 name: str = "virtualmic", chunk: int = CHUNK):
+        self.home = Path(tmp_path) / "mic-home"
+        self.fifo = self.home / "mic.fifo"
+        self.name = name
+        assert 0 < chunk * 2 <= select.PIPE_BUF, "a chunk must be written atomically"
+        self.chunk = chunk
+        self.env = {**os.environ, "HOME": str(self.home)}
+        self._lock = threading.Lock()
+        self._pending: deque[np.ndarray] = deque()
+        self._written: list[np.ndarray] = []
+        self._n_written = 0
+        self._queued_until = 0  # sample count at which everything play()ed has been written
+        self._played = threading.Condition(self._lock)
+        self._paused = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._fd: int | None = None
+        self.error: BaseException | None = None
+        if samples is not None:
+            self.play(samples)
+
+    # --- control -------------------------------------------------------------------------
+    def play(self, samples: np.ndarray) -> int:
+        """Queue samples (int16, 16 kHz mono) after what is already queued.
+
+        Returns the index in `fed` at which they will start.
+        """
+        samples = np.asarray(samples, dtype="<i2").ravel()
+        with self._lock:
+            start = self._queued_until = self._n_written + sum(len(c) for c in self._pending)
+            for i in range(0, len(samples), self.chunk):
+                self._pending.append(samples[i : i + self.chunk])
+            self._queued_until += len(samples)
+        return start
+
+    def wait_played(self, timeout: float) -> bool:
+        """Wait until everything play()ed so far has been written to the pipe."""
+        with self._played:
+            return self._played.wait_for(
+                lambda: self._n_written >= self._queued_until or self.error is not None,
+                timeout)
+
+    def pause(self) -> None:
+        """Stop writing anything (a stalled device) until resume()."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+
+    @property
+    def fed(self) -> np.ndarray:
+        """Every sample written to the pipe so far, in order."""
+        with self._lock:
+            parts = list(self._written)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype="<i2")
+
+    def find(self, samples: np.ndarray) -> list[int]:
+        """Every offset in `fed` where `samples` occurs exactly, contiguously."""
+        fed, samples = self.fed, np.asarray(samples, dtype="<i2")
+        n = len(samples)
+        if n == 0 or n > len(fed):
+            return []
+        head = min(n, 256)
+        windows = np.lib.stride_tricks.sliding_window_view(fed, head)
+        candidates = np.flatnonzero((windows[: len(fed) - n + 1] == samples[:head]).all(axis=1))
+        return [int(i) for i in candidates if np.array_equal(fed[i : i + n], samples)]
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def __enter__(self) -> VirtualMic:
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(self.fifo)
+        (self.home / ".asoundrc").write_text(
+            f'pcm.{self.name} {{\n    type file\n    slave.pcm "null"\n    file "/dev/null"\n'
+            f'    infile "{self.fifo}"\n    format "raw"\n}}\n')
+        self._fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
+        self._thread = threading.Thread(target=self._run, name="virtual-mic", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the writer and close the pipe; safe to call more than once."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            assert not self._thread.is_alive(), "virtual mic writer did not stop"
+            self._thread = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _run(self) -> None:
+        dt = self.chunk / RATE
+        silence = np.zeros(self.chunk, dtype="<i2")
+        due = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                delay = due - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                    continue
+                with self._played:  # the lock: play() sees written + pending consistently
+                    if self._paused:
+                        due = time.monotonic() + dt
+                        continue
+                    block = self._pending[0] if self._pending else silence
+                    try:
+                        os.write(self._fd, block.tobytes())  # < PIPE_BUF: all or nothing
+                    except BlockingIOError:
+                        block = None  # pipe full, nobody reading: retry the same chunk
+                    else:
+                        if self._pending:
+                            self._pending.popleft()
+                        self._written.append(block)
+                        self._n_written += len(block)
+                        self._played.notify_all()
+                if block is None:
+                    self._stop.wait(0.01)
+                    continue
+                # Real time; after a wait for a reader, go on at 1x rather than in a burst.
+                due = max(due + dt, time.monotonic() - dt)
+        except BaseException as e:  # surfaced to the test through .error / wait_played
+            with self._played:
+                self.error = e
+                self._played.notify_all()
