@@ -45,6 +45,8 @@ class WakeConfig:
     patience: int = field(default=1, metadata=_range(1, 100))
     """Consecutive 80 ms frames at or above the threshold."""
     refractory_s: float = field(default=2.0, metadata=_range(0.0, 3600.0))
+    gate: bool = True
+    """Run the embedding model only around speech (same detections, a fraction of the CPU)."""
     models_dir: str = ""
     """Where the manifest and .onnx files are; empty: the models/ directory of this install."""
     per_model: dict[str, ModelOverride] = field(default_factory=dict)

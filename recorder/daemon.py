@@ -47,7 +47,7 @@ from recorder.mute import MuteSwitch
 from recorder.notify import Notifier
 from recorder.sources import DeviceLost, DeviceRestored, Source, open_source
 from recorder.storage import Storage, StorageError
-from recorder.vad import SpeechDetector, WebRtcVad
+from recorder.vad import SpeechDetector, WebRtcVad, gate_vad
 
 log = logging.getLogger("recorder")
 
@@ -74,7 +74,8 @@ def build_engine(config: Config) -> OpenWakeWordEngine:
     models.verify_installed(manifest, features)
     specs = [models.resolve_wake_model(manifest, m) for m in config.wake.models]
     return OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
-                              manifest.path(manifest.features["embedding"]), specs)
+                              manifest.path(manifest.features["embedding"]), specs,
+                              gate=gate_vad() if config.wake.gate else None)
 
 
 def build_indicator(config: Config) -> Indicators:
@@ -196,8 +197,9 @@ class Daemon:
             return
         try:
             config = self.reload_config()
-            same_engine = (config.wake.models == self.p.config.wake.models
-                           and config.wake.models_dir == self.p.config.wake.models_dir)
+            w, old = config.wake, self.p.config.wake
+            same_engine = (w.models, w.models_dir, w.gate) == (old.models, old.models_dir,
+                                                                old.gate)
             pipeline = build_pipeline(config, self.p.engine if same_engine else None)
         except RecorderError as e:
             log.error("reload refused, keeping the running configuration: %s", e)

@@ -17,6 +17,11 @@ class SpeechDetector(Protocol):
     def is_speech(self, samples: np.ndarray) -> bool: ...
 
 
+def gate_vad() -> WebRtcVad:
+    """The wake-word engine's speech gate: lenient, so no wake word is ever gated out."""
+    return WebRtcVad(aggressiveness=1, min_speech_subframes=1)
+
+
 class WebRtcVad:
     """A frame is speech when at least `min_speech_subframes` of its four 20 ms parts are."""
 

@@ -124,3 +124,44 @@ def test_custom_model_by_path_and_bad_model_files(manifest, tmp_path):
         make_engine(manifest, [str(manifest.path(manifest.features["embedding"]))])
     with pytest.raises(RecorderError, match="unknown model 'hey_nobody'"):
         models.resolve_wake_model(manifest, "hey_nobody")
+
+
+def all_test_audio() -> list[tuple[str, np.ndarray]]:
+    out = [(p.stem, read_pcm(p)) for p in sorted(AUDIO.glob("*.wav"))]
+    for name in ["alexa_test.wav", "hey_mycroft_test.wav", "hey_jane.wav",
+                 "negative_reference.wav", "turn_on_the_office_lights_test_clip.wav"]:
+        out.append((name, np.concatenate([PAD, read_pcm(oww_fixture(name)), PAD])))
+    # a quiet room: the noise bed before each scene's first phrase
+    out.append(("quiet", np.concatenate([a[: int(1.9 * 16000)] for _, a in out[:8]])))
+    return out
+
+
+def test_speech_gate_changes_no_detection_and_no_score_near_speech(manifest):
+    from recorder.vad import gate_vad
+
+    names = [*MODELS, "timer"]
+    ungated = make_engine(manifest, names)
+    specs = [models.resolve_wake_model(manifest, n) for n in names]
+    gated = OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
+                               manifest.path(manifest.features["embedding"]), specs,
+                               gate=gate_vad())
+    assert gated.hold_frames >= 34 + 76 // 8  # timer's 34-embedding window, plus one embedding
+    frames = closed = 0
+    for name, audio in all_test_audio():
+        ungated.reset()
+        gated.reset()
+        a_runs, b_runs, open_flags = [], [], []
+        for i in range(0, len(audio), FRAME_SAMPLES):
+            chunk = audio[i : i + FRAME_SAMPLES]
+            a, b = ungated.process(chunk), gated.process(chunk)
+            a_runs.append([a[n] for n in gated.names])
+            b_runs.append([b[n] for n in gated.names])
+            open_flags.append(gated._gate_open)
+        a_arr, b_arr, is_open = np.array(a_runs), np.array(b_runs), np.array(open_flags)
+        frames += len(is_open)
+        closed += int((~is_open).sum())
+        assert np.abs(a_arr[is_open] - b_arr[is_open]).max(initial=0) < 1e-4, name
+        assert (b_arr[~is_open] == 0).all()
+        for m in range(a_arr.shape[1]):
+            assert detections(a_arr[:, m]) == detections(b_arr[:, m]), (name, gated.names[m])
+    assert closed / frames > 0.1  # the gate really closes in the quiet parts of this audio
