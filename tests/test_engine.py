@@ -165,3 +165,10 @@ def test_speech_gate_changes_no_detection_and_no_score_near_speech(manifest):
         for m in range(a_arr.shape[1]):
             assert detections(a_arr[:, m]) == detections(b_arr[:, m]), (name, gated.names[m])
     assert closed / frames > 0.1  # the gate really closes in the quiet parts of this audio
+    quiet = dict(all_test_audio())["quiet"]
+    gated.reset()
+    open_frames = 0
+    for i in range(0, len(quiet), FRAME_SAMPLES):
+        gated.process(quiet[i : i + FRAME_SAMPLES])
+        open_frames += gated._gate_open
+    assert open_frames / (len(quiet) / FRAME_SAMPLES) < 0.5  # a noise bed mostly keeps it shut
