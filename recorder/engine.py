@@ -10,7 +10,7 @@ Speech gate (optional): the embedding model is about 95 % of the cost, and most 
 speaker's day is silence. With a gate, embeddings and classifiers run only while the gate's VAD
 has heard speech within the last `hold_frames` (the classifier window plus one embedding window,
 about 2 s), and every other frame scores 0. When speech starts, the embeddings of the whole
-classifier window are back-filled in one batch from the mel history, so every frame whose window
+classifier window are back-filled from the mel history, so every frame whose window
 holds speech gets the score the ungated engine would give.
 """
 
@@ -154,8 +154,11 @@ class OpenWakeWordEngine:
             self.gate_open_frames += 1
             if not self._gate_open:  # back-fill the whole classifier window
                 self._gate_open = True
-                windows = [self._window(k) for k in range(self._n_embeddings - 1, -1, -1)]
-                self._embeddings = self._embed(np.stack(windows))
+                # one window per run: a batch would be no faster here, and its activations
+                # would raise the peak memory by ~25 MB
+                self._embeddings = np.concatenate([
+                    self._embed(self._window(k)[None])
+                    for k in range(self._n_embeddings - 1, -1, -1)])
                 return self._classify()
         embedding = self._embed(self._window(0)[None])
         self._embeddings = np.concatenate([self._embeddings[1:], embedding])
@@ -164,8 +167,8 @@ class OpenWakeWordEngine:
     def _classify(self) -> dict[str, float]:
         scores: dict[str, float] = {}
         for c in self._classifiers:
-            window = self._embeddings[-c.n_embeddings:][None, :, :].astype(np.float32)
-            out = c.session.run(None, {c.input_name: window})[0].reshape(-1)
+            window = self._embeddings[None, -c.n_embeddings:]  # a contiguous float32 view
+            out = c.session.run(None, {c.input_name: window})[0][0]
             for name, col in zip(c.names, c.columns, strict=True):
                 scores[name] = float(out[col])
         return scores

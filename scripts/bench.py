@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Benchmark: the daemon's wake-word engine against openWakeWord's own Model.predict loop.
+
+Everything is measured in one run, on the same audio, on this machine:
+  - CPU seconds per hour of audio, and the ratio to openWakeWord (ONNX, one thread), for a
+    quiet home (an hour of low brown noise and mains hum with ~6 % speech), continuous speech,
+    and four models at once;
+  - per-frame processing time p50 / p99 of the daemon's engine (speech-gate back-fill included);
+  - peak RSS and the time from process start to `listening` of `recorder run` on a file source,
+    and the peak RSS of a process that imports openWakeWord and runs one model.
+
+    .venv/bin/python scripts/bench.py [--minutes 60] [--json]
+Needs the `openwakeword` package (the test extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from make_test_audio import noise_bed  # noqa: E402
+
+from recorder import models  # noqa: E402
+from recorder.engine import OpenWakeWordEngine  # noqa: E402
+from recorder.vad import gate_vad  # noqa: E402
+
+RATE, FRAME = 16000, 1280
+FIXTURES = REPO.parent / "shared" / "fixtures" / "openwakeword"
+FOUR = ["hey_jarvis", "alexa", "hey_mycroft", "weather"]
+
+
+def read(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+
+
+def speech_clips() -> list[np.ndarray]:
+    """Real speech (openWakeWord's test clips) and the synthesized scenes' speech."""
+    clips = [read(FIXTURES / n) for n in ("negative_reference.wav", "hey_jane.wav",
+                                           "turn_on_the_office_lights_test_clip.wav",
+                                           "alexa_test.wav", "hey_mycroft_test.wav")]
+    scenes = json.loads((REPO / "tests" / "audio" / "scenes.json").read_text())
+    for name, marks in scenes.items():
+        x = read(REPO / "tests" / "audio" / f"{name}.wav")
+        spans = [v for k, v in marks.items() if k != "duration_s"]
+        start, end = min(s for s, _ in spans), max(e for _, e in spans)
+        clips.append(x[int(start * RATE) : int(end * RATE)])
+    return clips
+
+
+def quiet_home(minutes: float, speech_fraction: float = 0.06, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(minutes * 60 * RATE)
+    x = noise_bed(minutes * 60, seed)
+    clips = speech_clips()
+    target, placed = speech_fraction * n, 0
+    while placed < target:
+        clip = clips[rng.integers(len(clips))]
+        at = int(rng.integers(0, n - len(clip)))
+        x[at : at + len(clip)] += clip
+        placed += len(clip)
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def continuous_speech(minutes: float) -> np.ndarray:
+    clips = speech_clips()
+    reps = int(np.ceil(minutes * 60 * RATE / sum(len(c) for c in clips)))
+    x = np.concatenate(clips * reps)[: int(minutes * 60 * RATE)]
+    return np.clip(np.round(x + noise_bed(len(x) / RATE, 3)), -32768, 32767).astype(np.int16)
+
+
+def our_engine(manifest, names: list[str], gated: bool) -> OpenWakeWordEngine:
+    specs = [models.resolve_wake_model(manifest, n) for n in names]
+    return OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
+                              manifest.path(manifest.features["embedding"]), specs,
+                              gate=gate_vad() if gated else None)
+
+
+def their_model(manifest, names: list[str]):
+    from openwakeword.model import Model
+
+    return Model(wakeword_models=[str(manifest.path(manifest.wakewords[n])) for n in names],
+                 inference_framework="onnx",
+                 melspec_model_path=str(manifest.path(manifest.features["melspectrogram"])),
+                 embedding_model_path=str(manifest.path(manifest.features["embedding"])))
+
+
+def cpu_per_hour(step, audio: np.ndarray, times: list[float] | None = None) -> float:
+    frames = [audio[i : i + FRAME] for i in range(0, len(audio) - FRAME + 1, FRAME)]
+    c0 = time.process_time()
+    if times is None:
+        for f in frames:
+            step(f)
+    else:
+        for f in frames:
+            t = time.perf_counter()
+            step(f)
+            times.append(time.perf_counter() - t)
+    return (time.process_time() - c0) / (len(audio) / RATE / 3600)
+
+
+# Peak RSS of a command, measured by a small launcher process: a child forked straight from
+# this (large) process would count this process's pages in its own peak until it execs.
+_LAUNCHER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+             "stderr=subprocess.DEVNULL); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def peak_rss_mb(argv: list[str]) -> float:
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], check=True,
+                         capture_output=True, text=True).stdout
+    return int(out.split()[-1]) / 1024
+
+
+def startup_and_rss() -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "quiet.wav"
+        with wave.open(str(clip), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(RATE)
+            w.writeframes(quiet_home(1.0).tobytes())
+        recorder = Path(sys.executable).parent / "recorder"
+        run = [str(recorder), "run", "--source", f"file:{clip}", "--recordings",
+               str(Path(tmp) / "rec")]
+        starts = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(run, stderr=subprocess.PIPE, text=True)
+            for line in proc.stderr:
+                if "-> listening" in line:
+                    starts.append(time.perf_counter() - t0)
+                    break
+            proc.communicate()
+        code = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1]); "
+                "import bench, recorder.models as m; "
+                "o = bench.their_model(m.load_manifest(), ['hey_jarvis']); "
+                "[o.predict(np.zeros(1280, np.int16)) for _ in range(750)]")
+        return {"start_to_listening_s": float(np.median(starts)),
+                "peak_rss_mb": peak_rss_mb(run),
+                "openwakeword_peak_rss_mb": peak_rss_mb(
+                    [sys.executable, "-c", code, str(REPO / "scripts")])}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=60.0, help="length of the quiet-home audio")
+    ap.add_argument("--speech-minutes", type=float, default=10.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    manifest = models.load_manifest()
+    quiet = quiet_home(args.minutes)
+    speech = continuous_speech(args.speech_minutes)
+    out: dict[str, float] = {}
+
+    def run(label: str, audio: np.ndarray, names: list[str], times=None) -> None:
+        ours = our_engine(manifest, names, gated=True)
+        out[f"{label}_ours_cpu_s_per_h"] = cpu_per_hour(ours.process, audio, times)
+        out[f"{label}_gate_open"] = ours.gate_open_frames / (len(audio) // FRAME)
+        ungated = our_engine(manifest, names, gated=False)
+        out[f"{label}_ungated_cpu_s_per_h"] = cpu_per_hour(ungated.process, audio)
+        theirs = their_model(manifest, names)
+        out[f"{label}_openwakeword_cpu_s_per_h"] = cpu_per_hour(theirs.predict, audio)
+        out[f"{label}_ratio"] = (out[f"{label}_ours_cpu_s_per_h"]
+                                 / out[f"{label}_openwakeword_cpu_s_per_h"])
+
+    times: list[float] = []
+    run("quiet_home", quiet, ["hey_jarvis"], times)
+    out["frame_p50_ms"] = float(np.percentile(times, 50) * 1000)
+    out["frame_p99_ms"] = float(np.percentile(times, 99) * 1000)
+    out["frame_max_ms"] = float(np.max(times) * 1000)
+    run("speech", speech, ["hey_jarvis"])
+    run("speech_four_models", speech, FOUR)
+    out["four_models_vs_one"] = (out["speech_four_models_ours_cpu_s_per_h"]
+                                 / out["speech_ours_cpu_s_per_h"])
+    out.update(startup_and_rss())
+    if args.json:
+        print(json.dumps({k: round(v, 4) for k, v in out.items()}, indent=2))
+        return 0
+    print(f"audio: quiet home {args.minutes:g} min, continuous speech {args.speech_minutes:g} min")
+    print(f"{'case':<22}{'ours (gated)':>14}{'ours ungated':>14}{'openWakeWord':>14}"
+          f"{'ratio':>8}{'gate open':>11}")
+    for label in ("quiet_home", "speech", "speech_four_models"):
+        print(f"{label:<22}{out[label + '_ours_cpu_s_per_h']:>12.1f} s"
+              f"{out[label + '_ungated_cpu_s_per_h']:>12.1f} s"
+              f"{out[label + '_openwakeword_cpu_s_per_h']:>12.1f} s"
+              f"{out[label + '_ratio']:>8.2f}{out[label + '_gate_open']:>10.1%}")
+    print("(CPU seconds per hour of audio; ratio = ours gated / openWakeWord)")
+    print(f"four models / one model (ours, speech): {out['four_models_vs_one']:.2f}x")
+    print(f"per frame (ours, quiet home): p50 {out['frame_p50_ms']:.2f} ms, "
+          f"p99 {out['frame_p99_ms']:.2f} ms, max {out['frame_max_ms']:.2f} ms")
+    print(f"recorder run: start to listening {out['start_to_listening_s']:.2f} s, "
+          f"peak RSS {out['peak_rss_mb']:.0f} MB "
+          f"(openWakeWord process: {out['openwakeword_peak_rss_mb']:.0f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
