@@ -57,7 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", choices=config_mod.LOG_LEVELS)
     run.add_argument("--wait-for-device", action="store_true",
                      help="wait for a missing microphone instead of exiting")
+    run.add_argument("--dry-run", action="store_true",
+                     help="log what would be saved (offsets, duration, reason); write no audio")
     _add_dirs(run, runtime=True, state=True)
+
+    mon = sub.add_parser("monitor", help="live meter of the scores, VAD and recorder state")
+    _add_config(mon)
+    mon.add_argument("--source", help="as for run (a file is paced in real time)")
+    mon.add_argument("--model", action="append", metavar="NAME_OR_PATH")
+    mon.add_argument("--threshold", type=float)
 
     for name, text in [("mute", "stop listening (persists across restarts)"),
                        ("unmute", "listen again")]:
@@ -96,24 +104,26 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.recordings is not None:
         cfg = dataclasses.replace(
             cfg, storage=dataclasses.replace(cfg.storage, directory=str(args.recordings.resolve())))
-    if args.command != "run":
+    if args.command not in ("run", "monitor"):
         return config_mod.validate(cfg, "command line")
     audio, wake, ind, lg = cfg.audio, cfg.wake, cfg.indicator, cfg.log
+    if args.command == "monitor":
+        audio = dataclasses.replace(audio, realtime=True)
     if args.source is not None:
         source = args.source
         if source.startswith("file:"):
             source = "file:" + str(Path(source[5:]).expanduser())
         audio = dataclasses.replace(audio, source=source)
-    if args.realtime:
+    if getattr(args, "realtime", False):
         audio = dataclasses.replace(audio, realtime=True)
     if args.model:
         wake = dataclasses.replace(wake, models=tuple(args.model))
     if args.threshold is not None:
         wake = dataclasses.replace(wake, threshold=args.threshold, per_model={
             k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()})
-    if args.indicator_command is not None:
+    if getattr(args, "indicator_command", None) is not None:
         ind = dataclasses.replace(ind, command=args.indicator_command)
-    if args.log_level:
+    if getattr(args, "log_level", None):
         lg = dataclasses.replace(lg, level=args.log_level)
     cfg = dataclasses.replace(cfg, audio=audio, wake=wake, indicator=ind, log=lg)
     return config_mod.validate(cfg, "command line")
@@ -138,7 +148,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     _setup_logging(cfg.log.level)
     return daemon.run(cfg, args.runtime_dir, _state_dir(args), args.wait_for_device,
-                      reload_config=lambda: load_config(args))
+                      reload_config=lambda: load_config(args), dry_run=args.dry_run)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from recorder import monitor
+
+    return monitor.run(load_config(args))
 
 
 def cmd_mute(args: argparse.Namespace) -> int:
@@ -248,9 +264,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "devices": cmd_devices, "models": cmd_models,
-            "mute": cmd_mute, "unmute": cmd_mute, "status": cmd_status, "delete": cmd_delete,
-            "prune": cmd_prune}
+COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "list": cmd_list, "devices": cmd_devices,
+            "models": cmd_models, "mute": cmd_mute, "unmute": cmd_mute, "status": cmd_status,
+            "delete": cmd_delete, "prune": cmd_prune}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,8 @@ class WakeConfig:
     refractory_s: float = field(default=2.0, metadata=_range(0.0, 3600.0))
     gate: bool = True
     """Run the embedding model only around speech (same detections, a fraction of the CPU)."""
+    save_activations: str = ""
+    """Directory for ~2 s of audio around every detection (stores wake-word audio; off)."""
     models_dir: str = ""
     """Where the manifest and .onnx files are; empty: the models/ directory of this install."""
     per_model: dict[str, ModelOverride] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder import __version__, models
+from recorder.activations import ActivationSaver
 from recorder.audio import SAMPLE_RATE, Frame, frames_to_s, s_to_frames
 from recorder.config import Config
 from recorder.control import ControlServer, default_runtime_dir
@@ -128,9 +129,16 @@ class Pipeline:
     indicator: Indicator
 
 
-def build_pipeline(config: Config, engine: WakeEngine | None = None) -> Pipeline:
+def build_pipeline(config: Config, engine: WakeEngine | None = None,
+                   dry_run: bool = False) -> Pipeline:
+    storage = (Storage(config.path(config.storage.directory)) if dry_run
+               else build_storage(config))
     return Pipeline(config, engine or build_engine(config), WebRtcVad(config.vad.aggressiveness),
-                    build_storage(config), build_indicator(config))
+                    storage, build_indicator(config))
+
+
+FrameObserver = Callable[[Frame, dict[str, float], bool, State], None]
+"""Sees every analysed frame with its scores, VAD decision and the state after it."""
 
 
 @dataclass
@@ -142,6 +150,9 @@ class Daemon:
     mute: MuteSwitch
     notifier: Notifier = field(default_factory=Notifier)
     reload_config: Callable[[], Config] | None = None
+    dry_run: bool = False
+    observers: list[FrameObserver] = field(default_factory=list)
+    activations: ActivationSaver | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     saved: int = 0
     frames_seen: int = 0
@@ -150,6 +161,7 @@ class Daemon:
 
     def run(self) -> None:
         self.started_at = datetime.now(UTC)
+        self.set_activations()
         self.dispatch(self.machine.start())
         self.enforce_retention()
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
@@ -169,12 +181,30 @@ class Daemon:
         self.notifier.send("STOPPING=1", "STATUS=stopping")
         reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
         self.dispatch(self.machine.finish(reason))
+        if self.activations:
+            self.activations.flush()
 
     def step(self, frame: Frame) -> None:
         if self.machine.state in (State.MUTED, State.OFF):
             return  # muted audio is dropped without being analysed
-        self.dispatch(self.machine.step(frame, self.p.engine.process(frame.samples),
-                                        self.p.vad.is_speech(frame.samples)))
+        scores = self.p.engine.process(frame.samples)
+        speech = self.p.vad.is_speech(frame.samples)
+        events = self.machine.step(frame, scores, speech)
+        if self.activations:
+            self.activations.push(frame)
+        for observe in self.observers:
+            observe(frame, scores, speech, self.machine.state)
+        self.dispatch(events)
+
+    def set_activations(self) -> None:
+        """Start (or stop) saving activations as the configuration says."""
+        directory = self.p.config.wake.save_activations
+        if not directory or self.dry_run:
+            self.activations = None
+            return
+        storage = Storage(self.p.config.path(directory))
+        storage.prepare()
+        self.activations = ActivationSaver(storage, self.source.description, self.started_at)
 
     def tick(self) -> None:
         """Between frames: watchdog, mute requests, a pending reload."""
@@ -200,7 +230,8 @@ class Daemon:
             w, old = config.wake, self.p.config.wake
             same_engine = (w.models, w.models_dir, w.gate) == (old.models, old.models_dir,
                                                                 old.gate)
-            pipeline = build_pipeline(config, self.p.engine if same_engine else None)
+            pipeline = build_pipeline(config, self.p.engine if same_engine else None,
+                                      self.dry_run)
         except RecorderError as e:
             log.error("reload refused, keeping the running configuration: %s", e)
             return
@@ -208,6 +239,10 @@ class Daemon:
             log.warning("a changed [audio] section takes effect at the next start")
         self.p = pipeline
         self.machine.reconfigure(machine_settings(config, pipeline.engine.names))
+        try:
+            self.set_activations()
+        except RecorderError as e:
+            log.error("activations: %s", e)
         log.info("configuration reloaded")
         self.enforce_retention()
 
@@ -217,6 +252,9 @@ class Daemon:
                 case WakeDetected():
                     log.info("wake word %s detected (score %.3f) at %.2f s", event.wake_word,
                              event.score, frames_to_s(event.frame_index + 1))
+                    if self.activations:
+                        self.activations.on_wake(
+                            event, self.machine.settings.thresholds[event.wake_word])
                 case StateChanged():
                     self._show(event)
                 case SpeechStarted():
@@ -258,6 +296,12 @@ class Daemon:
             "wake_offset_s": round(frames_to_s(event.wake.frame_index + 1), 4),
             "recorder_version": __version__,
         }
+        if self.dry_run:
+            log.info("dry run: would save %.2f s from %.2f s to %.2f s (%s, wake word %s at "
+                     "%.2f s)", duration_s, offset_s, offset_s + duration_s,
+                     event.end_reason.value, event.wake.wake_word, meta["wake_offset_s"])
+            self.saved += 1
+            return
         base_id = started.strftime("%Y%m%dT%H%M%S.") + f"{started.microsecond // 1000:03d}Z"
         try:
             rec = self.p.storage.save(base_id, event.audio, meta)
@@ -272,7 +316,7 @@ class Daemon:
 
     def enforce_retention(self) -> None:
         s = self.p.config.storage
-        if not (s.max_age or s.max_count or s.max_total_mb):
+        if self.dry_run or not (s.max_age or s.max_count or s.max_total_mb):
             return
         try:
             gone = self.p.storage.enforce(s.max_age_s, s.max_count,
@@ -322,7 +366,7 @@ class Daemon:
 
 def run(config: Config, runtime_dir: Path | None, state_dir: Path,
         wait_for_device: bool = False,
-        reload_config: Callable[[], Config] | None = None) -> int:
+        reload_config: Callable[[], Config] | None = None, dry_run: bool = False) -> int:
     """Load everything (errors exit 2 before any audio), then run until EOF or a signal.
 
     A live source (microphone, stdin) obeys the mute switch and serves the control socket in
@@ -330,14 +374,15 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
     """
     flags = Flags()
     flags.install()
-    pipeline = build_pipeline(config)
+    pipeline = build_pipeline(config, dry_run=dry_run)
     source = open_source(config.audio.source, config.audio.realtime, wait_for_device)
     mute = MuteSwitch(state_dir)
     if source.live:
         mute.prepare()
     muted = source.live and mute.is_muted()
     machine = Machine(machine_settings(config, pipeline.engine.names), muted=muted)
-    daemon = Daemon(pipeline, source, machine, flags, mute, reload_config=reload_config)
+    daemon = Daemon(pipeline, source, machine, flags, mute, reload_config=reload_config,
+                    dry_run=dry_run)
     if runtime_dir is None and source.live:
         runtime_dir = default_runtime_dir()
     server = ControlServer(runtime_dir, daemon.control) if runtime_dir else None
@@ -350,5 +395,6 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
         if server:
             server.close()
         source.close()
-    log.info("stopped: %d recording(s) saved", daemon.saved)
+    log.info("stopped: %d recording(s) %s", daemon.saved,
+             "would have been saved (dry run)" if dry_run else "saved")
     return 0
