@@ -156,6 +156,7 @@ class Daemon:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     saved: int = 0
     frames_seen: int = 0
+    _failure: str | None = None
     _last_watchdog: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -247,6 +248,8 @@ class Daemon:
         self.enforce_retention()
 
     def dispatch(self, events: list[Event]) -> None:
+        """Hand events to the log, indicator and storage, in order. A handler's failure is
+        reported to the machine once the batch is done, so the states shown stay in order."""
         for event in events:
             match event:
                 case WakeDetected():
@@ -265,6 +268,9 @@ class Daemon:
                              event.reason)
                 case UtteranceReady():
                     self._save(event)
+        failure, self._failure = self._failure, None
+        if failure:
+            self.dispatch(self.machine.fail(failure))
 
     def _show(self, event: StateChanged) -> None:
         try:
@@ -272,7 +278,7 @@ class Daemon:
         except IndicatorError as e:
             if event.state is State.RECORDING and self.p.config.indicator.required:
                 log.error("indicator failed, discarding the request: %s", e)
-                self.dispatch(self.machine.fail("indicator failed"))
+                self._failure = "indicator failed"
             else:
                 log.warning("indicator failed: %s", e)
 
@@ -307,7 +313,7 @@ class Daemon:
             rec = self.p.storage.save(base_id, event.audio, meta)
         except StorageError as e:
             log.error("could not save the request, dropped it: %s", e)
-            self.dispatch(self.machine.fail("storage failed"))
+            self._failure = "storage failed"
             return
         self.saved += 1
         log.info("saved %s (%.2f s, %s, from %.2f s)", rec.wav.name, duration_s,

@@ -34,9 +34,9 @@ def wait_for(predicate, timeout: float = 20.0):
 
 class LiveDaemon:
     def __init__(self, tmp: Path, *extra: str, env: dict | None = None,
-                 model: str | None = "hey_jarvis"):
+                 model: str | None = "hey_jarvis", rec: Path | None = None):
         self.tmp = tmp
-        self.rec, self.run_dir, self.state_dir = tmp / "rec", tmp / "run", tmp / "state"
+        self.rec, self.run_dir, self.state_dir = rec or tmp / "rec", tmp / "run", tmp / "state"
         self.proc = subprocess.Popen(
             [str(RECORDER), "run", "--source", "stdin", *(["--model", model] if model else []),
              "--recordings", str(self.rec), "--runtime-dir", str(self.run_dir),
@@ -188,3 +188,37 @@ def test_sd_notify_ready_watchdog_status_stopping(tmp_path, abstract):
     finally:
         d.kill()
         sock.close()
+
+
+def test_full_disk_drops_one_request_and_the_daemon_recovers(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mnt)],
+                           capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+    try:
+        state = tmp_path / "state.txt"
+        config = tmp_path / "c.toml"
+        config.write_text(f'[storage]\ndirectory = "{mnt / "rec"}"\n'
+                          f'[indicator]\nstate_file = "{state}"\n')
+        d = LiveDaemon(tmp_path, "--config", str(config), rec=mnt / "rec")
+        try:
+            ballast = mnt / "ballast"
+            with open(ballast, "wb") as f:  # fill the disk, leaving less than one request
+                f.write(b"\0" * (200 * 1024 - 40 * 1024))
+            d.feed(QUIET + SCENE + QUIET)
+            assert d.status()["recordings"] == 0
+            assert [p.name for p in d.rec.iterdir()] == []  # no temp file left behind
+            assert d.status()["state"] == "listening"  # error, then back to listening
+            ballast.unlink()  # space returns
+            d.feed(SCENE + QUIET)
+            assert d.status()["recordings"] == 1
+            err = d.stop()
+            assert "could not save the request" in err and "No space left" in err
+            assert "state listening -> error" in err and "state error -> listening" in err
+        finally:
+            d.kill()
+        assert len(recordings(mnt / "rec")) == 1
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
