@@ -174,6 +174,7 @@ class Daemon:
                 self.dispatch(self.machine.device_lost())
                 self.notifier.send(f"STATUS=audio source lost ({item.reason}); retrying")
             elif isinstance(item, DeviceRestored):
+                self.p.engine.reset()  # the audio before the gap is not context for what follows
                 self.dispatch(self.machine.device_restored())
                 self.notifier.send(f"STATUS={self.status_line()}")
             self.tick()
@@ -217,6 +218,7 @@ class Daemon:
         muted = self.flags.muted
         if muted is not None and muted != self.machine.muted:
             self.flags.muted = None
+            self.p.engine.reset()
             self.dispatch(self.machine.set_muted(muted))
             self.notifier.send(f"STATUS={self.status_line()}")
         if self.flags.reload and not self.machine.recording:

@@ -8,8 +8,10 @@ each time (PortAudio's device list is frozen until it is re-initialised).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +29,7 @@ QUEUE_FRAMES = 125  # 10 s of audio: rides out a slow indicator command or disk
 STALL_S = 2.0
 BACKOFF_S = (0.5, 5.0)  # first retry delay, doubling up to the maximum
 TICK_S = 0.1
+CLOSE_WAIT_S = 0.25  # longer, and closing the stream goes on in the background
 NO_INPUT = ("no audio input device found; `recorder devices` lists devices, "
             "or use --source file:PATH")
 
@@ -80,12 +83,14 @@ class MicSource:
         self.dropped_blocks = 0
         self.overflows = 0
         self.stream: Any = None
+        self._closer: threading.Thread | None = None  # a close blocked in the background
         if not wait_for_device:
             self._open()
 
     def _open(self) -> None:
         device = resolve_device(self.spec)
         name = self.sd.query_devices(device)["name"]
+        self._drain()  # a stuck stream's last callback may have queued a block while closing
         try:
             stream = self.sd.InputStream(
                 device=device, samplerate=SAMPLE_RATE, channels=1, dtype="int16",
@@ -97,19 +102,53 @@ class MicSource:
         self.stream = stream
         self.description = f"mic:{name}"
 
-    def _close(self) -> None:
+    def _close(self, report: bool = False) -> None:
+        """Abort and close the stream without blocking the processing thread for long.
+
+        PortAudio's ALSA abort cancels the callback thread and joins it, but that thread does
+        not act on the cancellation while it is blocked reading from the device, so on a
+        stalled device abort() waits until audio flows again, possibly forever. The close runs
+        on its own thread; if it has not finished within CLOSE_WAIT_S it is left to finish in
+        the background, and PortAudio is not touched (no re-initialisation, no reopening) until
+        it has: PortAudio is not thread-safe, and Pa_Terminate would itself block trying to
+        close that stream.
+        """
         stream, self.stream = self.stream, None
         if stream is not None:
-            try:
-                stream.abort()
-                stream.close()
-            except self.sd.PortAudioError:
-                pass
+            closer = threading.Thread(target=self._abort_and_close, args=(stream,),
+                                      name="mic-close", daemon=True)
+            closer.start()
+            closer.join(CLOSE_WAIT_S)
+            if closer.is_alive():
+                self._closer = closer
+                log.log(logging.WARNING if report else logging.DEBUG,
+                        "audio source %s: the stalled stream has not closed yet (its device read "
+                        "is blocked); reopening once it has", self.description)
+        self._drain()
+
+    def _abort_and_close(self, stream: Any) -> None:
+        try:
+            stream.abort()
+            stream.close()
+        except self.sd.PortAudioError as e:
+            log.debug("closing the stream: %s", e)
+
+    def _closing(self) -> bool:
+        """A stream's close is still blocked in the background (see _close)."""
+        if self._closer is not None and not self._closer.is_alive():
+            self._closer = None
+        return self._closer is not None
+
+    def _drain(self) -> None:
         while not self.queue.empty():
             self.queue.get_nowait()
 
     def _rescan(self) -> None:
-        """Re-initialise PortAudio so that devices plugged in since are seen."""
+        """Re-initialise PortAudio so that devices plugged in since are seen.
+
+        Pa_Terminate also frees alsa-lib's cached configuration, so a changed ~/.asoundrc or
+        /etc/asound.conf is read afresh by the next initialisation.
+        """
         self._close()
         try:
             self.sd._terminate()
@@ -126,14 +165,27 @@ class MicSource:
             self.dropped_blocks += 1
 
     def frames(self, should_stop: StopFlag) -> Iterator[SourceItem]:
+        """Frames, numbered on across reopens; DeviceLost / DeviceRestored around a loss.
+
+        A loss is reported (yielded and logged) once; while it lasts, the device is reopened
+        with backoff and a retry that fails the same way is not logged again. A reopened stream
+        counts as restored when its first audio arrives, not when it opens: a device that opens
+        but stays silent is still lost.
+        """
         index = 0
         pending = np.zeros(0, dtype=np.int16)
         reported, reported_at = (0, 0), 0.0
         backoff = BACKOFF_S[0]
         lost_reason: str | None = None  # set while the device is lost
+        retry_at = 0.0
         last_audio = time.monotonic()
         while not should_stop():
             if self.stream is None:
+                now = time.monotonic()
+                if now < retry_at or self._closing():
+                    time.sleep(min(TICK_S, max(retry_at - now, 0.0)) or TICK_S)
+                    yield None
+                    continue
                 try:
                     self._rescan()
                     self._open()
@@ -143,30 +195,40 @@ class MicSource:
                     if str(e) != lost_reason:
                         log.warning("%s; retrying", e)
                         lost_reason = str(e)
-                    yield from self._wait(backoff, should_stop)
+                    retry_at = time.monotonic() + backoff
                     backoff = min(backoff * 2, BACKOFF_S[1])
                     continue
-                log.info("audio source %s open", self.description)
-                if lost_reason is not None:
-                    yield DeviceRestored(self.description)
-                lost_reason, backoff = None, BACKOFF_S[0]
+                log.log(logging.DEBUG if lost_reason else logging.INFO,
+                        "audio source %s open", self.description)
                 last_audio = time.monotonic()
                 pending = pending[:0]
             try:
                 block = self.queue.get(timeout=TICK_S)
             except queue.Empty:
-                silent_s = time.monotonic() - last_audio
-                if silent_s >= STALL_S or not self.stream.active:
-                    reason = (f"no audio for {silent_s:.1f} s" if self.stream.active
+                if time.monotonic() - last_audio >= STALL_S or not self.stream.active:
+                    reason = (f"no audio for {STALL_S:g} s" if self.stream.active
                               else "stream stopped")
-                    log.error("audio source %s failed: %s", self.description, reason)
+                    if lost_reason is None:
+                        log.error("audio source %s failed: %s", self.description, reason)
+                        yield DeviceLost(reason)  # shown before the close, which may take a while
+                        self._close(report=True)
+                        backoff, retry_at = BACKOFF_S[0], 0.0  # reopen straight away
+                    else:  # reopened, but no audio came: still lost, back off
+                        if reason != lost_reason:
+                            log.warning("audio source %s: %s; retrying", self.description,
+                                        reason)
+                        self._close()
+                        retry_at = time.monotonic() + backoff
+                        backoff = min(backoff * 2, BACKOFF_S[1])
                     lost_reason = reason
-                    self._close()
-                    yield DeviceLost(reason)
                 else:
                     yield None
                 continue
             last_audio = time.monotonic()
+            if lost_reason is not None:
+                log.info("audio source %s restored", self.description)
+                lost_reason, backoff = None, BACKOFF_S[0]
+                yield DeviceRestored(self.description)
             lost = (self.overflows, self.dropped_blocks)
             if lost != reported and last_audio - reported_at >= LOSS_REPORT_S:
                 reported, reported_at = lost, last_audio
@@ -178,12 +240,9 @@ class MicSource:
                 pending = pending[FRAME_SAMPLES:]
                 index += 1
 
-    @staticmethod
-    def _wait(seconds: float, should_stop: StopFlag) -> Iterator[SourceItem]:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not should_stop():
-            time.sleep(min(TICK_S, max(0.0, deadline - time.monotonic())))
-            yield None
-
     def close(self) -> None:
         self._close()
+        if self._closing():
+            # sounddevice's exit handler calls Pa_Terminate, which would try to close the
+            # stuck stream again and hang the exit; the process exiting releases it anyway.
+            atexit.unregister(self.sd._exit_handler)

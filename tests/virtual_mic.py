@@ -25,6 +25,13 @@ bit-exactly.
   not stall, unless `pause()` was called: then it writes nothing (a stalled device) until
   `resume()`.
 - `VirtualMic(tmp_path, samples)` queues `samples` at once (played from the start).
+- Plugging: `VirtualMic(tmp_path, plugged=False)` starts with an `.asoundrc` that does not
+  define the PCM (the device is missing); `plug()` defines it, `unplug()` removes the
+  definition again. alsa-lib reads its configuration afresh whenever PortAudio is
+  re-initialised (Pa_Terminate frees alsa-lib's cached configuration), so a process that
+  re-initialises PortAudio sees the change; a stream already open is not affected, so to
+  simulate pulling a device out mid-stream, also `pause()` the writer. The `.asoundrc` is
+  replaced atomically (a reader never sees half of it).
 - Until a reader opens the device, the pipe buffers what was written (16 chunks, 1.28 s);
   the stream that opens it captures that backlog first. PortAudio's probing reads nothing,
   so the daemon's captured stream starts at `fed[0]` (sample i of the stream is `fed[i]`,
@@ -49,12 +56,14 @@ CHUNK = 1280  # 80 ms, one of the recorder's frames
 
 class VirtualMic:
     def __init__(self, tmp_path: Path, samples: np.ndarray | None = None, *,
-                 name: str = "virtualmic", chunk: int = CHUNK):
+                 name: str = "virtualmic", chunk: int = CHUNK, plugged: bool = True):
         self.home = Path(tmp_path) / "mic-home"
         self.fifo = self.home / "mic.fifo"
         self.name = name
         assert 0 < chunk * 2 <= select.PIPE_BUF, "a chunk must be written atomically"
         self.chunk = chunk
+        self.asoundrc = self.home / ".asoundrc"
+        self.plugged = plugged
         self.env = {**os.environ, "HOME": str(self.home)}
         self._lock = threading.Lock()
         self._pending: deque[np.ndarray] = deque()
@@ -100,6 +109,16 @@ class VirtualMic:
         with self._lock:
             self._paused = False
 
+    def plug(self) -> None:
+        """Define the PCM in `.asoundrc` (the device is plugged in)."""
+        self.plugged = True
+        self._write_asoundrc()
+
+    def unplug(self) -> None:
+        """Remove the PCM's definition from `.asoundrc` (the device is gone for new lookups)."""
+        self.plugged = False
+        self._write_asoundrc()
+
     @property
     def fed(self) -> np.ndarray:
         """Every sample written to the pipe so far, in order."""
@@ -122,9 +141,7 @@ class VirtualMic:
     def __enter__(self) -> VirtualMic:
         self.home.mkdir(parents=True, exist_ok=True)
         os.mkfifo(self.fifo)
-        (self.home / ".asoundrc").write_text(
-            f'pcm.{self.name} {{\n    type file\n    slave.pcm "null"\n    file "/dev/null"\n'
-            f'    infile "{self.fifo}"\n    format "raw"\n}}\n')
+        self._write_asoundrc()
         self._fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name="virtual-mic", daemon=True)
         self._thread.start()
@@ -143,6 +160,15 @@ class VirtualMic:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def _write_asoundrc(self) -> None:
+        text = "# virtual microphone: unplugged\n"
+        if self.plugged:
+            text = (f'pcm.{self.name} {{\n    type file\n    slave.pcm "null"\n'
+                    f'    file "/dev/null"\n    infile "{self.fifo}"\n    format "raw"\n}}\n')
+        tmp = self.asoundrc.with_name(".asoundrc.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.asoundrc)
 
     def _run(self) -> None:
         dt = self.chunk / RATE
