@@ -320,6 +320,7 @@ class Daemon:
         self.saved += 1
         log.info("saved %s (%.2f s, %s, from %.2f s)", rec.wav.name, duration_s,
                  event.end_reason.value, offset_s)
+        self.notifier.send(f"STATUS={self.status_line()}")
         self.enforce_retention()
 
     def enforce_retention(self) -> None:

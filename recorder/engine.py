@@ -48,6 +48,8 @@ class WakeEngine(Protocol):
 def _session(path: Path):
     import onnxruntime as ort
 
+    if hasattr(ort, "disable_telemetry_events"):
+        ort.disable_telemetry_events()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1

@@ -1,0 +1,267 @@
+#!/bin/sh
+# Install the recorder daemon as a systemd service, from the repository this script is in.
+#
+#   scripts/install-service.sh [--root DIR] [--prefix DIR] [--user]
+#
+# System service (default; as root):
+#   PREFIX/venv       a venv with the package pip-installed from this repository (non-editable)
+#   PREFIX/models     models/manifest.toml and its verified .onnx files
+#   /etc/systemd/system/recorder.service   config/recorder.service, enabled
+#   /etc/recorder/recorder.toml            config/recorder.toml with the recordings in
+#                                          /var/lib/recorder/recordings; never overwritten
+# PREFIX is /opt/recorder by default. The service runs as a transient user (DynamicUser=yes),
+# so no account is created; it joins the group "audio" for /dev/snd.
+#
+# --user: a user service (`systemctl --user`), for desktops where PipeWire or PulseAudio owns
+# the microphone: PREFIX is ~/.local/share/recorder, the config ~/.config/recorder/recorder.toml,
+# the unit ~/.config/systemd/user/recorder.service, the recordings
+# ~/.local/share/recorder/recordings.
+#
+# --root DIR puts every file under DIR (like DESTDIR; default /), for an image being built or
+# a test; the unit and config name the final paths, without DIR. The venv itself is made at
+# DIR/PREFIX/venv and its scripts refer to that path, so it runs there and not after DIR is
+# moved to /. With DIR = / and systemd running, the service is also (re)started.
+#
+# Idempotent: a second run updates the package, the models and the unit, keeps the config.
+# Environment: PYTHON (default python3, 3.11 or newer).
+set -eu
+
+PROG=install-service.sh
+die() {
+    echo "$PROG: $*" >&2
+    exit 2
+}
+say() {
+    echo "$PROG: $*"
+}
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=/
+PREFIX=
+USER_MODE=0
+USAGE="usage: $PROG [--root DIR] [--prefix DIR] [--user]"
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --root)
+            if [ $# -lt 2 ] || [ -z "$2" ]; then die "--root needs a directory ($USAGE)"; fi
+            ROOT=$2
+            shift 2
+            ;;
+        --root=?*) ROOT=${1#--root=}; shift ;;
+        --prefix)
+            if [ $# -lt 2 ] || [ -z "$2" ]; then die "--prefix needs a directory ($USAGE)"; fi
+            PREFIX=$2
+            shift 2
+            ;;
+        --prefix=?*) PREFIX=${1#--prefix=}; shift ;;
+        --user) USER_MODE=1; shift ;;
+        -h | --help) echo "$USAGE"; exit 0 ;;
+        *) die "unknown argument '$1' ($USAGE)" ;;
+    esac
+done
+
+umask 022
+PYTHON=${PYTHON:-python3}
+
+# --- paths -------------------------------------------------------------------------------
+case $ROOT in
+    /*) ;;
+    *) die "--root must be an absolute path, got '$ROOT'" ;;
+esac
+if [ "$USER_MODE" = 1 ]; then
+    [ -n "${HOME:-}" ] || die "--user needs HOME to be set"
+    CONFIG_HOME=${XDG_CONFIG_HOME:-$HOME/.config}
+    DEFAULT_PREFIX=$HOME/.local/share/recorder
+    UNIT_SRC=$REPO/config/recorder-user.service
+    UNIT_DIR=$CONFIG_HOME/systemd/user
+    CONFIG_DIR=$CONFIG_HOME/recorder
+    # Literally "~": the daemon expands it, so the config stays right for its user.
+    # shellcheck disable=SC2088
+    RECORDINGS='~/.local/share/recorder/recordings'
+    RECORDINGS_DIR=$HOME/.local/share/recorder/recordings
+    WANTS=default.target.wants
+else
+    DEFAULT_PREFIX=/opt/recorder
+    UNIT_SRC=$REPO/config/recorder.service
+    UNIT_DIR=/etc/systemd/system
+    CONFIG_DIR=/etc/recorder
+    RECORDINGS=/var/lib/recorder/recordings
+    WANTS=multi-user.target.wants
+fi
+PREFIX=${PREFIX:-$DEFAULT_PREFIX}
+case $PREFIX in
+    /*) ;;
+    *) die "--prefix must be an absolute path, got '$PREFIX'" ;;
+esac
+PREFIX=${PREFIX%/}
+# The prefix is written into the unit file unquoted: keep it to plain path characters.
+case $PREFIX in
+    *[!A-Za-z0-9._/+-]*) die "--prefix may only hold letters, digits and . _ / + -: '$PREFIX'" ;;
+esac
+[ -n "$PREFIX" ] || die "--prefix must not be /"
+if [ "$USER_MODE" = 0 ]; then
+    case $PREFIX/ in
+        /home/* | /root/* | /run/user/* | /tmp/* | /var/tmp/*)
+            die "--prefix $PREFIX would be hidden from the service (ProtectHome=, PrivateTmp=)" ;;
+    esac
+fi
+
+mkdir -p "$ROOT" 2>/dev/null || die "cannot create the --root directory $ROOT"
+R=$(cd "$ROOT" && pwd)
+[ "$R" = / ] && R=
+
+VENV=$R$PREFIX/venv
+MODELS=$R$PREFIX/models
+UNIT=$R$UNIT_DIR/recorder.service
+CONFIG=$R$CONFIG_DIR/recorder.toml
+
+if [ "$USER_MODE" = 0 ] && [ -z "$R" ] && [ "$(id -u)" != 0 ]; then
+    die "installing the system service needs root (or use --user, or --root DIR)"
+fi
+for f in "$UNIT_SRC" "$REPO/config/recorder.toml" "$REPO/models/manifest.toml" \
+    "$REPO/pyproject.toml"; do
+    [ -f "$f" ] || die "$f is missing: run this script from a recorder checkout"
+done
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
+    die "Python 3.11 or newer is needed as \$PYTHON ($PYTHON)"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/recorder-install.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT INT TERM
+
+# --- the venv and the package ---------------------------------------------------------------
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c '' 2>/dev/null; then
+    say "venv $VENV exists"
+else
+    "$PYTHON" -m venv "$VENV" || die "could not create the venv $VENV"
+    say "created venv $VENV"
+fi
+# Build from a copy of the sources, so that the checkout gets no build/ or egg-info and a
+# concurrent edit cannot half-change what is built.
+mkdir "$TMP/src"
+tar -C "$REPO" -cf - --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
+    --exclude='*.egg-info' --exclude=./models --exclude=./tests --exclude=./recordings \
+    --exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache . |
+    tar -C "$TMP/src" -xf -
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$TMP/src" ||
+    die "pip could not install the package from $REPO into $VENV"
+say "installed $("$VENV/bin/recorder" --version) into $VENV"
+
+# --- models -------------------------------------------------------------------------------
+mkdir -p "$MODELS"
+install -m 0644 "$REPO/models/manifest.toml" "$MODELS/manifest.toml"
+copied=0
+# shellcheck disable=SC2013 # the names are matched without blanks
+for name in $(sed -n 's/^file *= *"\([A-Za-z0-9._-]*\)".*/\1/p' "$REPO/models/manifest.toml"); do
+    src=$REPO/models/$name
+    # Files already in the checkout save a download; `models fetch` checks every hash below
+    # and replaces any file that does not match.
+    if [ -f "$src" ] && ! cmp -s "$src" "$MODELS/$name"; then
+        install -m 0644 "$src" "$MODELS/$name"
+        copied=$((copied + 1))
+    fi
+done
+[ "$copied" = 0 ] || say "copied $copied model file(s) from $REPO/models"
+RECORDER_MODELS_DIR=$MODELS "$VENV/bin/recorder" models fetch ||
+    die "the models in $MODELS could not be fetched or verified"
+
+# --- the unit -----------------------------------------------------------------------------
+mkdir -p "$R$UNIT_DIR"
+if [ "$PREFIX" = "$DEFAULT_PREFIX" ]; then
+    cp "$UNIT_SRC" "$TMP/recorder.service"
+elif [ "$USER_MODE" = 1 ]; then
+    sed -e "s#%h/.local/share/recorder/venv/#$PREFIX/venv/#g" \
+        -e "s#%h/.local/share/recorder/models#$PREFIX/models#g" "$UNIT_SRC" >"$TMP/recorder.service"
+else
+    sed "s#/opt/recorder/#$PREFIX/#g" "$UNIT_SRC" >"$TMP/recorder.service"
+fi
+if cmp -s "$TMP/recorder.service" "$UNIT"; then
+    say "unit $UNIT is up to date"
+else
+    install -m 0644 "$TMP/recorder.service" "$UNIT"
+    say "installed unit $UNIT"
+fi
+
+# --- the config (never overwritten) ---------------------------------------------------------
+check_config() {
+    "$VENV/bin/python" -I -c 'import sys
+from pathlib import Path
+from recorder import config
+from recorder.errors import RecorderError
+try:
+    config.load(Path(sys.argv[1]))
+except RecorderError as e:
+    sys.exit(str(e))' "$1"
+}
+mkdir -p "$R$CONFIG_DIR"
+if [ -e "$CONFIG" ]; then
+    say "kept the existing config $CONFIG"
+    check_config "$CONFIG" || say "warning: $CONFIG does not load; the service will not start"
+else
+    # config/recorder.toml with [storage] directory pointing at the service's recordings.
+    awk -v dir="$RECORDINGS" '
+        function put() {
+            print "# Set by install-service.sh: the one directory the service may write to."
+            print "directory = \"" dir "\""
+            done = 1
+        }
+        /^[ \t]*\[/ {
+            if (section == "storage" && !done) { put(); print "" }
+            section = $0
+            sub(/^[ \t]*\[[ \t]*/, "", section)
+            sub(/[ \t]*\].*$/, "", section)
+        }
+        section == "storage" && /^[ \t]*directory[ \t]*=/ { put(); next }
+        { print }
+        END {
+            if (!done) {
+                if (section != "storage") print "\n[storage]"
+                put()
+            }
+        }
+    ' "$REPO/config/recorder.toml" >"$TMP/recorder.toml"
+    check_config "$TMP/recorder.toml" || die "the generated config does not load"
+    install -m 0644 "$TMP/recorder.toml" "$CONFIG.new"
+    mv -f "$CONFIG.new" "$CONFIG"
+    say "wrote config $CONFIG (recordings in $RECORDINGS)"
+fi
+if [ "$USER_MODE" = 1 ]; then
+    # The user unit's sandbox makes only this directory writable; it must exist.
+    mkdir -p "$R$RECORDINGS_DIR"
+    chmod 0700 "$R$RECORDINGS_DIR"
+fi
+
+# --- enable, and (re)start where systemd runs ------------------------------------------------
+if [ "$USER_MODE" = 1 ]; then
+    # What `systemctl --user enable` does; done by hand because it has no --root.
+    mkdir -p "$R$UNIT_DIR/$WANTS"
+    ln -sfn "$UNIT_DIR/recorder.service" "$R$UNIT_DIR/$WANTS/recorder.service"
+    say "enabled recorder.service for $WANTS"
+    runtime=${XDG_RUNTIME_DIR:-/run/user/$(id -u)}
+    if [ -z "$R" ] && [ -S "$runtime/systemd/private" ]; then
+        systemctl --user daemon-reload
+        systemctl --user restart recorder.service
+        say "restarted the user service (journalctl --user -u recorder to follow it)"
+    else
+        say "no user manager to talk to: the service starts at the next login"
+    fi
+else
+    if [ -n "$R" ] && [ -f "$R/etc/group" ] && ! grep -q '^audio:' "$R/etc/group"; then
+        say "warning: $R/etc/group has no group 'audio' (SupplementaryGroups=audio)"
+    elif [ -z "$R" ] && ! getent group audio >/dev/null; then
+        say "warning: there is no group 'audio' (SupplementaryGroups=audio): create it"
+    fi
+    command -v systemctl >/dev/null || die "systemctl not found: is this a systemd system?"
+    systemctl --root="${R:-/}" enable recorder.service 2>"$TMP/enable.log" || {
+        cat "$TMP/enable.log" >&2
+        die "systemctl could not enable recorder.service"
+    }
+    say "enabled recorder.service for $WANTS"
+    if [ -z "$R" ] && [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
+        systemctl restart recorder.service
+        say "restarted recorder.service (journalctl -u recorder to follow it)"
+    elif [ -z "$R" ]; then
+        say "systemd is not running here: the service starts at the next boot"
+    fi
+fi
