@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recorder import __version__, control, models
+from recorder import __version__, control, models, scoring
 from recorder import config as config_mod
 from recorder.config import Config
 from recorder.errors import RecorderError
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--wheel-dir", type=Path,
                        help="take the openwakeword wheel from this directory instead of PyPI")
     msub.add_parser("list", help="show the installed models, licences and hash status")
+    scoring.add_parsers(sub)
     return parser
 
 
@@ -134,8 +135,15 @@ def _setup_logging(level: str) -> None:
                         format="%(levelname)s %(message)s")
 
 
-def _runtime_dir(args: argparse.Namespace) -> Path:
-    return args.runtime_dir or control.default_runtime_dir()
+def _ask_daemon(args: argparse.Namespace, command: str) -> dict | None:
+    """The daemon's reply; without --runtime-dir, the system service's socket is tried too."""
+    dirs = [args.runtime_dir] if args.runtime_dir else [control.default_runtime_dir(),
+                                                        control.SYSTEM_RUNTIME_DIR]
+    for directory in dict.fromkeys(dirs):
+        reply = control.request(directory, command)
+        if reply is not None:
+            return reply
+    return None
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -160,11 +168,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 def cmd_mute(args: argparse.Namespace) -> int:
     """Through the daemon when it runs; otherwise the switch is set for its next start."""
     muted = args.command == "mute"
-    reply = control.request(_runtime_dir(args), args.command)
+    reply = _ask_daemon(args, args.command)
     if reply is None:
-        MuteSwitch(_state_dir(args)).set(muted)
-        print(f"{args.command}d (the daemon is not running; it starts "
-              f"{'muted' if muted else 'listening'})")
+        switch = MuteSwitch(_state_dir(args))
+        switch.set(muted)
+        print(f"{args.command}d (the daemon is not running; a daemon using the state directory "
+              f"{switch.state_dir} starts {'muted' if muted else 'listening'})")
         return 0
     if not reply.get("ok"):
         raise RecorderError(reply.get("error", "the daemon refused"))
@@ -173,7 +182,7 @@ def cmd_mute(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    reply = control.request(_runtime_dir(args), "status")
+    reply = _ask_daemon(args, "status")
     if reply is None:
         muted = MuteSwitch(_state_dir(args)).is_muted()
         reply = {"state": "off", "muted": muted, "running": False}
@@ -266,7 +275,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "list": cmd_list, "devices": cmd_devices,
             "models": cmd_models, "mute": cmd_mute, "unmute": cmd_mute, "status": cmd_status,
-            "delete": cmd_delete, "prune": cmd_prune}
+            "delete": cmd_delete, "prune": cmd_prune,
+            "score": scoring.cmd_score, "tune": scoring.cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 from recorder.errors import RecorderError
 
 SOCKET_NAME = "control.sock"
+SYSTEM_RUNTIME_DIR = Path("/run/recorder")  # the system service's RuntimeDirectory
 Handler = Callable[[str], dict[str, Any]]
 
 
@@ -27,7 +28,7 @@ def default_runtime_dir() -> Path:
         return Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0])
     if os.environ.get("XDG_RUNTIME_DIR"):
         return Path(os.environ["XDG_RUNTIME_DIR"]) / "recorder"
-    return Path("/run/recorder")
+    return SYSTEM_RUNTIME_DIR
 
 
 def default_state_dir() -> Path:
