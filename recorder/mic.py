@@ -183,7 +183,7 @@ class MicSource:
             if self.stream is None:
                 now = time.monotonic()
                 if now < retry_at or self._closing():
-                    time.sleep(min(TICK_S, max(retry_at - now, 0.0)) or TICK_S)
+                    time.sleep(min(TICK_S, retry_at - now) if now < retry_at else TICK_S)
                     yield None
                     continue
                 try:

@@ -1,0 +1,330 @@
+"""Microphone faults through the real sounddevice -> PortAudio -> ALSA path of `recorder run`.
+
+The virtual microphone (virtual_mic.py) fakes the faults: `pause()` stops feeding it (a stalled
+device: the daemon's ALSA read blocks), `unplug()` / `plug()` remove and restore its definition
+in the `.asoundrc` that alsa-lib reads (a device that disappears or appears; the daemon sees it
+when it re-initialises PortAudio). The daemon must report a fault (state `error`, one log line),
+keep a request in progress (`device_lost`), not spin while the device is gone, reopen the
+device by itself once it is back (state `listening`), and still stop promptly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import AUDIO, RECORDER, SCENES, read_pcm, recordings, run_recorder
+from virtual_mic import VirtualMic
+
+RATE = 16000
+START_TIMEOUT_S = 20.0  # loading the models and opening the device
+ERROR_WITHIN_S = 2.5  # a stall (2 s without audio) is reported within this of the pause
+RECOVER_WITHIN_S = 3.0  # back to listening after the device is back (first retry is at once)
+LEAD_S = 1.0  # of each scene's 2 s leading quiet, to keep the tests short
+MAX_CPU_PER_S = 0.3  # CPU seconds per wall second while the device is lost
+EXIT_WITHIN_S = 1.0  # SIGTERM to exit while the device is lost
+# The device missing: named, or, on a machine with no other input device, none at all.
+MISSING = re.compile(r"input device 'virtualmic' not found|no audio input device found")
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen
+    state_file: Path
+    states_file: Path
+    rec_dir: Path
+    log_file: Path
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def state(self) -> str | None:
+        try:
+            return self.state_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def states(self) -> list[str]:
+        """Every state the indicator command was shown, in order."""
+        try:
+            return self.states_file.read_text().split()
+        except FileNotFoundError:
+            return []
+
+    def cpu_s(self) -> float:
+        """The daemon's CPU time so far (user + system)."""
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float) -> float:
+        """Wait until predicate(); returns how long that took."""
+        t0 = time.monotonic()
+        while not predicate():
+            if self.proc.poll() is not None:
+                pytest.fail(f"daemon exited {self.proc.returncode} while waiting for {what}:\n"
+                            f"{self.log()}")
+            if time.monotonic() - t0 > timeout:
+                pytest.fail(f"no {what} within {timeout:g} s (state {self.state()}, states "
+                            f"{self.states()}):\n{self.log()}")
+            time.sleep(0.02)
+        return time.monotonic() - t0
+
+    def wait_state(self, state: str, timeout: float = START_TIMEOUT_S) -> float:
+        """Wait until both the state file and the indicator command show `state`."""
+        return self.wait_for(f"state {state!r}",
+                             lambda: self.state() == state and self.states()[-1:] == [state],
+                             timeout)
+
+    def wait_log(self, pattern: re.Pattern, timeout: float) -> float:
+        return self.wait_for(f"{pattern.pattern!r} in the log",
+                             lambda: pattern.search(self.log()) is not None, timeout)
+
+    def terminate(self) -> float:
+        """SIGTERM; returns how long the daemon took to exit (fails after 10 s)."""
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"daemon still running 10 s after SIGTERM:\n{self.log()}")
+        return time.monotonic() - t0
+
+
+@contextlib.contextmanager
+def daemon(mic: VirtualMic, tmp_path: Path, *args: str) -> Iterator[Daemon]:
+    """`recorder run --source mic:virtualmic` with a state file and a hook logging every state;
+    killed on the way out."""
+    state_file, states_file = tmp_path / "state", tmp_path / "states.log"
+    rec_dir, log_file = tmp_path / "recordings", tmp_path / "daemon.log"
+    hook = tmp_path / "indicator.sh"
+    hook.write_text(f'#!/bin/sh\necho "$1" >> {shlex.quote(str(states_file))}\n')
+    hook.chmod(0o755)
+    config = tmp_path / "recorder.toml"
+    config.write_text(f'[indicator]\nstate_file = "{state_file}"\n')
+    with open(log_file, "wb") as log:
+        proc = subprocess.Popen(
+            [str(RECORDER), "run", "--source", "mic:virtualmic", "--model", "hey_jarvis",
+             "--recordings", str(rec_dir), "--config", str(config),
+             "--indicator-command", shlex.quote(str(hook)),
+             "--runtime-dir", str(tmp_path / "run"), "--state-dir", str(tmp_path / "state.d"),
+             *args],
+            env=mic.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        yield Daemon(proc, state_file, states_file, rec_dir, log_file)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def scene(name: str) -> tuple[np.ndarray, dict]:
+    """A test scene without the first LEAD_S of its leading quiet; times shifted to match."""
+    audio, times = read_pcm(AUDIO / f"{name}.wav"), SCENES[name]
+    shifted = {k: [t - LEAD_S for t in v] if isinstance(v, list) else v - LEAD_S
+               for k, v in times.items()}
+    return audio[round(LEAD_S * RATE):], shifted
+
+
+def located(mic: VirtualMic, meta: dict, samples: np.ndarray) -> int:
+    """Index in mic.fed of the saved audio, found by exact search.
+
+    The daemon numbers its samples on across a reopen, but a reopened stream starts wherever
+    the pipe then is (what a stuck read had taken is lost), so the daemon's offset can only lag
+    the fed stream's, by little.
+    """
+    assert len(samples) == meta["samples"] > 0
+    found = mic.find(samples)
+    assert len(found) == 1, f"saved audio found in the fed stream at {found}"
+    offset = found[0]
+    lag_s = (offset - round(meta["source_offset_s"] * RATE)) / RATE
+    assert 0 <= lag_s < 1.0, (lag_s, meta)
+    return offset
+
+
+def check_lost_quietly(d: Daemon, cpu0: float, t0: float) -> None:
+    """Since t0 (CPU time cpu0) the daemon has idled rather than spun."""
+    cpu_s, wall_s = d.cpu_s() - cpu0, time.monotonic() - t0
+    assert cpu_s < MAX_CPU_PER_S * wall_s, f"{cpu_s:.2f} s of CPU in {wall_s:.2f} s lost"
+
+
+def test_stall_is_reported_and_recovered_without_spinning(tmp_path):
+    audio, times = scene("jarvis_pause_command")
+    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+        d.wait_state("listening")
+        time.sleep(0.5)
+        cpu0, t0 = d.cpu_s(), time.monotonic()
+        mic.pause()
+        took = d.wait_state("error", ERROR_WITHIN_S + 2)
+        assert took <= ERROR_WITHIN_S, (took, d.log())
+        assert "audio source mic:virtualmic failed: no audio for 2 s" in d.log()
+        time.sleep(max(0.0, t0 + 3.5 - time.monotonic()))  # lost for 1.5 s
+        assert d.state() == "error"
+        check_lost_quietly(d, cpu0, t0)
+        mic.resume()
+        d.wait_state("listening", RECOVER_WITHIN_S)
+
+        start = mic.play(audio)
+        d.wait_for("a recording", lambda: any(d.rec_dir.glob("*.json")),
+                   times["duration_s"] + 10)
+        took = d.terminate()
+        log = d.log()
+        assert d.proc.returncode == 0, log
+        assert d.states() == ["listening", "error", "listening", "recording", "listening",
+                              "off"], log
+        # One report of the failure, one of the recovery: nothing repeated while it lasted.
+        assert log.count("failed") == 1 and log.count("retrying") == 0, log
+        assert log.count("restored") == 1, log
+        assert "Traceback" not in log, log
+
+        (meta, samples), = recordings(d.rec_dir)
+        assert meta["end_reason"] == "silence", log
+        offset = located(mic, meta, samples)
+        first_s = (offset - start) / RATE
+        last_s = first_s + len(samples) / RATE
+        assert times["wake"][0] <= first_s <= times["command"][0], (first_s, log)
+        assert last_s >= times["command"][1], (last_s, log)
+
+
+def test_stall_during_a_request_saves_it_as_device_lost(tmp_path):
+    audio, times = scene("jarvis_long_command")
+    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+        d.wait_state("listening")
+        start = mic.play(audio)
+        d.wait_state("recording", times["duration_s"])
+        time.sleep(1.5)  # into the command
+        mic.pause()
+        fed_at_pause = len(mic.fed)
+        d.wait_for("a recording", lambda: any(d.rec_dir.glob("*.json")), ERROR_WITHIN_S + 2)
+        d.wait_state("error", 1)
+        mic.resume()
+        d.wait_state("listening", RECOVER_WITHIN_S)
+        log = d.log()
+        assert d.states() == ["listening", "recording", "error", "listening"], log
+
+        (meta, samples), = recordings(d.rec_dir)
+        assert meta["end_reason"] == "device_lost", log
+        offset = located(mic, meta, samples)
+        first_s = (offset - start) / RATE
+        last_s = first_s + len(samples) / RATE
+        assert times["wake"][0] <= first_s <= times["command"][0], (first_s, log)
+        # Everything captured up to the stall is kept: the saved audio ends where feeding did
+        # (give or take the block a blocked read had taken), well into the command.
+        end_lag_s = (fed_at_pause - (offset + len(samples))) / RATE
+        assert 0 <= end_lag_s <= 0.25, (end_lag_s, log)
+        assert last_s > times["command"][0] + 1.0, (last_s, log)
+
+
+def test_device_missing_at_start_is_waited_for(tmp_path):
+    audio, times = scene("jarvis_pause_command")
+    mic = VirtualMic(tmp_path, plugged=False)
+    mic.pause()  # nothing to feed: the device is not there
+    with mic, daemon(mic, tmp_path, "--wait-for-device") as d:
+        d.wait_state("error")
+        cpu0, t0 = d.cpu_s(), time.monotonic()
+        d.wait_log(re.compile(f"^WARNING ({MISSING.pattern}).*; retrying$", re.M), 1)
+        # Retries 0.5 and 1.5 s after the first attempt (backoff doubling from 0.5 s)...
+        time.sleep(1.0)
+        assert d.state() == "error", d.log()
+
+        # ... so the one at 1.5 s, re-initialising PortAudio, finds the device plugged in and
+        # opens it; but it delivers nothing yet, which is not a recovery.
+        mic.plug()
+        d.wait_log(re.compile("^WARNING audio source mic:virtualmic: no audio for 2 s; "
+                              "retrying$", re.M), 5.0)
+        assert d.proc.poll() is None and d.state() == "error", d.log()
+        check_lost_quietly(d, cpu0, t0)
+
+        mic.resume()  # now it does: reopened at the next retry (3.5 s after the last)
+        d.wait_state("listening", 4.0 + RECOVER_WITHIN_S)
+        start = mic.play(audio)
+        d.wait_for("a recording", lambda: any(d.rec_dir.glob("*.json")),
+                   times["duration_s"] + 10)
+        log = d.log()
+        # Each kind of failure reported once, not at every retry.
+        assert len(MISSING.findall(log)) == 1 and log.count("no audio for") == 1, log
+        assert log.count("restored") == 1, log
+        states = d.states()
+        if states[:1] == ["listening"]:  # announced once the models are loaded (daemon.py)
+            states = states[1:]
+        assert states[:3] == ["error", "listening", "recording"], d.states()
+
+        (meta, samples), = recordings(d.rec_dir)
+        assert meta["end_reason"] == "silence", log
+        offset = located(mic, meta, samples)
+        first_s = (offset - start) / RATE
+        assert times["wake"][0] <= first_s <= times["command"][0], (first_s, log)
+        assert first_s + len(samples) / RATE >= times["command"][1], log
+
+
+def test_device_missing_at_start_without_waiting_is_one_line_exit_2(tmp_path):
+    with VirtualMic(tmp_path, plugged=False) as mic:
+        proc = run_recorder("run", "--source", "mic:virtualmic", "--model", "hey_jarvis",
+                            "--recordings", str(tmp_path / "recordings"),
+                            "--runtime-dir", str(tmp_path / "run"),
+                            "--state-dir", str(tmp_path / "state.d"), env=mic.env, timeout=60)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("recorder: error: ") and MISSING.search(lines[0]), err
+    assert not (tmp_path / "recordings").exists() or not any((tmp_path / "recordings").iterdir())
+
+
+def test_unplugged_device_is_reopened_when_plugged_back(tmp_path):
+    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+        d.wait_state("listening")
+        mic.unplug()
+        mic.pause()
+        d.wait_state("error", ERROR_WITHIN_S + 2)
+        cpu0, t0 = d.cpu_s(), time.monotonic()
+        # Audio flows into the pipe again, which frees the daemon's blocked read; its
+        # re-initialised PortAudio no longer lists the device.
+        mic.resume()
+        d.wait_log(MISSING, RECOVER_WITHIN_S)
+        time.sleep(1.0)  # a retry or two
+        assert d.state() == "error", d.log()
+        check_lost_quietly(d, cpu0, t0)
+        mic.plug()
+        d.wait_state("listening", 5.0 + RECOVER_WITHIN_S)
+        fed = len(mic.fed)
+        d.wait_for("audio after the reopen", lambda: len(mic.fed) > fed + RATE, 3)
+        assert d.state() == "listening", d.log()
+        took = d.terminate()
+        log = d.log()
+        assert d.proc.returncode == 0 and took < EXIT_WITHIN_S, (took, log)
+        assert d.states() == ["listening", "error", "listening", "off"], log
+        assert log.count("failed") == 1 and len(MISSING.findall(log)) == 1, log
+
+
+@pytest.mark.parametrize("fault", ["stalling", "stalled", "missing"])
+def test_sigterm_while_the_device_is_lost_exits_promptly(tmp_path, fault):
+    """Stalling: the daemon's read is blocked, the stall not yet reported; stalled: reported,
+    the blocked stream still closing; missing: the device is not there to open."""
+    mic = VirtualMic(tmp_path, plugged=fault != "missing")
+    args = ["--wait-for-device"] if fault == "missing" else []
+    with mic, daemon(mic, tmp_path, *args) as d:
+        if fault == "missing":
+            d.wait_state("error")
+        else:
+            d.wait_state("listening")
+            mic.pause()  # the daemon's read blocks, and stays blocked
+            if fault == "stalled":
+                d.wait_state("error", ERROR_WITHIN_S + 2)
+        time.sleep(0.5)
+        took = d.terminate()
+        log = d.log()
+        assert d.proc.returncode == 0, log
+        assert took < EXIT_WITHIN_S, (took, log)
+        assert d.state() == "off", log
+        assert "Traceback" not in log, log
