@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from recorder import __version__, models
+from recorder import __version__, chime, models, pi
 from recorder.activations import ActivationSaver
 from recorder.audio import SAMPLE_RATE, Frame, frames_to_s, s_to_frames
+from recorder.chime import ChimePlayer
 from recorder.config import Config
 from recorder.control import ControlServer, default_runtime_dir
 from recorder.engine import OpenWakeWordEngine, WakeEngine
@@ -81,7 +82,8 @@ def build_engine(config: Config) -> OpenWakeWordEngine:
 
 def build_indicator(config: Config) -> Indicators:
     ind = config.indicator
-    parts: list[Indicator] = [LogIndicator()]
+    # The Pi's lights first, so they show at once; built (or released) whatever is configured.
+    parts: list[Indicator] = [LogIndicator(), *pi.build_indicators(ind)]
     if ind.state_file:
         parts.append(StateFileIndicator(config.path(ind.state_file)))
     if ind.command:
@@ -127,14 +129,18 @@ class Pipeline:
     vad: SpeechDetector
     storage: Storage
     indicator: Indicator
+    chime: ChimePlayer | None = None
 
 
 def build_pipeline(config: Config, engine: WakeEngine | None = None,
                    dry_run: bool = False) -> Pipeline:
     storage = (Storage(config.path(config.storage.directory)) if dry_run
                else build_storage(config))
-    return Pipeline(config, engine or build_engine(config), WebRtcVad(config.vad.aggressiveness),
-                    storage, build_indicator(config))
+    engine = engine or build_engine(config)
+    player = chime.build(config)
+    # The indicator last: it takes over the LEDs of the configuration it replaces.
+    return Pipeline(config, engine, WebRtcVad(config.vad.aggressiveness), storage,
+                    build_indicator(config), player)
 
 
 FrameObserver = Callable[[Frame, dict[str, float], bool, State], None]
@@ -163,10 +169,11 @@ class Daemon:
     def run(self) -> None:
         self.started_at = datetime.now(UTC)
         self.set_activations()
-        self.dispatch(self.machine.start())
-        self.enforce_retention()
-        self.notifier.send("READY=1", f"STATUS={self.status_line()}")
+        started = False
         for item in self.source.frames(self.flags.should_stop):
+            if not started:  # announce the first state once the source has said how it is
+                started = True
+                self._start(lost=isinstance(item, DeviceLost))
             if isinstance(item, Frame):
                 self.step(item)
                 self.frames_seen += 1
@@ -180,11 +187,20 @@ class Daemon:
             self.tick()
             if self.flags.should_stop():
                 break
+        if not started:
+            self._start(lost=False)
         self.notifier.send("STOPPING=1", "STATUS=stopping")
         reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
         self.dispatch(self.machine.finish(reason))
         if self.activations:
             self.activations.flush()
+
+    def _start(self, lost: bool) -> None:
+        if lost:
+            self.machine.device_lost()  # before start(): the first state shown is then error
+        self.dispatch(self.machine.start())
+        self.enforce_retention()
+        self.notifier.send("READY=1", f"STATUS={self.status_line()}")
 
     def step(self, frame: Frame) -> None:
         if self.machine.state in (State.MUTED, State.OFF):
@@ -240,7 +256,9 @@ class Daemon:
             return
         if config.audio != self.p.config.audio:
             log.warning("a changed [audio] section takes effect at the next start")
-        self.p = pipeline
+        old, self.p = self.p, pipeline
+        if old.chime is not None:
+            old.chime.close(wait_s=None)  # what it still plays finishes in the background
         self.machine.reconfigure(machine_settings(config, pipeline.engine.names))
         try:
             self.set_activations()
@@ -275,14 +293,18 @@ class Daemon:
             self.dispatch(self.machine.fail(failure))
 
     def _show(self, event: StateChanged) -> None:
+        discarded = False
         try:
             self.p.indicator.show(event.state, event.previous)
         except IndicatorError as e:
             if event.state is State.RECORDING and self.p.config.indicator.required:
                 log.error("indicator failed, discarding the request: %s", e)
                 self._failure = "indicator failed"
+                discarded = True
             else:
                 log.warning("indicator failed: %s", e)
+        if self.p.chime is not None:  # after the light; never blocks
+            self.p.chime.on_state(event, discarded)
 
     def _save(self, event: UtteranceReady) -> None:
         offset_s = frames_to_s(event.start_frame)
@@ -304,6 +326,8 @@ class Daemon:
             "wake_offset_s": round(frames_to_s(event.wake.frame_index + 1), 4),
             "recorder_version": __version__,
         }
+        if self.p.chime is not None:  # where the awake chime started, for consumers to skip
+            meta.update(self.p.chime.awake_meta(event.wake.frame_index))
         if self.dry_run:
             log.info("dry run: would save %.2f s from %.2f s to %.2f s (%s, wake word %s at "
                      "%.2f s)", duration_s, offset_s, offset_s + duration_s,
@@ -404,6 +428,8 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
         if server:
             server.close()
         source.close()
+        if daemon.p.chime is not None:
+            daemon.p.chime.close()
     log.info("stopped: %d recording(s) %s", daemon.saved,
              "would have been saved (dry run)" if dry_run else "saved")
     return 0
