@@ -105,6 +105,27 @@ class IndicatorConfig:
     required: bool = True
     """Fail closed: discard a request whose `recording` state could not be shown."""
     timeout_s: float = field(default=2.0, metadata=_range(0.01, 60.0))
+    gpio_led: int | None = field(default=None, metadata=_range(0, 27))
+    """An LED on this GPIO pin (BCM number; needs `recorder[pi]`)."""
+    gpio_recording: str = "on"
+    """The LED's pattern per state: on, off, blink or pulse (pulse needs a PWM pin)."""
+    gpio_listening: str = "off"
+    gpio_muted: str = "pulse"
+    gpio_error: str = "blink"
+    apa102: dict = field(default_factory=dict)
+    """APA102 LEDs on SPI: { leds = 3, brightness = 0.5, bus = 0, device = 1, power_pin = 5,
+    colors = { recording = "#0000ff", ... } } (needs `recorder[pi]`); empty: none."""
+    awake_sound: str = ""
+    """A WAV played when a recording starts (the microphone keeps recording)."""
+    done_sound: str = ""
+    """A WAV played when a recording ends."""
+    chime_device: str = ""
+    """Output device for the chimes, by name or index; empty: the default output."""
+
+    def __post_init__(self) -> None:
+        from recorder import pi  # the patterns and the apa102 table are checked where used
+
+        pi.check_config(self)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,394 @@
+"""`recorder score` and `recorder tune` end to end, on real models and real audio."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import AUDIO, RECORDER, SCENES, oww_fixture, read_pcm, run_recorder, write_pcm
+
+from recorder import scoring
+from recorder.errors import RecorderError
+
+PNG = b"\x89PNG\r\n\x1a\n"
+WAKE_LINE = re.compile(r"wake word (\S+) detected \(score [0-9.]+\) at ([0-9.]+) s")
+GRID = "0.05:0.95:0.05"
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr
+    return proc
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("recorder: error: "), lines
+    return lines[0]
+
+
+def daemon_detections(runs: dict[str, subprocess.Popen]) -> dict[str, list[tuple[str, str]]]:
+    """(wake word, time) from each `recorder run` log; every detection ended saved or discarded.
+    """
+    out = {}
+    for path, proc in runs.items():
+        _, err = proc.communicate(timeout=120)
+        text = err.decode()
+        assert proc.returncode == 0 and "Traceback" not in text, text
+        found = WAKE_LINE.findall(text)
+        assert len(found) == len(re.findall(r"INFO (saved|discarded|dry run)", text)), text
+        out[path] = found
+    return out
+
+
+def start_daemon(path: Path, rec: Path, *flags: str) -> subprocess.Popen:
+    return subprocess.Popen([str(RECORDER), "run", "--source", f"file:{path}", "--recordings",
+                             str(rec), "--log-level", "info", *flags],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+SETTINGS = {
+    # the default thresholds, two models from a config file
+    "config": (["jarvis_bare", "two_requests", "alexa_command", "jarvis_runon_command",
+                "speech_then_wake", "command_without_wake", "jarvis_pause_command"],
+               "[wake]\nmodels = [\"hey_jarvis\", \"alexa\"]\n", []),
+    # flags over a config: patience 3, a high threshold, a short refractory period
+    "flags": (["two_requests", "jarvis_runon_command", "jarvis_bare"],
+              "[wake]\npatience = 3\nrefractory_s = 0.5\n",
+              ["--model", "hey_jarvis", "--threshold", "0.7"]),
+}
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_score_detections_are_the_daemons(tmp_path, setting):
+    scenes, toml, flags = SETTINGS[setting]
+    cfg = tmp_path / "recorder.toml"
+    cfg.write_text(toml)
+    paths = [AUDIO / f"{s}.wav" for s in scenes]
+    runs = {str(p): start_daemon(p, tmp_path / f"rec{i}", "--config", str(cfg), *flags)
+            for i, p in enumerate(paths)}
+    png = tmp_path / "scores.png"
+    proc = ok(run_recorder("score", *map(str, paths), "--config", str(cfg), *flags, "--json",
+                           "--jobs", "2", "--plot", str(png)))
+    assert proc.stderr == b""  # no progress bar when stderr is not a terminal
+    report = json.loads(proc.stdout)
+    theirs = daemon_detections(runs)
+    assert [f["path"] for f in report["files"]] == list(runs) and report["skipped"] == []
+    total = 0
+    for f in report["files"]:
+        ours = [(d["wake_word"], f"{d['time_s']:.2f}") for d in f["detections"]]
+        assert ours == theirs[f["path"]], f["path"]
+        total += len(ours)
+    by_name = {Path(f["path"]).stem: f for f in report["files"]}
+    if setting == "config":
+        assert [d["time_s"] for d in by_name["two_requests"]["detections"]] == [3.12, 8.8]
+        assert len(by_name["jarvis_bare"]["detections"]) == 1  # detected, then discarded
+        assert by_name["command_without_wake"]["detections"] == []
+        assert by_name["alexa_command"]["detections"][0]["wake_word"] == "alexa"
+    assert total >= len(scenes) - 1
+    data = png.read_bytes()
+    assert data.startswith(PNG) and len(data) > 20_000
+
+
+def test_frames_peaks_and_csv(tmp_path):
+    clip = oww_fixture("alexa_test.wav")
+    scene = AUDIO / "jarvis_pause_command.wav"
+    out = tmp_path / "frames.csv"
+    table = ok(run_recorder("score", str(clip), str(scene), "--model", "alexa", "--model",
+                            "hey_jarvis", "--csv", str(out), "--jobs", "1"))
+    assert b"alexa_test.wav" in table.stdout and b"peak" in table.stdout
+    report = json.loads(ok(run_recorder("score", str(clip), str(scene), "--model", "alexa",
+                                        "--model", "hey_jarvis", "--json")).stdout)
+    rows = out.read_text().splitlines()
+    assert rows[0] == "file,time_s,alexa,hey_jarvis,speech"
+    n_rows = 0
+    for f, path in zip(report["files"], [clip, scene], strict=True):
+        samples = read_pcm(path)
+        n = math.ceil(len(samples) / 1280)
+        assert f["duration_s"] == pytest.approx(len(samples) / 16000, abs=1e-4)
+        assert len(f["frames"]) == n
+        assert [fr["time_s"] for fr in f["frames"]] == [round((i + 1) * 0.08, 2)
+                                                        for i in range(n)]
+        assert all(set(fr["scores"]) == {"alexa", "hey_jarvis"} and isinstance(fr["speech"], bool)
+                   for fr in f["frames"])
+        for name, peak in f["peaks"].items():
+            best = max(fr["scores"][name] for fr in f["frames"])
+            assert peak["score"] == best
+            assert next(fr for fr in f["frames"] if fr["scores"][name] == best)["time_s"] \
+                == peak["time_s"]
+        n_rows += n
+    alexa, jarvis = report["files"]
+    assert alexa["peaks"]["alexa"]["score"] > 0.9
+    assert alexa["peaks"]["hey_jarvis"]["score"] < 0.1
+    wake_start, wake_end = SCENES["jarvis_pause_command"]["wake"]
+    assert wake_end < jarvis["peaks"]["hey_jarvis"]["time_s"] < wake_end + 1.0
+    # webrtcvad hears the wake phrase and the command, not the noise bed before them
+    speech = [fr["time_s"] for fr in jarvis["frames"] if fr["speech"]]
+    assert speech and min(speech) > wake_start - 0.2
+    assert len(rows) == 1 + n_rows
+    first = rows[1].split(",")
+    assert first[0] == str(clip) and first[1] == "0.08" and first[-1] in ("0", "1")
+
+
+POSITIVES = [AUDIO / f"{s}.wav" for s in ("jarvis_bare", "jarvis_long_command",
+                                          "jarvis_pause_command", "jarvis_runon_command",
+                                          "two_requests")]
+
+
+def openwakeword_frr(manifest, clips: list[Path], thresholds, patiences) -> dict:
+    """The false-reject rate from the openWakeWord package's own predict loop."""
+    oww_model = pytest.importorskip("openwakeword.model")
+    np.random.seed(0)  # openWakeWord starts from features of random noise
+    model = oww_model.Model(
+        wakeword_models=[str(manifest.path(manifest.wakewords["hey_jarvis"]))],
+        inference_framework="onnx",
+        melspec_model_path=str(manifest.path(manifest.features["melspectrogram"])),
+        embedding_model_path=str(manifest.path(manifest.features["embedding"])))
+    per_clip = []
+    for clip in clips:
+        model.reset()
+        per_clip.append([p["hey_jarvis_v0.1"] for p in model.predict_clip(str(clip), padding=1)])
+
+    def detected(scores, t, patience):
+        run = 0
+        for s in scores:
+            run = run + 1 if s >= t else 0
+            if run >= patience:
+                return True
+        return False
+
+    return {(t, p): sum(not detected(s, t, p) for s in per_clip) / len(per_clip)
+            for t in thresholds for p in patiences}
+
+
+def test_tune_false_rejects_equal_openwakewords(tmp_path, manifest):
+    clips = [*POSITIVES, oww_fixture("hey_jane.wav"), oww_fixture("alexa_test.wav")]
+    negatives = [oww_fixture("negative_reference.wav"), AUDIO / "command_without_wake.wav"]
+    png = tmp_path / "det.png"
+    proc = ok(run_recorder("tune", "--positives", *map(str, clips), "--negatives",
+                           *map(str, negatives), "--model", "hey_jarvis", "--thresholds", GRID,
+                           "--patience", "1,2,3", "--json", "--plot", str(png)))
+    result = json.loads(proc.stdout)
+    assert result["model"] == "hey_jarvis" and result["positives"] == len(clips)
+    thresholds = scoring.parse_thresholds(GRID)
+    expected = openwakeword_frr(manifest, clips, thresholds, [1, 2, 3])
+    ours = {(r["threshold"], r["patience"]): r["false_reject_rate"] for r in result["rows"]}
+    assert ours == pytest.approx(expected, abs=1e-9)
+    assert any(0 < v < 1 for v in ours.values())
+    assert len(set(ours.values())) > 1  # the run-on scene drops out at higher patience
+    data = png.read_bytes()
+    assert data.startswith(PNG) and len(data) > 20_000
+
+    # openWakeWord reports 0 for its first 5 frames: with 1 s of padding ours are 0 there too
+    from recorder import daemon
+
+    config = scoring.load_config(scoring.argparse.Namespace(config=None, threshold=None),
+                                 ["hey_jarvis"])
+    worker = scoring.Worker(config, daemon.build_engine(config), lambda s: None)
+    for clip in clips:
+        scores = worker.run(scoring.Job("positive", str(clip))).scores
+        assert scores is not None and (scores[:5] < min(thresholds)).all()
+        assert len(scores) == math.ceil((len(read_pcm(clip)) + 32000) / 1280)
+
+
+def test_tune_json_schema_and_recommended_point(tmp_path):
+    proc = ok(run_recorder("tune", "--positives", str(AUDIO / "jarvis_runon_command.wav"),
+                           str(oww_fixture("hey_jane.wav")), "--negatives",
+                           str(oww_fixture("negative_reference.wav")), "--thresholds",
+                           "0.5:0.9:0.2", "--patience", "2,1", "--max-fa-per-hour", "0",
+                           "--json", "--jobs", "1"))
+    result = json.loads(proc.stdout)
+    assert set(result) >= {"model", "positives", "negative_hours", "rows", "recommended"}
+    assert result["negative_hours"] == pytest.approx(
+        len(read_pcm(oww_fixture("negative_reference.wav"))) / 16000 / 3600, rel=1e-4)
+    assert [(r["threshold"], r["patience"]) for r in result["rows"]] == [
+        (0.5, 1), (0.5, 2), (0.7, 1), (0.7, 2), (0.9, 1), (0.9, 2)]
+    for r in result["rows"]:
+        assert set(r) == {"threshold", "patience", "false_reject_rate", "false_accepts",
+                          "false_accepts_per_hour"}
+        assert r["false_accepts"] == 0 and r["false_reject_rate"] in (0.5, 1.0)
+    # hey_jane is never detected; the run-on scene's peak holds 0.7 for 2 frames, not 0.9
+    frr = {(r["threshold"], r["patience"]): r["false_reject_rate"] for r in result["rows"]}
+    assert frr[(0.9, 1)] == 0.5 and frr[(0.9, 2)] == 1.0
+    # lowest FRR (0.5), ties to the higher threshold (0.9), then the lower patience (1)
+    assert result["recommended"] == next(r for r in result["rows"]
+                                         if (r["threshold"], r["patience"]) == (0.9, 1))
+    table = ok(run_recorder("tune", "--positives", str(AUDIO / "jarvis_runon_command.wav"),
+                            "--negatives", str(oww_fixture("negative_reference.wav")),
+                            "--thresholds", "0.5", "--patience", "1"))
+    assert b"recommended: threshold 0.5, patience 1" in table.stdout
+
+
+def test_grid_evaluation_by_hand():
+    positives = [np.array([0, .6, .6, 0]), np.array([0, .9, .9, 0, .9]), np.zeros(3)]
+    # a 6-frame run at 0.8 (refractory 3: onsets at frames 1 and 4), then a lone 0.4 frame
+    negatives = [np.array([0, .8, .8, .8, .8, .8, .8, 0, .4, 0])]
+    rows = scoring.evaluate(positives, negatives, 3600.0, [0.3, 0.5, 0.7], [1, 2], 3)
+    got = {(r.threshold, r.patience): (r.false_reject_rate, r.false_accepts) for r in rows}
+    third, two_thirds = 1 / 3, 2 / 3
+    assert got == {(0.3, 1): (third, 3), (0.3, 2): (third, 2),
+                   (0.5, 1): (third, 2), (0.5, 2): (third, 2),
+                   (0.7, 1): (two_thirds, 2), (0.7, 2): (two_thirds, 2)}
+    assert rows[0].false_accepts_per_hour == 3.0
+    # FRR 1/3 within 2 FA/h at (0.3, 2), (0.5, 1) and (0.5, 2): the higher threshold, then
+    # the lower patience
+    best = scoring.recommend(rows, 2.0)
+    assert (best.threshold, best.patience) == (0.5, 1)
+    assert scoring.recommend(rows, 1.9) is None
+    assert scoring.count_onsets(np.ones(10, dtype=bool), 0) == 10
+    assert scoring.count_onsets(np.ones(10, dtype=bool), 25) == 1
+    assert scoring.count_onsets(np.array([1, 0, 0, 1, 1], dtype=bool), 3) == 2
+
+
+def test_false_accept_onsets_follow_the_machines_refractory_rule():
+    """The real machine, its requests dropped one frame after each wake (no speech), detects
+    exactly at the onsets tune counts."""
+    from recorder.audio import Frame
+    from recorder.machine import Machine, MachineSettings, WakeDetected
+
+    rng = np.random.default_rng(1)
+    frame = np.zeros(1280, dtype=np.int16)
+    total = 0
+    for trial in range(30):
+        scores = rng.random(400) ** rng.uniform(0.3, 3)
+        t, p, refractory = float(rng.choice([0.3, 0.5, 0.8])), int(rng.integers(1, 4)), \
+            int(rng.integers(2, 30))
+        machine = Machine(MachineSettings({"w": t}, {"w": p}, refractory_frames=refractory,
+                                          no_speech_timeout_frames=1))
+        machine.start()
+        wakes = sum(isinstance(e, WakeDetected) for i, s in enumerate(scores)
+                    for e in machine.step(Frame(i, frame), {"w": float(s)}, False))
+        assert scoring.count_onsets(scoring.run_min(scores, p) >= t, refractory) == wakes, trial
+        total += wakes
+    assert total > 100
+
+
+def test_thresholds_and_patience_parsing(tmp_path):
+    assert scoring.parse_thresholds("0.1:0.3:0.1") == [0.1, 0.2, 0.3]
+    grid = scoring.parse_thresholds(GRID)
+    assert len(grid) == 19 and grid[0] == 0.05 and grid[-1] == 0.95 and grid[5] == 0.3
+    assert scoring.parse_thresholds("0.5") == [0.5]
+    assert scoring.parse_thresholds("0.2:1:0.2") == [0.2, 0.4, 0.6, 0.8, 1.0]
+    for bad, why in [("0.1:0.5", "START:STOP:STEP"), ("a:b:c", "not a number"),
+                     ("0.5:0.1:0.1", "below START"), ("0:1:0.1", "above 0"),
+                     ("0.1:1.5:0.1", "at most 1"), ("0.1:0.5:0", "STEP must be above 0"),
+                     ("0.1:0.5:0.15", "whole number"), ("nan:0.5:0.1", "START:STOP:STEP"),
+                     ("0.1:0.9:0.0001", "at most 1000")]:
+        with pytest.raises(RecorderError, match=re.escape(why)):
+            scoring.parse_thresholds(bad)
+    assert scoring.parse_patience("3,1,2,1") == [1, 2, 3]
+    for bad in ("0", "1,x", "101", ""):
+        with pytest.raises(RecorderError):
+            scoring.parse_patience(bad)
+    clip = str(oww_fixture("hey_jane.wav"))
+    base = ["tune", "--positives", clip, "--negatives", clip]
+    assert "whole number of STEPs" in error_line(run_recorder(*base, "--thresholds",
+                                                              "0.1:0.5:0.15"))
+    assert "--patience" in error_line(run_recorder(*base, "--patience", "0,1"))
+    assert "timer:1_minute_timer" in error_line(run_recorder(*base, "--model", "timer"))
+    assert "no class 'egg'" in error_line(run_recorder(*base, "--model", "timer:egg"))
+    assert "--max-fa-per-hour" in error_line(run_recorder(*base, "--max-fa-per-hour", "-1"))
+    assert "--jobs" in error_line(run_recorder("score", clip, "--jobs", "0"))
+    assert "unknown model" in error_line(run_recorder("score", clip, "--model", "hey_nobody"))
+
+
+def test_unreadable_files_are_skipped_and_the_run_goes_on(tmp_path):
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    write_pcm(d / "b_good.wav", read_pcm(AUDIO / "jarvis_bare.wav"))
+    (d / "a_broken.wav").write_text("not audio at all")
+    (d / "c_empty.wav").write_bytes(b"")
+    (d / "notes.txt").write_text("ignored: not a .wav")
+    (d / "sub" / "activation.wav").write_bytes(oww_fixture("activation.wav").read_bytes())
+    missing = tmp_path / "missing.wav"
+    proc = ok(run_recorder("score", str(d), str(missing), "--json", "--jobs", "2"))
+    report = json.loads(proc.stdout)
+    assert [f["path"] for f in report["files"]] == [str(d / "b_good.wav"),
+                                                   str(d / "sub" / "activation.wav")]
+    assert report["skipped"] == [
+        {"path": str(d / "a_broken.wav"), "reason": "not a WAV file"},
+        {"path": str(d / "c_empty.wav"), "reason": "not a WAV file"},
+        {"path": str(missing), "reason": "no such file"}]
+    assert proc.stderr.decode().count("recorder: skipped") == 3
+    assert len(report["files"][0]["detections"]) == 1
+    # converted (22.05 kHz stereo), not refused
+    assert report["files"][1]["duration_s"] == pytest.approx(0.47, abs=0.01)
+
+    none = run_recorder("score", str(d / "a_broken.wav"), str(missing))
+    assert none.returncode == 2 and b"no file could be scored (2 skipped)" in none.stderr
+    assert b"Traceback" not in none.stderr
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    assert "no WAV files" in error_line(run_recorder("score", str(empty)))
+    tune = run_recorder("tune", "--positives", str(d / "a_broken.wav"), "--negatives",
+                        str(d / "b_good.wav"))
+    assert tune.returncode == 2 and b"no positive clip could be read" in tune.stderr
+
+
+def test_missing_matplotlib_is_one_clear_line(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoMatplotlib:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'matplotlib' or name.startswith('matplotlib.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, _NoMatplotlib())\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    clip = str(AUDIO / "jarvis_bare.wav")
+    png = tmp_path / "x.png"
+    message = "recorder: error: plotting needs matplotlib: pip install 'recorder[plot]'"
+    assert error_line(run_recorder("score", clip, "--plot", str(png), env=env)) == message
+    assert error_line(run_recorder("tune", "--positives", clip, "--negatives", clip,
+                                   "--plot", str(png), env=env)) == message
+    assert not png.exists()
+    ok(run_recorder("score", clip, env=env))  # without --plot, matplotlib is not needed
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal():
+    tty, pipe = _Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = scoring.Progress(120.0, stream, min_wall_s=0.0)
+        for _ in range(12):
+            bar.add(10.0)
+        bar.close()
+    assert pipe.getvalue() == ""
+    last = tty.getvalue().rstrip("\n").split("\r")[-1]
+    assert re.search(r"\[#{30}\]\s+120\.0 / 120\.0 s audio\s+[0-9.]+x realtime", last), last
+
+
+def test_progress_bar_on_a_terminal_end_to_end(tmp_path):
+    import pty
+
+    long = write_pcm(tmp_path / "long.wav", np.concatenate(
+        [read_pcm(p) for p in sorted(AUDIO.glob("*.wav"))] * 2))  # 2.4 min
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([str(RECORDER), "score", str(long), "--jobs", "1"],
+                            stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    err = b""
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the terminal closed
+            break
+        if not data:
+            break
+        err += data
+    assert proc.wait(timeout=60) == 0
+    os.close(leader)
+    assert re.search(rb"\[#+\]\s+[0-9.]+ / 146\.[0-9] s audio\s+[0-9.]+x realtime\r?\n", err), err
