@@ -95,9 +95,12 @@ def read_wav_info(f: BinaryIO, name: str) -> WavInfo:
             if channels < 1 or rate < 1000:
                 raise RecorderError(f"{name}: invalid WAV format ({channels} ch, {rate} Hz)")
             width = bits // 8
-            if size == 0xFFFFFFFF or size == 0:  # streamed WAV with unknown length
-                size = 0x7FFFFFFFFFFF
-            return WavInfo(rate, channels, width, is_float, size // (width * channels), f.tell())
+            data_offset = f.tell()
+            if size == 0xFFFFFFFF or size == 0:  # streamed WAV with unknown length: to the end
+                size = f.seek(0, 2) - data_offset
+                f.seek(data_offset)
+            return WavInfo(rate, channels, width, is_float, size // (width * channels),
+                           data_offset)
         else:
             f.seek(size + (size & 1), 1)
 

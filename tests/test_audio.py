@@ -88,3 +88,13 @@ def test_resample_rejects_aliasing():
     rate = 48000
     x = np.sin(2 * np.pi * 12000 * np.arange(rate) / rate)  # above the 8 kHz output Nyquist
     assert np.abs(resample(x, rate, 16000)[200:-200]).max() < 1e-3
+
+
+def test_streamed_wav_with_unknown_length_reads_to_the_end(tmp_path):
+    x = (np.arange(3200) % 500).astype("<i2")
+    for declared in (0, 0xFFFFFFFF):
+        head = bytearray(_wav_header(1, 1, 16000, 16, len(x) * 2))
+        head[-4:] = struct.pack("<I", declared)
+        path = tmp_path / "s.wav"
+        path.write_bytes(bytes(head) + x.tobytes())
+        assert np.array_equal(read_wav(path), x)
