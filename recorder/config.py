@@ -217,7 +217,11 @@ def _section(where: str, cls: type, table: Any) -> Any:
         converted = _convert(f"{where} {key}", hints[key], value)
         _check_range(f"{where} {key}", f, converted)
         values[key] = converted
-    return cls(**values)
+    try:
+        return cls(**values)
+    except RecorderError as e:  # checks across keys inside a section: name the file too
+        file = where.split(": [")[0]
+        raise RecorderError(str(e) if str(e).startswith(file) else f"{file}: {e}") from None
 
 
 def validate(config: Config, where: str = "config") -> Config:
