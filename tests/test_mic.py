@@ -7,83 +7,17 @@ thread, signal handling while capturing, and what is saved from a live stream.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import AUDIO, RECORDER, SCENES, read_pcm, recordings, run_recorder
+from conftest import AUDIO, SCENES, read_pcm, recordings, run_recorder
 from virtual_mic import VirtualMic
+from virtual_mic import mic_daemon as daemon
 
 RATE = 16000
-START_TIMEOUT_S = 20.0  # loading the models and opening the device
 EXIT_WITHIN_S = 2.0  # SIGTERM to exit
-
-
-@dataclass
-class Daemon:
-    proc: subprocess.Popen
-    state_file: Path
-    rec_dir: Path
-    log_file: Path
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    def state(self) -> str | None:
-        try:
-            return self.state_file.read_text().strip()
-        except FileNotFoundError:
-            return None
-
-    def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if self.proc.poll() is not None:
-                pytest.fail(f"daemon exited {self.proc.returncode} while waiting for {what}:\n"
-                            f"{self.log()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {what} within {timeout:g} s:\n{self.log()}")
-            time.sleep(0.02)
-
-    def wait_state(self, state: str, timeout: float = START_TIMEOUT_S) -> None:
-        self.wait_for(f"state {state!r}", lambda: self.state() == state, timeout)
-
-    def terminate(self) -> float:
-        """SIGTERM; returns how long the daemon took to exit (fails after 10 s)."""
-        t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"daemon still running 10 s after SIGTERM:\n{self.log()}")
-        return time.monotonic() - t0
-
-
-@contextlib.contextmanager
-def daemon(mic: VirtualMic, tmp_path: Path) -> Iterator[Daemon]:
-    """`recorder run --source mic:virtualmic`, with a state file; killed on the way out."""
-    state_file, rec_dir = tmp_path / "state", tmp_path / "recordings"
-    config = tmp_path / "recorder.toml"
-    config.write_text(f'[indicator]\nstate_file = "{state_file}"\n')
-    log_file = tmp_path / "daemon.log"
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen(
-            [str(RECORDER), "run", "--source", "mic:virtualmic", "--model", "hey_jarvis",
-             "--recordings", str(rec_dir), "--config", str(config)],
-            env=mic.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    try:
-        yield Daemon(proc, state_file, rec_dir, log_file)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
 
 
 def scene(name: str) -> tuple[np.ndarray, dict]:
