@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AUDIO, RECORDER, read_pcm, recordings, run_recorder
+from conftest import AUDIO, RECORDER, read_pcm, recordings, run_recorder, small_tmpfs
 
 SCENE = read_pcm(AUDIO / "jarvis_pause_command.wav").tobytes()
 QUIET = bytes(16000 * 2)
@@ -191,13 +191,7 @@ def test_sd_notify_ready_watchdog_status_stopping(tmp_path, abstract):
 
 
 def test_full_disk_drops_one_request_and_the_daemon_recovers(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mnt)],
-                           capture_output=True, text=True)
-    if mount.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", 200) as mnt:
         state = tmp_path / "state.txt"
         config = tmp_path / "c.toml"
         config.write_text(f'[storage]\ndirectory = "{mnt / "rec"}"\n'
@@ -220,5 +214,3 @@ def test_full_disk_drops_one_request_and_the_daemon_recovers(tmp_path):
         finally:
             d.kill()
         assert len(recordings(mnt / "rec")) == 1
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 
 import numpy as np
 import pytest
-from conftest import read_pcm
+from conftest import read_pcm, small_tmpfs
 
 from recorder.errors import RecorderError
 from recorder.storage import Storage, StorageError
@@ -45,16 +44,8 @@ def test_same_time_gets_a_distinct_id_that_sorts_after(tmp_path):
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 96 KiB tmpfs: room for two seconds of audio, not three."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", 96) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def test_disk_full_drops_that_recording_only(small_disk):
