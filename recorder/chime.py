@@ -10,7 +10,8 @@ own, which opens an output stream per chime and writes to it; the processing loo
 name in a bounded queue, so a slow, busy or hung output device never holds it up. Playback
 errors are logged and otherwise ignored: a chime is a courtesy, not the privacy indicator.
 
-Like mic.py, this module imports sounddevice (PortAudio), and only when a chime is configured.
+Like sources/mic.py, this module imports sounddevice (PortAudio), and only when a chime is
+configured.
 """
 
 from __future__ import annotations

@@ -245,7 +245,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from recorder.mic import input_devices
+    from recorder.sources.mic import input_devices
 
     devices = input_devices()
     if args.json:

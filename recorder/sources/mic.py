@@ -20,7 +20,7 @@ import numpy as np
 
 from recorder.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from recorder.errors import RecorderError
-from recorder.sources import DeviceLost, DeviceRestored, SourceItem, StopFlag
+from recorder.sources.base import DeviceLost, DeviceRestored, SourceItem, StopFlag
 
 log = logging.getLogger("recorder.mic")
 

@@ -1,0 +1,40 @@
+"""Where frames come from: one interface (`base.Source`) and a module per kind of source.
+
+`file` (a WAV file), `stdin` (raw s16le) and `mic` (the microphone; the only module that imports
+sounddevice, loaded only when a microphone is asked for).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recorder.errors import RecorderError
+from recorder.sources.base import (
+    DeviceLost,
+    DeviceRestored,
+    Source,
+    SourceItem,
+    StopFlag,
+    chunk,
+)
+from recorder.sources.file import FileSource
+from recorder.sources.stdin import StdinSource
+
+__all__ = ["DeviceLost", "DeviceRestored", "FileSource", "Source", "SourceItem", "StdinSource",
+           "StopFlag", "chunk", "open_source"]
+
+
+def open_source(spec: str, realtime: bool = False, wait_for_device: bool = False) -> Source:
+    """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` or `stdin`."""
+    kind, _, arg = spec.partition(":")
+    if kind == "file":
+        if not arg:
+            raise RecorderError("source file: needs a path, e.g. --source file:clip.wav")
+        return FileSource(Path(arg), realtime)
+    if kind == "stdin" and not arg:
+        return StdinSource()
+    if kind == "mic":
+        from recorder.sources.mic import MicSource
+
+        return MicSource(arg or None, wait_for_device)
+    raise RecorderError(f"unknown source {spec!r}: use mic, mic:NAME_OR_INDEX, file:PATH or stdin")
