@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from recorder.audio import Frame, frames_to_s, s_to_frames
+from recorder.audio import SAMPLE_RATE, Frame, frames_to_s, s_to_frames
 from recorder.machine import WakeDetected
+from recorder.recording import time_id, utc_iso
 from recorder.storage import Storage, StorageError
 
 log = logging.getLogger("recorder.activations")
@@ -67,14 +68,14 @@ class ActivationSaver:
             "wake_word": c.wake.wake_word,
             "score": round(c.wake.score, 4),
             "threshold": c.threshold,
-            "detected_at": t.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "detected_at": utc_iso(t),
             "source": self.source,
             "source_offset_s": round(offset_s, 4),
             "wake_offset_s": round(frames_to_s(c.wake.frame_index + 1), 4),
-            "sample_rate": 16000,
+            "sample_rate": SAMPLE_RATE,
         }
         audio = np.concatenate([f.samples for f in c.frames])
-        base_id = t.strftime("%Y%m%dT%H%M%S.") + f"{t.microsecond // 1000:03d}Z-{c.wake.wake_word}"
+        base_id = f"{time_id(t)}-{c.wake.wake_word}"
         try:
             rec = self.storage.save(base_id.replace(":", "_"), audio, meta)
         except StorageError as e:

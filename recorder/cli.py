@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recorder import __version__, control, models, scoring
+from recorder import __version__, control, models
 from recorder import config as config_mod
 from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.mute import MuteSwitch
 from recorder.storage import Storage
+from recorder.tools import score, tune
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--source", help="as for run (a file is paced in real time)")
     mon.add_argument("--model", action="append", metavar="NAME_OR_PATH")
     mon.add_argument("--threshold", type=float)
+    mon.set_defaults(realtime=True)
 
     for name, text in [("mute", "stop listening (persists across restarts)"),
                        ("unmute", "listen again")]:
@@ -96,38 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--wheel-dir", type=Path,
                        help="take the openwakeword wheel from this directory instead of PyPI")
     msub.add_parser("list", help="show the installed models, licences and hash status")
-    scoring.add_parsers(sub)
+    score.add_parser(sub)
+    tune.add_parser(sub)
     return parser
 
 
 def load_config(args: argparse.Namespace) -> Config:
-    cfg = config_mod.load(args.config)
-    if args.recordings is not None:
-        cfg = dataclasses.replace(
-            cfg, storage=dataclasses.replace(cfg.storage, directory=str(args.recordings.resolve())))
-    if args.command not in ("run", "monitor"):
-        return config_mod.validate(cfg, "command line")
-    audio, wake, ind, lg = cfg.audio, cfg.wake, cfg.indicator, cfg.log
-    if args.command == "monitor":
-        audio = dataclasses.replace(audio, realtime=True)
-    if args.source is not None:
-        source = args.source
-        if source.startswith("file:"):
-            source = "file:" + str(Path(source[5:]).expanduser())
-        audio = dataclasses.replace(audio, source=source)
-    if getattr(args, "realtime", False):
-        audio = dataclasses.replace(audio, realtime=True)
-    if args.model:
-        wake = dataclasses.replace(wake, models=tuple(args.model))
-    if args.threshold is not None:
-        wake = dataclasses.replace(wake, threshold=args.threshold, per_model={
-            k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()})
-    if getattr(args, "indicator_command", None) is not None:
-        ind = dataclasses.replace(ind, command=args.indicator_command)
-    if getattr(args, "log_level", None):
-        lg = dataclasses.replace(lg, level=args.log_level)
-    cfg = dataclasses.replace(cfg, audio=audio, wake=wake, indicator=ind, log=lg)
-    return config_mod.validate(cfg, "command line")
+    """The config file with whichever of the command's flags were given."""
+    return config_mod.with_overrides(
+        config_mod.load(args.config),
+        recordings=getattr(args, "recordings", None),
+        source=getattr(args, "source", None),
+        realtime=getattr(args, "realtime", False),
+        models=getattr(args, "model", None),
+        threshold=getattr(args, "threshold", None),
+        indicator_command=getattr(args, "indicator_command", None),
+        log_level=getattr(args, "log_level", None),
+    )
 
 
 def _setup_logging(level: str) -> None:
@@ -160,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from recorder import monitor
+    from recorder.tools import monitor
 
     return monitor.run(load_config(args))
 
@@ -276,7 +262,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "list": cmd_list, "devices": cmd_devices,
             "models": cmd_models, "mute": cmd_mute, "unmute": cmd_mute, "status": cmd_status,
             "delete": cmd_delete, "prune": cmd_prune,
-            "score": scoring.cmd_score, "tune": scoring.cmd_tune}
+            "score": score.cmd_score, "tune": tune.cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,14 +7,17 @@ user can make names the file, the section and the key.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recorder.errors import RecorderError
+from recorder.machine import State
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -123,9 +126,14 @@ class IndicatorConfig:
     """Output device for the chimes, by name or index; empty: the default output."""
 
     def __post_init__(self) -> None:
-        from recorder import pi  # the patterns and the apa102 table are checked where used
+        check_indicator(self)
 
-        pi.check_config(self)
+    def led_patterns(self) -> dict[State, str]:
+        """`gpio_led`'s pattern per state."""
+        return gpio_patterns(self)
+
+    def apa102_settings(self) -> Apa102Settings | None:
+        return parse_apa102(self.apa102) if self.apa102 else None
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,104 @@ class Config:
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.base_dir / p
+
+
+# --- the Raspberry Pi lights' keys (`gpio_*`, `apa102`) -----------------------------------
+LED_PATTERNS = ("on", "off", "blink", "pulse")
+LED_STATES = (State.RECORDING, State.LISTENING, State.MUTED, State.ERROR)
+"""The states with a configurable light (`gpio_<state>`, apa102 colours); `off` is always off."""
+APA102_KEYS = ("leds", "brightness", "bus", "device", "power_pin", "colors")
+DEFAULT_COLORS = {
+    State.RECORDING: "#0000ff",  # blue, like the Echo's ring
+    State.LISTENING: "#000000",  # off
+    State.MUTED: "#ff0000",
+    State.ERROR: "#ff6000",  # orange, steady
+}
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+@dataclass(frozen=True)
+class Apa102Settings:
+    leds: int
+    brightness: float = 0.5
+    bus: int = 0
+    device: int = 1
+    power_pin: int | None = None
+    colors: Mapping[State, tuple[int, int, int]] | None = None
+
+    def color(self, state: State) -> tuple[int, int, int]:
+        return (self.colors or {}).get(state, (0, 0, 0))
+
+
+def _int(where: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise RecorderError(f"{where}: must be an integer from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def parse_color(where: str, value: Any) -> tuple[int, int, int]:
+    if not isinstance(value, str) or not _COLOR.fullmatch(value):
+        raise RecorderError(f'{where}: must be a colour like "#0000ff", got {value!r}')
+    return int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16)
+
+
+def parse_apa102(table: Mapping[str, Any], where: str = "[indicator] apa102") -> Apa102Settings:
+    """`{ leds = 3, brightness = 0.5, bus = 0, device = 1, power_pin = 5, colors = {...} }`."""
+    unknown = [k for k in table if k not in APA102_KEYS]
+    if unknown:
+        raise RecorderError(f"{where}: unknown key {unknown[0]!r} (known: "
+                            f"{', '.join(APA102_KEYS)})")
+    if "leds" not in table:
+        raise RecorderError(f"{where}: needs leds, the number of LEDs (3 on the ReSpeaker "
+                            "2-mic HAT, 12 on the 4-mic array)")
+    brightness = table.get("brightness", 0.5)
+    if isinstance(brightness, bool) or not isinstance(brightness, int | float) \
+            or not 0.0 <= brightness <= 1.0:
+        raise RecorderError(f"{where} brightness: must be a number from 0 to 1, "
+                            f"got {brightness!r}")
+    power_pin = table.get("power_pin")
+    colors_table = table.get("colors", {})
+    if not isinstance(colors_table, dict):
+        raise RecorderError(f"{where} colors: must be a table like "
+                            '{ recording = "#0000ff", muted = "#ff0000" }')
+    names = [s.value for s in LED_STATES]
+    colors = {s: parse_color(f"{where} colors.{s.value}", c) for s, c in DEFAULT_COLORS.items()}
+    for name, value in colors_table.items():
+        if name not in names:
+            raise RecorderError(f"{where} colors: unknown state {name!r} (known: "
+                                f"{', '.join(names)})")
+        colors[State(name)] = parse_color(f"{where} colors.{name}", value)
+    return Apa102Settings(
+        leds=_int(f"{where} leds", table["leds"], 1, 1024),
+        brightness=float(brightness),
+        bus=_int(f"{where} bus", table.get("bus", 0), 0, 9),
+        device=_int(f"{where} device", table.get("device", 1), 0, 9),
+        power_pin=None if power_pin is None else _int(f"{where} power_pin", power_pin, 0, 27),
+        colors=colors,
+    )
+
+
+def gpio_patterns(ind: IndicatorConfig) -> dict[State, str]:
+    """The LED's pattern per state, from the `gpio_<state>` keys (checked)."""
+    patterns = {State.OFF: "off"}
+    for state in LED_STATES:
+        key = f"gpio_{state.value}"
+        value = getattr(ind, key)
+        if value not in LED_PATTERNS:
+            raise RecorderError(f"[indicator] {key}: must be one of {', '.join(LED_PATTERNS)}, "
+                                f"got {value!r}")
+        patterns[state] = value
+    return patterns
+
+
+def check_indicator(ind: IndicatorConfig) -> None:
+    """Every Pi light key is checked on creation, configured or not."""
+    gpio_patterns(ind)
+    if ind.apa102:
+        settings = parse_apa102(ind.apa102)
+        if ind.gpio_led is not None and settings.power_pin == ind.gpio_led:
+            raise RecorderError(f"[indicator] apa102 power_pin: GPIO {ind.gpio_led} is "
+                                "already gpio_led's pin")
 
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -241,6 +347,37 @@ def validate(config: Config, where: str = "config") -> Config:
     if config.vad.max_length_s < config.vad.min_speech_s:
         raise RecorderError(f"{where}: [vad] max_length_s: must be at least min_speech_s")
     return config
+
+
+def with_overrides(config: Config, *, recordings: Path | None = None, source: str | None = None,
+                   realtime: bool = False, models: Sequence[str] | None = None,
+                   threshold: float | None = None, indicator_command: str | None = None,
+                   log_level: str | None = None) -> Config:
+    """The configuration with command-line flags applied (None or False: unchanged), checked.
+
+    `threshold` sets every model's threshold, per-model overrides included.
+    """
+    audio, wake, storage, ind, lg = (config.audio, config.wake, config.storage, config.indicator,
+                                     config.log)
+    if recordings is not None:
+        storage = dataclasses.replace(storage, directory=str(recordings.expanduser().resolve()))
+    if source is not None:
+        if source.startswith("file:"):
+            source = "file:" + str(Path(source[5:]).expanduser())
+        audio = dataclasses.replace(audio, source=source)
+    if realtime:
+        audio = dataclasses.replace(audio, realtime=True)
+    if models:
+        wake = dataclasses.replace(wake, models=tuple(models))
+    if threshold is not None:
+        wake = dataclasses.replace(wake, threshold=threshold, per_model={
+            k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()})
+    if indicator_command is not None:
+        ind = dataclasses.replace(ind, command=indicator_command)
+    if log_level:
+        lg = dataclasses.replace(lg, level=log_level)
+    return validate(dataclasses.replace(config, audio=audio, wake=wake, storage=storage,
+                                        indicator=ind, log=lg), "command line")
 
 
 def load(path: Path | None) -> Config:

@@ -11,33 +11,22 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recorder import __version__, chime, models, pi
 from recorder.activations import ActivationSaver
-from recorder.audio import SAMPLE_RATE, Frame, frames_to_s, s_to_frames
-from recorder.chime import ChimePlayer
+from recorder.audio import Frame, frames_to_s
 from recorder.config import Config
 from recorder.control import ControlServer, default_runtime_dir
-from recorder.engine import OpenWakeWordEngine, WakeEngine
 from recorder.errors import RecorderError
-from recorder.indicator import (
-    CommandIndicator,
-    Indicator,
-    IndicatorError,
-    Indicators,
-    LogIndicator,
-    StateFileIndicator,
-)
+from recorder.indicators import Devices, IndicatorError
 from recorder.machine import (
     EndReason,
     Event,
     Machine,
-    MachineSettings,
     SpeechStarted,
     State,
     StateChanged,
@@ -47,54 +36,12 @@ from recorder.machine import (
 )
 from recorder.mute import MuteSwitch
 from recorder.notify import Notifier
+from recorder.pipeline import Pipeline, build_machine, build_pipeline, machine_settings, step
+from recorder.recording import RecordingMeta
 from recorder.sources import DeviceLost, DeviceRestored, Source, open_source
 from recorder.storage import Storage, StorageError
-from recorder.vad import SpeechDetector, WebRtcVad, gate_vad
 
 log = logging.getLogger("recorder")
-
-
-def machine_settings(config: Config, names: Iterable[str]) -> MachineSettings:
-    w, v = config.wake, config.vad
-    names = list(names)
-    return MachineSettings(
-        thresholds={n: w.threshold_for(n) for n in names},
-        patience_frames={n: w.patience_for(n) for n in names},
-        refractory_frames=s_to_frames(w.refractory_s),
-        lookback_frames=s_to_frames(v.lookback_s),
-        min_speech_frames=max(1, s_to_frames(v.min_speech_s)),
-        silence_frames=max(1, s_to_frames(v.silence_s)),
-        no_speech_timeout_frames=max(1, s_to_frames(v.no_speech_timeout_s)),
-        max_length_frames=max(1, s_to_frames(v.max_length_s)),
-    )
-
-
-def build_engine(config: Config) -> OpenWakeWordEngine:
-    manifest = models.load_manifest(config.path(config.wake.models_dir)
-                                    if config.wake.models_dir else None)
-    features = list(manifest.features.values())
-    models.verify_installed(manifest, features)
-    specs = [models.resolve_wake_model(manifest, m) for m in config.wake.models]
-    return OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
-                              manifest.path(manifest.features["embedding"]), specs,
-                              gate=gate_vad() if config.wake.gate else None)
-
-
-def build_indicator(config: Config) -> Indicators:
-    ind = config.indicator
-    # The Pi's lights first, so they show at once; built (or released) whatever is configured.
-    parts: list[Indicator] = [LogIndicator(), *pi.build_indicators(ind)]
-    if ind.state_file:
-        parts.append(StateFileIndicator(config.path(ind.state_file)))
-    if ind.command:
-        parts.append(CommandIndicator(ind.command, ind.timeout_s))
-    return Indicators(parts)
-
-
-def build_storage(config: Config) -> Storage:
-    storage = Storage(config.path(config.storage.directory))
-    storage.prepare()
-    return storage
 
 
 class Flags:
@@ -120,29 +67,6 @@ class Flags:
         self.reload = True
 
 
-@dataclass
-class Pipeline:
-    """Everything a configuration decides; swapped whole on a reload."""
-
-    config: Config
-    engine: WakeEngine
-    vad: SpeechDetector
-    storage: Storage
-    indicator: Indicator
-    chime: ChimePlayer | None = None
-
-
-def build_pipeline(config: Config, engine: WakeEngine | None = None,
-                   dry_run: bool = False) -> Pipeline:
-    storage = (Storage(config.path(config.storage.directory)) if dry_run
-               else build_storage(config))
-    engine = engine or build_engine(config)
-    player = chime.build(config)
-    # The indicator last: it takes over the LEDs of the configuration it replaces.
-    return Pipeline(config, engine, WebRtcVad(config.vad.aggressiveness), storage,
-                    build_indicator(config), player)
-
-
 FrameObserver = Callable[[Frame, dict[str, float], bool, State], None]
 """Sees every analysed frame with its scores, VAD decision and the state after it."""
 
@@ -154,6 +78,7 @@ class Daemon:
     machine: Machine
     flags: Flags
     mute: MuteSwitch
+    devices: Devices = field(default_factory=Devices)
     notifier: Notifier = field(default_factory=Notifier)
     reload_config: Callable[[], Config] | None = None
     dry_run: bool = False
@@ -162,7 +87,6 @@ class Daemon:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     saved: int = 0
     frames_seen: int = 0
-    _failure: str | None = None
     _last_watchdog: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -203,16 +127,14 @@ class Daemon:
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
 
     def step(self, frame: Frame) -> None:
-        if self.machine.state in (State.MUTED, State.OFF):
+        analysis = step(self.machine, self.p.engine, self.p.vad, frame)
+        if analysis is None:
             return  # muted audio is dropped without being analysed
-        scores = self.p.engine.process(frame.samples)
-        speech = self.p.vad.is_speech(frame.samples)
-        events = self.machine.step(frame, scores, speech)
         if self.activations:
             self.activations.push(frame)
         for observe in self.observers:
-            observe(frame, scores, speech, self.machine.state)
-        self.dispatch(events)
+            observe(frame, dict(analysis.scores), analysis.speech, self.machine.state)
+        self.dispatch(analysis.events)
 
     def set_activations(self) -> None:
         """Start (or stop) saving activations as the configuration says."""
@@ -250,7 +172,7 @@ class Daemon:
             same_engine = (w.models, w.models_dir, w.gate) == (old.models, old.models_dir,
                                                                 old.gate)
             pipeline = build_pipeline(config, self.p.engine if same_engine else None,
-                                      self.dry_run)
+                                      self.dry_run, self.devices)
         except RecorderError as e:
             log.error("reload refused, keeping the running configuration: %s", e)
             return
@@ -268,8 +190,10 @@ class Daemon:
         self.enforce_retention()
 
     def dispatch(self, events: list[Event]) -> None:
-        """Hand events to the log, indicator and storage, in order. A handler's failure is
-        reported to the machine once the batch is done, so the states shown stay in order."""
+        """Hand events to the log, indicator and storage, in order. A handler returns its
+        failure; it is reported to the machine once the batch is done, so the states shown
+        stay in order."""
+        failure: str | None = None
         for event in events:
             match event:
                 case WakeDetected():
@@ -279,7 +203,7 @@ class Daemon:
                         self.activations.on_wake(
                             event, self.machine.settings.thresholds[event.wake_word])
                 case StateChanged():
-                    self._show(event)
+                    failure = self._show(event) or failure
                 case SpeechStarted():
                     log.debug("speech started at %.2f s", frames_to_s(event.frame_index))
                 case UtteranceDiscarded():
@@ -287,65 +211,51 @@ class Daemon:
                              event.wake.wake_word, frames_to_s(event.wake.frame_index + 1),
                              event.reason)
                 case UtteranceReady():
-                    self._save(event)
-        failure, self._failure = self._failure, None
+                    failure = self._save(event) or failure
         if failure:
             self.dispatch(self.machine.fail(failure))
 
-    def _show(self, event: StateChanged) -> None:
-        discarded = False
+    def _show(self, event: StateChanged) -> str | None:
+        """Show the state; the failure that discards the request, if any."""
+        failure = None
         try:
             self.p.indicator.show(event.state, event.previous)
         except IndicatorError as e:
             if event.state is State.RECORDING and self.p.config.indicator.required:
                 log.error("indicator failed, discarding the request: %s", e)
-                self._failure = "indicator failed"
-                discarded = True
+                failure = "indicator failed"
             else:
                 log.warning("indicator failed: %s", e)
         if self.p.chime is not None:  # after the light; never blocks
-            self.p.chime.on_state(event, discarded)
+            self.p.chime.on_state(event, discarded=failure is not None)
+        return failure
 
-    def _save(self, event: UtteranceReady) -> None:
-        offset_s = frames_to_s(event.start_frame)
-        started = self.started_at + timedelta(seconds=offset_s)
-        duration_s = len(event.audio) / SAMPLE_RATE
-        meta = {
-            "wake_word": event.wake.wake_word,
-            "score": round(event.wake.score, 4),
-            "threshold": self.machine.settings.thresholds[event.wake.wake_word],
-            "started_at": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "duration_s": round(duration_s, 4),
-            "sample_rate": SAMPLE_RATE,
-            "channels": 1,
-            "sample_format": "s16le",
-            "samples": len(event.audio),
-            "end_reason": event.end_reason.value,
-            "source": self.source.description,
-            "source_offset_s": round(offset_s, 4),
-            "wake_offset_s": round(frames_to_s(event.wake.frame_index + 1), 4),
-            "recorder_version": __version__,
-        }
+    def _save(self, event: UtteranceReady) -> str | None:
+        """Save the request; the failure that dropped it, if any."""
+        extra: dict[str, Any] = dict(getattr(self.source, "info", None) or {})
         if self.p.chime is not None:  # where the awake chime started, for consumers to skip
-            meta.update(self.p.chime.awake_meta(event.wake.frame_index))
+            extra.update(self.p.chime.awake_meta(event.wake.frame_index))
+        meta = RecordingMeta.of(event, self.started_at,
+                                self.machine.settings.thresholds[event.wake.wake_word],
+                                self.source.description, extra)
+        end_s = meta.source_offset_s + meta.duration_s
         if self.dry_run:
             log.info("dry run: would save %.2f s from %.2f s to %.2f s (%s, wake word %s at "
-                     "%.2f s)", duration_s, offset_s, offset_s + duration_s,
-                     event.end_reason.value, event.wake.wake_word, meta["wake_offset_s"])
+                     "%.2f s)", meta.duration_s, meta.source_offset_s, end_s, meta.end_reason,
+                     meta.wake_word, meta.wake_offset_s)
             self.saved += 1
-            return
-        base_id = started.strftime("%Y%m%dT%H%M%S.") + f"{started.microsecond // 1000:03d}Z"
+            return None
         try:
-            rec = self.p.storage.save(base_id, event.audio, meta)
+            rec = self.p.storage.save(meta.id, event.audio, meta.to_json())
         except StorageError as e:
             log.error("could not save the request, dropped it: %s", e)
-            self._failure = "storage failed"
-            return
+            return "storage failed"
         self.saved += 1
-        log.info("saved %s (%.2f s, %s, from %.2f s)", rec.wav.name, duration_s,
-                 event.end_reason.value, offset_s)
+        log.info("saved %s (%.2f s, %s, from %.2f s)", rec.wav.name, meta.duration_s,
+                 meta.end_reason, meta.source_offset_s)
         self.notifier.send(f"STATUS={self.status_line()}")
         self.enforce_retention()
+        return None
 
     def enforce_retention(self) -> None:
         s = self.p.config.storage
@@ -397,9 +307,25 @@ class Daemon:
                 f"{self.saved} saved")
 
 
+def build_daemon(config: Config, source: Source, mute: MuteSwitch, *,
+                 pipeline: Pipeline | None = None, flags: Flags | None = None,
+                 dry_run: bool = False, reload_config: Callable[[], Config] | None = None,
+                 observers: list[FrameObserver] | None = None,
+                 devices: Devices | None = None) -> Daemon:
+    """The whole wiring for one source: the pipeline (unless given), a machine muted as the
+    switch says (for a live source), and the daemon that runs them."""
+    devices = devices or Devices()
+    pipeline = pipeline or build_pipeline(config, dry_run=dry_run, devices=devices)
+    muted = source.live and mute.is_muted()
+    return Daemon(pipeline, source, build_machine(config, pipeline.engine, muted),
+                  flags or Flags(), mute, devices=devices, reload_config=reload_config,
+                  dry_run=dry_run, observers=list(observers or []))
+
+
 def run(config: Config, runtime_dir: Path | None, state_dir: Path,
         wait_for_device: bool = False,
-        reload_config: Callable[[], Config] | None = None, dry_run: bool = False) -> int:
+        reload_config: Callable[[], Config] | None = None, dry_run: bool = False,
+        observers: list[FrameObserver] | None = None) -> int:
     """Load everything (errors exit 2 before any audio), then run until EOF or a signal.
 
     A live source (microphone, stdin) obeys the mute switch and serves the control socket in
@@ -407,21 +333,20 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
     """
     flags = Flags()
     flags.install()
-    pipeline = build_pipeline(config, dry_run=dry_run)
+    devices = Devices()
+    pipeline = build_pipeline(config, dry_run=dry_run, devices=devices)
     source = open_source(config.audio.source, config.audio.realtime, wait_for_device)
     mute = MuteSwitch(state_dir)
     if source.live:
         mute.prepare()
-    muted = source.live and mute.is_muted()
-    machine = Machine(machine_settings(config, pipeline.engine.names), muted=muted)
-    daemon = Daemon(pipeline, source, machine, flags, mute, reload_config=reload_config,
-                    dry_run=dry_run)
+    daemon = build_daemon(config, source, mute, pipeline=pipeline, flags=flags, dry_run=dry_run,
+                          reload_config=reload_config, observers=observers, devices=devices)
     if runtime_dir is None and source.live:
         runtime_dir = default_runtime_dir()
     server = ControlServer(runtime_dir, daemon.control) if runtime_dir else None
     log.info("listening on %s for %s (recordings in %s)%s", source.description,
              ", ".join(pipeline.engine.names), pipeline.storage.directory,
-             " (muted)" if muted else "")
+             " (muted)" if daemon.machine.muted else "")
     try:
         daemon.run()
     finally:
@@ -430,6 +355,7 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
         source.close()
         if daemon.p.chime is not None:
             daemon.p.chime.close()
+        devices.close_all()
     log.info("stopped: %d recording(s) %s", daemon.saved,
              "would have been saved (dry run)" if dry_run else "saved")
     return 0

@@ -17,7 +17,7 @@ import pytest
 from conftest import AUDIO, RECORDER, SCENES, read_pcm, recordings, run_recorder, write_pcm
 from virtual_mic import VirtualMic
 
-from recorder.chime import ChimePlayer, Output
+from recorder.indicators.chime import ChimePlayer, Output
 from recorder.machine import State, StateChanged
 
 RATE = 16000

@@ -15,11 +15,14 @@ from conftest import AUDIO, recordings, run_recorder
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from recorder import config as config_mod
-from recorder import daemon, pi
+from recorder import daemon
 from recorder.config import Config, IndicatorConfig, StorageConfig, WakeConfig
 from recorder.errors import RecorderError
-from recorder.machine import Machine, State
+from recorder.indicators import Devices, build_indicators, build_lights
+from recorder.indicators.devices import SpiPort
+from recorder.machine import State
 from recorder.mute import MuteSwitch
+from recorder.pipeline import build_pipeline
 from recorder.sources import FileSource
 
 SCENE = AUDIO / "jarvis_pause_command.wav"
@@ -28,12 +31,15 @@ OFF, LISTENING, RECORDING = State.OFF, State.LISTENING, State.RECORDING
 
 
 @pytest.fixture(autouse=True)
-def mock_pins():
-    """gpiozero's own mock pins (PWM-capable unless a test says otherwise)."""
+def devices():
+    """gpiozero's own mock pins (PWM-capable unless a test says otherwise), and the registry of
+    the devices a test's daemon owns, opening SPI ports with FakeSpi."""
     previous = gpiozero.Device.pin_factory
     gpiozero.Device.pin_factory = MockFactory(pin_class=MockPWMPin)
-    yield
-    pi.close_all()
+    FakeSpi.opened = []
+    owned = Devices(spi_factory=FakeSpi)
+    yield owned
+    owned.close_all()
     gpiozero.Device.pin_factory.reset()
     gpiozero.Device.pin_factory = previous
 
@@ -62,9 +68,7 @@ class FakeSpi:
 
 
 @pytest.fixture
-def spi(monkeypatch):
-    FakeSpi.opened = []
-    monkeypatch.setattr(pi, "SPI_FACTORY", FakeSpi)
+def spi():
     return FakeSpi.opened
 
 
@@ -87,13 +91,13 @@ class Run:
     log: str
 
 
-def run_daemon(tmp_path: Path, caplog, probe, **indicator) -> Run:
+def run_daemon(tmp_path: Path, caplog, probe, devices: Devices, **indicator) -> Run:
     """The real daemon on a real scene, in-process, probing the light at every state shown
     and while each recording is saved."""
     config = Config(wake=WakeConfig(models=("hey_jarvis",)),
                     storage=StorageConfig(directory=str(tmp_path / "rec")),
                     indicator=IndicatorConfig(**indicator), base_dir=tmp_path)
-    pipeline = daemon.build_pipeline(config)
+    pipeline = build_pipeline(config, devices=devices)
     run = Run([], [], [], "")
     show, save = pipeline.indicator.show, pipeline.storage.save
 
@@ -109,9 +113,8 @@ def run_daemon(tmp_path: Path, caplog, probe, **indicator) -> Run:
 
     pipeline.indicator.show = probed_show
     pipeline.storage.save = probed_save
-    machine = Machine(daemon.machine_settings(config, pipeline.engine.names))
-    d = daemon.Daemon(pipeline, FileSource(SCENE), machine, daemon.Flags(),
-                      MuteSwitch(tmp_path / "state"))
+    d = daemon.build_daemon(config, FileSource(SCENE), MuteSwitch(tmp_path / "state"),
+                            pipeline=pipeline, devices=devices)
     with caplog.at_level(logging.INFO, logger="recorder"):
         d.run()
     run.recs = recordings(tmp_path / "rec")
@@ -123,10 +126,11 @@ def run_daemon(tmp_path: Path, caplog, probe, **indicator) -> Run:
     (MockPWMPin, {}),  # the default patterns: muted pulses, so a PWMLED
     (MockPin, {"gpio_muted": "blink"}),  # no pulse: a plain LED on any pin
 ])
-def test_gpio_led_is_on_while_a_request_is_saved_and_off_otherwise(tmp_path, caplog, pin_class,
+def test_gpio_led_is_on_while_a_request_is_saved_and_off_otherwise(tmp_path, caplog, devices,
+                                                                   pin_class,
                                                                    patterns):
     gpiozero.Device.pin_factory = MockFactory(pin_class=pin_class)
-    run = run_daemon(tmp_path, caplog, pin_state, gpio_led=PIN, **patterns)
+    run = run_daemon(tmp_path, caplog, pin_state, devices, gpio_led=PIN, **patterns)
     assert run.shown == [(LISTENING, 0), (RECORDING, 1), (LISTENING, 0), (OFF, 0)]
     assert run.at_save == [1]  # on while the audio is persisted
     [(meta, samples)] = run.recs
@@ -138,8 +142,8 @@ def toggles(pin) -> int:
     return sum(1 for a, b in zip(values, values[1:], strict=False) if (a > 0.5) != (b > 0.5))
 
 
-def test_gpio_patterns_blink_on_error_pulse_when_muted_and_are_configurable():
-    [led] = pi.build_indicators(IndicatorConfig(gpio_led=PIN))
+def test_gpio_patterns_blink_on_error_pulse_when_muted_and_are_configurable(devices):
+    [led] = build_lights(Config(indicator=IndicatorConfig(gpio_led=PIN)), devices)
     pin = gpiozero.Device.pin_factory.pin(PIN)
     led.show(State.ERROR, LISTENING)
     assert eventually(lambda: toggles(pin) >= 3)  # blink: 0.25 s on, 0.25 s off
@@ -159,9 +163,9 @@ def test_gpio_patterns_blink_on_error_pulse_when_muted_and_are_configurable():
     led.show(OFF, LISTENING)
     assert pin.state == 0
 
-    pi.close_all()
-    [led] = pi.build_indicators(IndicatorConfig(gpio_led=PIN, gpio_recording="blink",
-                                                gpio_listening="on", gpio_error="off"))
+    devices.close_all()
+    [led] = build_lights(Config(indicator=IndicatorConfig(
+        gpio_led=PIN, gpio_recording="blink", gpio_listening="on", gpio_error="off")), devices)
     pin = gpiozero.Device.pin_factory.pin(PIN)
     led.show(LISTENING, OFF)
     assert pin.state == 1
@@ -182,7 +186,8 @@ def eventually(predicate, timeout: float = 5.0) -> bool:
 
 
 @pytest.mark.parametrize("why", ["pin in use", "no PWM for pulse", "no SPI device"])
-def test_a_light_that_cannot_be_set_up_discards_the_request(tmp_path, caplog, spi, why):
+def test_a_light_that_cannot_be_set_up_discards_the_request(tmp_path, caplog, devices, spi,
+                                                            why):
     indicator: dict = {"gpio_led": PIN}
     if why == "pin in use":
         holder = gpiozero.LED(PIN)  # another device has the pin
@@ -190,8 +195,8 @@ def test_a_light_that_cannot_be_set_up_discards_the_request(tmp_path, caplog, sp
         gpiozero.Device.pin_factory = MockFactory(pin_class=MockPin)
     else:
         indicator = {"apa102": {"leds": 3}}
-        pi.SPI_FACTORY = _missing_spi
-    run = run_daemon(tmp_path, caplog, lambda: None, **indicator)
+        devices.spi_factory = _missing_spi
+    run = run_daemon(tmp_path, caplog, lambda: None, devices, **indicator)
     assert run.recs == [] and run.at_save == []  # nothing was written
     assert "indicator failed, discarding the request" in run.log
     assert [s for s, _ in run.shown] == [LISTENING, RECORDING, State.ERROR, LISTENING, OFF]
@@ -199,27 +204,28 @@ def test_a_light_that_cannot_be_set_up_discards_the_request(tmp_path, caplog, sp
         assert holder.value == 0  # the other device's pin was left alone
 
 
-def _missing_spi(bus: int, device: int) -> pi.SpiPort:
+def _missing_spi(bus: int, device: int) -> SpiPort:
     raise FileNotFoundError(2, "No such file or directory", f"/dev/spidev{bus}.{device}")
 
 
-def test_a_failed_light_is_retried_and_only_discards_when_required(tmp_path, caplog):
+def test_a_failed_light_is_retried_and_only_discards_when_required(tmp_path, caplog, devices):
     holder = gpiozero.LED(PIN)
-    run = run_daemon(tmp_path / "a", caplog, lambda: None, gpio_led=PIN, required=False)
+    run = run_daemon(tmp_path / "a", caplog, lambda: None, devices, gpio_led=PIN, required=False)
     assert len(run.recs) == 1  # not required: kept, with a warning
     assert "indicator failed: gpio_led: cannot set up GPIO 17" in run.log
     holder.close()  # the pin is free again: set up at the next state change
-    run = run_daemon(tmp_path / "b", caplog, pin_state, gpio_led=PIN)
+    run = run_daemon(tmp_path / "b", caplog, pin_state, devices, gpio_led=PIN)
     assert run.shown == [(LISTENING, 0), (RECORDING, 1), (LISTENING, 0), (OFF, 0)]
     assert len(run.recs) == 1
 
 
-def test_apa102_frames_carry_the_colour_of_each_state_and_end_all_off(tmp_path, caplog, spi):
+def test_apa102_frames_carry_the_colour_of_each_state_and_end_all_off(tmp_path, caplog, devices,
+                                                                    spi):
     def last_frame():
         [port] = spi
         return parse_apa102(port.writes[-1], 3)
 
-    run = run_daemon(tmp_path, caplog, last_frame,
+    run = run_daemon(tmp_path, caplog, last_frame, devices,
                      apa102={"leds": 3, "brightness": 0.5, "colors": {"listening": "#102030"}})
     dim = round(0.5 * 31)
     assert run.shown == [
@@ -232,14 +238,14 @@ def test_apa102_frames_carry_the_colour_of_each_state_and_end_all_off(tmp_path, 
     [port] = spi
     assert (port.bus, port.device) == (0, 1) and len(port.writes) == 4
     assert len(port.writes[0]) == 4 + 3 * 4 + 4 + 1
-    pi.close_all()
+    devices.close_all()
     assert port.closed and parse_apa102(port.writes[-1], 3) == (0, [(0, 0, 0)] * 3)
 
 
-def test_apa102_defaults_and_options(spi):
-    [ring] = pi.build_indicators(IndicatorConfig(apa102={
+def test_apa102_defaults_and_options(devices, spi):
+    [ring] = build_lights(Config(indicator=IndicatorConfig(apa102={
         "leds": 12, "brightness": 1, "bus": 1, "device": 0, "power_pin": 5,
-        "colors": {"error": "#00ff00"}}))
+        "colors": {"error": "#00ff00"}})), devices)
     [port] = spi
     assert (port.bus, port.device) == (1, 0)
     assert gpiozero.Device.pin_factory.pin(5).state == 1  # the 4-mic array's LED power
@@ -250,28 +256,28 @@ def test_apa102_defaults_and_options(spi):
         brightness, colors = parse_apa102(port.writes[-1], 12)
         assert colors == [color] * 12 and brightness == (31 if any(color) else 0)
     assert len(port.writes[-1]) == 4 + 12 * 4 + 4 + 1
-    pi.close_all()
+    devices.close_all()
     assert port.closed and gpiozero.Device.pin_factory.pin(5).state == 0
 
 
-def test_a_new_configuration_takes_over_the_lights(spi):
+def test_a_new_configuration_takes_over_the_lights(devices, spi):
     """SIGHUP builds a new indicator while the old one still owns the pin: it takes it over
     (no "pin in use"), and releases what the new configuration no longer has."""
-    first = daemon.build_indicator(Config(indicator=IndicatorConfig(
-        gpio_led=PIN, apa102={"leds": 3})))
+    first = build_indicators(Config(indicator=IndicatorConfig(
+        gpio_led=PIN, apa102={"leds": 3})), devices)
     first.show(RECORDING, LISTENING)
-    second = daemon.build_indicator(Config(indicator=IndicatorConfig(gpio_led=PIN)))
+    second = build_indicators(Config(indicator=IndicatorConfig(gpio_led=PIN)), devices)
     second.show(LISTENING, RECORDING)  # raises if the pin could not be set up
     assert pin_state() == 0
     [port] = spi
     assert port.closed and parse_apa102(port.writes[-1], 3)[1] == [(0, 0, 0)] * 3
     second.show(RECORDING, LISTENING)
     assert pin_state() == 1
-    third = daemon.build_indicator(Config(indicator=IndicatorConfig(
-        gpio_led=PIN, gpio_muted="blink")))  # no pulse: a plain LED replaces the PWMLED
+    third = build_indicators(Config(indicator=IndicatorConfig(
+        gpio_led=PIN, gpio_muted="blink")), devices)  # no pulse: a plain LED replaces the PWMLED
     third.show(RECORDING, LISTENING)
     assert pin_state() == 1
-    daemon.build_indicator(Config())  # no light configured: released, turned off
+    build_indicators(Config(), devices)  # no light configured: released, turned off
     assert pin_state() == 0 and gpiozero.Device.pin_factory.pin(PIN).function == "input"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import math
@@ -14,8 +15,9 @@ import numpy as np
 import pytest
 from conftest import AUDIO, RECORDER, SCENES, oww_fixture, read_pcm, run_recorder, write_pcm
 
-from recorder import scoring
 from recorder.errors import RecorderError
+from recorder.pipeline import build_engine
+from recorder.tools import jobs, options, tune
 
 PNG = b"\x89PNG\r\n\x1a\n"
 WAKE_LINE = re.compile(r"wake word (\S+) detected \(score [0-9.]+\) at ([0-9.]+) s")
@@ -178,7 +180,7 @@ def test_tune_false_rejects_equal_openwakewords(tmp_path, manifest):
                            "--patience", "1,2,3", "--json", "--plot", str(png)))
     result = json.loads(proc.stdout)
     assert result["model"] == "hey_jarvis" and result["positives"] == len(clips)
-    thresholds = scoring.parse_thresholds(GRID)
+    thresholds = tune.parse_thresholds(GRID)
     expected = openwakeword_frr(manifest, clips, thresholds, [1, 2, 3])
     ours = {(r["threshold"], r["patience"]): r["false_reject_rate"] for r in result["rows"]}
     assert ours == pytest.approx(expected, abs=1e-9)
@@ -188,13 +190,11 @@ def test_tune_false_rejects_equal_openwakewords(tmp_path, manifest):
     assert data.startswith(PNG) and len(data) > 20_000
 
     # openWakeWord reports 0 for its first 5 frames: with 1 s of padding ours are 0 there too
-    from recorder import daemon
-
-    config = scoring.load_config(scoring.argparse.Namespace(config=None, threshold=None),
+    config = options.load_config(argparse.Namespace(config=None, threshold=None),
                                  ["hey_jarvis"])
-    worker = scoring.Worker(config, daemon.build_engine(config), lambda s: None)
+    worker = jobs.Worker(config, build_engine(config), lambda s: None)
     for clip in clips:
-        scores = worker.run(scoring.Job("positive", str(clip))).scores
+        scores = worker.run(jobs.Job("positive", str(clip))).scores
         assert scores is not None and (scores[:5] < min(thresholds)).all()
         assert len(scores) == math.ceil((len(read_pcm(clip)) + 32000) / 1280)
 
@@ -231,7 +231,7 @@ def test_grid_evaluation_by_hand():
     positives = [np.array([0, .6, .6, 0]), np.array([0, .9, .9, 0, .9]), np.zeros(3)]
     # a 6-frame run at 0.8 (refractory 3: onsets at frames 1 and 4), then a lone 0.4 frame
     negatives = [np.array([0, .8, .8, .8, .8, .8, .8, 0, .4, 0])]
-    rows = scoring.evaluate(positives, negatives, 3600.0, [0.3, 0.5, 0.7], [1, 2], 3)
+    rows = tune.evaluate(positives, negatives, 3600.0, [0.3, 0.5, 0.7], [1, 2], 3)
     got = {(r.threshold, r.patience): (r.false_reject_rate, r.false_accepts) for r in rows}
     third, two_thirds = 1 / 3, 2 / 3
     assert got == {(0.3, 1): (third, 3), (0.3, 2): (third, 2),
@@ -240,12 +240,12 @@ def test_grid_evaluation_by_hand():
     assert rows[0].false_accepts_per_hour == 3.0
     # FRR 1/3 within 2 FA/h at (0.3, 2), (0.5, 1) and (0.5, 2): the higher threshold, then
     # the lower patience
-    best = scoring.recommend(rows, 2.0)
+    best = tune.recommend(rows, 2.0)
     assert (best.threshold, best.patience) == (0.5, 1)
-    assert scoring.recommend(rows, 1.9) is None
-    assert scoring.count_onsets(np.ones(10, dtype=bool), 0) == 10
-    assert scoring.count_onsets(np.ones(10, dtype=bool), 25) == 1
-    assert scoring.count_onsets(np.array([1, 0, 0, 1, 1], dtype=bool), 3) == 2
+    assert tune.recommend(rows, 1.9) is None
+    assert tune.count_onsets(np.ones(10, dtype=bool), 0) == 10
+    assert tune.count_onsets(np.ones(10, dtype=bool), 25) == 1
+    assert tune.count_onsets(np.array([1, 0, 0, 1, 1], dtype=bool), 3) == 2
 
 
 def test_false_accept_onsets_follow_the_machines_refractory_rule():
@@ -266,28 +266,28 @@ def test_false_accept_onsets_follow_the_machines_refractory_rule():
         machine.start()
         wakes = sum(isinstance(e, WakeDetected) for i, s in enumerate(scores)
                     for e in machine.step(Frame(i, frame), {"w": float(s)}, False))
-        assert scoring.count_onsets(scoring.run_min(scores, p) >= t, refractory) == wakes, trial
+        assert tune.count_onsets(tune.run_min(scores, p) >= t, refractory) == wakes, trial
         total += wakes
     assert total > 100
 
 
 def test_thresholds_and_patience_parsing(tmp_path):
-    assert scoring.parse_thresholds("0.1:0.3:0.1") == [0.1, 0.2, 0.3]
-    grid = scoring.parse_thresholds(GRID)
+    assert tune.parse_thresholds("0.1:0.3:0.1") == [0.1, 0.2, 0.3]
+    grid = tune.parse_thresholds(GRID)
     assert len(grid) == 19 and grid[0] == 0.05 and grid[-1] == 0.95 and grid[5] == 0.3
-    assert scoring.parse_thresholds("0.5") == [0.5]
-    assert scoring.parse_thresholds("0.2:1:0.2") == [0.2, 0.4, 0.6, 0.8, 1.0]
+    assert tune.parse_thresholds("0.5") == [0.5]
+    assert tune.parse_thresholds("0.2:1:0.2") == [0.2, 0.4, 0.6, 0.8, 1.0]
     for bad, why in [("0.1:0.5", "START:STOP:STEP"), ("a:b:c", "not a number"),
                      ("0.5:0.1:0.1", "below START"), ("0:1:0.1", "above 0"),
                      ("0.1:1.5:0.1", "at most 1"), ("0.1:0.5:0", "STEP must be above 0"),
                      ("0.1:0.5:0.15", "whole number"), ("nan:0.5:0.1", "START:STOP:STEP"),
                      ("0.1:0.9:0.0001", "at most 1000")]:
         with pytest.raises(RecorderError, match=re.escape(why)):
-            scoring.parse_thresholds(bad)
-    assert scoring.parse_patience("3,1,2,1") == [1, 2, 3]
+            tune.parse_thresholds(bad)
+    assert tune.parse_patience("3,1,2,1") == [1, 2, 3]
     for bad in ("0", "1,x", "101", ""):
         with pytest.raises(RecorderError):
-            scoring.parse_patience(bad)
+            tune.parse_patience(bad)
     clip = str(oww_fixture("hey_jane.wav"))
     base = ["tune", "--positives", clip, "--negatives", clip]
     assert "whole number of STEPs" in error_line(run_recorder(*base, "--thresholds",
@@ -362,7 +362,7 @@ class _Tty(io.StringIO):
 def test_progress_bar_only_on_a_terminal():
     tty, pipe = _Tty(), io.StringIO()
     for stream in (tty, pipe):
-        bar = scoring.Progress(120.0, stream, min_wall_s=0.0)
+        bar = jobs.Progress(120.0, stream, min_wall_s=0.0)
         for _ in range(12):
             bar.add(10.0)
         bar.close()

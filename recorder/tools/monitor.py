@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from recorder import daemon
 from recorder.audio import Frame, s_to_frames
 from recorder.config import Config
-from recorder.machine import Machine, State
+from recorder.machine import State
 from recorder.mute import MuteSwitch
+from recorder.pipeline import build_pipeline
 from recorder.sources import open_source
 
 BAR = 40
@@ -35,7 +37,7 @@ class _LastLines(logging.Handler):
 
 @dataclass
 class Meter:
-    thresholds: dict[str, float]
+    threshold_for: Callable[[str], float]
     out: TextIO
     tty: bool
     log_lines: _LastLines
@@ -73,12 +75,13 @@ class Meter:
         for i in range(min(BAR, round(score * BAR))):
             cells[i] = "#"
         cells[min(BAR - 1, round(peak * BAR))] = "^" if peak > 0.001 else cells[0]
-        mark = min(BAR - 1, round(self.thresholds[name] * BAR))
+        mark = min(BAR - 1, round(self.threshold_for(name) * BAR))
         cells[mark] = "|" if cells[mark] == " " else cells[mark]
         return "[" + "".join(cells) + "]"
 
 
 def run(config: Config, out: TextIO = sys.stdout) -> int:
+    """The daemon's pipeline in a dry run, with a meter watching every frame."""
     lines = _LastLines()
     root = logging.getLogger("recorder")
     root.addHandler(lines)
@@ -86,14 +89,12 @@ def run(config: Config, out: TextIO = sys.stdout) -> int:
     root.propagate = False
     flags = daemon.Flags()
     flags.install()
-    pipeline = daemon.build_pipeline(config, dry_run=True)
+    pipeline = build_pipeline(config, dry_run=True)
     source = open_source(config.audio.source, config.audio.realtime)
-    settings = daemon.machine_settings(config, pipeline.engine.names)
-    machine = Machine(settings)
-    meter = Meter(dict(settings.thresholds), out, out.isatty(), lines)
-    d = daemon.Daemon(pipeline, source, machine, flags, MuteSwitch(config.base_dir),
-                      dry_run=True, observers=[meter])
     try:
+        meter = Meter(config.wake.threshold_for, out, out.isatty(), lines)
+        d = daemon.build_daemon(config, source, MuteSwitch(config.base_dir), pipeline=pipeline,
+                                flags=flags, dry_run=True, observers=[meter])
         d.run()
     finally:
         source.close()

@@ -16,7 +16,8 @@ from recorder.audio import FRAME_S
 from recorder.errors import RecorderError
 
 if TYPE_CHECKING:
-    from recorder.scoring import Result, TuneRow
+    from recorder.tools.jobs import Result
+    from recorder.tools.report import TuneRow
 
 MISSING = "plotting needs matplotlib: pip install 'recorder[plot]'"
 MAX_FILES = 12

@@ -1,0 +1,35 @@
+"""The indicator hook: `[indicator] command` run as `CMD STATE` on every state change."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+from recorder.indicators.base import IndicatorError
+from recorder.machine import State
+
+
+class CommandIndicator:
+    """Runs `command STATE` with RECORDER_STATE / RECORDER_PREVIOUS_STATE in its environment."""
+
+    def __init__(self, command: str, timeout_s: float):
+        self.argv = shlex.split(command)
+        self.timeout_s = timeout_s
+
+    def show(self, state: State, previous: State) -> None:
+        env = {**os.environ, "RECORDER_STATE": state.value,
+               "RECORDER_PREVIOUS_STATE": previous.value}
+        try:
+            proc = subprocess.run([*self.argv, state.value], env=env, timeout=self.timeout_s,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+        except subprocess.TimeoutExpired:
+            raise IndicatorError(
+                f"indicator command timed out after {self.timeout_s:g} s") from None
+        except OSError as e:
+            raise IndicatorError(f"indicator command {self.argv[0]!r}: {e.strerror}") from None
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
+            detail = f": {err[-1]}" if err else ""
+            raise IndicatorError(f"indicator command exited {proc.returncode}{detail}")

@@ -1,0 +1,102 @@
+"""The one pipeline: source -> engine + VAD -> machine -> events -> storage, indicator, chime.
+
+Everything that runs the recorder's ears builds them here and steps them with `step`: the
+daemon (`run`, `monitor`, `--dry-run`), and `score` / `tune`, so the tools cannot drift from
+what the daemon detects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from recorder import models
+from recorder.audio import Frame, s_to_frames
+from recorder.config import Config
+from recorder.engine import OpenWakeWordEngine, WakeEngine
+from recorder.indicators import Devices, Indicator, build_indicators
+from recorder.indicators.chime import ChimePlayer
+from recorder.indicators.chime import build as build_chime
+from recorder.machine import Event, Machine, MachineSettings, State
+from recorder.storage import Storage
+from recorder.vad import SpeechDetector, WebRtcVad, gate_vad
+
+
+def machine_settings(config: Config, names: Iterable[str]) -> MachineSettings:
+    w, v = config.wake, config.vad
+    names = list(names)
+    return MachineSettings(
+        thresholds={n: w.threshold_for(n) for n in names},
+        patience_frames={n: w.patience_for(n) for n in names},
+        refractory_frames=s_to_frames(w.refractory_s),
+        lookback_frames=s_to_frames(v.lookback_s),
+        min_speech_frames=max(1, s_to_frames(v.min_speech_s)),
+        silence_frames=max(1, s_to_frames(v.silence_s)),
+        no_speech_timeout_frames=max(1, s_to_frames(v.no_speech_timeout_s)),
+        max_length_frames=max(1, s_to_frames(v.max_length_s)),
+    )
+
+
+def build_engine(config: Config) -> OpenWakeWordEngine:
+    """The wake-word models of `[wake]`, verified, on one feature pipeline."""
+    manifest = models.load_manifest(config.path(config.wake.models_dir)
+                                    if config.wake.models_dir else None)
+    features = list(manifest.features.values())
+    models.verify_installed(manifest, features)
+    specs = [models.resolve_wake_model(manifest, m) for m in config.wake.models]
+    return OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
+                              manifest.path(manifest.features["embedding"]), specs,
+                              gate=gate_vad() if config.wake.gate else None)
+
+
+def build_vad(config: Config) -> WebRtcVad:
+    return WebRtcVad(config.vad.aggressiveness)
+
+
+def build_machine(config: Config, engine: WakeEngine, muted: bool = False) -> Machine:
+    return Machine(machine_settings(config, engine.names), muted=muted)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysed frame: every model's score, the VAD's decision and the machine's events."""
+
+    scores: Mapping[str, float]
+    speech: bool
+    events: list[Event]
+
+
+def step(machine: Machine, engine: WakeEngine, vad: SpeechDetector,
+         frame: Frame) -> Analysis | None:
+    """The per-frame step. None while muted or stopped: that audio is dropped unanalysed."""
+    if machine.state in (State.MUTED, State.OFF):
+        return None
+    scores = engine.process(frame.samples)
+    speech = vad.is_speech(frame.samples)
+    return Analysis(scores, speech, machine.step(frame, scores, speech))
+
+
+@dataclass
+class Pipeline:
+    """Everything a configuration decides; swapped whole on a reload."""
+
+    config: Config
+    engine: WakeEngine
+    vad: SpeechDetector
+    storage: Storage
+    indicator: Indicator
+    chime: ChimePlayer | None = None
+
+
+def build_pipeline(config: Config, engine: WakeEngine | None = None, dry_run: bool = False,
+                   devices: Devices | None = None) -> Pipeline:
+    """`engine`: reuse a loaded one (a reload with the same models). `devices`: the Pi lights
+    owned so far (a reload takes them over); a dry run creates no recordings directory."""
+    storage = Storage(config.path(config.storage.directory))
+    if not dry_run:
+        storage.prepare()
+    engine = engine or build_engine(config)
+    player = build_chime(config)
+    # The indicator last: it takes over the lights of the configuration it replaces.
+    return Pipeline(config, engine, build_vad(config), storage,
+                    build_indicators(config, devices or Devices()), player)

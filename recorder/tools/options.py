@@ -1,0 +1,51 @@
+"""What `score` and `tune` share on the command line: config and flags, workers, plots."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from recorder import config as config_mod
+from recorder.config import Config
+from recorder.errors import RecorderError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
+    p.add_argument("--jobs", type=_positive_int, metavar="N",
+                   help="worker processes, one file each at a time (default: every core, "
+                   f"here {os.cpu_count() or 1})")
+
+
+def load_config(args: argparse.Namespace, models: Sequence[str] | None = None) -> Config:
+    """The config file, with --model and --threshold applied as `recorder run` applies them."""
+    return config_mod.with_overrides(config_mod.load(args.config), models=models,
+                                     threshold=getattr(args, "threshold", None))
+
+
+def jobs_arg(args: argparse.Namespace) -> int:
+    return args.jobs or os.cpu_count() or 1
+
+
+def check_plot(args: argparse.Namespace) -> None:
+    """Before any audio is processed: matplotlib is there and the PNG's directory exists."""
+    if args.plot is None:
+        return
+    from recorder.tools import plots
+
+    plots.require_matplotlib()
+    parent = args.plot.expanduser().resolve().parent
+    if not parent.is_dir():
+        raise RecorderError(f"--plot {args.plot}: no such directory {parent}")
