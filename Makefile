@@ -1,12 +1,12 @@
 # make run    set up, then run the daemon on the default microphone with config/recorder.toml
-# make test   set up, then run every test
+# make test   set up, then the checks (ruff, format, mypy) and every test
 # make setup  .venv with the recorder installed, PortAudio present, models fetched and verified
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/recorder.toml
 
-.PHONY: setup run test lint models portaudio clean
+.PHONY: setup run test test-fast lint models portaudio clean
 
 setup: $(BIN)/recorder portaudio models
 
@@ -33,9 +33,17 @@ models: $(BIN)/recorder
 run: setup
 	$(BIN)/recorder run --config $(CONFIG)
 
-test: setup $(VENV)/.test-deps
-	$(BIN)/ruff check recorder tests scripts
+test: setup $(VENV)/.test-deps lint
 	$(BIN)/python -m pytest
+
+# The fast inner loop: everything but the end-to-end scenes (tests/e2e/).
+test-fast: setup $(VENV)/.test-deps lint
+	$(BIN)/python -m pytest -m "not e2e"
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check recorder tests scripts
+	$(BIN)/ruff format --check recorder tests scripts
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) models/*.onnx

@@ -151,7 +151,8 @@ def read_wav(path: Path) -> np.ndarray:
     data = _decode(raw, info).mean(axis=1)
     if info.sample_rate != SAMPLE_RATE:
         data = resample(data, info.sample_rate, SAMPLE_RATE)
-    return np.clip(np.round(data * 32768.0), -32768, 32767).astype(np.int16)
+    samples: np.ndarray = np.clip(np.round(data * 32768.0), -32768, 32767).astype(np.int16)
+    return samples
 
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int, half_taps: int = 32) -> np.ndarray:

@@ -8,6 +8,7 @@ import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 from recorder import __version__, control, models
 from recorder import config as config_mod
@@ -19,7 +20,7 @@ from recorder.tools import score, tune
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         raise RecorderError(f"{self.prog}: {message}")
 
 

@@ -168,9 +168,9 @@ class Daemon:
             return
         try:
             config = self.reload_config()
-            w, old = config.wake, self.p.config.wake
-            same_engine = (w.models, w.models_dir, w.gate) == (old.models, old.models_dir,
-                                                                old.gate)
+            w, was = config.wake, self.p.config.wake
+            same_engine = (w.models, w.models_dir, w.gate) == (was.models, was.models_dir,
+                                                                was.gate)
             pipeline = build_pipeline(config, self.p.engine if same_engine else None,
                                       self.dry_run, self.devices)
         except RecorderError as e:
@@ -178,9 +178,9 @@ class Daemon:
             return
         if config.audio != self.p.config.audio:
             log.warning("a changed [audio] section takes effect at the next start")
-        old, self.p = self.p, pipeline
-        if old.chime is not None:
-            old.chime.close(wait_s=None)  # what it still plays finishes in the background
+        previous, self.p = self.p, pipeline
+        if previous.chime is not None:
+            previous.chime.close(wait_s=None)  # what it still plays finishes in the background
         self.machine.reconfigure(machine_settings(config, pipeline.engine.names))
         try:
             self.set_activations()

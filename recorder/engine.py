@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,14 +38,15 @@ EMBEDDING_DIM = 96
 class WakeEngine(Protocol):
     """Turns frames into a score per wake word (model name, or model:class for multi-class)."""
 
-    names: Sequence[str]
+    @property
+    def names(self) -> Sequence[str]: ...
 
     def process(self, samples: np.ndarray) -> Mapping[str, float]: ...
 
     def reset(self) -> None: ...
 
 
-def _session(path: Path):
+def _session(path: Path) -> Any:
     import onnxruntime as ort
 
     if hasattr(ort, "disable_telemetry_events"):
@@ -129,12 +130,14 @@ class OpenWakeWordEngine:
 
     def _melspectrogram(self, audio: np.ndarray) -> np.ndarray:
         out = self._mel.run(None, {"input": audio})[0]
-        return np.squeeze(out, axis=(0, 1)) / 10.0 + 2.0
+        rows: np.ndarray = np.squeeze(out, axis=(0, 1)) / 10.0 + 2.0
+        return rows
 
     def _embed(self, mel_windows: np.ndarray) -> np.ndarray:
         """(n, 76, 32) mel windows -> (n, 96) embeddings, in one batch."""
         x = mel_windows.astype(np.float32)[:, :, :, None]
-        return self._emb.run(None, {"input_1": x})[0].reshape(len(mel_windows), EMBEDDING_DIM)
+        out: np.ndarray = self._emb.run(None, {"input_1": x})[0]
+        return out.reshape(len(mel_windows), EMBEDDING_DIM)
 
     def _window(self, frames_back: int) -> np.ndarray:
         end = len(self._mel_rows) - MEL_ROWS_PER_FRAME * frames_back

@@ -95,8 +95,7 @@ def build_pipeline(config: Config, engine: WakeEngine | None = None, dry_run: bo
     storage = Storage(config.path(config.storage.directory))
     if not dry_run:
         storage.prepare()
-    engine = engine or build_engine(config)
     player = build_chime(config)
     # The indicator last: it takes over the lights of the configuration it replaces.
-    return Pipeline(config, engine, build_vad(config), storage,
+    return Pipeline(config, engine or build_engine(config), build_vad(config), storage,
                     build_indicators(config, devices or Devices()), player)

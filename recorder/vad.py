@@ -42,4 +42,4 @@ class WebRtcVad:
         votes = sum(
             self._vad.is_speech(raw[i : i + step], SAMPLE_RATE) for i in range(0, len(raw), step)
         )
-        return votes >= self._min
+        return bool(votes >= self._min)

@@ -35,7 +35,7 @@ from recorder.engine import OpenWakeWordEngine  # noqa: E402
 from recorder.vad import gate_vad  # noqa: E402
 
 RATE, FRAME = 16000, 1280
-FIXTURES = REPO.parent / "shared" / "fixtures" / "openwakeword"
+FIXTURES = REPO / "tests" / "fixtures" / "openwakeword"
 FOUR = ["hey_jarvis", "alexa", "hey_mycroft", "weather"]
 
 

@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 AUDIO = REPO / "tests" / "audio"
 SCENES = json.loads((AUDIO / "scenes.json").read_text())
-OWW_FIXTURES = REPO.parent / "shared" / "fixtures" / "openwakeword"
+OWW_FIXTURES = REPO / "tests" / "fixtures" / "openwakeword"
 RECORDER = Path(sys.executable).parent / "recorder"
 RATE = 16000
 
@@ -24,7 +24,7 @@ RATE = 16000
 def oww_fixture(name: str) -> Path:
     path = OWW_FIXTURES / name
     if not path.exists():
-        pytest.fail(f"missing real-audio fixture {path} (the shared fixtures sit beside the repo)")
+        pytest.fail(f"missing real-audio fixture {path}")
     return path
 
 
@@ -57,6 +57,13 @@ def recordings(directory: Path) -> list[tuple[dict, np.ndarray]]:
         meta = json.loads(sidecar.read_text())
         out.append((meta, read_pcm(sidecar.parent / meta["audio_file"])))
     return out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests under tests/e2e/ are end-to-end scenes: `pytest -m "not e2e"` leaves them out."""
+    for item in items:
+        if item.path.parent.name == "e2e":
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import random
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -42,19 +44,39 @@ def feed(proc: subprocess.Popen) -> None:
         pass
 
 
+def listen_for_ready(path: Path) -> queue.Queue:
+    """A queue that gets an item for every READY=1 sent to the notify socket at `path`; the
+    socket is read all the time, so a daemon never waits to send its STATUS lines."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(path))
+    ready: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        while True:
+            if notify.recv(4096).startswith(b"READY=1"):
+                ready.put(True)
+
+    threading.Thread(target=read, daemon=True).start()
+    return ready
+
+
 def test_kill_9_never_leaves_a_broken_recording(tmp_path):
     rec = tmp_path / "rec"
     rng = random.Random(1234)
     saved_before = 0
+    ready = listen_for_ready(tmp_path / "notify.sock")
     for _ in range(KILLS):
         proc = subprocess.Popen(
             [str(RECORDER), "run", "--source", "stdin", "--model", "hey_jarvis",
              "--recordings", str(rec), "--runtime-dir", str(tmp_path / "run"),
              "--state-dir", str(tmp_path / "state")],
-            stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
         writer = threading.Thread(target=feed, args=(proc,), daemon=True)
         writer.start()
-        time.sleep(rng.uniform(0.4, 1.5))  # start-up takes ~0.3 s; then a save every ~0.1 s
+        ready.get(timeout=60)  # the daemon is up: models loaded, reading the stream
+        # a random moment while it works through the stream (a save about every 0.1 s)
+        time.sleep(rng.uniform(0.0, 1.1))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         writer.join(timeout=10)

@@ -14,10 +14,8 @@ import pytest
 from conftest import AUDIO, recordings, run_recorder
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
-from recorder import config as config_mod
 from recorder import daemon
 from recorder.config import Config, IndicatorConfig, StorageConfig, WakeConfig
-from recorder.errors import RecorderError
 from recorder.indicators import Devices, build_indicators, build_lights
 from recorder.indicators.devices import SpiPort
 from recorder.machine import State
@@ -279,35 +277,6 @@ def test_a_new_configuration_takes_over_the_lights(devices, spi):
     assert pin_state() == 1
     build_indicators(Config(), devices)  # no light configured: released, turned off
     assert pin_state() == 0 and gpiozero.Device.pin_factory.pin(PIN).function == "input"
-
-
-@pytest.mark.parametrize("body, culprit", [
-    ('gpio_led = 17\ngpio_error = "strobe"', "gpio_error: must be one of on, off, blink, pulse"),
-    ("gpio_led = 28", "gpio_led: must be at least 0 and at most 27"),
-    ('gpio_led = "GPIO17"', "gpio_led: must be an integer"),
-    ("apa102 = { brightness = 0.5 }", "apa102: needs leds"),
-    ("apa102 = { leds = 3, brightnes = 0.5 }", "apa102: unknown key 'brightnes'"),
-    ("apa102 = { leds = 3, brightness = 1.5 }", "apa102 brightness: must be a number from 0 to 1"),
-    ('apa102 = { leds = 3, colors = { recording = "blue" } }',
-     'apa102 colors.recording: must be a colour like "#0000ff"'),
-    ('apa102 = { leds = 3, colors = { thinking = "#ffffff" } }',
-     "apa102 colors: unknown state 'thinking'"),
-    ("gpio_led = 5\napa102 = { leds = 12, power_pin = 5 }", "power_pin: GPIO 5 is already"),
-])
-def test_config_errors_name_the_key(tmp_path, body, culprit):
-    path = tmp_path / "c.toml"
-    path.write_text(f"[indicator]\n{body}\n")
-    with pytest.raises(RecorderError, match="indicator") as e:
-        config_mod.load(path)
-    assert culprit in str(e.value) and "\n" not in str(e.value)
-
-
-def test_the_shipped_config_documents_the_keys():
-    shipped = config_mod.load(Path(__file__).parent.parent / "config" / "recorder.toml")
-    assert shipped.indicator == IndicatorConfig()
-    text = (Path(__file__).parent.parent / "config" / "recorder.toml").read_text()
-    for f in dataclasses.fields(IndicatorConfig):
-        assert f.name in text, f.name
 
 
 BLOCK = """import sys

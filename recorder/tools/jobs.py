@@ -47,8 +47,7 @@ def find_wavs(paths: Iterable[Path]) -> list[Path]:
                             and not f.is_dir())
         else:
             found.append(p)  # an unreadable or missing file is skipped with its reason later
-    seen: set[Path] = set()
-    return [f for f in found if not (f in seen or seen.add(f))]
+    return list(dict.fromkeys(found))
 
 def estimate_s(path: Path) -> float:
     """The audio length from the WAV header (0 when it cannot be read): for the progress bar."""

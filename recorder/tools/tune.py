@@ -21,7 +21,7 @@ from recorder.audio import s_to_frames
 from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
-from recorder.tools.jobs import PAD_S, Job, Progress, estimate_s, find_wavs, run_jobs
+from recorder.tools.jobs import PAD_S, Job, Progress, Result, estimate_s, find_wavs, run_jobs
 from recorder.tools.options import add_common, check_plot, jobs_arg, load_config
 from recorder.tools.report import TuneRow, emit, report_skipped, tune_table
 
@@ -172,6 +172,11 @@ def pick_name(names: Sequence[str], cls: str | None, value: str) -> str:
     raise RecorderError(f"--model {value}: no class {cls!r} (classes: {classes})")
 
 
+def column_of(result: Result, column: int) -> np.ndarray:
+    assert result.scores is not None
+    return result.scores[:, column]
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     thresholds = parse_thresholds(args.thresholds)
     patiences = parse_patience(args.patience)
@@ -205,7 +210,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise RecorderError("no negative recording could be read")
     negative_s = sum(r.duration_s for r in neg)
     refractory = s_to_frames(config.wake.refractory_s)
-    rows = evaluate([r.scores[:, column] for r in pos], [r.scores[:, column] for r in neg],
+    rows = evaluate([column_of(r, column) for r in pos], [column_of(r, column) for r in neg],
                     negative_s, thresholds, patiences, refractory)
     best = recommend(rows, args.max_fa_per_hour)
     result = {"model": name, "positives": len(pos), "negative_hours": negative_s / 3600,
