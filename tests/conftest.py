@@ -44,6 +44,14 @@ def write_pcm(path: Path, samples: np.ndarray, rate: int = RATE, channels: int =
     return path
 
 
+def tone(freq: float, seconds: float, rate: int = RATE, channels: int = 1) -> np.ndarray:
+    """A faded sine at a quarter of full scale, interleaved for `channels`."""
+    t = np.arange(round(seconds * rate)) / rate
+    fade = np.minimum(1.0, np.minimum(t, seconds - t) / 0.01)
+    x = np.round(8000 * np.sin(2 * np.pi * freq * t) * fade).astype("<i2")
+    return np.repeat(x[:, None], channels, axis=1).reshape(-1)
+
+
 def run_recorder(*args: str, timeout: float = 120, env: dict | None = None,
                  input: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(RECORDER), *args], capture_output=True, timeout=timeout,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 from conftest import AUDIO, RECORDER, SCENES, oww_fixture, read_pcm, run_recorder, write_pcm
 
-from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
 from recorder.tools import jobs, options, tune
 
@@ -227,79 +225,6 @@ def test_tune_json_schema_and_recommended_point(tmp_path):
     assert b"recommended: threshold 0.5, patience 1" in table.stdout
 
 
-def test_grid_evaluation_by_hand():
-    positives = [np.array([0, .6, .6, 0]), np.array([0, .9, .9, 0, .9]), np.zeros(3)]
-    # a 6-frame run at 0.8 (refractory 3: onsets at frames 1 and 4), then a lone 0.4 frame
-    negatives = [np.array([0, .8, .8, .8, .8, .8, .8, 0, .4, 0])]
-    rows = tune.evaluate(positives, negatives, 3600.0, [0.3, 0.5, 0.7], [1, 2], 3)
-    got = {(r.threshold, r.patience): (r.false_reject_rate, r.false_accepts) for r in rows}
-    third, two_thirds = 1 / 3, 2 / 3
-    assert got == {(0.3, 1): (third, 3), (0.3, 2): (third, 2),
-                   (0.5, 1): (third, 2), (0.5, 2): (third, 2),
-                   (0.7, 1): (two_thirds, 2), (0.7, 2): (two_thirds, 2)}
-    assert rows[0].false_accepts_per_hour == 3.0
-    # FRR 1/3 within 2 FA/h at (0.3, 2), (0.5, 1) and (0.5, 2): the higher threshold, then
-    # the lower patience
-    best = tune.recommend(rows, 2.0)
-    assert (best.threshold, best.patience) == (0.5, 1)
-    assert tune.recommend(rows, 1.9) is None
-    assert tune.count_onsets(np.ones(10, dtype=bool), 0) == 10
-    assert tune.count_onsets(np.ones(10, dtype=bool), 25) == 1
-    assert tune.count_onsets(np.array([1, 0, 0, 1, 1], dtype=bool), 3) == 2
-
-
-def test_false_accept_onsets_follow_the_machines_refractory_rule():
-    """The real machine, its requests dropped one frame after each wake (no speech), detects
-    exactly at the onsets tune counts."""
-    from recorder.audio import Frame
-    from recorder.machine import Machine, MachineSettings, WakeDetected
-
-    rng = np.random.default_rng(1)
-    frame = np.zeros(1280, dtype=np.int16)
-    total = 0
-    for trial in range(30):
-        scores = rng.random(400) ** rng.uniform(0.3, 3)
-        t, p, refractory = float(rng.choice([0.3, 0.5, 0.8])), int(rng.integers(1, 4)), \
-            int(rng.integers(2, 30))
-        machine = Machine(MachineSettings({"w": t}, {"w": p}, refractory_frames=refractory,
-                                          no_speech_timeout_frames=1))
-        machine.start()
-        wakes = sum(isinstance(e, WakeDetected) for i, s in enumerate(scores)
-                    for e in machine.step(Frame(i, frame), {"w": float(s)}, False))
-        assert tune.count_onsets(tune.run_min(scores, p) >= t, refractory) == wakes, trial
-        total += wakes
-    assert total > 100
-
-
-def test_thresholds_and_patience_parsing(tmp_path):
-    assert tune.parse_thresholds("0.1:0.3:0.1") == [0.1, 0.2, 0.3]
-    grid = tune.parse_thresholds(GRID)
-    assert len(grid) == 19 and grid[0] == 0.05 and grid[-1] == 0.95 and grid[5] == 0.3
-    assert tune.parse_thresholds("0.5") == [0.5]
-    assert tune.parse_thresholds("0.2:1:0.2") == [0.2, 0.4, 0.6, 0.8, 1.0]
-    for bad, why in [("0.1:0.5", "START:STOP:STEP"), ("a:b:c", "not a number"),
-                     ("0.5:0.1:0.1", "below START"), ("0:1:0.1", "above 0"),
-                     ("0.1:1.5:0.1", "at most 1"), ("0.1:0.5:0", "STEP must be above 0"),
-                     ("0.1:0.5:0.15", "whole number"), ("nan:0.5:0.1", "START:STOP:STEP"),
-                     ("0.1:0.9:0.0001", "at most 1000")]:
-        with pytest.raises(RecorderError, match=re.escape(why)):
-            tune.parse_thresholds(bad)
-    assert tune.parse_patience("3,1,2,1") == [1, 2, 3]
-    for bad in ("0", "1,x", "101", ""):
-        with pytest.raises(RecorderError):
-            tune.parse_patience(bad)
-    clip = str(oww_fixture("hey_jane.wav"))
-    base = ["tune", "--positives", clip, "--negatives", clip]
-    assert "whole number of STEPs" in error_line(run_recorder(*base, "--thresholds",
-                                                              "0.1:0.5:0.15"))
-    assert "--patience" in error_line(run_recorder(*base, "--patience", "0,1"))
-    assert "timer:1_minute_timer" in error_line(run_recorder(*base, "--model", "timer"))
-    assert "no class 'egg'" in error_line(run_recorder(*base, "--model", "timer:egg"))
-    assert "--max-fa-per-hour" in error_line(run_recorder(*base, "--max-fa-per-hour", "-1"))
-    assert "--jobs" in error_line(run_recorder("score", clip, "--jobs", "0"))
-    assert "unknown model" in error_line(run_recorder("score", clip, "--model", "hey_nobody"))
-
-
 def test_unreadable_files_are_skipped_and_the_run_goes_on(tmp_path):
     d = tmp_path / "in"
     (d / "sub").mkdir(parents=True)
@@ -354,23 +279,6 @@ def test_missing_matplotlib_is_one_clear_line(tmp_path):
     ok(run_recorder("score", clip, env=env))  # without --plot, matplotlib is not needed
 
 
-class _Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_bar_only_on_a_terminal():
-    tty, pipe = _Tty(), io.StringIO()
-    for stream in (tty, pipe):
-        bar = jobs.Progress(120.0, stream, min_wall_s=0.0)
-        for _ in range(12):
-            bar.add(10.0)
-        bar.close()
-    assert pipe.getvalue() == ""
-    last = tty.getvalue().rstrip("\n").split("\r")[-1]
-    assert re.search(r"\[#{30}\]\s+120\.0 / 120\.0 s audio\s+[0-9.]+x realtime", last), last
-
-
 def test_progress_bar_on_a_terminal_end_to_end(tmp_path):
     import pty
 
@@ -392,3 +300,16 @@ def test_progress_bar_on_a_terminal_end_to_end(tmp_path):
     assert proc.wait(timeout=60) == 0
     os.close(leader)
     assert re.search(rb"\[#+\]\s+[0-9.]+ / 146\.[0-9] s audio\s+[0-9.]+x realtime\r?\n", err), err
+
+
+def test_bad_flags_are_one_line_errors():
+    clip = str(oww_fixture("hey_jane.wav"))
+    base = ["tune", "--positives", clip, "--negatives", clip]
+    assert "whole number of STEPs" in error_line(run_recorder(*base, "--thresholds",
+                                                              "0.1:0.5:0.15"))
+    assert "--patience" in error_line(run_recorder(*base, "--patience", "0,1"))
+    assert "timer:1_minute_timer" in error_line(run_recorder(*base, "--model", "timer"))
+    assert "no class 'egg'" in error_line(run_recorder(*base, "--model", "timer:egg"))
+    assert "--max-fa-per-hour" in error_line(run_recorder(*base, "--max-fa-per-hour", "-1"))
+    assert "--jobs" in error_line(run_recorder("score", clip, "--jobs", "0"))
+    assert "unknown model" in error_line(run_recorder("score", clip, "--model", "hey_nobody"))
