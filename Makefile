@@ -1,10 +1,14 @@
 # make run    set up, then run the daemon on the default microphone with config/recorder.toml
+#             (copied once to ~/.config/recorder/recorder.toml, which every command then finds)
 # make test   set up, then the checks (ruff, format, mypy) and every test
 # make setup  .venv with the recorder installed, PortAudio present, models fetched and verified
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-CONFIG ?= config/recorder.toml
+# make run copies config/recorder.toml here once (never over an existing file) and runs with it,
+# so that every later `recorder` command finds the same configuration.
+USER_CONFIG := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/recorder/recorder.toml
+CONFIG ?= $(USER_CONFIG)
 
 .PHONY: setup run test test-fast lint models portaudio clean
 
@@ -31,7 +35,10 @@ models: $(BIN)/recorder
 	@$(BIN)/recorder models fetch
 
 run: setup
-	$(BIN)/recorder run --config $(CONFIG)
+	@if [ "$(CONFIG)" = "$(USER_CONFIG)" ] && [ ! -e "$(USER_CONFIG)" ]; then \
+	  mkdir -p "$(dir $(USER_CONFIG))" && cp config/recorder.toml "$(USER_CONFIG)" && \
+	  echo "wrote $(USER_CONFIG): edit it to pick the microphone and the wake word"; fi
+	$(BIN)/recorder run --config "$(CONFIG)"
 
 test: setup $(VENV)/.test-deps lint
 	$(BIN)/python -m pytest

@@ -24,10 +24,11 @@ class _Parser(argparse.ArgumentParser):
         raise RecorderError(f"{self.prog}: {message}")
 
 
-def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
-    p.add_argument("--recordings", type=Path, metavar="DIR",
-                   help="recordings directory (overrides [storage] directory)")
+def _add_config(p: argparse.ArgumentParser, recordings: bool = True) -> None:
+    p.add_argument("--config", type=Path, metavar="PATH", help=config_mod.CONFIG_HELP)
+    if recordings:
+        p.add_argument("--recordings", type=Path, metavar="DIR",
+                       help="recordings directory (overrides [storage] directory)")
 
 
 def _add_dirs(p: argparse.ArgumentParser, runtime: bool, state: bool) -> None:
@@ -41,21 +42,33 @@ def _add_dirs(p: argparse.ArgumentParser, runtime: bool, state: bool) -> None:
                        "$XDG_STATE_HOME/recorder or ~/.local/state/recorder)")
 
 
+def _add_wake_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action="append", metavar="NAME_OR_PATH",
+                   help="wake-word model; repeat for several (overrides [wake] models)")
+    p.add_argument("--threshold", type=float, help="detection threshold for every model, 0-1")
+    p.add_argument("--patience", type=int, dest="patience_frames", metavar="FRAMES",
+                   help="consecutive 80 ms frames at or above the threshold, for every model")
+
+
+def _add_json(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="recorder", description="Wake-word gated, on-device voice recorder.")
     parser.add_argument("--version", action="version", version=f"recorder {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run the daemon")
+    run = sub.add_parser("run", help="run the daemon",
+                         description="Listen for the wake word and keep the request after it.")
     _add_config(run)
     run.add_argument("--source", help="mic, mic:NAME_OR_INDEX, file:PATH.wav or stdin")
-    run.add_argument("--model", action="append", metavar="NAME_OR_PATH",
-                     help="wake-word model; repeat for several (overrides [wake] models)")
-    run.add_argument("--threshold", type=float, help="detection threshold for every model, 0-1")
+    _add_wake_flags(run)
     run.add_argument("--indicator-command", metavar="CMD",
                      help="run CMD STATE on every state change")
     run.add_argument("--realtime", action="store_true", help="pace a file source at 1x")
-    run.add_argument("--log-level", choices=config_mod.LOG_LEVELS)
+    run.add_argument("--log-level", choices=config_mod.LOG_LEVELS,
+                     help="how much to log (overrides [log] level)")
     run.add_argument("--wait-for-device", action="store_true",
                      help="wait for a missing microphone instead of exiting")
     run.add_argument("--dry-run", action="store_true",
@@ -63,10 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dirs(run, runtime=True, state=True)
 
     mon = sub.add_parser("monitor", help="live meter of the scores, VAD and recorder state")
-    _add_config(mon)
+    _add_config(mon, recordings=False)
     mon.add_argument("--source", help="as for run (a file is paced in real time)")
-    mon.add_argument("--model", action="append", metavar="NAME_OR_PATH")
-    mon.add_argument("--threshold", type=float)
+    _add_wake_flags(mon)
     mon.set_defaults(realtime=True)
 
     for name, text in [("mute", "stop listening (persists across restarts)"),
@@ -75,13 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
         _add_dirs(p, runtime=True, state=True)
     st = sub.add_parser("status", help="the running daemon's state")
     _add_dirs(st, runtime=True, state=True)
-    st.add_argument("--json", action="store_true")
+    _add_json(st, "the state")
 
     dele = sub.add_parser("delete", help="delete recordings")
     _add_config(dele)
-    dele.add_argument("ids", nargs="*", metavar="ID")
-    dele.add_argument("--older-than", metavar="DURATION", help="e.g. 30d, 12h, 15m")
-    dele.add_argument("--all", action="store_true")
+    dele.add_argument("ids", nargs="*", metavar="ID", help="recording ids, as `list` shows them")
+    dele.add_argument("--older-than", metavar="DURATION",
+                      help="every recording older than this, e.g. 30d, 12h, 15m")
+    dele.add_argument("--all", action="store_true", help="every recording")
+    dele.add_argument("--yes", action="store_true",
+                      help="do not ask before deleting every recording (--all on a terminal)")
     prune = sub.add_parser("prune", help="apply the [storage] retention limits now")
     _add_config(prune)
 
@@ -90,28 +105,36 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="one JSON array of the sidecars")
 
     dev = sub.add_parser("devices", help="list audio input devices")
-    dev.add_argument("--json", action="store_true")
+    _add_json(dev, "the devices")
+
+    cfg = sub.add_parser("config", help="the configuration in force")
+    csub = cfg.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    for name, text in [("path", "print which config file every command uses"),
+                       ("show", "print the effective configuration as TOML")]:
+        _add_config(csub.add_parser(name, help=text), recordings=False)
 
     mdl = sub.add_parser("models", help="fetch or list the wake-word models")
     msub = mdl.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     fetch = msub.add_parser("fetch", help="download, verify and install the models")
-    fetch.add_argument("--wheel-dir", type=Path,
+    fetch.add_argument("--wheel-dir", type=Path, metavar="DIR",
                        help="take the openwakeword wheel from this directory instead of PyPI")
-    msub.add_parser("list", help="show the installed models, licences and hash status")
+    mlist = msub.add_parser("list", help="show the installed models, licences and hash status")
+    _add_json(mlist, "the models")
     score.add_parser(sub)
     tune.add_parser(sub)
     return parser
 
 
 def load_config(args: argparse.Namespace) -> Config:
-    """The config file with whichever of the command's flags were given."""
+    """The config file in force with whichever of the command's flags were given."""
     return config_mod.with_overrides(
-        config_mod.load(args.config),
+        config_mod.load(config_mod.locate(args.config)),
         recordings=getattr(args, "recordings", None),
         source=getattr(args, "source", None),
         realtime=getattr(args, "realtime", False),
         models=getattr(args, "model", None),
         threshold=getattr(args, "threshold", None),
+        patience=getattr(args, "patience_frames", None),
         indicator_command=getattr(args, "indicator_command", None),
         log_level=getattr(args, "log_level", None),
     )
@@ -200,6 +223,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
         doomed = [by_id[i] for i in args.ids]
     else:
         raise RecorderError("delete: give recording ids, --older-than DURATION or --all")
+    if args.all and doomed and not args.yes and sys.stdin.isatty():
+        answer = input(f"delete all {len(doomed)} recording(s) in {storage.directory}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
     for r in doomed:
         storage.delete(r)
     print(f"deleted {len(doomed)} recording(s)")
@@ -253,16 +281,32 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"models in {manifest.directory}: "
               + (f"installed {len(installed)}" if installed else "all present and verified"))
         return 0
-    for entry in manifest.all_files():
-        kind = "feature" if entry.name in manifest.features else "wake word"
-        print(f"{entry.name:<16} {kind:<9} {entry.licence:<16} "
-              f"{models.file_status(manifest, entry):<13} {entry.file}")
+    rows = [{"name": e.name, "kind": "feature" if e.name in manifest.features else "wake word",
+             "licence": e.licence, "status": models.file_status(manifest, e), "file": e.file,
+             "path": str(manifest.path(e)), "sha256": e.sha256} for e in manifest.all_files()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['name']:<16} {r['kind']:<9} {r['licence']:<16} {r['status']:<13} {r['file']}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    path = config_mod.locate(args.config)
+    if args.config_command == "path":
+        print(path if path is not None else "(none: the built-in defaults; looked for "
+              + ", ".join(map(str, config_mod.search_path())) + ")")
+        return 0
+    cfg = config_mod.load(path)
+    print(f"# the configuration in force: {path or 'the built-in defaults'}")
+    print(config_mod.to_toml(cfg), end="")
     return 0
 
 
 COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "list": cmd_list, "devices": cmd_devices,
             "models": cmd_models, "mute": cmd_mute, "unmute": cmd_mute, "status": cmd_status,
-            "delete": cmd_delete, "prune": cmd_prune,
+            "delete": cmd_delete, "prune": cmd_prune, "config": cmd_config,
             "score": score.cmd_score, "tune": tune.cmd_tune}
 
 

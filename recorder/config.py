@@ -7,6 +7,8 @@ user can make names the file, the section and the key.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
 import tomllib
 import types
@@ -351,11 +353,11 @@ def validate(config: Config, where: str = "config") -> Config:
 
 def with_overrides(config: Config, *, recordings: Path | None = None, source: str | None = None,
                    realtime: bool = False, models: Sequence[str] | None = None,
-                   threshold: float | None = None, indicator_command: str | None = None,
-                   log_level: str | None = None) -> Config:
+                   threshold: float | None = None, patience: int | None = None,
+                   indicator_command: str | None = None, log_level: str | None = None) -> Config:
     """The configuration with command-line flags applied (None or False: unchanged), checked.
 
-    `threshold` sets every model's threshold, per-model overrides included.
+    `threshold` and `patience` set every model's, per-model overrides included.
     """
     audio, wake, storage, ind, lg = (config.audio, config.wake, config.storage, config.indicator,
                                      config.log)
@@ -372,12 +374,89 @@ def with_overrides(config: Config, *, recordings: Path | None = None, source: st
     if threshold is not None:
         wake = dataclasses.replace(wake, threshold=threshold, per_model={
             k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()})
+    if patience is not None:
+        wake = dataclasses.replace(wake, patience=patience, per_model={
+            k: dataclasses.replace(v, patience=None) for k, v in wake.per_model.items()})
     if indicator_command is not None:
         ind = dataclasses.replace(ind, command=indicator_command)
     if log_level:
         lg = dataclasses.replace(lg, level=log_level)
     return validate(dataclasses.replace(config, audio=audio, wake=wake, storage=storage,
                                         indicator=ind, log=lg), "command line")
+
+
+SYSTEM_CONFIG = Path("/etc/recorder/recorder.toml")
+CONFIG_HELP = ("TOML config file (default: $RECORDER_CONFIG, else "
+               "~/.config/recorder/recorder.toml, else /etc/recorder/recorder.toml, else the "
+               "built-in defaults; `recorder config path` tells which)")
+"""The system service's configuration, found by every command when no other is."""
+
+
+def search_path(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where a configuration is looked for, in order, when no --config is given:
+    $RECORDER_CONFIG, $XDG_CONFIG_HOME/recorder/recorder.toml (~/.config/...), then the system's
+    (/etc/recorder/recorder.toml; $RECORDER_SYSTEM_CONFIG names another, e.g. in a staged root)."""
+    env = os.environ if environ is None else environ
+    paths = [Path(env["RECORDER_CONFIG"]).expanduser()] if env.get("RECORDER_CONFIG") else []
+    config_home = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    paths.append(config_home / "recorder" / "recorder.toml")
+    paths.append(Path(env.get("RECORDER_SYSTEM_CONFIG") or SYSTEM_CONFIG))
+    return paths
+
+
+def locate(explicit: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The configuration file in force: `explicit` (--config), else $RECORDER_CONFIG (which must
+    exist), else the first of the search path that exists; None: the built-in defaults."""
+    if explicit is not None:
+        return explicit
+    env = os.environ if environ is None else environ
+    paths = search_path(env)
+    if env.get("RECORDER_CONFIG"):
+        return paths[0]
+    return next((p for p in paths if p.is_file()), None)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def to_toml(config: Config) -> str:
+    """The configuration as a TOML file that loads back to the same values (paths resolved)."""
+    lines: list[str] = []
+    for f in dataclasses.fields(Config):
+        if f.name == "base_dir":
+            continue
+        section = getattr(config, f.name)
+        lines.append(f"[{f.name}]")
+        tables = []
+        for sf in dataclasses.fields(section):
+            value = getattr(section, sf.name)
+            if sf.name == "per_model":
+                tables = [(name, o) for name, o in value.items()]
+            elif value is None:
+                lines.append(f"# {sf.name}: not set")
+            else:
+                if sf.name in ("directory", "state_file", "save_activations", "models_dir",
+                               "awake_sound", "done_sound") and value:
+                    value = os.path.normpath(config.path(value))
+                lines.append(f"{sf.name} = {_toml_value(value)}")
+        for name, override in tables:
+            lines.append(f"\n[{f.name}.per_model.{_toml_value(name)}]")
+            for of in dataclasses.fields(override):
+                if getattr(override, of.name) is not None:
+                    lines.append(f"{of.name} = {_toml_value(getattr(override, of.name))}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def load(path: Path | None) -> Config:

@@ -85,11 +85,15 @@ def manifest():
 
 @pytest.fixture(autouse=True)
 def private_dirs(tmp_path_factory, monkeypatch):
-    """Each test's daemons get their own runtime and state directories (control socket, mute)."""
+    """Each test's daemons get their own runtime, state and config directories (control socket,
+    mute, the config search path)."""
     base = tmp_path_factory.mktemp("xdg")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(base / "run"))
     monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
-    for var in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC"):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "config"))  # no config file found there
+    monkeypatch.setenv("RECORDER_SYSTEM_CONFIG", str(base / "etc" / "recorder.toml"))
+    for var in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                "RECORDER_CONFIG"):
         monkeypatch.delenv(var, raising=False)
 
 

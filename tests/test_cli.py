@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 
+import numpy as np
 import pytest
 
 from recorder import __version__, cli
+from recorder.storage import Storage
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -54,3 +57,47 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"recorder {__version__}"
+
+
+def all_parsers(parser: argparse.ArgumentParser, prefix: str = "recorder"):
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from all_parsers(sub, f"{prefix} {name}")
+
+
+def test_every_option_of_every_command_has_help_text():
+    missing = []
+    for name, parser in all_parsers(cli.build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{name} {c.dest}" for c in action._choices_actions if not c.help]
+            elif not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert missing == []
+
+
+def test_delete_all_asks_on_a_terminal(tmp_path, monkeypatch, capsys):
+    storage = Storage(tmp_path / "rec")
+    storage.prepare()
+    storage.save("20260101T000000.000Z", np.zeros(160, dtype=np.int16), {"started_at": "x"})
+
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Tty())
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    assert cli.main(["delete", "--all", "--recordings", str(tmp_path / "rec")]) == 1
+    assert len(storage.list()) == 1 and "nothing deleted" in capsys.readouterr().out
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    assert cli.main(["delete", "--all", "--recordings", str(tmp_path / "rec")]) == 0
+    assert storage.list() == []
+
+
+def test_models_list_json(capsys, manifest):
+    assert cli.main(["models", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["hey_jarvis"]["status"] == "ok" and rows["hey_jarvis"]["kind"] == "wake word"
+    assert rows["melspectrogram"]["licence"].startswith("Apache")

@@ -25,11 +25,14 @@ def add_parser(sub: Any) -> None:
         "are searched for *.wav) and report per-frame scores, each model's peak and the "
         "detections the daemon would make at the configured threshold, patience and refractory "
         "period. Unreadable files are skipped with their reason.")
-    sc.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
+    sc.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR",
+                    help="WAV files, or directories searched for *.wav")
     add_common(sc)
     sc.add_argument("--model", action="append", metavar="NAME_OR_PATH",
                     help="wake-word model; repeat for several (overrides [wake] models)")
     sc.add_argument("--threshold", type=float, help="detection threshold for every model, 0-1")
+    sc.add_argument("--patience", type=int, dest="patience_frames", metavar="FRAMES",
+                    help="consecutive 80 ms frames at or above the threshold, for every model")
     out = sc.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help="print one JSON object with every file's frames, peaks and detections")
