@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -106,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("devices", help="list audio input devices")
     _add_json(dev, "the devices")
+
+    doc = sub.add_parser("doctor", help="check the set-up and say how to fix what fails",
+                         description="Check, in order: the config, the models, the microphone "
+                         "(2 s recorded and measured, nothing kept), whether another process "
+                         "holds it, the indicator hook, the recordings and state directories, "
+                         "the service. Exit status 0 when all pass, 1 otherwise.")
+    _add_config(doc)
+    _add_dirs(doc, runtime=False, state=True)
+    _add_json(doc, "the checks")
 
     cfg = sub.add_parser("config", help="the configuration in force")
     csub = cfg.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
@@ -292,6 +302,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from recorder import doctor
+
+    def show(check: doctor.Check) -> None:
+        if not args.json:
+            print(doctor.line(check), flush=True)
+
+    first, cfg = doctor.check_config(config_mod.locate(args.config), lambda: load_config(args))
+    checks = doctor.run_checks(first, cfg, _state_dir(args), show)
+    if args.json:
+        print(json.dumps(doctor.as_json(checks), indent=2))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     path = config_mod.locate(args.config)
     if args.config_command == "path":
@@ -307,6 +331,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "list": cmd_list, "devices": cmd_devices,
             "models": cmd_models, "mute": cmd_mute, "unmute": cmd_mute, "status": cmd_status,
             "delete": cmd_delete, "prune": cmd_prune, "config": cmd_config,
+            "doctor": cmd_doctor,
             "score": score.cmd_score, "tune": tune.cmd_tune}
 
 
@@ -319,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # a reader that went away (`| head`) is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
