@@ -114,7 +114,7 @@ class IndicatorConfig:
     """An LED on this GPIO pin (BCM number; needs `recorder[pi]`)."""
     gpio_recording: str = "on"
     """The LED's pattern per state: on, off, blink or pulse (pulse needs a PWM pin)."""
-    gpio_listening: str = "off"
+    gpio_listening: str = "dim"
     gpio_muted: str = "pulse"
     gpio_error: str = "blink"
     apa102: dict = field(default_factory=dict)
@@ -160,13 +160,13 @@ class Config:
 
 
 # --- the Raspberry Pi lights' keys (`gpio_*`, `apa102`) -----------------------------------
-LED_PATTERNS = ("on", "off", "blink", "pulse")
+LED_PATTERNS = ("on", "off", "blink", "pulse", "dim")
 LED_STATES = (State.RECORDING, State.LISTENING, State.MUTED, State.ERROR)
 """The states with a configurable light (`gpio_<state>`, apa102 colours); `off` is always off."""
 APA102_KEYS = ("leds", "brightness", "bus", "device", "power_pin", "colors")
 DEFAULT_COLORS = {
     State.RECORDING: "#0000ff",  # blue, like the Echo's ring
-    State.LISTENING: "#000000",  # off
+    State.LISTENING: "#001000",  # a dim green: alive and listening (a dead daemon is dark)
     State.MUTED: "#ff0000",
     State.ERROR: "#ff6000",  # orange, steady
 }

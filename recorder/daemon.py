@@ -6,6 +6,7 @@ flags; the loop acts on them between frames, and shutdown runs one path whatever
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -37,11 +38,13 @@ from recorder.machine import (
 from recorder.mute import MuteSwitch
 from recorder.notify import Notifier
 from recorder.pipeline import Pipeline, build_machine, build_pipeline, machine_settings, step
-from recorder.recording import RecordingMeta
+from recorder.recording import RecordingMeta, utc_iso
 from recorder.sources import DeviceLost, DeviceRestored, Source, open_source
 from recorder.storage import Storage, StorageError
 
 log = logging.getLogger("recorder")
+
+HEARTBEAT_S = 10.0
 
 
 class Flags:
@@ -87,6 +90,9 @@ class Daemon:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     saved: int = 0
     frames_seen: int = 0
+    last_audio_at: float | None = None
+    """Wall-clock time of the last frame from the source (None: none yet)."""
+    _last_heartbeat: float = 0.0
     _last_watchdog: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -101,6 +107,7 @@ class Daemon:
             if isinstance(item, Frame):
                 self.step(item)
                 self.frames_seen += 1
+                self.last_audio_at = time.time()
             elif isinstance(item, DeviceLost):
                 self.dispatch(self.machine.device_lost())
                 self.notifier.send(f"STATUS=audio source lost ({item.reason}); retrying")
@@ -147,7 +154,8 @@ class Daemon:
         self.activations = ActivationSaver(storage, self.source.description, self.started_at)
 
     def tick(self) -> None:
-        """Between frames: watchdog, mute requests, a pending reload."""
+        """Between frames: watchdog, heartbeat, mute requests, a pending reload."""
+        self._heartbeat()
         if self.notifier.watchdog_interval_s is not None:
             now = time.monotonic()
             if now - self._last_watchdog >= self.notifier.watchdog_interval_s:
@@ -285,6 +293,17 @@ class Daemon:
                 return {"ok": True, **self.status()}
             return {"ok": False, "error": f"unknown command {command!r}"}
 
+    def _heartbeat(self) -> None:
+        """While audio arrives, the state file's modification time is refreshed every
+        HEARTBEAT_S: a state file older than that means no audio (or no daemon)."""
+        state_file = self.p.config.indicator.state_file
+        if not state_file or self.last_audio_at is None \
+                or self.last_audio_at - self._last_heartbeat < HEARTBEAT_S:
+            return
+        self._last_heartbeat = self.last_audio_at
+        with contextlib.suppress(OSError):  # a state file that fails shows at the next change
+            os.utime(self.p.config.path(state_file))
+
     def status(self) -> dict[str, Any]:
         muted = self.mute.is_muted()
         state = self.machine.state
@@ -299,6 +318,10 @@ class Daemon:
             "models": list(self.p.engine.names),
             "recordings_dir": str(self.p.storage.directory),
             "pid": os.getpid(),
+            "last_audio_at": (None if self.last_audio_at is None else
+                              utc_iso(datetime.fromtimestamp(self.last_audio_at, UTC))),
+            "last_audio_s_ago": (None if self.last_audio_at is None else
+                                 round(time.time() - self.last_audio_at, 1)),
         }
 
     def status_line(self) -> str:

@@ -18,6 +18,7 @@ from recorder import daemon
 from recorder.config import Config, IndicatorConfig, StorageConfig, WakeConfig
 from recorder.indicators import Devices, build_indicators, build_lights
 from recorder.indicators.devices import SpiPort
+from recorder.indicators.gpio import DIM
 from recorder.machine import State
 from recorder.mute import MuteSwitch
 from recorder.pipeline import build_pipeline
@@ -120,16 +121,16 @@ def run_daemon(tmp_path: Path, caplog, probe, devices: Devices, **indicator) -> 
     return run
 
 
-@pytest.mark.parametrize("pin_class, patterns", [
-    (MockPWMPin, {}),  # the default patterns: muted pulses, so a PWMLED
-    (MockPin, {"gpio_muted": "blink"}),  # no pulse: a plain LED on any pin
+@pytest.mark.parametrize("pin_class, patterns, listening", [
+    (MockPWMPin, {}, DIM),  # the defaults: listening dim, muted pulses, so a PWMLED
+    (MockPin, {"gpio_muted": "blink", "gpio_listening": "off"}, 0),  # a plain LED on any pin
 ])
 def test_gpio_led_is_on_while_a_request_is_saved_and_off_otherwise(tmp_path, caplog, devices,
-                                                                   pin_class,
-                                                                   patterns):
+                                                                   pin_class, patterns,
+                                                                   listening):
     gpiozero.Device.pin_factory = MockFactory(pin_class=pin_class)
     run = run_daemon(tmp_path, caplog, pin_state, devices, gpio_led=PIN, **patterns)
-    assert run.shown == [(LISTENING, 0), (RECORDING, 1), (LISTENING, 0), (OFF, 0)]
+    assert run.shown == [(LISTENING, listening), (RECORDING, 1), (LISTENING, listening), (OFF, 0)]
     assert run.at_save == [1]  # on while the audio is persisted
     [(meta, samples)] = run.recs
     assert meta["end_reason"] == "silence" and "chime_offset_s" not in meta
@@ -154,10 +155,12 @@ def test_gpio_patterns_blink_on_error_pulse_when_muted_and_are_configurable(devi
     assert eventually(lambda: len(levels()) >= 5)  # pulse: fading in over 1 s ...
     assert levels()[:5] == sorted(levels()[:5])  # ... through rising levels
     led.show(LISTENING, State.MUTED)
-    assert pin.state == 0
+    assert pin.state == DIM  # listening: dim, so a live daemon shows
     pin.clear_states()
     time.sleep(0.3)
-    assert [s.state for s in pin.states] == [0]  # and it stays off
+    assert [s.state for s in pin.states] == [DIM]  # and it stays so
+    led.show(OFF, LISTENING)
+    assert pin.state == 0
     led.show(OFF, LISTENING)
     assert pin.state == 0
 
@@ -213,7 +216,7 @@ def test_a_failed_light_is_retried_and_only_discards_when_required(tmp_path, cap
     assert "indicator failed: gpio_led: cannot set up GPIO 17" in run.log
     holder.close()  # the pin is free again: set up at the next state change
     run = run_daemon(tmp_path / "b", caplog, pin_state, devices, gpio_led=PIN)
-    assert run.shown == [(LISTENING, 0), (RECORDING, 1), (LISTENING, 0), (OFF, 0)]
+    assert run.shown == [(LISTENING, DIM), (RECORDING, 1), (LISTENING, DIM), (OFF, 0)]
     assert len(run.recs) == 1
 
 
@@ -247,7 +250,7 @@ def test_apa102_defaults_and_options(devices, spi):
     [port] = spi
     assert (port.bus, port.device) == (1, 0)
     assert gpiozero.Device.pin_factory.pin(5).state == 1  # the 4-mic array's LED power
-    expect = {State.MUTED: (255, 0, 0), State.ERROR: (0, 255, 0), LISTENING: (0, 0, 0),
+    expect = {State.MUTED: (255, 0, 0), State.ERROR: (0, 255, 0), LISTENING: (0, 0x10, 0),
               RECORDING: (0, 0, 255), OFF: (0, 0, 0)}
     for state, color in expect.items():
         ring.show(state, LISTENING)
@@ -266,15 +269,16 @@ def test_a_new_configuration_takes_over_the_lights(devices, spi):
     first.show(RECORDING, LISTENING)
     second = build_indicators(Config(indicator=IndicatorConfig(gpio_led=PIN)), devices)
     second.show(LISTENING, RECORDING)  # raises if the pin could not be set up
-    assert pin_state() == 0
+    assert pin_state() == DIM
     [port] = spi
     assert port.closed and parse_apa102(port.writes[-1], 3)[1] == [(0, 0, 0)] * 3
     second.show(RECORDING, LISTENING)
     assert pin_state() == 1
     third = build_indicators(Config(indicator=IndicatorConfig(
-        gpio_led=PIN, gpio_muted="blink")), devices)  # no pulse: a plain LED replaces the PWMLED
+        gpio_led=PIN, gpio_muted="blink", gpio_listening="off")),
+        devices)  # no pulse, no dim: a plain LED replaces the PWMLED
     third.show(RECORDING, LISTENING)
-    assert pin_state() == 1
+    assert pin_state() == 1 and not isinstance(devices._owned[("gpio", PIN)], gpiozero.PWMLED)
     build_indicators(Config(), devices)  # no light configured: released, turned off
     assert pin_state() == 0 and gpiozero.Device.pin_factory.pin(PIN).function == "input"
 

@@ -1,4 +1,4 @@
-"""An LED on a Raspberry Pi GPIO pin (gpiozero): a pattern (on, off, blink, pulse) per state.
+"""An LED on a Raspberry Pi GPIO pin (gpiozero): a pattern (on, off, blink, pulse, dim) per state.
 
 gpiozero comes with the optional extra `recorder[pi]` and is imported only when `gpio_led` is
 configured; without it the daemon refuses to start (one line, exit 2).
@@ -25,17 +25,20 @@ BLINK_S = 0.25
 """`blink`: this long on, this long off."""
 PULSE_S = 1.0
 """`pulse`: this long fading in, this long fading out (needs PWM)."""
+DIM = 0.05
+"""`dim`: steady at this fraction of full brightness (needs PWM); the default for listening, so
+that a daemon that died (LED off) looks different from one that listens."""
 
 
 class GpioLedIndicator:
-    """One LED on a GPIO pin: a pattern (on, off, blink, pulse) per state."""
+    """One LED on a GPIO pin: a pattern (on, off, blink, pulse, dim) per state."""
 
     def __init__(self, gpiozero: Any, pin: int, patterns: Mapping[State, str], devices: Devices):
         self.gpiozero = gpiozero
         self.devices = devices
         self.pin = pin
         self.patterns = dict(patterns)
-        self.pwm = "pulse" in self.patterns.values()
+        self.pwm = bool({"pulse", "dim"} & set(self.patterns.values()))
         self.led: Any = None
         try:
             self._setup()
@@ -55,6 +58,8 @@ class GpioLedIndicator:
                 led.on()
             elif pattern == "blink":
                 led.blink(on_time=BLINK_S, off_time=BLINK_S)
+            elif pattern == "dim":
+                led.value = DIM
             elif pattern == "pulse":
                 led.pulse(fade_in_time=PULSE_S, fade_out_time=PULSE_S)
             else:
