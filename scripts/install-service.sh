@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the recorder daemon as a systemd service, from the repository this script is in.
 #
-#   scripts/install-service.sh [--root DIR] [--prefix DIR] [--user]
+#   scripts/install-service.sh [--root DIR] [--prefix DIR] [--user] [--pi]
+#   scripts/install-service.sh --uninstall [--purge] [--root DIR] [--prefix DIR] [--user]
 #
 # System service (default; as root):
 #   PREFIX/venv       a venv with the package pip-installed from this repository (non-editable)
@@ -9,13 +10,20 @@
 #   /etc/systemd/system/recorder.service   config/recorder.service, enabled
 #   /etc/recorder/recorder.toml            config/recorder.toml with the recordings in
 #                                          /var/lib/recorder/recordings; never overwritten
+#   /usr/local/bin/recorder                a link to PREFIX/venv/bin/recorder
 # PREFIX is /opt/recorder by default. The service runs as a transient user (DynamicUser=yes),
 # so no account is created; it joins the group "audio" for /dev/snd.
+#
+# --pi: also the `pi` extra (gpiozero, lgpio, spidev) and, for the system service, the drop-in
+# config/recorder.service.d/pi.conf that lets it use GPIO and SPI for the lights.
+#
+# --uninstall: stop and disable the service, remove the unit, its drop-ins, the link, the venv
+# and the models; the config and the recordings stay, unless --purge.
 #
 # --user: a user service (`systemctl --user`), for desktops where PipeWire or PulseAudio owns
 # the microphone: PREFIX is ~/.local/share/recorder, the config ~/.config/recorder/recorder.toml,
 # the unit ~/.config/systemd/user/recorder.service, the recordings
-# ~/.local/share/recorder/recordings.
+# ~/.local/share/recorder/recordings, the link ~/.local/bin/recorder.
 #
 # --root DIR puts every file under DIR (like DESTDIR; default /), for an image being built or
 # a test; the unit and config name the final paths, without DIR. The venv itself is made at
@@ -39,7 +47,10 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=/
 PREFIX=
 USER_MODE=0
-USAGE="usage: $PROG [--root DIR] [--prefix DIR] [--user]"
+PI=0
+UNINSTALL=0
+PURGE=0
+USAGE="usage: $PROG [--root DIR] [--prefix DIR] [--user] [--pi] | --uninstall [--purge] ..."
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -56,11 +67,16 @@ while [ $# -gt 0 ]; do
             ;;
         --prefix=?*) PREFIX=${1#--prefix=}; shift ;;
         --user) USER_MODE=1; shift ;;
+        --pi) PI=1; shift ;;
+        --uninstall) UNINSTALL=1; shift ;;
+        --purge) PURGE=1; shift ;;
         -h | --help) echo "$USAGE"; exit 0 ;;
         *) die "unknown argument '$1' ($USAGE)" ;;
     esac
 done
 
+[ "$PURGE" = 0 ] || [ "$UNINSTALL" = 1 ] || die "--purge goes with --uninstall ($USAGE)"
+[ "$PI" = 0 ] || [ "$UNINSTALL" = 0 ] || die "--pi and --uninstall do not go together"
 umask 022
 PYTHON=${PYTHON:-python3}
 
@@ -80,6 +96,8 @@ if [ "$USER_MODE" = 1 ]; then
     # shellcheck disable=SC2088
     RECORDINGS='~/.local/share/recorder/recordings'
     RECORDINGS_DIR=$HOME/.local/share/recorder/recordings
+    STATE_DIRS="$HOME/.local/share/recorder/recordings $HOME/.local/state/recorder"
+    BIN_DIR=$HOME/.local/bin
     WANTS=default.target.wants
 else
     DEFAULT_PREFIX=/opt/recorder
@@ -87,6 +105,9 @@ else
     UNIT_DIR=/etc/systemd/system
     CONFIG_DIR=/etc/recorder
     RECORDINGS=/var/lib/recorder/recordings
+    # With DynamicUser=yes, /var/lib/recorder is a link into /var/lib/private.
+    STATE_DIRS="/var/lib/recorder /var/lib/private/recorder"
+    BIN_DIR=/usr/local/bin
     WANTS=multi-user.target.wants
 fi
 PREFIX=${PREFIX:-$DEFAULT_PREFIX}
@@ -114,7 +135,42 @@ R=$(cd "$ROOT" && pwd)
 VENV=$R$PREFIX/venv
 MODELS=$R$PREFIX/models
 UNIT=$R$UNIT_DIR/recorder.service
+DROPIN_DIR=$R$UNIT_DIR/recorder.service.d
 CONFIG=$R$CONFIG_DIR/recorder.toml
+LINK=$R$BIN_DIR/recorder
+
+# --- uninstall ------------------------------------------------------------------------------
+if [ "$UNINSTALL" = 1 ]; then
+    if [ "$USER_MODE" = 0 ] && [ -z "$R" ] && [ "$(id -u)" != 0 ]; then
+        die "uninstalling the system service needs root (or use --user, or --root DIR)"
+    fi
+    if [ -z "$R" ] && [ "$USER_MODE" = 0 ] && [ -d /run/systemd/system ]; then
+        systemctl disable --now recorder.service 2>/dev/null || true
+    elif [ -z "$R" ] && [ "$USER_MODE" = 1 ] && [ -S "${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/systemd/private" ]; then
+        systemctl --user disable --now recorder.service 2>/dev/null || true
+    fi
+    rm -f "$R$UNIT_DIR/$WANTS/recorder.service"
+    rm -f "$UNIT"
+    rm -rf "$DROPIN_DIR"
+    if [ -L "$LINK" ] && [ "$(readlink "$LINK")" = "$PREFIX/venv/bin/recorder" ]; then
+        rm -f "$LINK"
+    fi
+    rm -rf "$R$PREFIX/venv" "$R$PREFIX/models"
+    rmdir "$R$PREFIX" 2>/dev/null || true
+    say "removed the service, the link and $PREFIX/venv, $PREFIX/models"
+    if [ "$PURGE" = 1 ]; then
+        rm -f "$CONFIG"
+        rmdir "$R$CONFIG_DIR" 2>/dev/null || true
+        for d in $STATE_DIRS; do rm -rf "${R:?}$d"; done
+        say "purged the config and the recordings ($STATE_DIRS)"
+    else
+        say "kept the config $CONFIG and the recordings in $R$RECORDINGS (--purge removes them)"
+    fi
+    if [ -z "$R" ] && [ "$USER_MODE" = 0 ] && [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
+    fi
+    exit 0
+fi
 
 if [ "$USER_MODE" = 0 ] && [ -z "$R" ] && [ "$(id -u)" != 0 ]; then
     die "installing the system service needs root (or use --user, or --root DIR)"
@@ -143,8 +199,10 @@ tar -C "$REPO" -cf - --exclude=./.git --exclude=./.venv --exclude=./build --excl
     --exclude='*.egg-info' --exclude=./models --exclude=./tests --exclude=./recordings \
     --exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache . |
     tar -C "$TMP/src" -xf -
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$TMP/src" ||
-    die "pip could not install the package from $REPO into $VENV"
+EXTRA=
+[ "$PI" = 1 ] && EXTRA="[pi]"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$TMP/src$EXTRA" ||
+    die "pip could not install the package${EXTRA:+ with $EXTRA} from $REPO into $VENV"
 say "installed $("$VENV/bin/recorder" --version) into $VENV"
 
 # --- models -------------------------------------------------------------------------------
@@ -180,6 +238,21 @@ if cmp -s "$TMP/recorder.service" "$UNIT"; then
 else
     install -m 0644 "$TMP/recorder.service" "$UNIT"
     say "installed unit $UNIT"
+fi
+
+if [ "$PI" = 1 ] && [ "$USER_MODE" = 0 ]; then
+    mkdir -p "$DROPIN_DIR"
+    install -m 0644 "$REPO/config/recorder.service.d/pi.conf" "$DROPIN_DIR/pi.conf"
+    say "installed $DROPIN_DIR/pi.conf (GPIO and SPI for the lights)"
+fi
+
+# --- the command on PATH ----------------------------------------------------------------------
+mkdir -p "$R$BIN_DIR"
+if [ -e "$LINK" ] && [ ! -L "$LINK" ]; then
+    say "warning: $LINK exists and is not a link: left alone"
+else
+    ln -sfn "$PREFIX/venv/bin/recorder" "$LINK"
+    say "linked $LINK -> $PREFIX/venv/bin/recorder"
 fi
 
 # --- the config (never overwritten) ---------------------------------------------------------
@@ -264,4 +337,24 @@ else
     elif [ -z "$R" ]; then
         say "systemd is not running here: the service starts at the next boot"
     fi
+fi
+
+if [ "$USER_MODE" = 1 ]; then
+    cat <<NEXT
+$PROG: next:
+  loginctl enable-linger \$USER     # keep the service running while you are logged out
+  systemctl --user status recorder
+  journalctl --user -u recorder -f
+  recorder status; recorder list    # ($BIN_DIR must be on PATH)
+  edit $CONFIG_DIR/recorder.toml, then: systemctl --user reload recorder
+NEXT
+else
+    cat <<NEXT
+$PROG: next:
+  sudo systemctl status recorder
+  journalctl -u recorder -f
+  sudo recorder status; sudo recorder list
+  sudo recorder doctor
+  edit $CONFIG_DIR/recorder.toml, then: sudo systemctl reload recorder
+NEXT
 fi
