@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from recorder import __version__, chime, models, pi
+from recorder import __version__, chime, models, pi, threads
 from recorder.activations import ActivationSaver
 from recorder.audio import SAMPLE_RATE, Frame, frames_to_s, s_to_frames
 from recorder.chime import ChimePlayer
@@ -52,6 +52,9 @@ from recorder.storage import Storage, StorageError
 from recorder.vad import SpeechDetector, WebRtcVad, gate_vad
 
 log = logging.getLogger("recorder")
+
+EXIT_THREAD_DIED = 1
+"""A thread the daemon depends on died: exit so that the service manager restarts it."""
 
 
 def machine_settings(config: Config, names: Iterable[str]) -> MachineSettings:
@@ -163,6 +166,8 @@ class Daemon:
     saved: int = 0
     frames_seen: int = 0
     _failure: str | None = None
+    fault: str | None = None
+    """Set when a watched thread died; the loop then stops with the indicator at error."""
     _last_watchdog: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -185,13 +190,14 @@ class Daemon:
                 self.dispatch(self.machine.device_restored())
                 self.notifier.send(f"STATUS={self.status_line()}")
             self.tick()
-            if self.flags.should_stop():
+            if self.flags.should_stop() or self.fault:
                 break
         if not started:
             self._start(lost=False)
         self.notifier.send("STOPPING=1", "STATUS=stopping")
-        reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
-        self.dispatch(self.machine.finish(reason))
+        if self.fault is None:  # after a fault the indicator stays at error
+            reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
+            self.dispatch(self.machine.finish(reason))
         if self.activations:
             self.activations.flush()
 
@@ -225,7 +231,15 @@ class Daemon:
         self.activations = ActivationSaver(storage, self.source.description, self.started_at)
 
     def tick(self) -> None:
-        """Between frames: watchdog, mute requests, a pending reload."""
+        """Between frames: dead threads, watchdog, mute requests, a pending reload."""
+        failure = threads.WATCH.failure()
+        if failure is not None and self.fault is None:
+            self.fault = str(failure)
+            log.error("%s; stopping (exit status %d) so that the daemon is restarted", failure,
+                      EXIT_THREAD_DIED)
+            self.notifier.send(f"STATUS=failed: {failure}")
+            self.dispatch(self.machine.fail(self.fault))  # drops a request, shows error
+            return
         if self.notifier.watchdog_interval_s is not None:
             now = time.monotonic()
             if now - self._last_watchdog >= self.notifier.watchdog_interval_s:
@@ -389,6 +403,7 @@ class Daemon:
             "models": list(self.p.engine.names),
             "recordings_dir": str(self.p.storage.directory),
             "pid": os.getpid(),
+            **({"fault": self.fault} if self.fault else {}),
         }
 
     def status_line(self) -> str:
@@ -405,6 +420,7 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
     A live source (microphone, stdin) obeys the mute switch and serves the control socket in
     `runtime_dir`; a file source does so only when `runtime_dir` is given.
     """
+    threads.WATCH.clear()
     flags = Flags()
     flags.install()
     pipeline = build_pipeline(config, dry_run=dry_run)
@@ -432,4 +448,4 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
             daemon.p.chime.close()
     log.info("stopped: %d recording(s) %s", daemon.saved,
              "would have been saved (dry run)" if dry_run else "saved")
-    return 0
+    return EXIT_THREAD_DIED if daemon.fault else 0
