@@ -149,6 +149,7 @@ class Config:
         return p if p.is_absolute() else self.base_dir / p
 
 
+MAX_DURATION_S = 100 * 365 * 86400.0
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -161,7 +162,7 @@ def parse_duration(text: str, what: str) -> float:
         value = float(number) * (unit or 1)
     except ValueError:
         value = -1.0
-    if not t or value < 0 or value != value:
+    if not t or not 0 <= value <= MAX_DURATION_S:
         raise RecorderError(f"{what}: {text!r} is not a duration like 90s, 15m, 12h, 30d or 2w")
     return value
 
@@ -186,7 +187,11 @@ def _convert(where: str, tp: Any, value: Any) -> Any:
             raise RecorderError(f"{where}: must be a table")
         return {k: _section(f"{where}.{k}", val_type, v) for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**53:
+            raise RecorderError(f"{where}: {value} is out of range")
         return float(value)
+    if isinstance(value, str) and "\0" in value:
+        raise RecorderError(f"{where}: must not contain a NUL character")
     if tp is bool and not isinstance(value, bool) or tp is not bool and isinstance(value, bool) \
             or not isinstance(value, tp):
         raise RecorderError(f"{where}: must be {_type_name(tp)}, got {value!r}")
@@ -197,7 +202,7 @@ def _check_range(where: str, f: dataclasses.Field, value: Any) -> None:
     if value is None or "lo" not in f.metadata:
         return
     lo, hi, lo_open = f.metadata["lo"], f.metadata["hi"], f.metadata["lo_open"]
-    if (lo is not None and (value <= lo if lo_open else value < lo)) or \
+    if value != value or (lo is not None and (value <= lo if lo_open else value < lo)) or \
             (hi is not None and value > hi):
         low = f"above {lo}" if lo_open else f"at least {lo}"
         raise RecorderError(f"{where}: must be {low} and at most {hi}, got {value!r}")
@@ -252,10 +257,12 @@ def load(path: Path | None) -> Config:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise RecorderError(f"{name}: no such config file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise RecorderError(f"{name}: cannot read config ({e.__class__.__name__})") from None
     except tomllib.TOMLDecodeError as e:
         raise RecorderError(f"{name}: invalid TOML ({e})") from None
+    except RecursionError:
+        raise RecorderError(f"{name}: invalid TOML (nested too deeply)") from None
     sections = {}
     for key, table in data.items():
         f = next((f for f in dataclasses.fields(Config) if f.name == key != "base_dir"), None)
