@@ -122,6 +122,7 @@ def _decode(raw: bytes, info: WavInfo) -> np.ndarray:
     raw = raw[:usable]
     if info.is_float:
         data = np.frombuffer(raw, dtype="<f4" if w == 4 else "<f8").astype(np.float64)
+        data = np.clip(np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
     elif w == 1:
         data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
     elif w == 2:
@@ -160,7 +161,7 @@ def read_wav(path: Path) -> np.ndarray:
     if info.sample_rate == SAMPLE_RATE and info.channels == 1 and info.sample_width == 2 \
             and not info.is_float:
         return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int16)
-    data = np.nan_to_num(_decode(raw, info).mean(axis=1), posinf=1.0, neginf=-1.0)
+    data = _decode(raw, info).mean(axis=1)
     if info.sample_rate != SAMPLE_RATE:
         data = resample(data, info.sample_rate, SAMPLE_RATE)
     return np.clip(np.round(data * 32768.0), -32768, 32767).astype(np.int16)

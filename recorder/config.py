@@ -7,6 +7,8 @@ user can make names the file, the section and the key.
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import tomllib
 import types
 import typing
@@ -167,6 +169,11 @@ def parse_duration(text: str, what: str) -> float:
     return value
 
 
+def toml_key(key: str) -> str:
+    """A key as TOML writes it: bare when it can be, quoted otherwise (so it stays on one line)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
 def _type_name(tp: Any) -> str:
     return {str: "a string", bool: "true or false", int: "an integer", float: "a number"}.get(
         tp, str(tp))
@@ -185,7 +192,7 @@ def _convert(where: str, tp: Any, value: Any) -> Any:
         val_type = typing.get_args(tp)[1]
         if not isinstance(value, dict):
             raise RecorderError(f"{where}: must be a table")
-        return {k: _section(f"{where}.{k}", val_type, v) for k, v in value.items()}
+        return {k: _section(f"{where}.{toml_key(k)}", val_type, v) for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > 2**53:
             raise RecorderError(f"{where}: {value} is out of range")
@@ -267,6 +274,6 @@ def load(path: Path | None) -> Config:
     for key, table in data.items():
         f = next((f for f in dataclasses.fields(Config) if f.name == key != "base_dir"), None)
         if f is None:
-            raise RecorderError(f"{name}: unknown section [{key}]")
+            raise RecorderError(f"{name}: unknown section [{toml_key(key)}]")
         sections[key] = _section(f"{name}: [{key}]", typing.get_type_hints(Config)[key], table)
     return validate(Config(**sections, base_dir=path.resolve().parent), name)

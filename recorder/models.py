@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from recorder.config import toml_key
 from recorder.errors import RecorderError
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -84,7 +85,7 @@ def load_manifest(directory: Path | None = None) -> Manifest:
     def entries(section: str) -> dict[str, ModelFile]:
         out = {}
         for name, e in table(data.get(section), f"[{section}]").items():
-            where = f"[{section}.{name}]"
+            where = f"[{section}.{toml_key(name)}]"
             e = table(e, where)
             out[name] = ModelFile(name, text(e, "file", where, _FILE_NAME),
                                   text(e, "sha256", where, _SHA256), text(e, "licence", where))

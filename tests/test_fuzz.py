@@ -12,7 +12,7 @@ import pytest
 from hostile_inputs import PROPERTIES
 from hypothesis import HealthCheck, given, settings
 
-BUDGET = {"wav": 1500, "config": 600, "manifest": 800, "recordings": 250, "control": 600}
+BUDGET = {"wav": 1000, "config": 300, "manifest": 500, "recordings": 200, "control": 600}
 
 
 def make_test(name: str):

@@ -166,7 +166,7 @@ class MachinePromises(RuleBasedStateMachine):
 
 
 MachinePromises.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=60, deadline=None, derandomize=True, database=None,
+    max_examples=200, stateful_step_count=60, deadline=None, derandomize=True, database=None,
     suppress_health_check=list(HealthCheck))
 TestMachinePromises = MachinePromises.TestCase
 
