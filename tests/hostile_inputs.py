@@ -371,6 +371,7 @@ def control_server() -> Iterator[tuple[Path, control.ControlServer]]:
             yield tmp / "run", server
         finally:
             server.close()
+            threads.WATCH.clear()
 
 
 def check_control(chunks: list[bytes], ctx: tuple[Path, control.ControlServer]) -> None:

@@ -145,6 +145,9 @@ def test_a_dead_control_thread_stops_the_daemon_with_exit_1_and_error(tmp_path, 
         killer.join()
         for s, h in handlers.items():
             signal.signal(s, h)
+        failure = threads.WATCH.failure()
+        threads.WATCH.clear()  # the process's watch: later in-process daemons start clean
+    assert str(failure).startswith("the control thread died: InjectedFault")
     assert injected.is_set()
     assert status == 1
     assert time.monotonic() - start < 30  # it stopped, it did not play the minute out
