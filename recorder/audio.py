@@ -48,6 +48,9 @@ def s_to_frames(seconds: float) -> int:
 _WAVE_FORMAT_PCM = 1
 _WAVE_FORMAT_IEEE_FLOAT = 3
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+MAX_FMT_BYTES = 1024
+MAX_SAMPLE_RATE = 768_000
+MAX_CHANNELS = 64
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,13 @@ class WavInfo:
 
 
 def read_wav_info(f: BinaryIO, name: str) -> WavInfo:
-    """Parse a RIFF/WAVE header (PCM 8/16/24/32-bit, float 32/64, extensible)."""
+    """Parse a RIFF/WAVE header (PCM 8/16/24/32-bit, float 32/64, extensible).
+
+    Sizes are never trusted: a chunk cannot reach past the end of the file, and a data chunk
+    longer than the file (or of unknown length) holds what the file holds.
+    """
+    file_size = f.seek(0, 2)
+    f.seek(0)
     head = f.read(12)
     if len(head) < 12 or head[0:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise RecorderError(f"{name}: not a WAV file")
@@ -72,8 +81,10 @@ def read_wav_info(f: BinaryIO, name: str) -> WavInfo:
             raise RecorderError(f"{name}: WAV file has no audio data")
         cid, size = chunk[0:4], struct.unpack("<I", chunk[4:8])[0]
         if cid == b"fmt ":
+            if size > MAX_FMT_BYTES:
+                raise RecorderError(f"{name}: invalid WAV header (format chunk of {size} bytes)")
             body = f.read(size + (size & 1))
-            if len(body) < 16:
+            if len(body) < 16 or size < 16:
                 raise RecorderError(f"{name}: truncated WAV header")
             tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
             if tag == _WAVE_FORMAT_EXTENSIBLE and len(body) >= 26:
@@ -92,13 +103,12 @@ def read_wav_info(f: BinaryIO, name: str) -> WavInfo:
                     f"{name}: unsupported WAV encoding (format {tag}, {bits} bits); "
                     "use PCM 8/16/24/32-bit or float"
                 )
-            if channels < 1 or rate < 1000:
+            if not (1 <= channels <= MAX_CHANNELS and 1000 <= rate <= MAX_SAMPLE_RATE):
                 raise RecorderError(f"{name}: invalid WAV format ({channels} ch, {rate} Hz)")
             width = bits // 8
             data_offset = f.tell()
-            if size == 0xFFFFFFFF or size == 0:  # streamed WAV with unknown length: to the end
-                size = f.seek(0, 2) - data_offset
-                f.seek(data_offset)
+            if size == 0xFFFFFFFF or size == 0 or data_offset + size > file_size:
+                size = file_size - data_offset  # streamed (unknown length) or truncated: to the end
             return WavInfo(rate, channels, width, is_float, size // (width * channels),
                            data_offset)
         else:
@@ -112,6 +122,7 @@ def _decode(raw: bytes, info: WavInfo) -> np.ndarray:
     raw = raw[:usable]
     if info.is_float:
         data = np.frombuffer(raw, dtype="<f4" if w == 4 else "<f8").astype(np.float64)
+        data = np.clip(np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
     elif w == 1:
         data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
     elif w == 2:
@@ -145,6 +156,8 @@ def read_wav(path: Path) -> np.ndarray:
         raise RecorderError(f"{name}: permission denied") from None
     except struct.error:
         raise RecorderError(f"{name}: truncated WAV header") from None
+    except (OSError, ValueError) as e:
+        raise RecorderError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from None
     if info.sample_rate == SAMPLE_RATE and info.channels == 1 and info.sample_width == 2 \
             and not info.is_float:
         return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int16)
@@ -167,7 +180,7 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, half_taps: int = 32) ->
     out = np.empty(n_out)
     offsets = np.arange(-width + 1, width + 1)
     padded = np.concatenate([np.zeros(width), x, np.zeros(width + 1)])
-    block = 8192
+    block = max(256, min(8192, (1 << 20) // (2 * width)))  # bounded memory at high rates
     for start in range(0, n_out, block):
         t = np.arange(start, min(start + block, n_out)) * scale  # positions in input samples
         base = np.floor(t).astype(np.int64)

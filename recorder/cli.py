@@ -218,6 +218,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     storage = Storage(cfg.path(cfg.storage.directory))
+    storage.check()
     recs = storage.list()
     if args.all:
         doomed = recs
@@ -248,6 +249,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     s = cfg.storage
     storage = Storage(cfg.path(s.directory))
+    storage.check()
     gone = storage.enforce(s.max_age_s, s.max_count, int(s.max_total_mb * 1e6),
                            datetime.now(UTC)) if storage.directory.is_dir() else []
     print(f"pruned {len(gone)} recording(s)")
@@ -256,14 +258,14 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     cfg = load_config(args)
-    recordings = Storage(cfg.path(cfg.storage.directory)).list()
+    storage = Storage(cfg.path(cfg.storage.directory))
+    storage.check()
+    recordings = storage.list()
     if args.json:
         print(json.dumps([r.meta for r in recordings], indent=2))
         return 0
     for r in recordings:
-        m = r.meta
-        print(f"{r.id}  {m.get('started_at', '?')}  {m.get('duration_s', 0):6.2f} s  "
-              f"{m.get('wake_word', '?'):<12} {m.get('end_reason', '?'):<10} {r.wav}")
+        print(r.line())
     if not recordings:
         print("no recordings", file=sys.stderr)
     return 0

@@ -257,6 +257,7 @@ def check_indicator(ind: IndicatorConfig) -> None:
                                 "already gpio_led's pin")
 
 
+MAX_DURATION_S = 100 * 365 * 86400.0
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -269,9 +270,14 @@ def parse_duration(text: str, what: str) -> float:
         value = float(number) * (unit or 1)
     except ValueError:
         value = -1.0
-    if not t or value < 0 or value != value:
+    if not t or not 0 <= value <= MAX_DURATION_S:
         raise RecorderError(f"{what}: {text!r} is not a duration like 90s, 15m, 12h, 30d or 2w")
     return value
+
+
+def toml_key(key: str) -> str:
+    """A key as TOML writes it: bare when it can be, quoted otherwise (so it stays on one line)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
 
 
 def _type_name(tp: Any) -> str:
@@ -292,9 +298,13 @@ def _convert(where: str, tp: Any, value: Any) -> Any:
         val_type = typing.get_args(tp)[1]
         if not isinstance(value, dict):
             raise RecorderError(f"{where}: must be a table")
-        return {k: _section(f"{where}.{k}", val_type, v) for k, v in value.items()}
+        return {k: _section(f"{where}.{toml_key(k)}", val_type, v) for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**53:
+            raise RecorderError(f"{where}: {value} is out of range")
         return float(value)
+    if isinstance(value, str) and "\0" in value:
+        raise RecorderError(f"{where}: must not contain a NUL character")
     if tp is bool and not isinstance(value, bool) or tp is not bool and isinstance(value, bool) \
             or not isinstance(value, tp):
         raise RecorderError(f"{where}: must be {_type_name(tp)}, got {value!r}")
@@ -305,7 +315,7 @@ def _check_range(where: str, f: dataclasses.Field, value: Any) -> None:
     if value is None or "lo" not in f.metadata:
         return
     lo, hi, lo_open = f.metadata["lo"], f.metadata["hi"], f.metadata["lo_open"]
-    if (lo is not None and (value <= lo if lo_open else value < lo)) or \
+    if value != value or (lo is not None and (value <= lo if lo_open else value < lo)) or \
             (hi is not None and value > hi):
         low = f"above {lo}" if lo_open else f"at least {lo}"
         raise RecorderError(f"{where}: must be {low} and at most {hi}, got {value!r}")
@@ -468,14 +478,16 @@ def load(path: Path | None) -> Config:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise RecorderError(f"{name}: no such config file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise RecorderError(f"{name}: cannot read config ({e.__class__.__name__})") from None
     except tomllib.TOMLDecodeError as e:
         raise RecorderError(f"{name}: invalid TOML ({e})") from None
+    except RecursionError:
+        raise RecorderError(f"{name}: invalid TOML (nested too deeply)") from None
     sections = {}
     for key, table in data.items():
         f = next((f for f in dataclasses.fields(Config) if f.name == key != "base_dir"), None)
         if f is None:
-            raise RecorderError(f"{name}: unknown section [{key}]")
+            raise RecorderError(f"{name}: unknown section [{toml_key(key)}]")
         sections[key] = _section(f"{name}: [{key}]", typing.get_type_hints(Config)[key], table)
     return validate(Config(**sections, base_dir=path.resolve().parent), name)

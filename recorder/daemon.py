@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from recorder import threads
 from recorder.activations import ActivationSaver
 from recorder.audio import Frame, frames_to_s
 from recorder.config import Config
@@ -45,6 +46,8 @@ from recorder.storage import Storage, StorageError
 log = logging.getLogger("recorder")
 
 HEARTBEAT_S = 10.0
+EXIT_THREAD_DIED = 1
+"""A thread the daemon depends on died: exit so that the service manager restarts it."""
 
 
 class Flags:
@@ -93,6 +96,8 @@ class Daemon:
     last_audio_at: float | None = None
     """Wall-clock time of the last frame from the source (None: none yet)."""
     _last_heartbeat: float = 0.0
+    fault: str | None = None
+    """Set when a watched thread died; the loop then stops with the indicator at error."""
     _last_watchdog: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -116,13 +121,14 @@ class Daemon:
                 self.dispatch(self.machine.device_restored())
                 self.notifier.send(f"STATUS={self.status_line()}")
             self.tick()
-            if self.flags.should_stop():
+            if self.flags.should_stop() or self.fault:
                 break
         if not started:
             self._start(lost=False)
         self.notifier.send("STOPPING=1", "STATUS=stopping")
-        reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
-        self.dispatch(self.machine.finish(reason))
+        if self.fault is None:  # after a fault the indicator stays at error
+            reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
+            self.dispatch(self.machine.finish(reason))
         if self.activations:
             self.activations.flush()
 
@@ -154,7 +160,15 @@ class Daemon:
         self.activations = ActivationSaver(storage, self.source.description, self.started_at)
 
     def tick(self) -> None:
-        """Between frames: watchdog, heartbeat, mute requests, a pending reload."""
+        """Between frames: dead threads, heartbeat, watchdog, mute requests, a pending reload."""
+        failure = threads.WATCH.failure()
+        if failure is not None and self.fault is None:
+            self.fault = str(failure)
+            log.error("%s; stopping (exit status %d) so that the daemon is restarted", failure,
+                      EXIT_THREAD_DIED)
+            self.notifier.send(f"STATUS=failed: {failure}")
+            self.dispatch(self.machine.fail(self.fault))  # drops a request, shows error
+            return
         self._heartbeat()
         if self.notifier.watchdog_interval_s is not None:
             now = time.monotonic()
@@ -322,6 +336,7 @@ class Daemon:
                               utc_iso(datetime.fromtimestamp(self.last_audio_at, UTC))),
             "last_audio_s_ago": (None if self.last_audio_at is None else
                                  round(time.time() - self.last_audio_at, 1)),
+            **({"fault": self.fault} if self.fault else {}),
         }
 
     def status_line(self) -> str:
@@ -354,6 +369,7 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
     A live source (microphone, stdin) obeys the mute switch and serves the control socket in
     `runtime_dir`; a file source does so only when `runtime_dir` is given.
     """
+    threads.WATCH.clear()
     flags = Flags()
     flags.install()
     devices = Devices()
@@ -381,4 +397,4 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
         devices.close_all()
     log.info("stopped: %d recording(s) %s", daemon.saved,
              "would have been saved (dry run)" if dry_run else "saved")
-    return 0
+    return EXIT_THREAD_DIED if daemon.fault else 0

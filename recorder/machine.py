@@ -199,7 +199,9 @@ class Machine:
                 return events
             self._last_wake_frame = frame.index
             onset = self._onset[wake.wake_word]
-            first = max(frame.index + 1 - s.lookback_frames, onset if onset is not None else 0)
+            # the look-back leaves room for the next frame within max_length_frames
+            lookback = min(s.lookback_frames, max(0, s.max_length_frames - 2))
+            first = max(frame.index + 1 - lookback, onset if onset is not None else 0)
             kept = [f for f in self._lookback if f.index >= first]
             self._utterance = _Utterance(wake, [*kept, frame])
             self._lookback.clear()

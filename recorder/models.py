@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -12,6 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from recorder.config import toml_key
 from recorder.errors import RecorderError
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -47,25 +49,57 @@ def models_dir() -> Path:
     return Path(os.environ.get("RECORDER_MODELS_DIR") or DEFAULT_MODELS_DIR)
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
+
+
 def load_manifest(directory: Path | None = None) -> Manifest:
+    """Read and check the manifest: every value a string, hashes 64 hex digits, and every
+    file a plain name, so nothing it says can place a file outside the models directory."""
     directory = directory or models_dir()
     path = directory / MANIFEST_NAME
     try:
         data = tomllib.loads(path.read_text())
-        src = data["source"]
-
-        def entries(section: str) -> dict[str, ModelFile]:
-            return {
-                name: ModelFile(name, e["file"], e["sha256"], e["licence"])
-                for name, e in data[section].items()
-            }
-
-        return Manifest(directory, src["distribution"], src["wheel"], src["wheel_sha256"],
-                        src["path_in_wheel"], entries("features"), entries("wakewords"))
     except FileNotFoundError:
         raise RecorderError(f"{path}: model manifest not found") from None
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as e:
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecorderError(f"{path}: cannot read the model manifest "
+                            f"({e.__class__.__name__})") from None
+    except tomllib.TOMLDecodeError as e:
         raise RecorderError(f"{path}: invalid model manifest ({e})") from None
+    except RecursionError:
+        raise RecorderError(f"{path}: invalid model manifest (nested too deeply)") from None
+
+    def table(value: object, where: str) -> dict:
+        if not isinstance(value, dict):
+            raise RecorderError(f"{path}: invalid model manifest ({where} must be a table)")
+        return value
+
+    def text(t: dict, key: str, where: str, pattern: re.Pattern | None = None) -> str:
+        value = t.get(key)
+        if not isinstance(value, str) or "\0" in value \
+                or (pattern is not None and not pattern.fullmatch(value)):
+            raise RecorderError(f"{path}: invalid model manifest ({where} {key}: {value!r})")
+        return value
+
+    def entries(section: str) -> dict[str, ModelFile]:
+        out = {}
+        for name, e in table(data.get(section), f"[{section}]").items():
+            where = f"[{section}.{toml_key(name)}]"
+            e = table(e, where)
+            out[name] = ModelFile(name, text(e, "file", where, _FILE_NAME),
+                                  text(e, "sha256", where, _SHA256), text(e, "licence", where))
+        return out
+
+    src = table(data.get("source"), "[source]")
+    features = entries("features")
+    for needed in ("melspectrogram", "embedding"):
+        if needed not in features:
+            raise RecorderError(f"{path}: invalid model manifest ([features] has no {needed})")
+    return Manifest(directory, text(src, "distribution", "[source]"),
+                    text(src, "wheel", "[source]", _FILE_NAME),
+                    text(src, "wheel_sha256", "[source]", _SHA256),
+                    text(src, "path_in_wheel", "[source]"), features, entries("wakewords"))
 
 
 def sha256_file(path: Path) -> str:
@@ -79,7 +113,7 @@ def sha256_file(path: Path) -> str:
 def file_status(manifest: Manifest, entry: ModelFile) -> str:
     """'ok', 'missing' or 'hash mismatch'."""
     path = manifest.path(entry)
-    if not path.exists():
+    if not path.is_file():
         return "missing"
     return "ok" if sha256_file(path) == entry.sha256 else "hash mismatch"
 
@@ -120,7 +154,11 @@ def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[
         manifest.directory.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheel) as z:
             for entry in todo:
-                data = z.read(manifest.path_in_wheel + entry.file)
+                try:
+                    data = z.read(manifest.path_in_wheel + entry.file)
+                except KeyError:
+                    raise RecorderError(f"{wheel.name} has no {manifest.path_in_wheel}"
+                                        f"{entry.file}") from None
                 got = hashlib.sha256(data).hexdigest()
                 if got != entry.sha256:
                     raise RecorderError(

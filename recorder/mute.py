@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from recorder.dirs import private_dir
 from recorder.errors import RecorderError
 
 MUTE_FILE = "muted"
@@ -16,20 +17,24 @@ class MuteSwitch:
         self.path = state_dir / MUTE_FILE
 
     def prepare(self) -> None:
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as e:
-            raise RecorderError(f"state directory {self.state_dir}: {e.strerror}") from None
+        """Create the state directory (0700), or refuse one that others can write to."""
+        private_dir(self.state_dir, "state directory")
 
     def is_muted(self) -> bool:
-        return self.path.exists()
+        """Anything named `muted` mutes, even a dangling symlink: the switch fails safe."""
+        return os.path.lexists(self.path)
 
     def set(self, muted: bool) -> None:
-        """Persist the switch durably (fsync of the file and the directory)."""
+        """Persist the switch durably (fsync of the file and the directory). The file is
+        created afresh, never written through a link."""
+        self.prepare()
         try:
-            self.prepare()
             if muted:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                if not self.path.is_symlink() and self.path.is_file():
+                    return
+                self.path.unlink(missing_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             0o600)
                 try:
                     os.write(fd, b"muted\n")
                     os.fsync(fd)

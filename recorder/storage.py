@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,9 +23,11 @@ from typing import Any
 import numpy as np
 
 from recorder.audio import write_wav
+from recorder.dirs import check_private_dir, private_dir
 from recorder.errors import RecorderError
 
 TMP_SUFFIX = ".tmp"
+MAX_SIDECAR_BYTES = 1 << 20
 
 
 class StorageError(Exception):
@@ -38,10 +42,26 @@ class Recording:
     meta: dict[str, Any]
 
     def started_at(self) -> datetime:
+        """The sidecar's `started_at` (UTC when it names no zone), else the sidecar's mtime."""
         try:
-            return datetime.fromisoformat(self.meta["started_at"])
+            t = datetime.fromisoformat(self.meta["started_at"])
+            return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
         except (KeyError, TypeError, ValueError):
-            return datetime.fromtimestamp(self.sidecar.stat().st_mtime, UTC)
+            try:
+                return datetime.fromtimestamp(os.lstat(self.sidecar).st_mtime, UTC)
+            except OSError:
+                return datetime.now(UTC)
+
+    def line(self) -> str:
+        """One line for `recorder list`, whatever the sidecar holds."""
+        m = self.meta
+        duration = m.get("duration_s")
+        if not isinstance(duration, int | float) or isinstance(duration, bool) \
+                or not math.isfinite(duration):
+            duration = 0.0
+        return (f"{self.id}  {str(m.get('started_at', '?'))[:40]}  {duration:6.2f} s  "
+                f"{str(m.get('wake_word', '?'))[:40]:<12} {str(m.get('end_reason', '?'))[:20]:<10} "
+                f"{self.wav}")
 
     def size_bytes(self) -> int:
         try:
@@ -72,22 +92,24 @@ class Storage:
         self.directory = directory
 
     def prepare(self) -> None:
-        """Create the directory (0700), check it is writable, and finish or remove leftovers."""
+        """Create the directory (0700) or refuse one others can write to, check it is
+        writable, and finish or remove leftovers."""
         d = self.directory
+        private_dir(d, "recordings directory")
         try:
-            if not d.exists():
-                d.mkdir(parents=True, mode=0o700)
-            elif not d.is_dir():
-                raise RecorderError(f"recordings directory {d}: exists and is not a directory")
             probe = d / f".probe-{os.getpid()}{TMP_SUFFIX}"
             with _new_file(probe):
                 pass
             probe.unlink()
-        except RecorderError:
-            raise
         except OSError as e:
             raise RecorderError(f"recordings directory {d}: not usable ({e.strerror})") from None
         self.recover()
+
+    def check(self) -> None:
+        """For the commands that read or delete: refuse a directory others can write to (it
+        may hold files planted by them). A missing directory holds no recordings."""
+        if os.path.lexists(self.directory):
+            check_private_dir(self.directory, "recordings directory")
 
     def recover(self) -> None:
         d = self.directory
@@ -168,17 +190,38 @@ class Storage:
         return doomed
 
     def list(self) -> list[Recording]:
-        """Complete recordings, oldest first."""
+        """Complete recordings, oldest first. Only regular files count (a symlink is never
+        followed out of the directory); a sidecar that is not a JSON object naming its own
+        WAV is skipped."""
         if not self.directory.is_dir():
             return []
         out = []
         for sidecar in sorted(self.directory.glob("*.json")):
             wav = sidecar.with_suffix(".wav")
-            if not wav.exists():
+            if not (_is_regular(wav) and _is_regular(sidecar)):
                 continue
-            try:
-                meta = json.loads(sidecar.read_text())
-            except (OSError, ValueError):
+            meta = _read_sidecar(sidecar)
+            if meta is None or meta.get("audio_file", wav.name) != wav.name:
                 continue
             out.append(Recording(sidecar.stem, wav, sidecar, meta))
         return out
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _read_sidecar(path: Path) -> dict[str, Any] | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(MAX_SIDECAR_BYTES + 1)
+        if len(data) > MAX_SIDECAR_BYTES:
+            return None
+        meta = json.loads(data.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return meta if isinstance(meta, dict) else None

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from recorder import threads
 from recorder.audio import SAMPLE_RATE, frames_to_s, read_wav, resample
 from recorder.config import Config
 from recorder.errors import RecorderError
@@ -111,8 +112,7 @@ class ChimePlayer:
         self._active = False
         self._queue: queue.Queue[str | None] = queue.Queue(QUEUE_CHIMES)
         self._abort = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="chime", daemon=True)
-        self._thread.start()
+        self._thread = threads.start("chime", self._run)
 
     # --- the processing loop's side: never blocks ------------------------------------------
     def on_state(self, event: StateChanged, discarded: bool = False) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from recorder import threads
 from recorder.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from recorder.errors import RecorderError
 from recorder.sources.base import DeviceLost, DeviceRestored, SourceItem, StopFlag
@@ -115,9 +116,7 @@ class MicSource:
         """
         stream, self.stream = self.stream, None
         if stream is not None:
-            closer = threading.Thread(target=self._abort_and_close, args=(stream,),
-                                      name="mic-close", daemon=True)
-            closer.start()
+            closer = threads.start("mic-close", self._abort_and_close, stream)
             closer.join(CLOSE_WAIT_S)
             if closer.is_alive():
                 self._closer = closer

@@ -1,0 +1,43 @@
+"""Private directories (recordings, state, runtime): created 0700, refused when others can
+write to them or they belong to another user, as ssh does with ~/.ssh."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from recorder.errors import RecorderError
+
+
+def check_private_dir(path: Path, what: str) -> None:
+    """Refuse `path` unless it is a directory owned by this process's user and writable by
+    no one else. A symlink to such a directory is accepted (it is the directory that counts)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise RecorderError(f"{what} {path}: not usable ({e.strerror or e})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise RecorderError(f"{what} {path}: exists and is not a directory")
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        raise RecorderError(f"{what} {path}: owned by uid {st.st_uid}, not by this user "
+                            f"(uid {uid}); chown it to this user or choose another directory")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RecorderError(f"{what} {path}: writable by others (mode "
+                            f"{stat.S_IMODE(st.st_mode):04o}); run `chmod go-w {path}`")
+
+
+def private_dir(path: Path, what: str) -> Path:
+    """Create `path` mode 0700 if missing (parents as the umask says), then check it."""
+    try:
+        path.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        pass
+    except (OSError, ValueError) as e:
+        raise RecorderError(f"{what} {path}: cannot create it "
+                            f"({getattr(e, 'strerror', None) or e})") from None
+    else:
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+    check_private_dir(path, what)
+    return path
