@@ -16,7 +16,7 @@ from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.mute import MuteSwitch
 from recorder.storage import Storage
-from recorder.tools import score, tune
+from recorder.tools import calibrate, enroll, score, tune
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="wait for a missing microphone instead of exiting")
     run.add_argument("--dry-run", action="store_true",
                      help="log what would be saved (offsets, duration, reason); write no audio")
+    run.add_argument("--calibrate", action="store_true",
+                     help="keep counters of activations per threshold in the state directory "
+                     "(no audio) for `recorder calibrate`")
     _add_dirs(run, runtime=True, state=True)
 
     mon = sub.add_parser("monitor", help="live meter of the scores, VAD and recorder state")
@@ -100,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="show the installed models, licences and hash status")
     score.add_parser(sub)
     tune.add_parser(sub)
+    calibrate.add_parser(sub)
+    enroll.add_parser(sub)
     return parser
 
 
@@ -114,6 +119,7 @@ def load_config(args: argparse.Namespace) -> Config:
         threshold=getattr(args, "threshold", None),
         indicator_command=getattr(args, "indicator_command", None),
         log_level=getattr(args, "log_level", None),
+        calibrate=getattr(args, "calibrate", False),
     )
 
 
@@ -263,7 +269,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "list": cmd_list, "devices": cmd_devices,
             "models": cmd_models, "mute": cmd_mute, "unmute": cmd_mute, "status": cmd_status,
             "delete": cmd_delete, "prune": cmd_prune,
-            "score": score.cmd_score, "tune": tune.cmd_tune}
+            "score": score.cmd_score, "tune": tune.cmd_tune,
+            "calibrate": calibrate.cmd_calibrate, "enroll": enroll.cmd_enroll}
 
 
 def main(argv: list[str] | None = None) -> int:

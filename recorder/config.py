@@ -50,6 +50,9 @@ class WakeConfig:
     refractory_s: float = field(default=2.0, metadata=_range(0.0, 3600.0))
     gate: bool = True
     """Run the embedding model only around speech (same detections, a fraction of the CPU)."""
+    calibrate: bool = False
+    """Count, per model and candidate threshold, the activations while listening (counters in
+    the state directory, no audio) for `recorder calibrate`."""
     save_activations: str = ""
     """Directory for ~2 s of audio around every detection (stores wake-word audio; off)."""
     models_dir: str = ""
@@ -352,7 +355,7 @@ def validate(config: Config, where: str = "config") -> Config:
 def with_overrides(config: Config, *, recordings: Path | None = None, source: str | None = None,
                    realtime: bool = False, models: Sequence[str] | None = None,
                    threshold: float | None = None, indicator_command: str | None = None,
-                   log_level: str | None = None) -> Config:
+                   log_level: str | None = None, calibrate: bool = False) -> Config:
     """The configuration with command-line flags applied (None or False: unchanged), checked.
 
     `threshold` sets every model's threshold, per-model overrides included.
@@ -372,6 +375,8 @@ def with_overrides(config: Config, *, recordings: Path | None = None, source: st
     if threshold is not None:
         wake = dataclasses.replace(wake, threshold=threshold, per_model={
             k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()})
+    if calibrate:
+        wake = dataclasses.replace(wake, calibrate=True)
     if indicator_command is not None:
         ind = dataclasses.replace(ind, command=indicator_command)
     if log_level:
