@@ -7,8 +7,9 @@ Counting follows the machine's rules on the frames the machine analyses for a wa
 where the score has been at or above t on p consecutive frames, at least the refractory period
 after the previous activation at (t, p). Frames while recording, muted or in error are not
 counted and break a run. The state is a few integers per (threshold, patience); no audio and no
-per-moment record is kept. An activation whose run above t is still going on when the daemon
-detects the wake word, and whose request is then saved, is counted under `requests` instead.
+per-moment record is kept. An activation within the refractory period up to the frame where
+the daemon detects the wake word, whose request is then saved, is counted under `requests`
+instead.
 
 The file (`calibration.json`, documented in the README) is rewritten atomically (temp file,
 fsync, rename, directory fsync) at most every `SAVE_EVERY_FRAMES` and at stop; counts from
@@ -200,12 +201,8 @@ class _Counter:
 
     def claim(self, index: int) -> dict[int, np.ndarray]:
         """The activations that belong to a detection at `index`: per patience, the thresholds
-        whose last activation lies within the run still going on at that frame."""
-        run_start = index - self.above + 1
-        return {
-            p: np.flatnonzero((self.above > 0) & (self.last[p] >= run_start))
-            for p in self.patiences
-        }
+        with an activation within the refractory period up to that frame (at most one each)."""
+        return {p: np.flatnonzero(index - self.last[p] < self.gap) for p in self.patiences}
 
     def move_to_requests(self, claimed: Mapping[int, np.ndarray]) -> None:
         for p, ks in claimed.items():

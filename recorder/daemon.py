@@ -95,7 +95,8 @@ class Daemon:
     def run(self) -> None:
         self.started_at = datetime.now(UTC)
         self.set_activations()
-        self.set_calibration()
+        if self.calibration is None:
+            self.set_calibration()
         started = False
         for item in self.source.frames(self.flags.should_stop):
             if not started:  # announce the first state once the source has said how it is
@@ -369,6 +370,7 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
         mute.prepare()
     daemon = build_daemon(config, source, mute, pipeline=pipeline, flags=flags, dry_run=dry_run,
                           reload_config=reload_config, observers=observers, devices=devices)
+    daemon.set_calibration()  # a bad counters file stops the start here, before any audio
     if runtime_dir is None and source.live:
         runtime_dir = default_runtime_dir()
     server = ControlServer(runtime_dir, daemon.control) if runtime_dir else None

@@ -261,3 +261,20 @@ def test_detected_counts_follow_the_best_run_per_patience():
     assert (got[1][at(0.6)], got[1][at(0.65)], got[1][at(0.9)], got[1][at(0.95)]) == (2, 1, 1, 0)
     assert (got[2][at(0.2)], got[2][at(0.25)], got[2][at(0.5)], got[2][at(0.55)]) == (2, 1, 1, 0)
     assert (got[3][at(0.4)], got[3][at(0.45)]) == (1, 0)
+
+
+def test_a_rise_that_dips_before_the_detection_is_still_the_requests(tmp_path):
+    """0.45, 0.3, then detected at 0.85: the activation at 0.4 two frames before belongs to the
+    request (it lies within the refractory period of the detection)."""
+    cal = Calibration(tmp_path, {"a": 1}, 25)
+    for i, s in enumerate([0.0, 0.45, 0.3]):
+        cal.observe(frame(i), {"a": s}, False, State.LISTENING)
+    cal.observe(frame(3), {"a": 0.85}, False, State.RECORDING)
+    wake = WakeDetected(3, "a", 0.85)
+    cal.on_wake(wake)
+    cal.on_saved(wake)
+    pc = cal.models["a"].patience[1]
+    at = THRESHOLDS.index
+    assert (pc.requests[at(0.4)], pc.requests[at(0.5)], pc.requests[at(0.9)]) == (1, 1, 0)
+    assert sum(pc.activations) == 0
+    assert pc.frames == 4

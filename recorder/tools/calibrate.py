@@ -105,7 +105,7 @@ def model_report(
             row: dict[str, Any] = {
                 "threshold": t,
                 "patience": p,
-                "hours": round(days * 24.0, 6),
+                "hours": days * 24.0,
                 "activations": fa,
                 "requests": pc.requests[k],
                 "fa_per_day": fa / days if days > 0 else None,
@@ -119,7 +119,7 @@ def model_report(
     hours = counts.frames * FRAME_S / 3600.0
     recommended, reason = recommend(rows, patience, enrolled is not None, target, hours)
     return {
-        "hours": round(hours, 6),
+        "hours": hours,
         "patience": patience,
         "enrolled_clips": enrolled["clips"] if enrolled else None,
         "thresholds": rows,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from recorder import config as config_mod
-from recorder.audio import FRAME_S, SAMPLE_RATE, Frame, s_to_frames
+from recorder.audio import FRAME_S, SAMPLE_RATE, Frame
 from recorder.calibration import PATIENCES, THRESHOLDS, write_atomic
 from recorder.control import default_state_dir
 from recorder.errors import RecorderError
@@ -120,7 +120,7 @@ def clip_scores(engine: Any, column: int, samples: np.ndarray) -> np.ndarray:
 def live_clips(spec: str, n: int, clip_s: float) -> list[np.ndarray]:
     """`n` windows of `clip_s` seconds from a source, held in memory; a prompt before each."""
     source = open_source(spec)
-    per_clip = max(1, s_to_frames(clip_s))
+    per_clip = max(1, int(clip_s / FRAME_S + 1e-9))  # whole frames, at most clip_s
     clips: list[np.ndarray] = []
     current: list[np.ndarray] = []
     print(f"say the wake word once in each of {n} windows of {clip_s:g} s", file=sys.stderr)
