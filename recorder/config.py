@@ -38,6 +38,8 @@ class AudioConfig:
 class ModelOverride:
     threshold: float | None = field(default=None, metadata=_range(0.0, 1.0, lo_open=True))
     patience: int | None = field(default=None, metadata=_range(1, 100))
+    verifier: str | None = None
+    """A second-stage verifier (.npz) asked when the score reaches the threshold."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ class WakeConfig:
     def patience_for(self, name: str) -> int:
         o = self._override(name)
         return o.patience if o and o.patience is not None else self.patience
+
+    def verifier_for(self, name: str) -> str | None:
+        o = self._override(name)
+        return o.verifier if o else None
 
     def _override(self, name: str) -> ModelOverride | None:
         return self.per_model.get(name) or self.per_model.get(name.split(":")[0])

@@ -133,7 +133,7 @@ class Daemon:
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
 
     def step(self, frame: Frame) -> None:
-        analysis = step(self.machine, self.p.engine, self.p.vad, frame)
+        analysis = step(self.machine, self.p.engine, self.p.vad, frame, self.p.verifiers)
         if analysis is None:
             return  # muted audio is dropped without being analysed
         if self.activations:

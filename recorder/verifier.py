@@ -9,6 +9,7 @@ weights, bias, the standardization, the model name and the feature spec.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +46,16 @@ class Verifier:
         return bool(self.probability(features(embeddings)) >= self.decision)
 
     def save(self, path: Path) -> None:
-        np.savez(path, weights=self.weights, bias=np.float64(self.bias), mean=self.mean,
-                 scale=self.scale, decision=np.float64(self.decision),
-                 model=np.array(self.model), features=np.array(FEATURES))
+        np.savez(
+            path,
+            weights=self.weights,
+            bias=np.float64(self.bias),
+            mean=self.mean,
+            scale=self.scale,
+            decision=np.float64(self.decision),
+            model=np.array(self.model),
+            features=np.array(FEATURES),
+        )
 
 
 def load(path: Path) -> Verifier:
@@ -55,11 +63,17 @@ def load(path: Path) -> Verifier:
     try:
         with np.load(path, allow_pickle=False) as f:
             if str(f["features"]) != FEATURES:
-                raise RecorderError(f"verifier {path}: feature spec {str(f['features'])!r} is "
-                                    f"not {FEATURES!r}")
-            v = Verifier(str(f["model"]), f["weights"].astype(np.float64), float(f["bias"]),
-                         f["mean"].astype(np.float64), f["scale"].astype(np.float64),
-                         float(f["decision"]))
+                raise RecorderError(
+                    f"verifier {path}: feature spec {str(f['features'])!r} is not {FEATURES!r}"
+                )
+            v = Verifier(
+                str(f["model"]),
+                f["weights"].astype(np.float64),
+                float(f["bias"]),
+                f["mean"].astype(np.float64),
+                f["scale"].astype(np.float64),
+                float(f["decision"]),
+            )
     except FileNotFoundError:
         raise RecorderError(f"verifier {path}: no such file") from None
     except (OSError, ValueError, KeyError) as e:
@@ -70,8 +84,14 @@ def load(path: Path) -> Verifier:
     return v
 
 
-def train(model: str, positives: np.ndarray, negatives: np.ndarray, l2: float = 1.0,
-          decision: float = 0.5, iterations: int = 50) -> Verifier:
+def train(
+    model: str,
+    positives: np.ndarray,
+    negatives: np.ndarray,
+    l2: float = 1.0,
+    decision: float = 0.5,
+    iterations: int = 50,
+) -> Verifier:
     """Fit on feature rows of wake-word moments (positives) and near misses (negatives); the
     two classes weigh the same whatever their counts."""
     if len(positives) < 2 or len(negatives) < 2:
@@ -93,3 +113,22 @@ def train(model: str, positives: np.ndarray, negatives: np.ndarray, l2: float = 
         if np.abs(step).max() < 1e-8:
             break
     return Verifier(model, theta[:-1], float(theta[-1]), mean, scale, decision)
+
+
+def apply(
+    scores: Mapping[str, float],
+    embeddings: Callable[[], np.ndarray],
+    verifiers: Mapping[str, Verifier],
+    thresholds: Mapping[str, float],
+) -> dict[str, float]:
+    """The scores with each verified wake word's score held just below its threshold where
+    its verifier rejects the moment (so the machine neither detects nor loses the onset)."""
+    out = dict(scores)
+    window: np.ndarray | None = None
+    for name, v in verifiers.items():
+        t = thresholds[name]
+        if out.get(name, 0.0) >= t:
+            window = embeddings() if window is None else window
+            if not v.accepts(window):
+                out[name] = float(np.nextafter(t, 0.0))
+    return out
