@@ -17,7 +17,7 @@ from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.mute import MuteSwitch
 from recorder.storage import Storage
-from recorder.tools import score, tune
+from recorder.tools import calibrate, enroll, score, tune
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="wait for a missing microphone instead of exiting")
     run.add_argument("--dry-run", action="store_true",
                      help="log what would be saved (offsets, duration, reason); write no audio")
+    run.add_argument("--calibrate", action="store_true",
+                     help="keep counters of activations per threshold in the state directory "
+                     "(no audio) for `recorder calibrate`")
     _add_dirs(run, runtime=True, state=True)
 
     mon = sub.add_parser("monitor", help="live meter of the scores, VAD and recorder state")
@@ -132,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(mlist, "the models")
     score.add_parser(sub)
     tune.add_parser(sub)
+    calibrate.add_parser(sub)
+    enroll.add_parser(sub)
     return parser
 
 
@@ -147,6 +152,7 @@ def load_config(args: argparse.Namespace) -> Config:
         patience=getattr(args, "patience_frames", None),
         indicator_command=getattr(args, "indicator_command", None),
         log_level=getattr(args, "log_level", None),
+        calibrate=getattr(args, "calibrate", False),
     )
 
 
@@ -334,7 +340,8 @@ COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "list": cmd_list, "devices":
             "models": cmd_models, "mute": cmd_mute, "unmute": cmd_mute, "status": cmd_status,
             "delete": cmd_delete, "prune": cmd_prune, "config": cmd_config,
             "doctor": cmd_doctor,
-            "score": score.cmd_score, "tune": tune.cmd_tune}
+            "score": score.cmd_score, "tune": tune.cmd_tune,
+            "calibrate": calibrate.cmd_calibrate, "enroll": enroll.cmd_enroll}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,8 @@ class AudioConfig:
 class ModelOverride:
     threshold: float | None = field(default=None, metadata=_range(0.0, 1.0, lo_open=True))
     patience: int | None = field(default=None, metadata=_range(1, 100))
+    verifier: str | None = None
+    """A second-stage verifier (.npz) asked when the score reaches the threshold."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class WakeConfig:
     refractory_s: float = field(default=2.0, metadata=_range(0.0, 3600.0))
     gate: bool = True
     """Run the embedding model only around speech (same detections, a fraction of the CPU)."""
+    calibrate: bool = False
+    """Count, per model and candidate threshold, the activations while listening (counters in
+    the state directory, no audio) for `recorder calibrate`."""
     save_activations: str = ""
     """Directory for ~2 s of audio around every detection (stores wake-word audio; off)."""
     models_dir: str = ""
@@ -66,6 +71,10 @@ class WakeConfig:
     def patience_for(self, name: str) -> int:
         o = self._override(name)
         return o.patience if o and o.patience is not None else self.patience
+
+    def verifier_for(self, name: str) -> str | None:
+        o = self._override(name)
+        return o.verifier if o else None
 
     def _override(self, name: str) -> ModelOverride | None:
         return self.per_model.get(name) or self.per_model.get(name.split(":")[0])
@@ -364,7 +373,8 @@ def validate(config: Config, where: str = "config") -> Config:
 def with_overrides(config: Config, *, recordings: Path | None = None, source: str | None = None,
                    realtime: bool = False, models: Sequence[str] | None = None,
                    threshold: float | None = None, patience: int | None = None,
-                   indicator_command: str | None = None, log_level: str | None = None) -> Config:
+                   indicator_command: str | None = None, log_level: str | None = None,
+                   calibrate: bool = False) -> Config:
     """The configuration with command-line flags applied (None or False: unchanged), checked.
 
     `threshold` and `patience` set every model's, per-model overrides included.
@@ -387,6 +397,8 @@ def with_overrides(config: Config, *, recordings: Path | None = None, source: st
     if patience is not None:
         wake = dataclasses.replace(wake, patience=patience, per_model={
             k: dataclasses.replace(v, patience=None) for k, v in wake.per_model.items()})
+    if calibrate:
+        wake = dataclasses.replace(wake, calibrate=True)
     if indicator_command is not None:
         ind = dataclasses.replace(ind, command=indicator_command)
     if log_level:

@@ -20,7 +20,8 @@ from typing import Any
 
 from recorder import threads
 from recorder.activations import ActivationSaver
-from recorder.audio import Frame, frames_to_s
+from recorder.audio import Frame, frames_to_s, s_to_frames
+from recorder.calibration import Calibration
 from recorder.config import Config
 from recorder.control import ControlServer, default_runtime_dir
 from recorder.errors import RecorderError
@@ -90,6 +91,7 @@ class Daemon:
     dry_run: bool = False
     observers: list[FrameObserver] = field(default_factory=list)
     activations: ActivationSaver | None = None
+    calibration: Calibration | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     saved: int = 0
     frames_seen: int = 0
@@ -104,6 +106,8 @@ class Daemon:
     def run(self) -> None:
         self.started_at = datetime.now(UTC)
         self.set_activations()
+        if self.calibration is None:
+            self.set_calibration()
         started = False
         for item in self.source.frames(self.flags.should_stop):
             if not started:  # announce the first state once the source has said how it is
@@ -131,6 +135,8 @@ class Daemon:
             self.dispatch(self.machine.finish(reason))
         if self.activations:
             self.activations.flush()
+        if self.calibration:
+            self.calibration.close()
 
     def _start(self, lost: bool) -> None:
         if lost:
@@ -140,7 +146,7 @@ class Daemon:
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
 
     def step(self, frame: Frame) -> None:
-        analysis = step(self.machine, self.p.engine, self.p.vad, frame)
+        analysis = step(self.machine, self.p.engine, self.p.vad, frame, self.p.verifiers)
         if analysis is None:
             return  # muted audio is dropped without being analysed
         if self.activations:
@@ -158,6 +164,20 @@ class Daemon:
         storage = Storage(self.p.config.path(directory))
         storage.prepare()
         self.activations = ActivationSaver(storage, self.source.description, self.started_at)
+
+    def set_calibration(self) -> None:
+        """Start, restart (new settings) or stop calibrating as the configuration says; the
+        counts so far are written first and read back."""
+        if self.calibration is not None:
+            self.observers.remove(self.calibration.observe)
+            self.calibration.close()
+            self.calibration = None
+        w = self.p.config.wake
+        if w.calibrate:
+            self.calibration = Calibration(
+                self.mute.state_dir, {n: w.patience_for(n) for n in self.p.engine.names},
+                s_to_frames(w.refractory_s))
+            self.observers.append(self.calibration.observe)
 
     def tick(self) -> None:
         """Between frames: dead threads, heartbeat, watchdog, mute requests, a pending reload."""
@@ -208,6 +228,10 @@ class Daemon:
             self.set_activations()
         except RecorderError as e:
             log.error("activations: %s", e)
+        try:
+            self.set_calibration()
+        except RecorderError as e:
+            log.error("calibration: %s", e)
         log.info("configuration reloaded")
         self.enforce_retention()
 
@@ -224,6 +248,8 @@ class Daemon:
                     if self.activations:
                         self.activations.on_wake(
                             event, self.machine.settings.thresholds[event.wake_word])
+                    if self.calibration:
+                        self.calibration.on_wake(event)
                 case StateChanged():
                     failure = self._show(event) or failure
                 case SpeechStarted():
@@ -233,7 +259,10 @@ class Daemon:
                              event.wake.wake_word, frames_to_s(event.wake.frame_index + 1),
                              event.reason)
                 case UtteranceReady():
-                    failure = self._save(event) or failure
+                    saving_failed = self._save(event)
+                    if saving_failed is None and self.calibration:
+                        self.calibration.on_saved(event.wake)
+                    failure = saving_failed or failure
         if failure:
             self.dispatch(self.machine.fail(failure))
 
@@ -380,6 +409,7 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
         mute.prepare()
     daemon = build_daemon(config, source, mute, pipeline=pipeline, flags=flags, dry_run=dry_run,
                           reload_config=reload_config, observers=observers, devices=devices)
+    daemon.set_calibration()  # a bad counters file stops the start here, before any audio
     if runtime_dir is None and source.live:
         runtime_dir = default_runtime_dir()
     server = ControlServer(runtime_dir, daemon.control) if runtime_dir else None

@@ -169,6 +169,10 @@ class OpenWakeWordEngine:
         self._embeddings = np.concatenate([self._embeddings[1:], embedding])
         return self._classify()
 
+    def recent_embeddings(self, n: int) -> np.ndarray:
+        """The last `n` embeddings (n, 96), oldest first: what a second-stage verifier reads."""
+        return self._embeddings[-n:].copy()
+
     def _classify(self) -> dict[str, float]:
         scores: dict[str, float] = {}
         for c in self._classifiers:

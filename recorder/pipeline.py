@@ -8,18 +8,22 @@ what the daemon detects.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from recorder import models
 from recorder.audio import Frame, s_to_frames
 from recorder.config import Config
 from recorder.engine import OpenWakeWordEngine, WakeEngine
+from recorder.errors import RecorderError
 from recorder.indicators import Devices, Indicator, build_indicators
 from recorder.indicators.chime import ChimePlayer
 from recorder.indicators.chime import build as build_chime
 from recorder.machine import Event, Machine, MachineSettings, State
 from recorder.storage import Storage
 from recorder.vad import SpeechDetector, WebRtcVad, gate_vad
+from recorder.verifier import WINDOW, Verifier
+from recorder.verifier import apply as apply_verifiers
+from recorder.verifier import load as load_verifier
 
 
 def machine_settings(config: Config, names: Iterable[str]) -> MachineSettings:
@@ -67,11 +71,15 @@ class Analysis:
 
 
 def step(machine: Machine, engine: WakeEngine, vad: SpeechDetector,
-         frame: Frame) -> Analysis | None:
+         frame: Frame, verifiers: Mapping[str, Verifier] | None = None) -> Analysis | None:
     """The per-frame step. None while muted or stopped: that audio is dropped unanalysed."""
     if machine.state in (State.MUTED, State.OFF):
         return None
     scores = engine.process(frame.samples)
+    if verifiers and isinstance(engine, OpenWakeWordEngine):
+        recent = engine.recent_embeddings
+        scores = apply_verifiers(scores, lambda: recent(WINDOW), verifiers,
+                                 machine.settings.thresholds)
     speech = vad.is_speech(frame.samples)
     return Analysis(scores, speech, machine.step(frame, scores, speech))
 
@@ -86,6 +94,21 @@ class Pipeline:
     storage: Storage
     indicator: Indicator
     chime: ChimePlayer | None = None
+    verifiers: dict[str, Verifier] = field(default_factory=dict)
+
+
+def build_verifiers(config: Config, names: Iterable[str]) -> dict[str, Verifier]:
+    """`[wake.per_model.NAME] verifier` files, each checked to be trained for its model."""
+    out = {}
+    for name in names:
+        value = config.wake.verifier_for(name)
+        if value:
+            v = load_verifier(config.path(value))
+            if v.model != name:
+                raise RecorderError(f"[wake.per_model.{name}] verifier {value}: trained for "
+                                    f"{v.model!r}, not {name!r}")
+            out[name] = v
+    return out
 
 
 def build_pipeline(config: Config, engine: WakeEngine | None = None, dry_run: bool = False,
@@ -96,6 +119,8 @@ def build_pipeline(config: Config, engine: WakeEngine | None = None, dry_run: bo
     if not dry_run:
         storage.prepare()
     player = build_chime(config)
+    engine = engine or build_engine(config)
+    verifiers = build_verifiers(config, engine.names)
     # The indicator last: it takes over the lights of the configuration it replaces.
-    return Pipeline(config, engine or build_engine(config), build_vad(config), storage,
-                    build_indicators(config, devices or Devices()), player)
+    return Pipeline(config, engine, build_vad(config), storage,
+                    build_indicators(config, devices or Devices()), player, verifiers)

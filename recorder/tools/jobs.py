@@ -28,7 +28,7 @@ from recorder.audio import FRAME_S, SAMPLE_RATE, read_wav, read_wav_info
 from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.machine import EndReason, WakeDetected
-from recorder.pipeline import build_engine, build_machine, build_vad, step
+from recorder.pipeline import build_engine, build_machine, build_vad, build_verifiers, step
 from recorder.sources import chunk
 from recorder.vad import gate_vad
 
@@ -88,6 +88,7 @@ class Worker:
                  cancelled: Callable[[], bool] = lambda: False):
         self.config = config
         self.engine = engine
+        self.verifiers = build_verifiers(config, engine.names)  # as the daemon applies them
         self.report = report
         self.cancelled = cancelled
 
@@ -150,7 +151,7 @@ class Worker:
         machine.start()
         rows, speech_flags, detections = [], [], []
         for frame in chunk(samples):
-            analysis = step(machine, engine, vad, frame)
+            analysis = step(machine, engine, vad, frame, self.verifiers)
             if analysis is None:  # muted or off: never for a file
                 continue
             detections += [(e.frame_index, e.wake_word, e.score) for e in analysis.events

@@ -1,0 +1,446 @@
+"""Calibration end to end: a daemon counting activations on long negative audio, `recorder
+calibrate` against `recorder tune`, restarts, what is written, and `recorder enroll`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import (
+    AUDIO,
+    RATE,
+    RECORDER,
+    SCENES,
+    oww_fixture,
+    read_pcm,
+    run_recorder,
+    write_pcm,
+)
+
+from recorder.calibration import THRESHOLDS
+
+MODELS = ("weather", "hey_jarvis")
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr
+    return proc
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("recorder: error: "), lines
+    return lines[0]
+
+
+def music(seconds: float) -> np.ndarray:
+    """Plucked notes of a little tune with an overtone: music-like tones."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    out = np.zeros_like(t)
+    notes, step = [220.0, 277.2, 329.6, 440.0, 392.0, 349.2], round(0.4 * RATE)
+    for i in range(0, len(t), step):
+        f, seg = notes[(i // step) % len(notes)], t[i : i + step] - t[i]
+        out[i : i + step] = np.sin(2 * np.pi * f * seg) * np.exp(-3 * seg) + 0.5 * np.sin(
+            4 * np.pi * f * seg
+        ) * np.exp(-4 * seg)
+    return (out * 6000).astype(np.int16)
+
+
+def negative_audio(repeats: int) -> np.ndarray:
+    """Real speech without a shipped wake word (the weather model scores up to ~0.5 on it),
+    louder and quieter as a TV would be, between tunes, over brown noise."""
+    rng = np.random.default_rng(14)
+    speech = [
+        read_pcm(oww_fixture(n))
+        for n in (
+            "turn_on_the_office_lights_test_clip.wav",
+            "negative_reference.wav",
+            "hey_jane.wav",
+        )
+    ]
+    parts = []
+    for _ in range(repeats):
+        for gain in (1.0, 0.6):
+            for s in speech:
+                parts += [np.clip(s * gain, -32768, 32767).astype(np.int16), music(3.0)]
+    x = np.concatenate(parts).astype(np.float64)
+    noise = np.cumsum(rng.normal(0, 1, len(x)))
+    noise -= np.convolve(noise, np.ones(4000) / 4000, "same")
+    return np.clip(x + 200 * noise / np.std(noise), -32768, 32767).astype(np.int16)
+
+
+@pytest.fixture(scope="module")
+def negative_wav(tmp_path_factory) -> Path:
+    return write_pcm(tmp_path_factory.mktemp("neg") / "room.wav", negative_audio(2))
+
+
+def run_calibrating(
+    source: str, state: Path, rec: Path, *flags: str, input: bytes | None = None
+) -> subprocess.CompletedProcess:
+    models = [a for m in MODELS for a in ("--model", m)]
+    return ok(
+        run_recorder(
+            "run",
+            "--source",
+            source,
+            *models,
+            "--calibrate",
+            "--state-dir",
+            str(state),
+            "--recordings",
+            str(rec),
+            *flags,
+            input=input,
+        )
+    )
+
+
+def calibrate_json(state: Path, *flags: str) -> dict:
+    return json.loads(
+        ok(run_recorder("calibrate", "--state-dir", str(state), "--json", *flags)).stdout
+    )
+
+
+def activations(report: dict, model: str) -> dict[tuple[float, int], int]:
+    return {
+        (r["threshold"], r["patience"]): r["activations"]
+        for r in report["models"][model]["thresholds"]
+    }
+
+
+def tune_false_accepts(model: str, negatives: Path) -> tuple[dict[tuple[float, int], int], float]:
+    proc = ok(
+        run_recorder(
+            "tune",
+            "--model",
+            model,
+            "--positives",
+            str(oww_fixture("alexa_test.wav")),
+            "--negatives",
+            str(negatives),
+            "--thresholds",
+            "0.05:0.95:0.05",
+            "--patience",
+            "1,2,3",
+            "--jobs",
+            "1",
+            "--json",
+        )
+    )
+    out = json.loads(proc.stdout)
+    return (
+        {(r["threshold"], r["patience"]): r["false_accepts"] for r in out["rows"]},
+        out["negative_hours"],
+    )
+
+
+def test_calibrate_agrees_with_tune_and_persists_across_a_restart(tmp_path, negative_wav):
+    state, rec = tmp_path / "state", tmp_path / "rec"
+    # a threshold the negatives never reach: every frame is heard while listening
+    run_calibrating(f"file:{negative_wav}", state, rec, "--threshold", "0.99")
+    first = calibrate_json(state)
+    assert not list(rec.glob("*.wav"))
+    for model in MODELS:
+        expected, hours = tune_false_accepts(model, negative_wav)
+        got = activations(first, model)
+        assert {k: got[k] for k in expected} == expected, model
+        m = first["models"][model]
+        assert m["hours"] == pytest.approx(hours, abs=0.08 / 3600)
+        assert all(r["requests"] == 0 for r in m["thresholds"])
+    weather = activations(first, "weather")
+    assert weather[(0.05, 1)] >= 3 and len({weather[(t, 1)] for t in THRESHOLDS}) >= 3
+    assert weather[(0.05, 1)] > weather[(0.05, 3)]
+
+    # a restart, now streaming through stdin: the counts add up
+    raw = read_pcm(negative_wav).tobytes()
+    run_calibrating("stdin", state, rec, "--threshold", "0.99", input=raw)
+    second = calibrate_json(state)
+    for model in MODELS:
+        assert second["models"][model]["hours"] == pytest.approx(
+            2 * first["models"][model]["hours"], abs=0.08 / 3600
+        )
+        assert activations(second, model) == {
+            k: 2 * v for k, v in activations(first, model).items()
+        }
+    row = next(
+        r
+        for r in second["models"]["weather"]["thresholds"]
+        if (r["threshold"], r["patience"]) == (0.05, 1)
+    )
+    days = second["models"]["weather"]["hours"] / 24
+    assert row["fa_per_day"] == pytest.approx(row["activations"] / days)
+    assert row["fa_per_day_upper"] > row["fa_per_day"]
+    assert second["models"]["weather"]["recommended"] is None
+    assert "too few hours" in second["models"]["weather"]["reason"]
+
+
+def numbers(value: object) -> int:
+    """How many numbers a decoded JSON value holds."""
+    if isinstance(value, dict):
+        return sum(numbers(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(numbers(v) for v in value)
+    return int(isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def files_under(*dirs: Path) -> set[Path]:
+    return {p for d in dirs for p in d.rglob("*") if p.is_file()}
+
+
+def test_nothing_but_the_counters_is_written(tmp_path, negative_wav):
+    """No audio, no timeline: the only file written is the counters, whose size does not grow
+    with the audio heard."""
+    home = Path(os.environ["XDG_STATE_HOME"]).parent
+    short = write_pcm(tmp_path / "short.wav", read_pcm(negative_wav)[: 20 * RATE])
+    sizes = {}
+    for name, wav in (("short", short), ("long", negative_wav)):
+        state, rec = tmp_path / f"state-{name}", tmp_path / f"rec-{name}"
+        before = files_under(tmp_path, home)
+        run_calibrating(f"file:{wav}", state, rec, "--threshold", "0.99")
+        assert files_under(tmp_path, home) - before == {state / "calibration.json"}
+        data = json.loads((state / "calibration.json").read_text())
+        assert set(data) == {
+            "format",
+            "version",
+            "frame_s",
+            "thresholds",
+            "refractory_frames",
+            "models",
+        }
+        assert set(data["models"]) == set(MODELS)
+        for m in data["models"].values():
+            assert set(m) == {"frames", "patience"}
+            for pc in m["patience"].values():
+                assert set(pc) == {"frames", "activations", "requests"}
+                assert all(isinstance(v, int) for v in pc["activations"] + pc["requests"])
+        sizes[name] = (numbers(data), data["models"]["weather"]["frames"])
+    assert sizes["short"][0] == sizes["long"][0]  # as many numbers for 20 s as for minutes
+    assert sizes["long"][1] > 10 * sizes["short"][1]
+
+
+def test_activations_that_became_saved_requests_are_counted_apart(tmp_path):
+    state, rec = tmp_path / "state", tmp_path / "rec"
+    run_calibrating(f"file:{AUDIO / 'two_requests.wav'}", state, rec)
+    assert len(list(rec.glob("*.wav"))) == 2
+    m = calibrate_json(state)["models"]["hey_jarvis"]
+    row = {(r["threshold"], r["patience"]): r for r in m["thresholds"]}
+    assert row[(0.5, 1)]["requests"] == 2 and row[(0.5, 1)]["activations"] == 0
+    assert all(row[(t, 1)]["requests"] == 2 for t in THRESHOLDS if t <= 0.5)
+    # the recorded seconds are not listening time
+    heard_s = m["hours"] * 3600
+    assert heard_s < SCENES["two_requests"]["duration_s"] - 2.0
+
+
+def wake_clips(tmp_path: Path) -> list[Path]:
+    """The wake phrases cut out of the jarvis scenes (the owner's clips), and one near miss."""
+    clips = []
+    for scene in ("jarvis_bare", "jarvis_long_command", "two_requests", "speech_then_wake"):
+        samples = read_pcm(AUDIO / f"{scene}.wav")
+        for key in ("wake", "wake2"):
+            if key in SCENES[scene]:
+                a, b = SCENES[scene][key]
+                cut = samples[round((a - 0.2) * RATE) : round((b + 0.3) * RATE)]
+                clips.append(write_pcm(tmp_path / f"{scene}-{key}.wav", cut))
+    clips.append(oww_fixture("hey_jane.wav"))
+    return clips
+
+
+def test_enroll_counts_tunes_detections_and_calibrate_shows_both(tmp_path, negative_wav):
+    state = tmp_path / "state"
+    clips = wake_clips(tmp_path)
+    out = json.loads(
+        ok(
+            run_recorder(
+                "enroll",
+                "--model",
+                "hey_jarvis",
+                *map(str, clips),
+                "--state-dir",
+                str(state),
+                "--jobs",
+                "2",
+                "--json",
+            )
+        ).stdout
+    )
+    assert out["clips"] == len(clips) == 6
+    proc = ok(
+        run_recorder(
+            "tune",
+            "--model",
+            "hey_jarvis",
+            "--positives",
+            *map(str, clips),
+            "--negatives",
+            str(negative_wav),
+            "--patience",
+            "1,2,3",
+            "--jobs",
+            "2",
+            "--json",
+        )
+    )
+    for r in json.loads(proc.stdout)["rows"]:
+        k = THRESHOLDS.index(r["threshold"])
+        missed = len(clips) - out["detected"][str(r["patience"])][k]
+        assert missed == round(r["false_reject_rate"] * len(clips))
+    assert out["detected"]["1"][THRESHOLDS.index(0.5)] == 5  # all but the near miss
+
+    run_calibrating(f"file:{negative_wav}", state, tmp_path / "rec", "--threshold", "0.99")
+    report = calibrate_json(state, "--target-fa-per-day", "2000")
+    m = report["models"]["hey_jarvis"]
+    assert m["enrolled_clips"] == 6 and "enrolled_clips" in report["models"]["weather"]
+    rows = m["thresholds"]
+    assert all(
+        r["false_reject_rate"]
+        == pytest.approx(
+            1 - out["detected"][str(r["patience"])][THRESHOLDS.index(r["threshold"])] / 6
+        )
+        for r in rows
+    )
+    meeting = [r for r in rows if r["fa_per_day_upper"] <= 2000]
+    best = min(meeting, key=lambda r: (r["false_reject_rate"], r["threshold"], r["patience"]))
+    assert m["recommended"] == best
+    text = ok(run_recorder("calibrate", "--state-dir", str(state))).stdout.decode()
+    assert "model hey_jarvis" in text and "6 enrolled clip(s)" in text and "FRR" in text
+
+
+def test_enroll_from_a_live_source_keeps_no_audio(tmp_path):
+    wake = read_pcm(AUDIO / "jarvis_bare.wav")[round(1.8 * RATE) : round(3.2 * RATE)]
+    window = np.zeros(3 * RATE, dtype=np.int16)
+    window[RATE // 2 : RATE // 2 + len(wake)] = wake
+    src = write_pcm(tmp_path / "two.wav", np.concatenate([window, window]))
+    state = tmp_path / "state"
+    proc = ok(
+        run_recorder(
+            "enroll",
+            "--model",
+            "hey_jarvis",
+            "--source",
+            f"file:{src}",
+            "--clips",
+            "2",
+            "--clip-s",
+            "3",
+            "--state-dir",
+            str(state),
+            "--json",
+        )
+    )
+    out = json.loads(proc.stdout)
+    assert out["clips"] == 2 and out["detected"]["1"][THRESHOLDS.index(0.5)] == 2
+    assert "clip 2/2" in proc.stderr.decode()
+    assert sorted(p.name for p in state.iterdir()) == ["enrollment.json"]
+    proc = run_recorder(
+        "enroll",
+        "--model",
+        "hey_jarvis",
+        "--source",
+        f"file:{src}",
+        "--clips",
+        "3",
+        "--state-dir",
+        str(tmp_path / "s2"),
+    )
+    assert proc.returncode == 2  # after the prompts, one line
+    last = proc.stderr.decode().splitlines()[-1]
+    assert last.startswith("recorder: error: ") and "ended after 2 of 3 clips" in last
+    assert not (tmp_path / "s2" / "enrollment.json").exists()
+
+
+def test_bad_input_is_one_line_and_nothing_is_overwritten(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    bad = state / "calibration.json"
+    bad.write_text('{"format": "recorder-calibration", "version": 1, "thresholds": [0.5]}')
+    assert "thresholds differ" in error_line(run_recorder("calibrate", "--state-dir", str(state)))
+    line = error_line(
+        run_recorder(
+            "run",
+            "--source",
+            f"file:{AUDIO / 'jarvis_bare.wav'}",
+            "--calibrate",
+            "--state-dir",
+            str(state),
+            "--recordings",
+            str(tmp_path / "rec"),
+        )
+    )
+    assert str(bad) in line
+    assert bad.read_text().startswith('{"format": "recorder-calibration"')
+    assert "--target-fa-per-day" in error_line(
+        run_recorder("calibrate", "--state-dir", str(tmp_path), "--target-fa-per-day", "0")
+    )
+    assert "CLIP" in error_line(run_recorder("enroll", "--state-dir", str(tmp_path)))
+    (tmp_path / "empty").mkdir()
+    assert "no WAV files" in error_line(
+        run_recorder("enroll", str(tmp_path / "empty"), "--state-dir", str(tmp_path))
+    )
+
+
+def test_sighup_starts_and_stops_calibrating_and_keeps_the_counts(tmp_path):
+    """A live daemon (stdin) reloaded into and out of calibration: only the audio heard in
+    between is counted, and the counts reach the disk at each switch."""
+    import signal
+    import time
+
+    config, state, run_dir = tmp_path / "c.toml", tmp_path / "state", tmp_path / "run"
+    config.write_text("[wake]\ncalibrate = false\n")
+    proc = subprocess.Popen(
+        [
+            str(RECORDER),
+            "run",
+            "--source",
+            "stdin",
+            "--config",
+            str(config),
+            "--recordings",
+            str(tmp_path / "rec"),
+            "--runtime-dir",
+            str(run_dir),
+            "--state-dir",
+            str(state),
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    fed = 0
+
+    def feed(seconds: float) -> None:
+        nonlocal fed
+        proc.stdin.write(bytes(round(seconds * RATE) * 2))
+        proc.stdin.flush()
+        fed += round(seconds / 0.08)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            reply = run_recorder("status", "--json", "--runtime-dir", str(run_dir))
+            if reply.returncode == 0 and json.loads(reply.stdout)["audio_s"] >= fed * 0.08 - 0.01:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the daemon did not take the audio in")
+
+    try:
+        feed(2.0)
+        assert not (state / "calibration.json").exists()
+        config.write_text("[wake]\ncalibrate = true\n")
+        proc.send_signal(signal.SIGHUP)
+        feed(8.0)
+        config.write_text("[wake]\ncalibrate = false\n")
+        proc.send_signal(signal.SIGHUP)
+        feed(4.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    frames = json.loads((state / "calibration.json").read_text())["models"]["hey_jarvis"]["frames"]
+    # a reload applies between frames, after the next frame once a signal has come
+    assert abs(frames - 100) <= 2, frames
