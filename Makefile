@@ -1,12 +1,18 @@
 # make run    set up, then run the daemon on the default microphone with config/recorder.toml
 # make test   set up, then run every test
 # make setup  .venv with the recorder installed, PortAudio present, models fetched and verified
+# make demo   run the daemon on bundled recordings (no microphone needed) and list what it kept
+# PYTHON and VENV select the interpreter and the venv, e.g. make test PYTHON=python3.13 VENV=.venv313
+# In a checkout the models live in ./models (see recorder/models.py: models_dir).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/recorder.toml
+DEMO_DIR := demo-recordings
+DEMO_SCENES := tests/audio/command_without_wake.wav tests/audio/two_requests.wav \
+	tests/audio/jarvis_pause_command.wav
 
-.PHONY: setup run test lint models portaudio clean
+.PHONY: setup run test lint models portaudio demo clean
 
 setup: $(BIN)/recorder portaudio models
 
@@ -37,5 +43,18 @@ test: setup $(VENV)/.test-deps
 	$(BIN)/ruff check recorder tests scripts
 	$(BIN)/python -m pytest
 
+# The daemon with its default settings (wake word "hey jarvis") on three bundled scenes: speech
+# without the wake word (nothing kept), two requests, and a request after a pause. Recordings go
+# to ./demo-recordings, which is emptied first; nothing else is touched.
+demo: $(BIN)/recorder models
+	@rm -rf $(DEMO_DIR)
+	@for scene in $(DEMO_SCENES); do \
+	  echo "== recorder run --source file:$$scene"; \
+	  $(BIN)/recorder run --source file:$$scene --recordings $(DEMO_DIR) --log-level warning \
+	    --state-dir $(DEMO_DIR)/.state || exit 1; \
+	done
+	@echo "== recorder list --recordings $(DEMO_DIR)"
+	@$(BIN)/recorder list --recordings $(DEMO_DIR)
+
 clean:
-	rm -rf $(VENV) models/*.onnx
+	rm -rf $(VENV) models $(DEMO_DIR)

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run CMD STATE on every state change")
     run.add_argument("--realtime", action="store_true", help="pace a file source at 1x")
     run.add_argument("--log-level", choices=config_mod.LOG_LEVELS)
+    run.add_argument("--models-dir", type=Path, metavar="DIR",
+                     help="where the models are installed (overrides [wake] models_dir)")
     run.add_argument("--wait-for-device", action="store_true",
                      help="wait for a missing microphone instead of exiting")
     run.add_argument("--dry-run", action="store_true",
@@ -93,9 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     mdl = sub.add_parser("models", help="fetch or list the wake-word models")
     msub = mdl.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     fetch = msub.add_parser("fetch", help="download, verify and install the models")
+    for p in (fetch, msub.add_parser("list", help="show the installed models, licences and "
+                                      "hash status")):
+        p.add_argument("--models-dir", type=Path, metavar="DIR",
+                       help="default: $RECORDER_MODELS_DIR, else ~/.local/share/recorder/models")
     fetch.add_argument("--wheel-dir", type=Path,
                        help="take the openwakeword wheel from this directory instead of PyPI")
-    msub.add_parser("list", help="show the installed models, licences and hash status")
     scoring.add_parsers(sub)
     return parser
 
@@ -119,6 +124,8 @@ def load_config(args: argparse.Namespace) -> Config:
         audio = dataclasses.replace(audio, realtime=True)
     if args.model:
         wake = dataclasses.replace(wake, models=tuple(args.model))
+    if getattr(args, "models_dir", None) is not None:
+        wake = dataclasses.replace(wake, models_dir=str(args.models_dir.expanduser().resolve()))
     if args.threshold is not None:
         wake = dataclasses.replace(wake, threshold=args.threshold, per_model={
             k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()})
@@ -260,7 +267,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    manifest = models.load_manifest()
+    manifest = models.load_manifest(args.models_dir)
     if args.models_command == "fetch":
         installed = models.fetch(manifest, args.wheel_dir, log=lambda m: print(m, file=sys.stderr))
         print(f"models in {manifest.directory}: "

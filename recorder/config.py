@@ -50,7 +50,8 @@ class WakeConfig:
     save_activations: str = ""
     """Directory for ~2 s of audio around every detection (stores wake-word audio; off)."""
     models_dir: str = ""
-    """Where the manifest and .onnx files are; empty: the models/ directory of this install."""
+    """Where the .onnx files are installed; empty: $RECORDER_MODELS_DIR, else
+    ~/.local/share/recorder/models ($XDG_DATA_HOME), or a source checkout's models/."""
     per_model: dict[str, ModelOverride] = field(default_factory=dict)
     """[wake.per_model.NAME] threshold / patience for one model (or one `model:class`)."""
 

@@ -5,7 +5,7 @@
 #
 # System service (default; as root):
 #   PREFIX/venv       a venv with the package pip-installed from this repository (non-editable)
-#   PREFIX/models     models/manifest.toml and its verified .onnx files
+#   /var/lib/recorder/models   the verified .onnx files of the package's model manifest
 #   /etc/systemd/system/recorder.service   config/recorder.service, enabled
 #   /etc/recorder/recorder.toml            config/recorder.toml with the recordings in
 #                                          /var/lib/recorder/recordings; never overwritten
@@ -14,7 +14,7 @@
 #
 # --user: a user service (`systemctl --user`), for desktops where PipeWire or PulseAudio owns
 # the microphone: PREFIX is ~/.local/share/recorder, the config ~/.config/recorder/recorder.toml,
-# the unit ~/.config/systemd/user/recorder.service, the recordings
+# the unit ~/.config/systemd/user/recorder.service, the models PREFIX/models, the recordings
 # ~/.local/share/recorder/recordings.
 #
 # --root DIR puts every file under DIR (like DESTDIR; default /), for an image being built or
@@ -80,6 +80,7 @@ if [ "$USER_MODE" = 1 ]; then
     # shellcheck disable=SC2088
     RECORDINGS='~/.local/share/recorder/recordings'
     RECORDINGS_DIR=$HOME/.local/share/recorder/recordings
+    MODELS_DIR=
     WANTS=default.target.wants
 else
     DEFAULT_PREFIX=/opt/recorder
@@ -87,6 +88,8 @@ else
     UNIT_DIR=/etc/systemd/system
     CONFIG_DIR=/etc/recorder
     RECORDINGS=/var/lib/recorder/recordings
+    # The service's StateDirectory= (systemd moves it under /var/lib/private for DynamicUser=).
+    MODELS_DIR=/var/lib/recorder/models
     WANTS=multi-user.target.wants
 fi
 PREFIX=${PREFIX:-$DEFAULT_PREFIX}
@@ -112,14 +115,15 @@ R=$(cd "$ROOT" && pwd)
 [ "$R" = / ] && R=
 
 VENV=$R$PREFIX/venv
-MODELS=$R$PREFIX/models
+MODELS=$R${MODELS_DIR:-$PREFIX/models}
+MANIFEST=$REPO/recorder/manifest.toml
 UNIT=$R$UNIT_DIR/recorder.service
 CONFIG=$R$CONFIG_DIR/recorder.toml
 
 if [ "$USER_MODE" = 0 ] && [ -z "$R" ] && [ "$(id -u)" != 0 ]; then
     die "installing the system service needs root (or use --user, or --root DIR)"
 fi
-for f in "$UNIT_SRC" "$REPO/config/recorder.toml" "$REPO/models/manifest.toml" \
+for f in "$UNIT_SRC" "$REPO/config/recorder.toml" "$MANIFEST" \
     "$REPO/pyproject.toml"; do
     [ -f "$f" ] || die "$f is missing: run this script from a recorder checkout"
 done
@@ -149,10 +153,9 @@ say "installed $("$VENV/bin/recorder" --version) into $VENV"
 
 # --- models -------------------------------------------------------------------------------
 mkdir -p "$MODELS"
-install -m 0644 "$REPO/models/manifest.toml" "$MODELS/manifest.toml"
 copied=0
 # shellcheck disable=SC2013 # the names are matched without blanks
-for name in $(sed -n 's/^file *= *"\([A-Za-z0-9._-]*\)".*/\1/p' "$REPO/models/manifest.toml"); do
+for name in $(sed -n 's/^file *= *"\([A-Za-z0-9._-]*\)".*/\1/p' "$MANIFEST"); do
     src=$REPO/models/$name
     # Files already in the checkout save a download; `models fetch` checks every hash below
     # and replaces any file that does not match.
