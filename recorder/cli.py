@@ -254,15 +254,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_devices(args: argparse.Namespace) -> int:
     from recorder.sources.mic import input_devices
 
-    devices = input_devices()
+    devices = input_devices(probe=True)
     if args.json:
         print(json.dumps(devices, indent=2))
     elif not devices:
         print("no audio input devices")
     for d in [] if args.json else devices:
         mark = "*" if d["default"] else " "
+        rates = ", ".join(str(r) for r in d["rates"]) or "none of the usual"
+        counts = ", ".join(str(c) for c in d["channel_counts"]) or "?"
         print(f"{mark} {d['index']:>3}  {d['name']}  ({d['channels']} ch, "
-              f"{d['default_samplerate']:.0f} Hz)")
+              f"{d['default_samplerate']:.0f} Hz)\n"
+              f"        rates (Hz): {rates}; channels: {counts}\n"
+              f"        [audio] " + d["config"].replace("\n", "; "))
     return 0
 
 

@@ -29,6 +29,18 @@ class AudioConfig:
     """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` (WAV) or `stdin` (raw s16le 16 kHz mono)."""
     realtime: bool = False
     """Pace a file source at 1x instead of as fast as the CPU allows."""
+    device_rate: int | None = field(default=None, metadata=_range(1000, 384000))
+    """Open the microphone at this rate (Hz); unset: 16000 if accepted, else its default."""
+    device_channels: int | None = field(default=None, metadata=_range(1, 64))
+    """Open the microphone with this many channels; unset: 1 if accepted, else its maximum."""
+    channel: int | str = 0
+    """The input channel to keep (0-based), or "mix" to average them all."""
+
+    def __post_init__(self) -> None:
+        c = self.channel
+        if not (c == "mix" or isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 64):
+            raise RecorderError(f'[audio] channel: must be a channel number from 0 to 63 or '
+                                f'"mix", got {c!r}')
 
 
 @dataclass(frozen=True)
@@ -174,9 +186,14 @@ def _type_name(tp: Any) -> str:
 
 def _convert(where: str, tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):  # X | None
-        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
-        return _convert(where, inner, value)
+    if origin in (types.UnionType, typing.Union):  # X | None, or X | Y: the first that fits
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        for a in inner[:-1]:
+            try:
+                return _convert(where, a, value)
+            except RecorderError:
+                pass
+        return _convert(where, inner[-1], value)
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise RecorderError(f"{where}: must be a list of strings")

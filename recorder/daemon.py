@@ -328,6 +328,7 @@ class Daemon:
         }
         if self.p.chime is not None:  # where the awake chime started, for consumers to skip
             meta.update(self.p.chime.awake_meta(event.wake.frame_index))
+        meta.update(getattr(self.source, "info", {}))  # a microphone's device_rate, channels
         if self.dry_run:
             log.info("dry run: would save %.2f s from %.2f s to %.2f s (%s, wake word %s at "
                      "%.2f s)", duration_s, offset_s, offset_s + duration_s,
@@ -408,7 +409,7 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
     flags = Flags()
     flags.install()
     pipeline = build_pipeline(config, dry_run=dry_run)
-    source = open_source(config.audio.source, config.audio.realtime, wait_for_device)
+    source = open_source(config.audio.source, config.audio.realtime, wait_for_device, config.audio)
     mute = MuteSwitch(state_dir)
     if source.live:
         mute.prepare()
