@@ -54,7 +54,13 @@ def test_kill_9_never_leaves_a_broken_recording(tmp_path):
             stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
         writer = threading.Thread(target=feed, args=(proc,), daemon=True)
         writer.start()
-        time.sleep(rng.uniform(0.4, 1.5))  # start-up takes ~0.3 s; then a save every ~0.1 s
+        # Once this run has saved something (start-up takes ~0.3 s, longer on a loaded
+        # machine), kill it at a random moment among its saves (one every ~0.1 s).
+        deadline = time.monotonic() + 60
+        while len(list(rec.glob("*.wav"))) <= saved_before and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.1))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         writer.join(timeout=10)

@@ -9,6 +9,7 @@ the stream, scored by the same engine.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from virtual_mic import VirtualMic, mic_daemon
 from recorder.audio import resample
 from recorder.engine import OpenWakeWordEngine
 from recorder.models import resolve_wake_model
+from recorder.sources.mic import FormatError, MicFormat, OpenFormat, _negotiate
 
 MIC_RATE = 48000
 UP = MIC_RATE // RATE
@@ -147,3 +149,33 @@ def test_bad_formats_are_one_line_exit_2_errors(tmp_path, config, message):
     assert len(lines) == 1 and lines[0].startswith("recorder: error: "), err
     assert message in lines[0], err
     assert not (tmp_path / "rec").exists() or not any((tmp_path / "rec").iterdir())
+
+
+class _StereoOnly48k:
+    """The device edge of sounddevice for a ReSpeaker-like hw device: 48 kHz, 2 channels only
+    (a real one cannot be served by ALSA's file plugin, which accepts any format)."""
+
+    def check_input_settings(self, device, samplerate, channels, dtype):
+        if (samplerate, channels) != (48000, 2):
+            raise ValueError("Invalid sample rate / channel count")
+
+
+HW = {"name": "seeed-2mic-voicecard", "max_input_channels": 2, "default_samplerate": 48000.0}
+
+
+@pytest.mark.parametrize(("want", "expected"), [
+    (MicFormat(), OpenFormat(48000, 2, 0)),  # 16 kHz mono refused: default rate, all channels
+    (MicFormat(channel="mix"), OpenFormat(48000, 2, "mix")),
+    (MicFormat(rate=48000, channels=2, channel=1), OpenFormat(48000, 2, 1)),
+])
+def test_a_device_refusing_16k_mono_is_opened_at_a_format_it_accepts(want, expected):
+    assert _negotiate(_StereoOnly48k(), 3, HW, want) == expected
+
+
+@pytest.mark.parametrize(("want", "message"), [
+    (MicFormat(channels=4), "device_channels = 4, but it has 2 input channel(s)"),
+    (MicFormat(channel=2), "channel = 2, but it is opened with 2 channel(s) (0 to 1)"),
+])
+def test_formats_that_cannot_fit_the_device_are_refused(want, message):
+    with pytest.raises(FormatError, match=re.escape(message)):
+        _negotiate(_StereoOnly48k(), 3, HW, want)

@@ -91,3 +91,15 @@ def test_wheel_installs_fetches_models_and_records_outside_the_checkout(dist: Pa
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("recorder: error: model melspectrogram (") and \
         str(empty) in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+def test_models_directory_precedence(monkeypatch, tmp_path):
+    from recorder import models
+
+    monkeypatch.delenv("RECORDER_MODELS_DIR", raising=False)
+    assert models.models_dir() == REPO / "models"  # a source checkout keeps its own
+    monkeypatch.setenv("RECORDER_MODELS_DIR", str(tmp_path / "m"))
+    assert models.models_dir() == tmp_path / "m"
+    manifest = models.load_manifest()
+    assert manifest.directory == tmp_path / "m" and len(manifest.all_files()) == 8
+    assert models.load_manifest(tmp_path / "x").directory == tmp_path / "x"
