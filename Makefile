@@ -2,15 +2,22 @@
 #             (copied once to ~/.config/recorder/recorder.toml, which every command then finds)
 # make test   set up, then the checks (ruff, format, mypy) and every test
 # make setup  .venv with the recorder installed, PortAudio present, models fetched and verified
+# make demo   run the daemon on bundled recordings (no microphone needed) and list what it kept
+# PYTHON and VENV select the interpreter and the venv, e.g. make test PYTHON=python3.13 VENV=.venv313
+# In a checkout the models live in ./models (see recorder/models.py: models_dir).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 # make run copies config/recorder.toml here once (never over an existing file) and runs with it,
 # so that every later `recorder` command finds the same configuration.
 USER_CONFIG := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/recorder/recorder.toml
 CONFIG ?= $(USER_CONFIG)
 
-.PHONY: setup run test test-fast lint models portaudio clean
+DEMO_DIR := demo-recordings
+DEMO_SCENES := tests/audio/command_without_wake.wav tests/audio/two_requests.wav \
+	tests/audio/jarvis_pause_command.wav
+
+.PHONY: setup run test test-fast lint models portaudio demo clean
 
 setup: $(BIN)/recorder portaudio models
 
@@ -52,5 +59,18 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff format --check recorder tests scripts
 	$(BIN)/mypy
 
+# The daemon with its default settings (wake word "hey jarvis") on three bundled scenes: speech
+# without the wake word (nothing kept), two requests, and a request after a pause. Recordings go
+# to ./demo-recordings, which is emptied first; nothing else is touched.
+demo: $(BIN)/recorder models
+	@rm -rf $(DEMO_DIR)
+	@for scene in $(DEMO_SCENES); do \
+	  echo "== recorder run --source file:$$scene"; \
+	  $(BIN)/recorder run --source file:$$scene --recordings $(DEMO_DIR) --log-level warning \
+	    --state-dir $(DEMO_DIR)/.state || exit 1; \
+	done
+	@echo "== recorder list --recordings $(DEMO_DIR)"
+	@$(BIN)/recorder list --recordings $(DEMO_DIR)
+
 clean:
-	rm -rf $(VENV) models/*.onnx
+	rm -rf $(VENV) models $(DEMO_DIR)

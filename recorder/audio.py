@@ -199,3 +199,34 @@ def write_wav(f: BinaryIO, samples: np.ndarray) -> None:
         w.setsampwidth(2)
         w.setframerate(SAMPLE_RATE)
         w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+
+
+class StreamResampler:
+    """Streaming resampling of float samples in [-1, 1) to 16 kHz int16, block by block.
+
+    Uses soxr (libsoxr's "HQ" quality: a linear-phase, anti-aliased polyphase filter) with its
+    state carried across blocks, so the output is one continuous stream with no clicks at block
+    boundaries; it lags the input by the filter's delay (`delay_samples`, a few milliseconds).
+    """
+
+    def __init__(self, rate_in: int, rate_out: int = SAMPLE_RATE):
+        import soxr  # imported here: only a microphone at another rate needs it
+
+        self.rate_in, self.rate_out = rate_in, rate_out
+        self._stream = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
+
+    @property
+    def delay_samples(self) -> float:
+        """The resampler's current delay, in output samples."""
+        return float(self._stream.delay())
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Resample one block (float, mono); returns the int16 samples ready so far."""
+        out = self._stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float32))
+        return to_int16(out)
+
+
+def to_int16(x: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1) to int16, rounded and clipped."""
+    return np.clip(np.round(np.asarray(x, dtype=np.float64) * 32768.0), -32768, 32767).astype(
+        np.int16)

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--realtime", action="store_true", help="pace a file source at 1x")
     run.add_argument("--log-level", choices=config_mod.LOG_LEVELS,
                      help="how much to log (overrides [log] level)")
+    run.add_argument("--models-dir", type=Path, metavar="DIR",
+                     help="where the models are installed (overrides [wake] models_dir)")
     run.add_argument("--wait-for-device", action="store_true",
                      help="wait for a missing microphone instead of exiting")
     run.add_argument("--dry-run", action="store_true",
@@ -133,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="take the openwakeword wheel from this directory instead of PyPI")
     mlist = msub.add_parser("list", help="show the installed models, licences and hash status")
     _add_json(mlist, "the models")
+    for p in (fetch, mlist):
+        p.add_argument("--models-dir", type=Path, metavar="DIR",
+                       help="default: $RECORDER_MODELS_DIR, else ~/.local/share/recorder/models")
     score.add_parser(sub)
     tune.add_parser(sub)
     calibrate.add_parser(sub)
@@ -153,6 +158,7 @@ def load_config(args: argparse.Namespace) -> Config:
         indicator_command=getattr(args, "indicator_command", None),
         log_level=getattr(args, "log_level", None),
         calibrate=getattr(args, "calibrate", False),
+        models_dir=getattr(args, "models_dir", None),
     )
 
 
@@ -280,20 +286,24 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_devices(args: argparse.Namespace) -> int:
     from recorder.sources.mic import input_devices
 
-    devices = input_devices()
+    devices = input_devices(probe=True)
     if args.json:
         print(json.dumps(devices, indent=2))
     elif not devices:
         print("no audio input devices")
     for d in [] if args.json else devices:
         mark = "*" if d["default"] else " "
+        rates = ", ".join(str(r) for r in d["rates"]) or "none of the usual"
+        counts = ", ".join(str(c) for c in d["channel_counts"]) or "?"
         print(f"{mark} {d['index']:>3}  {d['name']}  ({d['channels']} ch, "
-              f"{d['default_samplerate']:.0f} Hz)")
+              f"{d['default_samplerate']:.0f} Hz)\n"
+              f"        rates (Hz): {rates}; channels: {counts}\n"
+              f"        [audio] " + d["config"].replace("\n", "; "))
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    manifest = models.load_manifest()
+    manifest = models.load_manifest(args.models_dir)
     if args.models_command == "fetch":
         installed = models.fetch(manifest, args.wheel_dir, log=lambda m: print(m, file=sys.stderr))
         print(f"models in {manifest.directory}: "

@@ -34,6 +34,18 @@ class AudioConfig:
     """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` (WAV) or `stdin` (raw s16le 16 kHz mono)."""
     realtime: bool = False
     """Pace a file source at 1x instead of as fast as the CPU allows."""
+    device_rate: int | None = field(default=None, metadata=_range(1000, 384000))
+    """Open the microphone at this rate (Hz); unset: 16000 if accepted, else its default."""
+    device_channels: int | None = field(default=None, metadata=_range(1, 64))
+    """Open the microphone with this many channels; unset: 1 if accepted, else its maximum."""
+    channel: int | str = 0
+    """The input channel to keep (0-based), or "mix" to average them all."""
+
+    def __post_init__(self) -> None:
+        c = self.channel
+        if not (c == "mix" or isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 64):
+            raise RecorderError(f'[audio] channel: must be a channel number from 0 to 63 or '
+                                f'"mix", got {c!r}')
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,8 @@ class WakeConfig:
     save_activations: str = ""
     """Directory for ~2 s of audio around every detection (stores wake-word audio; off)."""
     models_dir: str = ""
-    """Where the manifest and .onnx files are; empty: the models/ directory of this install."""
+    """Where the .onnx files are installed; empty: $RECORDER_MODELS_DIR, else
+    ~/.local/share/recorder/models ($XDG_DATA_HOME), or a source checkout's models/."""
     per_model: dict[str, ModelOverride] = field(default_factory=dict)
     """[wake.per_model.NAME] threshold / patience for one model (or one `model:class`)."""
 
@@ -296,9 +309,14 @@ def _type_name(tp: Any) -> str:
 
 def _convert(where: str, tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):  # X | None
-        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
-        return _convert(where, inner, value)
+    if origin in (types.UnionType, typing.Union):  # X | None, or X | Y: the first that fits
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        for a in inner[:-1]:
+            try:
+                return _convert(where, a, value)
+            except RecorderError:
+                pass
+        return _convert(where, inner[-1], value)
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise RecorderError(f"{where}: must be a list of strings")
@@ -374,7 +392,7 @@ def with_overrides(config: Config, *, recordings: Path | None = None, source: st
                    realtime: bool = False, models: Sequence[str] | None = None,
                    threshold: float | None = None, patience: int | None = None,
                    indicator_command: str | None = None, log_level: str | None = None,
-                   calibrate: bool = False) -> Config:
+                   calibrate: bool = False, models_dir: Path | None = None) -> Config:
     """The configuration with command-line flags applied (None or False: unchanged), checked.
 
     `threshold` and `patience` set every model's, per-model overrides included.
@@ -399,6 +417,8 @@ def with_overrides(config: Config, *, recordings: Path | None = None, source: st
             k: dataclasses.replace(v, patience=None) for k, v in wake.per_model.items()})
     if calibrate:
         wake = dataclasses.replace(wake, calibrate=True)
+    if models_dir is not None:
+        wake = dataclasses.replace(wake, models_dir=str(models_dir.expanduser().resolve()))
     if indicator_command is not None:
         ind = dataclasses.replace(ind, command=indicator_command)
     if log_level:

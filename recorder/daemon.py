@@ -403,7 +403,8 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
     flags.install()
     devices = Devices()
     pipeline = build_pipeline(config, dry_run=dry_run, devices=devices)
-    source = open_source(config.audio.source, config.audio.realtime, wait_for_device)
+    source = open_source(config.audio.source, config.audio.realtime, wait_for_device,
+                         config.audio)
     mute = MuteSwitch(state_dir)
     if source.live:
         mute.prepare()

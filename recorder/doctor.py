@@ -99,7 +99,7 @@ def level(samples: np.ndarray) -> tuple[float, float, float]:
 def _record(config: Config, seconds: float) -> np.ndarray:
     from recorder.sources import DeviceLost, open_source
 
-    source = open_source(config.audio.source)
+    source = open_source(config.audio.source, audio=config.audio)
     frames: list[np.ndarray] = []
     deadline = time.monotonic() + seconds + 5.0
     try:

@@ -1,4 +1,8 @@
-"""The model manifest: fetching openWakeWord's ONNX files, verifying them, resolving names."""
+"""The model manifest: fetching openWakeWord's ONNX files, verifying them, resolving names.
+
+The manifest ships inside the package (`recorder/manifest.toml`); the downloaded `.onnx` files
+live in a data directory (see `models_dir`).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ from pathlib import Path
 from recorder.config import toml_key
 from recorder.errors import RecorderError
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-MANIFEST_NAME = "manifest.toml"
+MANIFEST = Path(__file__).resolve().parent / "manifest.toml"
+_CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,18 @@ class Manifest:
 
 
 def models_dir() -> Path:
-    return Path(os.environ.get("RECORDER_MODELS_DIR") or DEFAULT_MODELS_DIR)
+    """Where the models are installed when neither `--models-dir` nor `[wake] models_dir` says.
+
+    `$RECORDER_MODELS_DIR`; else, for a source checkout (an editable install: the package sits
+    beside `pyproject.toml`), the checkout's `models/`; else `$XDG_DATA_HOME/recorder/models`
+    (`~/.local/share/recorder/models`).
+    """
+    if os.environ.get("RECORDER_MODELS_DIR"):
+        return Path(os.environ["RECORDER_MODELS_DIR"]).expanduser()
+    if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "recorder").is_dir():
+        return _CHECKOUT / "models"
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home).expanduser() / "recorder" / "models"
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -54,17 +69,23 @@ _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
 def load_manifest(directory: Path | None = None) -> Manifest:
-    """Read and check the manifest: every value a string, hashes 64 hex digits, and every
-    file a plain name, so nothing it says can place a file outside the models directory."""
-    directory = directory or models_dir()
-    path = directory / MANIFEST_NAME
+    """The packaged manifest, with its files looked up in `directory` (default: models_dir()).
+    Every value is checked: a string, hashes 64 hex digits, every file a plain name, so nothing
+    it says can place a file outside the models directory."""
     try:
-        data = tomllib.loads(path.read_text())
+        text = MANIFEST.read_text()
     except FileNotFoundError:
-        raise RecorderError(f"{path}: model manifest not found") from None
+        raise RecorderError(f"{MANIFEST}: model manifest not found") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise RecorderError(f"{path}: cannot read the model manifest "
+        raise RecorderError(f"{MANIFEST}: cannot read the model manifest "
                             f"({e.__class__.__name__})") from None
+    return parse_manifest(text, directory or models_dir(), MANIFEST)
+
+
+def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
+    """A manifest's text (read from `path`), its files looked up in `directory`."""
+    try:
+        data = tomllib.loads(toml_text)
     except tomllib.TOMLDecodeError as e:
         raise RecorderError(f"{path}: invalid model manifest ({e})") from None
     except RecursionError:
@@ -151,28 +172,40 @@ def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[
             raise RecorderError(
                 f"{wheel.name}: sha256 {got} does not match the manifest ({manifest.wheel_sha256})"
             )
-        manifest.directory.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheel) as z:
-            for entry in todo:
-                try:
-                    data = z.read(manifest.path_in_wheel + entry.file)
-                except KeyError:
-                    raise RecorderError(f"{wheel.name} has no {manifest.path_in_wheel}"
-                                        f"{entry.file}") from None
-                got = hashlib.sha256(data).hexdigest()
-                if got != entry.sha256:
-                    raise RecorderError(
-                        f"{entry.file}: sha256 {got} does not match the manifest ({entry.sha256})"
-                    )
-                dest = manifest.path(entry)
-                part = dest.with_name(f".{dest.name}.part")
+        try:
+            _install(manifest, wheel, todo, log)
+        except OSError as e:
+            raise RecorderError(f"models directory {manifest.directory}: cannot install the "
+                                f"models ({e.strerror})") from None
+    return [e.name for e in todo]
+
+
+def _install(manifest: Manifest, wheel: Path, todo: list[ModelFile], log) -> None:
+    manifest.directory.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as z:
+        for entry in todo:
+            try:
+                data = z.read(manifest.path_in_wheel + entry.file)
+            except KeyError:
+                raise RecorderError(f"{wheel.name} has no {manifest.path_in_wheel}"
+                                    f"{entry.file}") from None
+            got = hashlib.sha256(data).hexdigest()
+            if got != entry.sha256:
+                raise RecorderError(
+                    f"{entry.file}: sha256 {got} does not match the manifest ({entry.sha256})"
+                )
+            dest = manifest.path(entry)
+            part = dest.with_name(f".{dest.name}.part")
+            try:
                 with open(part, "wb") as f:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(part, dest)
-                log(f"installed {entry.file} ({entry.licence})")
-    return [e.name for e in todo]
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
+            log(f"installed {entry.file} ({entry.licence})")
 
 
 @dataclass(frozen=True)

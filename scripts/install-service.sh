@@ -6,7 +6,7 @@
 #
 # System service (default; as root):
 #   PREFIX/venv       a venv with the package pip-installed from this repository (non-editable)
-#   PREFIX/models     models/manifest.toml and its verified .onnx files
+#   /var/lib/recorder/models   the verified .onnx files of the package's model manifest
 #   /etc/systemd/system/recorder.service   config/recorder.service, enabled
 #   /etc/recorder/recorder.toml            config/recorder.toml with the recordings in
 #                                          /var/lib/recorder/recordings; never overwritten
@@ -22,7 +22,7 @@
 #
 # --user: a user service (`systemctl --user`), for desktops where PipeWire or PulseAudio owns
 # the microphone: PREFIX is ~/.local/share/recorder, the config ~/.config/recorder/recorder.toml,
-# the unit ~/.config/systemd/user/recorder.service, the recordings
+# the unit ~/.config/systemd/user/recorder.service, the models PREFIX/models, the recordings
 # ~/.local/share/recorder/recordings, the link ~/.local/bin/recorder.
 #
 # --root DIR puts every file under DIR (like DESTDIR; default /), for an image being built or
@@ -98,6 +98,7 @@ if [ "$USER_MODE" = 1 ]; then
     RECORDINGS_DIR=$HOME/.local/share/recorder/recordings
     STATE_DIRS="$HOME/.local/share/recorder/recordings $HOME/.local/state/recorder"
     BIN_DIR=$HOME/.local/bin
+    MODELS_DIR=
     WANTS=default.target.wants
 else
     DEFAULT_PREFIX=/opt/recorder
@@ -108,6 +109,8 @@ else
     # With DynamicUser=yes, /var/lib/recorder is a link into /var/lib/private.
     STATE_DIRS="/var/lib/recorder /var/lib/private/recorder"
     BIN_DIR=/usr/local/bin
+    # The service's StateDirectory= (systemd moves it under /var/lib/private for DynamicUser=).
+    MODELS_DIR=/var/lib/recorder/models
     WANTS=multi-user.target.wants
 fi
 PREFIX=${PREFIX:-$DEFAULT_PREFIX}
@@ -133,7 +136,8 @@ R=$(cd "$ROOT" && pwd)
 [ "$R" = / ] && R=
 
 VENV=$R$PREFIX/venv
-MODELS=$R$PREFIX/models
+MODELS=$R${MODELS_DIR:-$PREFIX/models}
+MANIFEST=$REPO/recorder/manifest.toml
 UNIT=$R$UNIT_DIR/recorder.service
 DROPIN_DIR=$R$UNIT_DIR/recorder.service.d
 CONFIG=$R$CONFIG_DIR/recorder.toml
@@ -155,9 +159,9 @@ if [ "$UNINSTALL" = 1 ]; then
     if [ -L "$LINK" ] && [ "$(readlink "$LINK")" = "$PREFIX/venv/bin/recorder" ]; then
         rm -f "$LINK"
     fi
-    rm -rf "$R$PREFIX/venv" "$R$PREFIX/models"
+    rm -rf "$R$PREFIX/venv" "$MODELS"
     rmdir "$R$PREFIX" 2>/dev/null || true
-    say "removed the service, the link and $PREFIX/venv, $PREFIX/models"
+    say "removed the service, the link, $PREFIX/venv and the models ${MODELS#"$R"}"
     if [ "$PURGE" = 1 ]; then
         rm -f "$CONFIG"
         rmdir "$R$CONFIG_DIR" 2>/dev/null || true
@@ -175,7 +179,7 @@ fi
 if [ "$USER_MODE" = 0 ] && [ -z "$R" ] && [ "$(id -u)" != 0 ]; then
     die "installing the system service needs root (or use --user, or --root DIR)"
 fi
-for f in "$UNIT_SRC" "$REPO/config/recorder.toml" "$REPO/models/manifest.toml" \
+for f in "$UNIT_SRC" "$REPO/config/recorder.toml" "$MANIFEST" \
     "$REPO/pyproject.toml"; do
     [ -f "$f" ] || die "$f is missing: run this script from a recorder checkout"
 done
@@ -207,10 +211,9 @@ say "installed $("$VENV/bin/recorder" --version) into $VENV"
 
 # --- models -------------------------------------------------------------------------------
 mkdir -p "$MODELS"
-install -m 0644 "$REPO/models/manifest.toml" "$MODELS/manifest.toml"
 copied=0
 # shellcheck disable=SC2013 # the names are matched without blanks
-for name in $(sed -n 's/^file *= *"\([A-Za-z0-9._-]*\)".*/\1/p' "$REPO/models/manifest.toml"); do
+for name in $(sed -n 's/^file *= *"\([A-Za-z0-9._-]*\)".*/\1/p' "$MANIFEST"); do
     src=$REPO/models/$name
     # Files already in the checkout save a download; `models fetch` checks every hash below
     # and replaces any file that does not match.

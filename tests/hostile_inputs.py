@@ -260,9 +260,8 @@ def manifest_texts(draw: st.DrawFn) -> str:
 def check_manifest(text: str, tmp: Path) -> None:
     d = tmp / "models"
     d.mkdir(exist_ok=True)
-    (d / models.MANIFEST_NAME).write_text(text, errors="surrogateescape")
     try:
-        m = models.load_manifest(d)
+        m = models.parse_manifest(text, d, d / "manifest.toml")
     except RecorderError as e:
         one_line_error(e)
         return

@@ -24,7 +24,8 @@ def make_engine(manifest, names):
 
 @pytest.fixture(scope="module")
 def reference(manifest):
-    oww_model = pytest.importorskip("openwakeword.model")
+    oww_model = pytest.importorskip(  # the reference installs on Python 3.11 only
+        "openwakeword.model", reason="needs the openwakeword package (Python 3.11 only)")
     paths = [str(manifest.path(manifest.wakewords[n])) for n in MODELS]
     return oww_model.Model(
         wakeword_models=paths, inference_framework="onnx",

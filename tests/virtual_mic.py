@@ -25,6 +25,13 @@ bit-exactly.
   not stall, unless `pause()` was called: then it writes nothing (a stalled device) until
   `resume()`.
 - `VirtualMic(tmp_path, samples)` queues `samples` at once (played from the start).
+- `VirtualMic(tmp_path, rate=48000, channels=2)` serves another format: the pipe then carries
+  interleaved s16le at that rate, `play()` takes (n, channels) arrays and `fed` is one. The
+  `file` plugin hands the reader whatever it asks for, so the daemon must be configured to open
+  the device at that format (`[audio] device_rate`, `device_channels`). A chunk is always
+  80 ms, the period the daemon reads: the plugin fills a period with one read() of the pipe, so
+  a read must never find a partly written chunk. A chunk over PIPE_BUF is only written when
+  the pipe has room for all of it (then the kernel copies it in one go).
 - Plugging: `VirtualMic(tmp_path, plugged=False)` starts with an `.asoundrc` that does not
   define the PCM (the device is missing); `plug()` defines it, `unplug()` removes the
   definition again. alsa-lib reads its configuration afresh whenever PortAudio is
@@ -42,12 +49,15 @@ bit-exactly.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import select
 import shlex
 import signal
+import struct
 import subprocess
+import termios
 import threading
 import time
 from collections import deque
@@ -63,16 +73,18 @@ START_TIMEOUT_S = 20.0  # loading the models and opening the device
 
 RATE = 16000
 CHUNK = 1280  # 80 ms, one of the recorder's frames
+F_GETPIPE_SZ = 1032  # fcntl: the pipe's capacity in bytes (Linux)
 
 
 class VirtualMic:
     def __init__(self, tmp_path: Path, samples: np.ndarray | None = None, *,
-                 name: str = "virtualmic", chunk: int = CHUNK, plugged: bool = True):
+                 name: str = "virtualmic", chunk: int | None = None, plugged: bool = True,
+                 rate: int = RATE, channels: int = 1):
         self.home = Path(tmp_path) / "mic-home"
         self.fifo = self.home / "mic.fifo"
         self.name = name
-        assert 0 < chunk * 2 <= select.PIPE_BUF, "a chunk must be written atomically"
-        self.chunk = chunk
+        self.rate, self.channels = rate, channels
+        self.chunk = chunk or round(rate * CHUNK / RATE)
         self.asoundrc = self.home / ".asoundrc"
         self.plugged = plugged
         self.env = {**os.environ, "HOME": str(self.home)}
@@ -92,11 +104,13 @@ class VirtualMic:
 
     # --- control -------------------------------------------------------------------------
     def play(self, samples: np.ndarray) -> int:
-        """Queue samples (int16, 16 kHz mono) after what is already queued.
+        """Queue samples (int16, the mic's rate; (n, channels) unless mono) after what is
+        already queued.
 
         Returns the index in `fed` at which they will start.
         """
-        samples = np.asarray(samples, dtype="<i2").ravel()
+        samples = np.ascontiguousarray(samples, dtype="<i2")
+        samples = samples.ravel() if self.channels == 1 else samples.reshape(-1, self.channels)
         with self._lock:
             start = self._queued_until = self._n_written + sum(len(c) for c in self._pending)
             for i in range(0, len(samples), self.chunk):
@@ -135,7 +149,9 @@ class VirtualMic:
         """Every sample written to the pipe so far, in order."""
         with self._lock:
             parts = list(self._written)
-        return np.concatenate(parts) if parts else np.zeros(0, dtype="<i2")
+        if parts:
+            return np.concatenate(parts)
+        return np.zeros(0 if self.channels == 1 else (0, self.channels), dtype="<i2")
 
     def find(self, samples: np.ndarray) -> list[int]:
         """Every offset in `fed` where `samples` occurs exactly, contiguously."""
@@ -181,9 +197,23 @@ class VirtualMic:
         tmp.write_text(text)
         os.replace(tmp, self.asoundrc)
 
+    def _write_whole(self, data: bytes) -> bool:
+        """Write all of `data` to the pipe or nothing; False if there is no room now."""
+        if len(data) > select.PIPE_BUF:
+            queued = struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0" * 4))[0]
+            if fcntl.fcntl(self._fd, F_GETPIPE_SZ) - queued < len(data):
+                return False
+        try:
+            n = os.write(self._fd, data)  # up to PIPE_BUF: all or nothing
+        except BlockingIOError:
+            return False
+        assert n == len(data), f"partial write to the virtual mic's pipe ({n} of {len(data)})"
+        return True
+
     def _run(self) -> None:
-        dt = self.chunk / RATE
-        silence = np.zeros(self.chunk, dtype="<i2")
+        dt = self.chunk / self.rate
+        silence = np.zeros(self.chunk if self.channels == 1 else (self.chunk, self.channels),
+                           dtype="<i2")
         due = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -196,9 +226,7 @@ class VirtualMic:
                         due = time.monotonic() + dt
                         continue
                     block = self._pending[0] if self._pending else silence
-                    try:
-                        os.write(self._fd, block.tobytes())  # < PIPE_BUF: all or nothing
-                    except BlockingIOError:
+                    if not self._write_whole(block.tobytes()):
                         block = None  # pipe full, nobody reading: retry the same chunk
                     else:
                         if self._pending:
@@ -284,16 +312,17 @@ class MicDaemon:
 
 
 @contextlib.contextmanager
-def mic_daemon(mic: VirtualMic, tmp_path: Path, *args: str) -> Iterator[MicDaemon]:
+def mic_daemon(mic: VirtualMic, tmp_path: Path, *args: str,
+               audio_config: str = "") -> Iterator[MicDaemon]:
     """`recorder run --source mic:virtualmic` with a state file and a hook logging every state;
-    killed on the way out."""
+    killed on the way out. `audio_config`: lines for the config's [audio] section."""
     state_file, states_file = tmp_path / "state", tmp_path / "states.log"
     rec_dir, log_file = tmp_path / "recordings", tmp_path / "daemon.log"
     hook = tmp_path / "indicator.sh"
     hook.write_text(f'#!/bin/sh\necho "$1" >> {shlex.quote(str(states_file))}\n')
     hook.chmod(0o755)
     config = tmp_path / "recorder.toml"
-    config.write_text(f'[indicator]\nstate_file = "{state_file}"\n')
+    config.write_text(f'[audio]\n{audio_config}\n[indicator]\nstate_file = "{state_file}"\n')
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(
             [str(RECORDER), "run", "--source", "mic:virtualmic", "--model", "hey_jarvis",

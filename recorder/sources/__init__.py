@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from recorder.config import AudioConfig
 from recorder.errors import RecorderError
 from recorder.sources.base import (
     DeviceLost,
@@ -24,8 +25,9 @@ __all__ = ["DeviceLost", "DeviceRestored", "FileSource", "Source", "SourceItem",
            "StopFlag", "chunk", "open_source"]
 
 
-def open_source(spec: str, realtime: bool = False, wait_for_device: bool = False) -> Source:
-    """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` or `stdin`."""
+def open_source(spec: str, realtime: bool = False, wait_for_device: bool = False,
+                audio: AudioConfig | None = None) -> Source:
+    """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` or `stdin`; `audio` has the microphone's format."""
     kind, _, arg = spec.partition(":")
     if kind == "file":
         if not arg:
@@ -34,7 +36,9 @@ def open_source(spec: str, realtime: bool = False, wait_for_device: bool = False
     if kind == "stdin" and not arg:
         return StdinSource()
     if kind == "mic":
-        from recorder.sources.mic import MicSource
+        from recorder.sources.mic import MicFormat, MicSource
 
-        return MicSource(arg or None, wait_for_device)
+        fmt = MicFormat(audio.device_rate, audio.device_channels, audio.channel) if audio \
+            else None
+        return MicSource(arg or None, wait_for_device, fmt)
     raise RecorderError(f"unknown source {spec!r}: use mic, mic:NAME_OR_INDEX, file:PATH or stdin")

@@ -1,9 +1,16 @@
 """The microphone: the only module that imports sounddevice (and so needs PortAudio).
 
-The PortAudio callback runs on a real-time thread, so it only copies the block into a bounded
-queue; everything else happens on the processing thread. A stream that errors, stalls (no audio
-for STALL_S) or loses its device is closed and reopened with backoff, re-scanning the devices
-each time (PortAudio's device list is frozen until it is re-initialised).
+The device is opened at 16 kHz mono when it accepts that, otherwise (or when configured) at a
+rate and channel count it supports; one channel is kept (or all are averaged) and resampled to
+16 kHz as a stream. The PortAudio callback runs on a real-time thread, so it only copies the
+block into a bounded queue; everything else happens on the processing thread. A stream that
+errors, stalls (no audio for STALL_S) or loses its device is closed and reopened with backoff,
+re-scanning the devices each time (PortAudio's device list is frozen until it is
+re-initialised).
+
+Pieces, one job each: `negotiate` (the format to open a device at), `Reframer` (device blocks
+to 80 ms frames of 16 kHz mono), `Backoff` (retry timing), `Health` (stall, stream stopped,
+restored) and `MicSource`, which owns the stream and strings them together.
 """
 
 from __future__ import annotations
@@ -14,25 +21,58 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from recorder import threads
-from recorder.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
+from recorder.audio import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Frame, StreamResampler, to_int16
 from recorder.errors import RecorderError
 from recorder.sources.base import DeviceLost, DeviceRestored, SourceItem, StopFlag
 
 log = logging.getLogger("recorder.mic")
 
 LOSS_REPORT_S = 10.0  # at most one warning this often while audio is being lost
-QUEUE_FRAMES = 125  # 10 s of audio: rides out a slow indicator command or disk
+QUEUE_BLOCKS = 125  # 10 s of audio: rides out a slow indicator command or disk
 STALL_S = 2.0
 BACKOFF_S = (0.5, 5.0)  # first retry delay, doubling up to the maximum
 TICK_S = 0.1
 CLOSE_WAIT_S = 0.25  # longer, and closing the stream goes on in the background
+PROBE_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000)
 NO_INPUT = ("no audio input device found; `recorder devices` lists devices, "
             "or use --source file:PATH")
+
+
+class FormatError(RecorderError):
+    """The configured format does not fit the device: retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class MicFormat:
+    """What was asked for: None means "16 kHz / mono if the device accepts it"."""
+
+    rate: int | None = None
+    channels: int | None = None
+    channel: int | str = 0  # a 0-based channel number or "mix"
+
+
+@dataclass(frozen=True)
+class OpenFormat:
+    """What a device is opened at."""
+
+    rate: int
+    channels: int
+    channel: int | str
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {"device_rate": self.rate, "device_channels": self.channels,
+                "channel": self.channel}
+
+    def describe(self) -> str:
+        layout = "mono" if self.channels == 1 else f"{self.channels} channels"
+        return f"{self.rate} Hz {layout}"
 
 
 def _sounddevice() -> Any:
@@ -46,14 +86,43 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-def input_devices() -> list[dict[str, Any]]:
+def _accepts(sd: Any, device: int, rate: int, channels: int) -> bool:
+    try:
+        sd.check_input_settings(device=device, samplerate=rate, channels=channels, dtype="int16")
+    except Exception:  # PortAudioError, ValueError: not this format
+        return False
+    return True
+
+
+def input_devices(probe: bool = False) -> list[dict[str, Any]]:
+    """Every input device; with `probe`, also the rates and channel counts it accepts."""
     sd = _sounddevice()
     default_in = sd.default.device[0]
-    return [
-        {"index": i, "name": d["name"], "channels": d["max_input_channels"],
-         "default_samplerate": d["default_samplerate"], "default": i == default_in}
-        for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0
-    ]
+    devices = []
+    for i, d in enumerate(sd.query_devices()):
+        if d["max_input_channels"] <= 0:
+            continue
+        entry = {"index": i, "name": d["name"], "channels": d["max_input_channels"],
+                 "default_samplerate": d["default_samplerate"], "default": i == default_in}
+        if probe:
+            counts = sorted({1, 2, 4, 6, 8, d["max_input_channels"]})
+            entry["rates"] = [r for r in PROBE_RATES if _accepts(sd, i, r, 1)
+                              or _accepts(sd, i, r, d["max_input_channels"])]
+            entry["channel_counts"] = [c for c in counts if c <= d["max_input_channels"] and any(
+                _accepts(sd, i, r, c) for r in entry["rates"] or [d["default_samplerate"]])]
+            fmt = _negotiate(sd, i, d, MicFormat()) if entry["rates"] else None
+            entry["config"] = _config_line(d["name"], fmt)
+        devices.append(entry)
+    return devices
+
+
+def _config_line(name: str, fmt: OpenFormat | None) -> str:
+    line = f'source = "mic:{name}"'
+    if fmt is not None and fmt.rate != SAMPLE_RATE:
+        line += f"\ndevice_rate = {fmt.rate}"
+    if fmt is not None and fmt.channels != 1:
+        line += f"\ndevice_channels = {fmt.channels}\nchannel = 0"
+    return line
 
 
 def resolve_device(name_or_index: str | None) -> int:
@@ -74,34 +143,165 @@ def resolve_device(name_or_index: str | None) -> int:
             f"input device {name_or_index!r} not found; `recorder devices` lists them") from None
 
 
+def _negotiate(sd: Any, device: int, info: dict[str, Any], want: MicFormat) -> OpenFormat:
+    """The format to open `device` at: the configured one, else 16 kHz mono if accepted, else
+    the device's default rate and (if mono is refused) its maximum channel count."""
+    name, max_ch = info["name"], int(info["max_input_channels"])
+    if want.channels is not None and want.channels > max_ch:
+        raise FormatError(f"input device {name!r}: [audio] device_channels = {want.channels}, "
+                          f"but it has {max_ch} input channel(s)")
+    rates = [want.rate] if want.rate else [SAMPLE_RATE, int(info["default_samplerate"])]
+    counts = [want.channels] if want.channels else [1, max_ch]
+    fmt = next((OpenFormat(r, c, want.channel) for c in counts for r in rates
+                if _accepts(sd, device, r, c)), None)
+    if fmt is None:  # let opening the stream report PortAudio's reason
+        fmt = OpenFormat(rates[0], counts[0], want.channel)
+    if isinstance(fmt.channel, int) and fmt.channel >= fmt.channels:
+        raise FormatError(f"input device {name!r}: [audio] channel = {fmt.channel}, but it is "
+                          f"opened with {fmt.channels} channel(s) (0 to {fmt.channels - 1})")
+    return fmt
+
+
+class Reframer:
+    """Device blocks (n, channels) of int16 to 80 ms frames of 16 kHz mono int16.
+
+    Keeps one channel, or averages them ("mix"), then resamples to 16 kHz as one stream
+    (StreamResampler). 16 kHz with one kept channel is passed through bit-exact.
+    """
+
+    def __init__(self, fmt: OpenFormat, first_index: int = 0):
+        self.fmt = fmt
+        self.index = first_index
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._resampler = StreamResampler(fmt.rate) if fmt.rate != SAMPLE_RATE else None
+
+    def push(self, block: np.ndarray) -> Iterator[Frame]:
+        samples = self._convert(block)
+        self._pending = np.concatenate([self._pending, samples]) if len(self._pending) \
+            else samples
+        while len(self._pending) >= FRAME_SAMPLES:
+            yield Frame(self.index, self._pending[:FRAME_SAMPLES])
+            self._pending = self._pending[FRAME_SAMPLES:]
+            self.index += 1
+
+    def _convert(self, block: np.ndarray) -> np.ndarray:
+        block = block.reshape(len(block), -1)
+        if self.fmt.channel == "mix":
+            mono: np.ndarray = block.astype(np.float64).mean(axis=1) / 32768.0
+        else:
+            mono = block[:, int(self.fmt.channel)]
+            if self._resampler is None:
+                return mono.astype(np.int16, copy=True)
+            mono = mono / 32768.0
+        if self._resampler is None:
+            return to_int16(mono)
+        return self._resampler.process(mono)
+
+
+class Backoff:
+    """Retry timing: the first retry after BACKOFF_S[0], doubling up to BACKOFF_S[1]."""
+
+    def __init__(self) -> None:
+        self.delay = BACKOFF_S[0]
+        self.retry_at = 0.0
+
+    def reset(self, now_too: bool = False) -> None:
+        self.delay = BACKOFF_S[0]
+        if now_too:
+            self.retry_at = 0.0
+
+    def wait(self) -> None:
+        """Schedule the next retry after the current delay, then double the delay."""
+        self.retry_at = time.monotonic() + self.delay
+        self.delay = min(self.delay * 2, BACKOFF_S[1])
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.retry_at
+
+    def remaining(self) -> float:
+        return max(0.0, self.retry_at - time.monotonic())
+
+
+class Health:
+    """Whether the device is lost, and why; says what to report on each change.
+
+    A loss is reported once; while it lasts, a retry that fails the same way is not logged
+    again. A reopened stream counts as restored when its first audio arrives, not when it
+    opens: a device that opens but stays silent is still lost.
+    """
+
+    def __init__(self) -> None:
+        self.lost_reason: str | None = None
+        self.last_audio = time.monotonic()
+
+    @property
+    def lost(self) -> bool:
+        return self.lost_reason is not None
+
+    def opened(self) -> None:
+        self.last_audio = time.monotonic()
+
+    def silent_reason(self, active: bool) -> str | None:
+        """Why a stream with no audio this tick counts as failed (None: it does not yet)."""
+        if not active:
+            return "stream stopped"
+        if time.monotonic() - self.last_audio >= STALL_S:
+            return f"no audio for {STALL_S:g} s"
+        return None
+
+    def fail(self, reason: str) -> tuple[bool, bool]:
+        """Record a failure: (first loss, reason changed)."""
+        first, changed = self.lost_reason is None, reason != self.lost_reason
+        self.lost_reason = reason
+        return first, changed
+
+    def audio(self) -> bool:
+        """Audio arrived; True if that ends a loss."""
+        self.last_audio = time.monotonic()
+        restored, self.lost_reason = self.lost_reason is not None, None
+        return restored
+
+
 class MicSource:
-    def __init__(self, device: str | None, wait_for_device: bool = False):
+    def __init__(self, device: str | None, wait_for_device: bool = False,
+                 fmt: MicFormat | None = None):
         self.sd = _sounddevice()
         self.spec = device
+        self.want = fmt or MicFormat()
         self.description = f"mic:{device}" if device else "mic"
         self.live = True
-        self.queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=QUEUE_FRAMES)
+        self.info: dict[str, Any] = {}
+        """device_rate, device_channels and channel of the open stream (for the sidecar)."""
+        self.queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=QUEUE_BLOCKS)
         self.dropped_blocks = 0
         self.overflows = 0
         self.stream: Any = None
+        self.format: OpenFormat | None = None
         self._closer: threading.Thread | None = None  # a close blocked in the background
         if not wait_for_device:
             self._open()
 
     def _open(self) -> None:
         device = resolve_device(self.spec)
-        name = self.sd.query_devices(device)["name"]
+        info = self.sd.query_devices(device)
+        name = info["name"]
+        fmt = _negotiate(self.sd, device, info, self.want)
         self._drain()  # a stuck stream's last callback may have queued a block while closing
         try:
             stream = self.sd.InputStream(
-                device=device, samplerate=SAMPLE_RATE, channels=1, dtype="int16",
-                blocksize=FRAME_SAMPLES, callback=self._callback)
+                device=device, samplerate=fmt.rate, channels=fmt.channels, dtype="int16",
+                blocksize=round(fmt.rate * FRAME_S), callback=self._callback)
             stream.start()
         except self.sd.PortAudioError as e:
-            raise RecorderError(
-                f"input device {name!r}: cannot open at 16 kHz mono ({e})") from None
-        self.stream = stream
+            raise RecorderError(f"input device {name!r}: cannot open at {fmt.describe()} ({e}); "
+                                "`recorder devices` shows what it accepts") from None
+        self.stream, self.format, self.info = stream, fmt, fmt.info
         self.description = f"mic:{name}"
+        if fmt.rate != SAMPLE_RATE or fmt.channels != 1:
+            log.info("audio source %s: opened at %s, keeping %s, resampled to 16 kHz",
+                     self.description, fmt.describe(),
+                     "the average of the channels" if fmt.channel == "mix"
+                     else f"channel {fmt.channel}")
 
     def _close(self, report: bool = False) -> None:
         """Abort and close the stream without blocking the processing thread for long.
@@ -159,85 +359,83 @@ class MicSource:
         if status.input_overflow:
             self.overflows += 1
         try:
-            self.queue.put_nowait(indata[:, 0].copy())
+            self.queue.put_nowait(indata.copy())
         except queue.Full:
             self.dropped_blocks += 1
 
     def frames(self, should_stop: StopFlag) -> Iterator[SourceItem]:
-        """Frames, numbered on across reopens; DeviceLost / DeviceRestored around a loss.
-
-        A loss is reported (yielded and logged) once; while it lasts, the device is reopened
-        with backoff and a retry that fails the same way is not logged again. A reopened stream
-        counts as restored when its first audio arrives, not when it opens: a device that opens
-        but stays silent is still lost.
-        """
-        index = 0
-        pending = np.zeros(0, dtype=np.int16)
-        reported, reported_at = (0, 0), 0.0
-        backoff = BACKOFF_S[0]
-        lost_reason: str | None = None  # set while the device is lost
-        retry_at = 0.0
-        last_audio = time.monotonic()
+        """Frames, numbered on across reopens; DeviceLost / DeviceRestored around a loss."""
+        health, backoff = Health(), Backoff()
+        reframer: Reframer | None = None
+        next_index = 0
+        self._reported, self._reported_at = (0, 0), 0.0
         while not should_stop():
             if self.stream is None:
-                now = time.monotonic()
-                if now < retry_at or self._closing():
-                    time.sleep(min(TICK_S, retry_at - now) if now < retry_at else TICK_S)
+                if not backoff.due() or self._closing():
+                    time.sleep(min(TICK_S, backoff.remaining()) if not backoff.due() else TICK_S)
                     yield None
                     continue
-                try:
-                    self._rescan()
-                    self._open()
-                except RecorderError as e:
-                    if lost_reason is None:
-                        yield DeviceLost(str(e))
-                    if str(e) != lost_reason:
-                        log.warning("%s; retrying", e)
-                        lost_reason = str(e)
-                    retry_at = time.monotonic() + backoff
-                    backoff = min(backoff * 2, BACKOFF_S[1])
+                yield from self._reopen(health, backoff)
+                if self.stream is None:
                     continue
-                log.log(logging.DEBUG if lost_reason else logging.INFO,
-                        "audio source %s open", self.description)
-                last_audio = time.monotonic()
-                pending = pending[:0]
+                reframer = None
+            if reframer is None:  # a new stream: new format, resampler state from scratch
+                assert self.format is not None
+                reframer = Reframer(self.format, next_index)
             try:
                 block = self.queue.get(timeout=TICK_S)
             except queue.Empty:
-                if time.monotonic() - last_audio >= STALL_S or not self.stream.active:
-                    reason = (f"no audio for {STALL_S:g} s" if self.stream.active
-                              else "stream stopped")
-                    if lost_reason is None:
-                        log.error("audio source %s failed: %s", self.description, reason)
-                        yield DeviceLost(reason)  # shown before the close, which may take a while
-                        self._close(report=True)
-                        backoff, retry_at = BACKOFF_S[0], 0.0  # reopen straight away
-                    else:  # reopened, but no audio came: still lost, back off
-                        if reason != lost_reason:
-                            log.warning("audio source %s: %s; retrying", self.description,
-                                        reason)
-                        self._close()
-                        retry_at = time.monotonic() + backoff
-                        backoff = min(backoff * 2, BACKOFF_S[1])
-                    lost_reason = reason
-                else:
-                    yield None
+                yield from self._check_silence(health, backoff)
                 continue
-            last_audio = time.monotonic()
-            if lost_reason is not None:
+            if health.audio():
                 log.info("audio source %s restored", self.description)
-                lost_reason, backoff = None, BACKOFF_S[0]
+                backoff.reset()
                 yield DeviceRestored(self.description)
-            lost = (self.overflows, self.dropped_blocks)
-            if lost != reported and last_audio - reported_at >= LOSS_REPORT_S:
-                reported, reported_at = lost, last_audio
-                log.warning("audio lost so far: %d input overflows, %d blocks dropped "
-                            "(processing too slow)", *lost)
-            pending = np.concatenate([pending, block]) if len(pending) else block
-            while len(pending) >= FRAME_SAMPLES:
-                yield Frame(index, pending[:FRAME_SAMPLES])
-                pending = pending[FRAME_SAMPLES:]
-                index += 1
+            self._report_losses(health.last_audio)
+            yield from reframer.push(block)
+            next_index = reframer.index
+
+    def _reopen(self, health: Health, backoff: Backoff) -> Iterator[SourceItem]:
+        try:
+            self._rescan()
+            self._open()
+        except FormatError:
+            raise
+        except RecorderError as e:
+            first, changed = health.fail(str(e))
+            if first:
+                yield DeviceLost(str(e))
+            if changed:
+                log.warning("%s; retrying", e)
+            backoff.wait()
+            return
+        log.log(logging.DEBUG if health.lost else logging.INFO,
+                "audio source %s open", self.description)
+        health.opened()
+
+    def _check_silence(self, health: Health, backoff: Backoff) -> Iterator[SourceItem]:
+        reason = health.silent_reason(self.stream.active)
+        if reason is None:
+            yield None
+            return
+        first, changed = health.fail(reason)
+        if first:
+            log.error("audio source %s failed: %s", self.description, reason)
+            yield DeviceLost(reason)  # shown before the close, which may take a while
+            self._close(report=True)
+            backoff.reset(now_too=True)  # reopen straight away
+        else:  # reopened, but no audio came: still lost, back off
+            if changed:
+                log.warning("audio source %s: %s; retrying", self.description, reason)
+            self._close()
+            backoff.wait()
+
+    def _report_losses(self, now: float) -> None:
+        lost = (self.overflows, self.dropped_blocks)
+        if lost != self._reported and now - self._reported_at >= LOSS_REPORT_S:
+            self._reported, self._reported_at = lost, now
+            log.warning("audio lost so far: %d input overflows, %d blocks dropped "
+                        "(processing too slow)", *lost)
 
     def close(self) -> None:
         self._close()

@@ -90,7 +90,7 @@ def run(config: Config, out: TextIO = sys.stdout) -> int:
     flags = daemon.Flags()
     flags.install()
     pipeline = build_pipeline(config, dry_run=True)
-    source = open_source(config.audio.source, config.audio.realtime)
+    source = open_source(config.audio.source, config.audio.realtime, audio=config.audio)
     try:
         meter = Meter(config.wake.threshold_for, out, out.isatty(), lines)
         d = daemon.build_daemon(config, source, MuteSwitch(config.base_dir), pipeline=pipeline,

@@ -23,7 +23,7 @@ from tests.conftest import AUDIO, REPO
 SYSTEM_UNIT = REPO / "config" / "recorder.service"
 USER_UNIT = REPO / "config" / "recorder-user.service"
 INSTALLER = REPO / "scripts" / "install-service.sh"
-MANIFEST_FILES = 8  # melspectrogram, embedding and six wake words in models/manifest.toml
+MANIFEST_FILES = 8  # melspectrogram, embedding and six wake words in recorder/manifest.toml
 
 
 def systemd_analyze() -> str:
@@ -121,7 +121,7 @@ def test_system_unit_runs_the_daemon_as_a_watched_sandboxed_service():
     assert (one["Type"], one["NotifyAccess"]) == ("notify", "main")
     assert one["WatchdogSec"] and one["Restart"] in ("always", "on-failure")
     assert one["ExecReload"] == "/bin/kill -HUP $MAINPID"
-    assert s["Service.Environment"] == ["RECORDER_MODELS_DIR=/opt/recorder/models",
+    assert s["Service.Environment"] == ["RECORDER_MODELS_DIR=/var/lib/recorder/models",
                                         "ORT_DISABLE_TELEMETRY=1"]
     # Devices: ALSA only; files: read-only but the service's own directories.
     assert (one["DevicePolicy"], one["DeviceAllow"]) == ("closed", "char-alsa rw")
@@ -172,7 +172,7 @@ def test_install_into_a_root_twice_then_run_the_installed_recorder(tmp_path: Pat
 
     venv = root / "opt/recorder/venv"
     recorder = venv / "bin" / "recorder"
-    models = root / "opt/recorder/models"
+    models = root / "var/lib/recorder/models"
     assert os.access(recorder, os.X_OK)
     # Installed, not linked to this checkout.
     where = subprocess.run([str(venv / "bin/python"), "-I", "-c",
@@ -195,7 +195,7 @@ def test_install_into_a_root_twice_then_run_the_installed_recorder(tmp_path: Pat
              if (d / "recorder.service").is_symlink()]
     assert [w.parent.name for w in wants] == ["multi-user.target.wants"]
     assert os.readlink(wants[0]) == "/etc/systemd/system/recorder.service"
-    for path in (unit, config, models / "manifest.toml"):
+    for path in (unit, config, models / "embedding_model.onnx"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path  # readable by the service
 
     loads = subprocess.run(
@@ -233,7 +233,7 @@ def test_install_user_service_into_a_root(tmp_path: Path):
     recordings = base / ".local/share/recorder/recordings"  # the unit's one ReadWritePaths=
     assert stat.S_IMODE(recordings.stat().st_mode) == 0o700
     assert os.access(base / ".local/share/recorder/venv/bin/recorder", os.X_OK)
-    assert (base / ".local/share/recorder/models/manifest.toml").is_file()
+    assert (base / ".local/share/recorder/models/embedding_model.onnx").is_file()
 
 
 @pytest.mark.parametrize("args", [
