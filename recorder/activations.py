@@ -39,7 +39,8 @@ class ActivationSaver:
     source: str
     started_at: datetime
     _ring: deque[Frame] = field(
-        default_factory=lambda: deque(maxlen=s_to_frames(ACTIVATION_BEFORE_S)))
+        default_factory=lambda: deque(maxlen=s_to_frames(ACTIVATION_BEFORE_S))
+    )
     _pending: list[_Capture] = field(default_factory=list)
 
     def push(self, frame: Frame) -> None:
@@ -52,8 +53,9 @@ class ActivationSaver:
 
     def on_wake(self, wake: WakeDetected, threshold: float) -> None:
         """Call after push() of the detecting frame."""
-        self._pending.append(_Capture(wake, threshold, list(self._ring),
-                                      s_to_frames(ACTIVATION_AFTER_S)))
+        self._pending.append(
+            _Capture(wake, threshold, list(self._ring), s_to_frames(ACTIVATION_AFTER_S))
+        )
 
     def flush(self) -> None:
         for c in list(self._pending):
@@ -81,5 +83,6 @@ class ActivationSaver:
         except StorageError as e:
             log.error("could not save the activation: %s", e)
             return
-        log.info("saved activation %s (%s, score %.3f)", rec.wav.name, c.wake.wake_word,
-                 c.wake.score)
+        log.info(
+            "saved activation %s (%s, score %.3f)", rec.wav.name, c.wake.wake_word, c.wake.score
+        )

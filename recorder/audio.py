@@ -109,8 +109,7 @@ def read_wav_info(f: BinaryIO, name: str) -> WavInfo:
             data_offset = f.tell()
             if size == 0xFFFFFFFF or size == 0 or data_offset + size > file_size:
                 size = file_size - data_offset  # streamed (unknown length) or truncated: to the end
-            return WavInfo(rate, channels, width, is_float, size // (width * channels),
-                           data_offset)
+            return WavInfo(rate, channels, width, is_float, size // (width * channels), data_offset)
         else:
             f.seek(size + (size & 1), 1)
 
@@ -158,8 +157,12 @@ def read_wav(path: Path) -> np.ndarray:
         raise RecorderError(f"{name}: truncated WAV header") from None
     except (OSError, ValueError) as e:
         raise RecorderError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from None
-    if info.sample_rate == SAMPLE_RATE and info.channels == 1 and info.sample_width == 2 \
-            and not info.is_float:
+    if (
+        info.sample_rate == SAMPLE_RATE
+        and info.channels == 1
+        and info.sample_width == 2
+        and not info.is_float
+    ):
         return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int16)
     data = _decode(raw, info).mean(axis=1)
     if info.sample_rate != SAMPLE_RATE:
@@ -229,4 +232,5 @@ class StreamResampler:
 def to_int16(x: np.ndarray) -> np.ndarray:
     """Float samples in [-1, 1) to int16, rounded and clipped."""
     return np.clip(np.round(np.asarray(x, dtype=np.float64) * 32768.0), -32768, 32767).astype(
-        np.int16)
+        np.int16
+    )

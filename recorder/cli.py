@@ -28,27 +28,48 @@ class _Parser(argparse.ArgumentParser):
 def _add_config(p: argparse.ArgumentParser, recordings: bool = True) -> None:
     p.add_argument("--config", type=Path, metavar="PATH", help=config_mod.CONFIG_HELP)
     if recordings:
-        p.add_argument("--recordings", type=Path, metavar="DIR",
-                       help="recordings directory (overrides [storage] directory)")
+        p.add_argument(
+            "--recordings",
+            type=Path,
+            metavar="DIR",
+            help="recordings directory (overrides [storage] directory)",
+        )
 
 
 def _add_dirs(p: argparse.ArgumentParser, runtime: bool, state: bool) -> None:
     if runtime:
-        p.add_argument("--runtime-dir", type=Path, metavar="DIR",
-                       help="control socket directory (default: $RUNTIME_DIRECTORY, "
-                       "$XDG_RUNTIME_DIR/recorder or /run/recorder)")
+        p.add_argument(
+            "--runtime-dir",
+            type=Path,
+            metavar="DIR",
+            help="control socket directory (default: $RUNTIME_DIRECTORY, "
+            "$XDG_RUNTIME_DIR/recorder or /run/recorder)",
+        )
     if state:
-        p.add_argument("--state-dir", type=Path, metavar="DIR",
-                       help="where the mute switch is kept (default: $STATE_DIRECTORY, "
-                       "$XDG_STATE_HOME/recorder or ~/.local/state/recorder)")
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            metavar="DIR",
+            help="where the mute switch is kept (default: $STATE_DIRECTORY, "
+            "$XDG_STATE_HOME/recorder or ~/.local/state/recorder)",
+        )
 
 
 def _add_wake_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", action="append", metavar="NAME_OR_PATH",
-                   help="wake-word model; repeat for several (overrides [wake] models)")
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME_OR_PATH",
+        help="wake-word model; repeat for several (overrides [wake] models)",
+    )
     p.add_argument("--threshold", type=float, help="detection threshold for every model, 0-1")
-    p.add_argument("--patience", type=int, dest="patience_frames", metavar="FRAMES",
-                   help="consecutive 80 ms frames at or above the threshold, for every model")
+    p.add_argument(
+        "--patience",
+        type=int,
+        dest="patience_frames",
+        metavar="FRAMES",
+        help="consecutive 80 ms frames at or above the threshold, for every model",
+    )
 
 
 def _add_json(p: argparse.ArgumentParser, what: str) -> None:
@@ -60,25 +81,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"recorder {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run the daemon",
-                         description="Listen for the wake word and keep the request after it.")
+    run = sub.add_parser(
+        "run",
+        help="run the daemon",
+        description="Listen for the wake word and keep the request after it.",
+    )
     _add_config(run)
     run.add_argument("--source", help="mic, mic:NAME_OR_INDEX, file:PATH.wav or stdin")
     _add_wake_flags(run)
-    run.add_argument("--indicator-command", metavar="CMD",
-                     help="run CMD STATE on every state change")
+    run.add_argument(
+        "--indicator-command", metavar="CMD", help="run CMD STATE on every state change"
+    )
     run.add_argument("--realtime", action="store_true", help="pace a file source at 1x")
-    run.add_argument("--log-level", choices=config_mod.LOG_LEVELS,
-                     help="how much to log (overrides [log] level)")
-    run.add_argument("--models-dir", type=Path, metavar="DIR",
-                     help="where the models are installed (overrides [wake] models_dir)")
-    run.add_argument("--wait-for-device", action="store_true",
-                     help="wait for a missing microphone instead of exiting")
-    run.add_argument("--dry-run", action="store_true",
-                     help="log what would be saved (offsets, duration, reason); write no audio")
-    run.add_argument("--calibrate", action="store_true",
-                     help="keep counters of activations per threshold in the state directory "
-                     "(no audio) for `recorder calibrate`")
+    run.add_argument(
+        "--log-level", choices=config_mod.LOG_LEVELS, help="how much to log (overrides [log] level)"
+    )
+    run.add_argument(
+        "--models-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the models are installed (overrides [wake] models_dir)",
+    )
+    run.add_argument(
+        "--wait-for-device",
+        action="store_true",
+        help="wait for a missing microphone instead of exiting",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="log what would be saved (offsets, duration, reason); write no audio",
+    )
+    run.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="keep counters of activations per threshold in the state directory "
+        "(no audio) for `recorder calibrate`",
+    )
     _add_dirs(run, runtime=True, state=True)
 
     mon = sub.add_parser("monitor", help="live meter of the scores, VAD and recorder state")
@@ -87,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_wake_flags(mon)
     mon.set_defaults(realtime=True)
 
-    for name, text in [("mute", "stop listening (persists across restarts)"),
-                       ("unmute", "listen again")]:
+    for name, text in [
+        ("mute", "stop listening (persists across restarts)"),
+        ("unmute", "listen again"),
+    ]:
         p = sub.add_parser(name, help=text)
         _add_dirs(p, runtime=True, state=True)
     st = sub.add_parser("status", help="the running daemon's state")
@@ -98,11 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     dele = sub.add_parser("delete", help="delete recordings")
     _add_config(dele)
     dele.add_argument("ids", nargs="*", metavar="ID", help="recording ids, as `list` shows them")
-    dele.add_argument("--older-than", metavar="DURATION",
-                      help="every recording older than this, e.g. 30d, 12h, 15m")
+    dele.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        help="every recording older than this, e.g. 30d, 12h, 15m",
+    )
     dele.add_argument("--all", action="store_true", help="every recording")
-    dele.add_argument("--yes", action="store_true",
-                      help="do not ask before deleting every recording (--all on a terminal)")
+    dele.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask before deleting every recording (--all on a terminal)",
+    )
     prune = sub.add_parser("prune", help="apply the [storage] retention limits now")
     _add_config(prune)
 
@@ -113,31 +160,44 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("devices", help="list audio input devices")
     _add_json(dev, "the devices")
 
-    doc = sub.add_parser("doctor", help="check the set-up and say how to fix what fails",
-                         description="Check, in order: the config, the models, the microphone "
-                         "(2 s recorded and measured, nothing kept), whether another process "
-                         "holds it, the indicator hook, the recordings and state directories, "
-                         "the service. Exit status 0 when all pass, 1 otherwise.")
+    doc = sub.add_parser(
+        "doctor",
+        help="check the set-up and say how to fix what fails",
+        description="Check, in order: the config, the models, the microphone "
+        "(2 s recorded and measured, nothing kept), whether another process "
+        "holds it, the indicator hook, the recordings and state directories, "
+        "the service. Exit status 0 when all pass, 1 otherwise.",
+    )
     _add_config(doc)
     _add_dirs(doc, runtime=False, state=True)
     _add_json(doc, "the checks")
 
     cfg = sub.add_parser("config", help="the configuration in force")
     csub = cfg.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
-    for name, text in [("path", "print which config file every command uses"),
-                       ("show", "print the effective configuration as TOML")]:
+    for name, text in [
+        ("path", "print which config file every command uses"),
+        ("show", "print the effective configuration as TOML"),
+    ]:
         _add_config(csub.add_parser(name, help=text), recordings=False)
 
     mdl = sub.add_parser("models", help="fetch or list the wake-word models")
     msub = mdl.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     fetch = msub.add_parser("fetch", help="download, verify and install the models")
-    fetch.add_argument("--wheel-dir", type=Path, metavar="DIR",
-                       help="take the openwakeword wheel from this directory instead of PyPI")
+    fetch.add_argument(
+        "--wheel-dir",
+        type=Path,
+        metavar="DIR",
+        help="take the openwakeword wheel from this directory instead of PyPI",
+    )
     mlist = msub.add_parser("list", help="show the installed models, licences and hash status")
     _add_json(mlist, "the models")
     for p in (fetch, mlist):
-        p.add_argument("--models-dir", type=Path, metavar="DIR",
-                       help="default: $RECORDER_MODELS_DIR, else ~/.local/share/recorder/models")
+        p.add_argument(
+            "--models-dir",
+            type=Path,
+            metavar="DIR",
+            help="default: $RECORDER_MODELS_DIR, else ~/.local/share/recorder/models",
+        )
     score.add_parser(sub)
     tune.add_parser(sub)
     calibrate.add_parser(sub)
@@ -163,14 +223,16 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(stream=sys.stderr, level=level.upper(),
-                        format="%(levelname)s %(message)s")
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(levelname)s %(message)s")
 
 
 def _ask_daemon(args: argparse.Namespace, command: str) -> dict | None:
     """The daemon's reply; without --runtime-dir, the system service's socket is tried too."""
-    dirs = [args.runtime_dir] if args.runtime_dir else [control.default_runtime_dir(),
-                                                        control.SYSTEM_RUNTIME_DIR]
+    dirs = (
+        [args.runtime_dir]
+        if args.runtime_dir
+        else [control.default_runtime_dir(), control.SYSTEM_RUNTIME_DIR]
+    )
     for directory in dict.fromkeys(dirs):
         reply = control.request(directory, command)
         if reply is not None:
@@ -187,8 +249,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args)
     _setup_logging(cfg.log.level)
-    return daemon.run(cfg, args.runtime_dir, _state_dir(args), args.wait_for_device,
-                      reload_config=lambda: load_config(args), dry_run=args.dry_run)
+    return daemon.run(
+        cfg,
+        args.runtime_dir,
+        _state_dir(args),
+        args.wait_for_device,
+        reload_config=lambda: load_config(args),
+        dry_run=args.dry_run,
+    )
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -204,8 +272,10 @@ def cmd_mute(args: argparse.Namespace) -> int:
     if reply is None:
         switch = MuteSwitch(_state_dir(args))
         switch.set(muted)
-        print(f"{args.command}d (the daemon is not running; a daemon using the state directory "
-              f"{switch.state_dir} starts {'muted' if muted else 'listening'})")
+        print(
+            f"{args.command}d (the daemon is not running; a daemon using the state directory "
+            f"{switch.state_dir} starts {'muted' if muted else 'listening'})"
+        )
         return 0
     if not reply.get("ok"):
         raise RecorderError(reply.get("error", "the daemon refused"))
@@ -236,7 +306,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
         doomed = recs
     elif args.older_than:
         cutoff = datetime.now(UTC) - timedelta(
-            seconds=config_mod.parse_duration(args.older_than, "--older-than"))
+            seconds=config_mod.parse_duration(args.older_than, "--older-than")
+        )
         doomed = [r for r in recs if r.started_at() < cutoff]
     elif args.ids:
         by_id = {r.id: r for r in recs}
@@ -262,8 +333,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
     s = cfg.storage
     storage = Storage(cfg.path(s.directory))
     storage.check()
-    gone = storage.enforce(s.max_age_s, s.max_count, int(s.max_total_mb * 1e6),
-                           datetime.now(UTC)) if storage.directory.is_dir() else []
+    gone = (
+        storage.enforce(s.max_age_s, s.max_count, int(s.max_total_mb * 1e6), datetime.now(UTC))
+        if storage.directory.is_dir()
+        else []
+    )
     print(f"pruned {len(gone)} recording(s)")
     return 0
 
@@ -295,10 +369,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
         mark = "*" if d["default"] else " "
         rates = ", ".join(str(r) for r in d["rates"]) or "none of the usual"
         counts = ", ".join(str(c) for c in d["channel_counts"]) or "?"
-        print(f"{mark} {d['index']:>3}  {d['name']}  ({d['channels']} ch, "
-              f"{d['default_samplerate']:.0f} Hz)\n"
-              f"        rates (Hz): {rates}; channels: {counts}\n"
-              f"        [audio] " + d["config"].replace("\n", "; "))
+        print(
+            f"{mark} {d['index']:>3}  {d['name']}  ({d['channels']} ch, "
+            f"{d['default_samplerate']:.0f} Hz)\n"
+            f"        rates (Hz): {rates}; channels: {counts}\n"
+            f"        [audio] " + d["config"].replace("\n", "; ")
+        )
     return 0
 
 
@@ -306,12 +382,23 @@ def cmd_models(args: argparse.Namespace) -> int:
     manifest = models.load_manifest(args.models_dir)
     if args.models_command == "fetch":
         installed = models.fetch(manifest, args.wheel_dir, log=lambda m: print(m, file=sys.stderr))
-        print(f"models in {manifest.directory}: "
-              + (f"installed {len(installed)}" if installed else "all present and verified"))
+        print(
+            f"models in {manifest.directory}: "
+            + (f"installed {len(installed)}" if installed else "all present and verified")
+        )
         return 0
-    rows = [{"name": e.name, "kind": "feature" if e.name in manifest.features else "wake word",
-             "licence": e.licence, "status": models.file_status(manifest, e), "file": e.file,
-             "path": str(manifest.path(e)), "sha256": e.sha256} for e in manifest.all_files()]
+    rows = [
+        {
+            "name": e.name,
+            "kind": "feature" if e.name in manifest.features else "wake word",
+            "licence": e.licence,
+            "status": models.file_status(manifest, e),
+            "file": e.file,
+            "path": str(manifest.path(e)),
+            "sha256": e.sha256,
+        }
+        for e in manifest.all_files()
+    ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -337,8 +424,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     path = config_mod.locate(args.config)
     if args.config_command == "path":
-        print(path if path is not None else "(none: the built-in defaults; looked for "
-              + ", ".join(map(str, config_mod.search_path())) + ")")
+        print(
+            path
+            if path is not None
+            else "(none: the built-in defaults; looked for "
+            + ", ".join(map(str, config_mod.search_path()))
+            + ")"
+        )
         return 0
     cfg = config_mod.load(path)
     print(f"# the configuration in force: {path or 'the built-in defaults'}")
@@ -346,12 +438,24 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "list": cmd_list, "devices": cmd_devices,
-            "models": cmd_models, "mute": cmd_mute, "unmute": cmd_mute, "status": cmd_status,
-            "delete": cmd_delete, "prune": cmd_prune, "config": cmd_config,
-            "doctor": cmd_doctor,
-            "score": score.cmd_score, "tune": tune.cmd_tune,
-            "calibrate": calibrate.cmd_calibrate, "enroll": enroll.cmd_enroll}
+COMMANDS = {
+    "run": cmd_run,
+    "monitor": cmd_monitor,
+    "list": cmd_list,
+    "devices": cmd_devices,
+    "models": cmd_models,
+    "mute": cmd_mute,
+    "unmute": cmd_mute,
+    "status": cmd_status,
+    "delete": cmd_delete,
+    "prune": cmd_prune,
+    "config": cmd_config,
+    "doctor": cmd_doctor,
+    "score": score.cmd_score,
+    "tune": tune.cmd_tune,
+    "calibrate": calibrate.cmd_calibrate,
+    "enroll": enroll.cmd_enroll,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

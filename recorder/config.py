@@ -44,8 +44,9 @@ class AudioConfig:
     def __post_init__(self) -> None:
         c = self.channel
         if not (c == "mix" or isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 64):
-            raise RecorderError(f'[audio] channel: must be a channel number from 0 to 63 or '
-                                f'"mix", got {c!r}')
+            raise RecorderError(
+                f'[audio] channel: must be a channel number from 0 to 63 or "mix", got {c!r}'
+            )
 
 
 @dataclass(frozen=True)
@@ -224,27 +225,34 @@ def parse_apa102(table: Mapping[str, Any], where: str = "[indicator] apa102") ->
     """`{ leds = 3, brightness = 0.5, bus = 0, device = 1, power_pin = 5, colors = {...} }`."""
     unknown = [k for k in table if k not in APA102_KEYS]
     if unknown:
-        raise RecorderError(f"{where}: unknown key {unknown[0]!r} (known: "
-                            f"{', '.join(APA102_KEYS)})")
+        raise RecorderError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(APA102_KEYS)})"
+        )
     if "leds" not in table:
-        raise RecorderError(f"{where}: needs leds, the number of LEDs (3 on the ReSpeaker "
-                            "2-mic HAT, 12 on the 4-mic array)")
+        raise RecorderError(
+            f"{where}: needs leds, the number of LEDs (3 on the ReSpeaker "
+            "2-mic HAT, 12 on the 4-mic array)"
+        )
     brightness = table.get("brightness", 0.5)
-    if isinstance(brightness, bool) or not isinstance(brightness, int | float) \
-            or not 0.0 <= brightness <= 1.0:
-        raise RecorderError(f"{where} brightness: must be a number from 0 to 1, "
-                            f"got {brightness!r}")
+    if (
+        isinstance(brightness, bool)
+        or not isinstance(brightness, int | float)
+        or not 0.0 <= brightness <= 1.0
+    ):
+        raise RecorderError(f"{where} brightness: must be a number from 0 to 1, got {brightness!r}")
     power_pin = table.get("power_pin")
     colors_table = table.get("colors", {})
     if not isinstance(colors_table, dict):
-        raise RecorderError(f"{where} colors: must be a table like "
-                            '{ recording = "#0000ff", muted = "#ff0000" }')
+        raise RecorderError(
+            f'{where} colors: must be a table like {{ recording = "#0000ff", muted = "#ff0000" }}'
+        )
     names = [s.value for s in LED_STATES]
     colors = {s: parse_color(f"{where} colors.{s.value}", c) for s, c in DEFAULT_COLORS.items()}
     for name, value in colors_table.items():
         if name not in names:
-            raise RecorderError(f"{where} colors: unknown state {name!r} (known: "
-                                f"{', '.join(names)})")
+            raise RecorderError(
+                f"{where} colors: unknown state {name!r} (known: {', '.join(names)})"
+            )
         colors[State(name)] = parse_color(f"{where} colors.{name}", value)
     return Apa102Settings(
         leds=_int(f"{where} leds", table["leds"], 1, 1024),
@@ -263,8 +271,9 @@ def gpio_patterns(ind: IndicatorConfig) -> dict[State, str]:
         key = f"gpio_{state.value}"
         value = getattr(ind, key)
         if value not in LED_PATTERNS:
-            raise RecorderError(f"[indicator] {key}: must be one of {', '.join(LED_PATTERNS)}, "
-                                f"got {value!r}")
+            raise RecorderError(
+                f"[indicator] {key}: must be one of {', '.join(LED_PATTERNS)}, got {value!r}"
+            )
         patterns[state] = value
     return patterns
 
@@ -275,8 +284,9 @@ def check_indicator(ind: IndicatorConfig) -> None:
     if ind.apa102:
         settings = parse_apa102(ind.apa102)
         if ind.gpio_led is not None and settings.power_pin == ind.gpio_led:
-            raise RecorderError(f"[indicator] apa102 power_pin: GPIO {ind.gpio_led} is "
-                                "already gpio_led's pin")
+            raise RecorderError(
+                f"[indicator] apa102 power_pin: GPIO {ind.gpio_led} is already gpio_led's pin"
+            )
 
 
 MAX_DURATION_S = 100 * 365 * 86400.0
@@ -284,7 +294,7 @@ _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str, what: str) -> float:
-    """"90s", "15m", "12h", "30d", "2w" (or a bare number of seconds) in seconds."""
+    """ "90s", "15m", "12h", "30d", "2w" (or a bare number of seconds) in seconds."""
     t = text.strip().lower()
     unit = _UNITS_S.get(t[-1:])
     number = t[:-1] if unit else t
@@ -304,7 +314,8 @@ def toml_key(key: str) -> str:
 
 def _type_name(tp: Any) -> str:
     return {str: "a string", bool: "true or false", int: "an integer", float: "a number"}.get(
-        tp, str(tp))
+        tp, str(tp)
+    )
 
 
 def _convert(where: str, tp: Any, value: Any) -> Any:
@@ -332,8 +343,13 @@ def _convert(where: str, tp: Any, value: Any) -> Any:
         return float(value)
     if isinstance(value, str) and "\0" in value:
         raise RecorderError(f"{where}: must not contain a NUL character")
-    if tp is bool and not isinstance(value, bool) or tp is not bool and isinstance(value, bool) \
-            or not isinstance(value, tp):
+    if (
+        tp is bool
+        and not isinstance(value, bool)
+        or tp is not bool
+        and isinstance(value, bool)
+        or not isinstance(value, tp)
+    ):
         raise RecorderError(f"{where}: must be {_type_name(tp)}, got {value!r}")
     return value
 
@@ -342,8 +358,11 @@ def _check_range(where: str, f: dataclasses.Field, value: Any) -> None:
     if value is None or "lo" not in f.metadata:
         return
     lo, hi, lo_open = f.metadata["lo"], f.metadata["hi"], f.metadata["lo_open"]
-    if value != value or (lo is not None and (value <= lo if lo_open else value < lo)) or \
-            (hi is not None and value > hi):
+    if (
+        value != value
+        or (lo is not None and (value <= lo if lo_open else value < lo))
+        or (hi is not None and value > hi)
+    ):
         low = f"above {lo}" if lo_open else f"at least {lo}"
         raise RecorderError(f"{where}: must be {low} and at most {hi}, got {value!r}")
 
@@ -388,17 +407,31 @@ def validate(config: Config, where: str = "config") -> Config:
     return config
 
 
-def with_overrides(config: Config, *, recordings: Path | None = None, source: str | None = None,
-                   realtime: bool = False, models: Sequence[str] | None = None,
-                   threshold: float | None = None, patience: int | None = None,
-                   indicator_command: str | None = None, log_level: str | None = None,
-                   calibrate: bool = False, models_dir: Path | None = None) -> Config:
+def with_overrides(
+    config: Config,
+    *,
+    recordings: Path | None = None,
+    source: str | None = None,
+    realtime: bool = False,
+    models: Sequence[str] | None = None,
+    threshold: float | None = None,
+    patience: int | None = None,
+    indicator_command: str | None = None,
+    log_level: str | None = None,
+    calibrate: bool = False,
+    models_dir: Path | None = None,
+) -> Config:
     """The configuration with command-line flags applied (None or False: unchanged), checked.
 
     `threshold` and `patience` set every model's, per-model overrides included.
     """
-    audio, wake, storage, ind, lg = (config.audio, config.wake, config.storage, config.indicator,
-                                     config.log)
+    audio, wake, storage, ind, lg = (
+        config.audio,
+        config.wake,
+        config.storage,
+        config.indicator,
+        config.log,
+    )
     if recordings is not None:
         storage = dataclasses.replace(storage, directory=str(recordings.expanduser().resolve()))
     if source is not None:
@@ -410,11 +443,19 @@ def with_overrides(config: Config, *, recordings: Path | None = None, source: st
     if models:
         wake = dataclasses.replace(wake, models=tuple(models))
     if threshold is not None:
-        wake = dataclasses.replace(wake, threshold=threshold, per_model={
-            k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()})
+        wake = dataclasses.replace(
+            wake,
+            threshold=threshold,
+            per_model={
+                k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()
+            },
+        )
     if patience is not None:
-        wake = dataclasses.replace(wake, patience=patience, per_model={
-            k: dataclasses.replace(v, patience=None) for k, v in wake.per_model.items()})
+        wake = dataclasses.replace(
+            wake,
+            patience=patience,
+            per_model={k: dataclasses.replace(v, patience=None) for k, v in wake.per_model.items()},
+        )
     if calibrate:
         wake = dataclasses.replace(wake, calibrate=True)
     if models_dir is not None:
@@ -423,14 +464,18 @@ def with_overrides(config: Config, *, recordings: Path | None = None, source: st
         ind = dataclasses.replace(ind, command=indicator_command)
     if log_level:
         lg = dataclasses.replace(lg, level=log_level)
-    return validate(dataclasses.replace(config, audio=audio, wake=wake, storage=storage,
-                                        indicator=ind, log=lg), "command line")
+    return validate(
+        dataclasses.replace(config, audio=audio, wake=wake, storage=storage, indicator=ind, log=lg),
+        "command line",
+    )
 
 
 SYSTEM_CONFIG = Path("/etc/recorder/recorder.toml")
-CONFIG_HELP = ("TOML config file (default: $RECORDER_CONFIG, else "
-               "~/.config/recorder/recorder.toml, else /etc/recorder/recorder.toml, else the "
-               "built-in defaults; `recorder config path` tells which)")
+CONFIG_HELP = (
+    "TOML config file (default: $RECORDER_CONFIG, else "
+    "~/.config/recorder/recorder.toml, else /etc/recorder/recorder.toml, else the "
+    "built-in defaults; `recorder config path` tells which)"
+)
 """The system service's configuration, found by every command when no other is."""
 
 
@@ -488,8 +533,18 @@ def to_toml(config: Config) -> str:
             elif value is None:
                 lines.append(f"# {sf.name}: not set")
             else:
-                if sf.name in ("directory", "state_file", "save_activations", "models_dir",
-                               "awake_sound", "done_sound") and value:
+                if (
+                    sf.name
+                    in (
+                        "directory",
+                        "state_file",
+                        "save_activations",
+                        "models_dir",
+                        "awake_sound",
+                        "done_sound",
+                    )
+                    and value
+                ):
                     value = os.path.normpath(config.path(value))
                 lines.append(f"{sf.name} = {_toml_value(value)}")
         for name, override in tables:

@@ -78,8 +78,10 @@ class ControlServer:
         try:
             if self.path.exists() or self.path.is_symlink():
                 if request(runtime_dir, "status", timeout_s=1.0) is not None:
-                    raise RecorderError(f"another recorder daemon is running (control socket "
-                                        f"{self.path}); give this one its own --runtime-dir")
+                    raise RecorderError(
+                        f"another recorder daemon is running (control socket "
+                        f"{self.path}); give this one its own --runtime-dir"
+                    )
                 self.path.unlink()  # left by a daemon that died
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             old = os.umask(0o177)
@@ -95,8 +97,9 @@ class ControlServer:
         self._stop = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
-        self.thread = threads.start("control", self._serve,
-                                    keeps_running=lambda: not self._stop.is_set())
+        self.thread = threads.start(
+            "control", self._serve, keeps_running=lambda: not self._stop.is_set()
+        )
 
     # --- the control thread ---------------------------------------------------------------
     def _serve(self) -> None:
@@ -144,12 +147,17 @@ class ControlServer:
             clients[conn] = client
             sel.register(conn, selectors.EVENT_READ)
 
-    def _serve_client(self, sel: selectors.BaseSelector, clients: dict[socket.socket, _Client],
-                      c: _Client, events: int) -> None:
+    def _serve_client(
+        self,
+        sel: selectors.BaseSelector,
+        clients: dict[socket.socket, _Client],
+        c: _Client,
+        events: int,
+    ) -> None:
         try:
             if c.outbox:
                 if events & selectors.EVENT_WRITE:
-                    c.outbox = c.outbox[c.sock.send(c.outbox):]
+                    c.outbox = c.outbox[c.sock.send(c.outbox) :]
                 if not c.outbox:
                     self._drop(sel, clients, c)
                 return
@@ -189,8 +197,9 @@ class ControlServer:
         return reply
 
     @staticmethod
-    def _drop(sel: selectors.BaseSelector, clients: dict[socket.socket, _Client],
-              c: _Client) -> None:
+    def _drop(
+        sel: selectors.BaseSelector, clients: dict[socket.socket, _Client], c: _Client
+    ) -> None:
         clients.pop(c.sock, None)
         with contextlib.suppress(KeyError, ValueError):
             sel.unregister(c.sock)

@@ -175,8 +175,10 @@ class Daemon:
         w = self.p.config.wake
         if w.calibrate:
             self.calibration = Calibration(
-                self.mute.state_dir, {n: w.patience_for(n) for n in self.p.engine.names},
-                s_to_frames(w.refractory_s))
+                self.mute.state_dir,
+                {n: w.patience_for(n) for n in self.p.engine.names},
+                s_to_frames(w.refractory_s),
+            )
             self.observers.append(self.calibration.observe)
 
     def tick(self) -> None:
@@ -184,8 +186,11 @@ class Daemon:
         failure = threads.WATCH.failure()
         if failure is not None and self.fault is None:
             self.fault = str(failure)
-            log.error("%s; stopping (exit status %d) so that the daemon is restarted", failure,
-                      EXIT_THREAD_DIED)
+            log.error(
+                "%s; stopping (exit status %d) so that the daemon is restarted",
+                failure,
+                EXIT_THREAD_DIED,
+            )
             self.notifier.send(f"STATUS=failed: {failure}")
             self.dispatch(self.machine.fail(self.fault))  # drops a request, shows error
             return
@@ -211,10 +216,10 @@ class Daemon:
         try:
             config = self.reload_config()
             w, was = config.wake, self.p.config.wake
-            same_engine = (w.models, w.models_dir, w.gate) == (was.models, was.models_dir,
-                                                                was.gate)
-            pipeline = build_pipeline(config, self.p.engine if same_engine else None,
-                                      self.dry_run, self.devices)
+            same_engine = (w.models, w.models_dir, w.gate) == (was.models, was.models_dir, was.gate)
+            pipeline = build_pipeline(
+                config, self.p.engine if same_engine else None, self.dry_run, self.devices
+            )
         except RecorderError as e:
             log.error("reload refused, keeping the running configuration: %s", e)
             return
@@ -243,11 +248,16 @@ class Daemon:
         for event in events:
             match event:
                 case WakeDetected():
-                    log.info("wake word %s detected (score %.3f) at %.2f s", event.wake_word,
-                             event.score, frames_to_s(event.frame_index + 1))
+                    log.info(
+                        "wake word %s detected (score %.3f) at %.2f s",
+                        event.wake_word,
+                        event.score,
+                        frames_to_s(event.frame_index + 1),
+                    )
                     if self.activations:
                         self.activations.on_wake(
-                            event, self.machine.settings.thresholds[event.wake_word])
+                            event, self.machine.settings.thresholds[event.wake_word]
+                        )
                     if self.calibration:
                         self.calibration.on_wake(event)
                 case StateChanged():
@@ -255,9 +265,12 @@ class Daemon:
                 case SpeechStarted():
                     log.debug("speech started at %.2f s", frames_to_s(event.frame_index))
                 case UtteranceDiscarded():
-                    log.info("discarded the request after %s at %.2f s: %s",
-                             event.wake.wake_word, frames_to_s(event.wake.frame_index + 1),
-                             event.reason)
+                    log.info(
+                        "discarded the request after %s at %.2f s: %s",
+                        event.wake.wake_word,
+                        frames_to_s(event.wake.frame_index + 1),
+                        event.reason,
+                    )
                 case UtteranceReady():
                     saving_failed = self._save(event)
                     if saving_failed is None and self.calibration:
@@ -286,14 +299,24 @@ class Daemon:
         extra: dict[str, Any] = dict(getattr(self.source, "info", None) or {})
         if self.p.chime is not None:  # where the awake chime started, for consumers to skip
             extra.update(self.p.chime.awake_meta(event.wake.frame_index))
-        meta = RecordingMeta.of(event, self.started_at,
-                                self.machine.settings.thresholds[event.wake.wake_word],
-                                self.source.description, extra)
+        meta = RecordingMeta.of(
+            event,
+            self.started_at,
+            self.machine.settings.thresholds[event.wake.wake_word],
+            self.source.description,
+            extra,
+        )
         end_s = meta.source_offset_s + meta.duration_s
         if self.dry_run:
-            log.info("dry run: would save %.2f s from %.2f s to %.2f s (%s, wake word %s at "
-                     "%.2f s)", meta.duration_s, meta.source_offset_s, end_s, meta.end_reason,
-                     meta.wake_word, meta.wake_offset_s)
+            log.info(
+                "dry run: would save %.2f s from %.2f s to %.2f s (%s, wake word %s at %.2f s)",
+                meta.duration_s,
+                meta.source_offset_s,
+                end_s,
+                meta.end_reason,
+                meta.wake_word,
+                meta.wake_offset_s,
+            )
             self.saved += 1
             return None
         try:
@@ -302,8 +325,13 @@ class Daemon:
             log.error("could not save the request, dropped it: %s", e)
             return "storage failed"
         self.saved += 1
-        log.info("saved %s (%.2f s, %s, from %.2f s)", rec.wav.name, meta.duration_s,
-                 meta.end_reason, meta.source_offset_s)
+        log.info(
+            "saved %s (%.2f s, %s, from %.2f s)",
+            rec.wav.name,
+            meta.duration_s,
+            meta.end_reason,
+            meta.source_offset_s,
+        )
         self.notifier.send(f"STATUS={self.status_line()}")
         self.enforce_retention()
         return None
@@ -313,14 +341,16 @@ class Daemon:
         if self.dry_run or not (s.max_age or s.max_count or s.max_total_mb):
             return
         try:
-            gone = self.p.storage.enforce(s.max_age_s, s.max_count,
-                                          int(s.max_total_mb * 1e6), datetime.now(UTC))
+            gone = self.p.storage.enforce(
+                s.max_age_s, s.max_count, int(s.max_total_mb * 1e6), datetime.now(UTC)
+            )
         except OSError as e:
             log.error("retention: %s", e)
             return
         if gone:
-            log.info("retention deleted %d recording(s): %s", len(gone),
-                     ", ".join(r.id for r in gone))
+            log.info(
+                "retention deleted %d recording(s): %s", len(gone), ", ".join(r.id for r in gone)
+            )
 
     # --- the control socket (runs on its thread) -----------------------------------------
     def control(self, command: str) -> dict[str, Any]:
@@ -340,8 +370,11 @@ class Daemon:
         """While audio arrives, the state file's modification time is refreshed every
         HEARTBEAT_S: a state file older than that means no audio (or no daemon)."""
         state_file = self.p.config.indicator.state_file
-        if not state_file or self.last_audio_at is None \
-                or self.last_audio_at - self._last_heartbeat < HEARTBEAT_S:
+        if (
+            not state_file
+            or self.last_audio_at is None
+            or self.last_audio_at - self._last_heartbeat < HEARTBEAT_S
+        ):
             return
         self._last_heartbeat = self.last_audio_at
         with contextlib.suppress(OSError):  # a state file that fails shows at the next change
@@ -361,38 +394,64 @@ class Daemon:
             "models": list(self.p.engine.names),
             "recordings_dir": str(self.p.storage.directory),
             "pid": os.getpid(),
-            "last_audio_at": (None if self.last_audio_at is None else
-                              utc_iso(datetime.fromtimestamp(self.last_audio_at, UTC))),
-            "last_audio_s_ago": (None if self.last_audio_at is None else
-                                 round(time.time() - self.last_audio_at, 1)),
+            "last_audio_at": (
+                None
+                if self.last_audio_at is None
+                else utc_iso(datetime.fromtimestamp(self.last_audio_at, UTC))
+            ),
+            "last_audio_s_ago": (
+                None if self.last_audio_at is None else round(time.time() - self.last_audio_at, 1)
+            ),
             **({"fault": self.fault} if self.fault else {}),
         }
 
     def status_line(self) -> str:
         state = self.machine.state.value
-        return (f"{state} on {self.source.description} for {', '.join(self.p.engine.names)}; "
-                f"{self.saved} saved")
+        return (
+            f"{state} on {self.source.description} for {', '.join(self.p.engine.names)}; "
+            f"{self.saved} saved"
+        )
 
 
-def build_daemon(config: Config, source: Source, mute: MuteSwitch, *,
-                 pipeline: Pipeline | None = None, flags: Flags | None = None,
-                 dry_run: bool = False, reload_config: Callable[[], Config] | None = None,
-                 observers: list[FrameObserver] | None = None,
-                 devices: Devices | None = None) -> Daemon:
+def build_daemon(
+    config: Config,
+    source: Source,
+    mute: MuteSwitch,
+    *,
+    pipeline: Pipeline | None = None,
+    flags: Flags | None = None,
+    dry_run: bool = False,
+    reload_config: Callable[[], Config] | None = None,
+    observers: list[FrameObserver] | None = None,
+    devices: Devices | None = None,
+) -> Daemon:
     """The whole wiring for one source: the pipeline (unless given), a machine muted as the
     switch says (for a live source), and the daemon that runs them."""
     devices = devices or Devices()
     pipeline = pipeline or build_pipeline(config, dry_run=dry_run, devices=devices)
     muted = source.live and mute.is_muted()
-    return Daemon(pipeline, source, build_machine(config, pipeline.engine, muted),
-                  flags or Flags(), mute, devices=devices, reload_config=reload_config,
-                  dry_run=dry_run, observers=list(observers or []))
+    return Daemon(
+        pipeline,
+        source,
+        build_machine(config, pipeline.engine, muted),
+        flags or Flags(),
+        mute,
+        devices=devices,
+        reload_config=reload_config,
+        dry_run=dry_run,
+        observers=list(observers or []),
+    )
 
 
-def run(config: Config, runtime_dir: Path | None, state_dir: Path,
-        wait_for_device: bool = False,
-        reload_config: Callable[[], Config] | None = None, dry_run: bool = False,
-        observers: list[FrameObserver] | None = None) -> int:
+def run(
+    config: Config,
+    runtime_dir: Path | None,
+    state_dir: Path,
+    wait_for_device: bool = False,
+    reload_config: Callable[[], Config] | None = None,
+    dry_run: bool = False,
+    observers: list[FrameObserver] | None = None,
+) -> int:
     """Load everything (errors exit 2 before any audio), then run until EOF or a signal.
 
     A live source (microphone, stdin) obeys the mute switch and serves the control socket in
@@ -403,20 +462,32 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
     flags.install()
     devices = Devices()
     pipeline = build_pipeline(config, dry_run=dry_run, devices=devices)
-    source = open_source(config.audio.source, config.audio.realtime, wait_for_device,
-                         config.audio)
+    source = open_source(config.audio.source, config.audio.realtime, wait_for_device, config.audio)
     mute = MuteSwitch(state_dir)
     if source.live:
         mute.prepare()
-    daemon = build_daemon(config, source, mute, pipeline=pipeline, flags=flags, dry_run=dry_run,
-                          reload_config=reload_config, observers=observers, devices=devices)
+    daemon = build_daemon(
+        config,
+        source,
+        mute,
+        pipeline=pipeline,
+        flags=flags,
+        dry_run=dry_run,
+        reload_config=reload_config,
+        observers=observers,
+        devices=devices,
+    )
     daemon.set_calibration()  # a bad counters file stops the start here, before any audio
     if runtime_dir is None and source.live:
         runtime_dir = default_runtime_dir()
     server = ControlServer(runtime_dir, daemon.control) if runtime_dir else None
-    log.info("listening on %s for %s (recordings in %s)%s", source.description,
-             ", ".join(pipeline.engine.names), pipeline.storage.directory,
-             " (muted)" if daemon.machine.muted else "")
+    log.info(
+        "listening on %s for %s (recordings in %s)%s",
+        source.description,
+        ", ".join(pipeline.engine.names),
+        pipeline.storage.directory,
+        " (muted)" if daemon.machine.muted else "",
+    )
     try:
         daemon.run()
     finally:
@@ -426,6 +497,9 @@ def run(config: Config, runtime_dir: Path | None, state_dir: Path,
         if daemon.p.chime is not None:
             daemon.p.chime.close()
         devices.close_all()
-    log.info("stopped: %d recording(s) %s", daemon.saved,
-             "would have been saved (dry run)" if dry_run else "saved")
+    log.info(
+        "stopped: %d recording(s) %s",
+        daemon.saved,
+        "would have been saved (dry run)" if dry_run else "saved",
+    )
     return EXIT_THREAD_DIED if daemon.fault else 0

@@ -21,11 +21,15 @@ def check_private_dir(path: Path, what: str) -> None:
         raise RecorderError(f"{what} {path}: exists and is not a directory")
     uid = os.geteuid()
     if st.st_uid != uid:
-        raise RecorderError(f"{what} {path}: owned by uid {st.st_uid}, not by this user "
-                            f"(uid {uid}); chown it to this user or choose another directory")
+        raise RecorderError(
+            f"{what} {path}: owned by uid {st.st_uid}, not by this user "
+            f"(uid {uid}); chown it to this user or choose another directory"
+        )
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise RecorderError(f"{what} {path}: writable by others (mode "
-                            f"{stat.S_IMODE(st.st_mode):04o}); run `chmod go-w {path}`")
+        raise RecorderError(
+            f"{what} {path}: writable by others (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}); run `chmod go-w {path}`"
+        )
 
 
 def private_dir(path: Path, what: str) -> Path:
@@ -35,8 +39,9 @@ def private_dir(path: Path, what: str) -> Path:
     except FileExistsError:
         pass
     except (OSError, ValueError) as e:
-        raise RecorderError(f"{what} {path}: cannot create it "
-                            f"({getattr(e, 'strerror', None) or e})") from None
+        raise RecorderError(
+            f"{what} {path}: cannot create it ({getattr(e, 'strerror', None) or e})"
+        ) from None
     else:
         os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
     check_private_dir(path, what)

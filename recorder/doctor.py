@@ -45,15 +45,20 @@ def check_config(path: Path | None, load: Callable[[], Config]) -> tuple[Check, 
     try:
         config = load()
     except RecorderError as e:
-        return Check("config", False, str(e), "correct the key named above, then "
-                     "`recorder config show` prints what is in force"), None
+        return Check(
+            "config",
+            False,
+            str(e),
+            "correct the key named above, then `recorder config show` prints what is in force",
+        ), None
     return Check("config", True, where), config
 
 
 def _check_models(config: Config) -> Check:
     try:
-        manifest = models.load_manifest(config.path(config.wake.models_dir)
-                                        if config.wake.models_dir else None)
+        manifest = models.load_manifest(
+            config.path(config.wake.models_dir) if config.wake.models_dir else None
+        )
         entries = list(manifest.features.values())
         for name in config.wake.models:
             if name in manifest.wakewords:
@@ -62,10 +67,18 @@ def _check_models(config: Config) -> Check:
                 models.resolve_wake_model(manifest, name)
         models.verify_installed(manifest, entries)
     except RecorderError as e:
-        return Check("models", False, str(e), "`recorder models fetch` downloads and verifies "
-                     "them; `recorder models list` shows what is installed")
-    return Check("models", True, f"{', '.join(config.wake.models)} and the feature models "
-                 f"verified in {manifest.directory}")
+        return Check(
+            "models",
+            False,
+            str(e),
+            "`recorder models fetch` downloads and verifies "
+            "them; `recorder models list` shows what is installed",
+        )
+    return Check(
+        "models",
+        True,
+        f"{', '.join(config.wake.models)} and the feature models verified in {manifest.directory}",
+    )
 
 
 def capture_holders() -> list[str]:
@@ -127,27 +140,52 @@ def _check_input(config: Config) -> list[Check]:
         text = str(e)
         busy = "busy" in text.lower() or "unavailable" in text.lower()
         holders = capture_holders() if busy else []
-        checks = [Check("input", False, f"{source}: {text}",
-                        "`arecord -l` lists the capture cards and `recorder devices` their names:"
-                        " put the one to use in [audio] source = \"mic:NAME\"")]
+        checks = [
+            Check(
+                "input",
+                False,
+                f"{source}: {text}",
+                "`arecord -l` lists the capture cards and `recorder devices` their names:"
+                ' put the one to use in [audio] source = "mic:NAME"',
+            )
+        ]
         if busy or holders:
-            checks.append(Check("device free", False, "held by " + (", ".join(holders) or
-                                "another process"),
-                                "stop it, or record through it: with PipeWire or PulseAudio "
-                                "use their ALSA device (source = \"mic:pipewire\" or "
-                                "\"mic:pulse\")"))
+            checks.append(
+                Check(
+                    "device free",
+                    False,
+                    "held by " + (", ".join(holders) or "another process"),
+                    "stop it, or record through it: with PipeWire or PulseAudio "
+                    'use their ALSA device (source = "mic:pipewire" or '
+                    '"mic:pulse")',
+                )
+            )
         return checks
     rms, peak, clipped = level(samples)
-    detail = (f"{source}: {len(samples) / 16000:.1f} s recorded, level {rms:.1f} dBFS, "
-              f"peak {peak:.1f} dBFS, {clipped:.1%} clipped")
+    detail = (
+        f"{source}: {len(samples) / 16000:.1f} s recorded, level {rms:.1f} dBFS, "
+        f"peak {peak:.1f} dBFS, {clipped:.1%} clipped"
+    )
     if peak <= SILENT_DBFS:
-        return [Check("input", False, detail + " (silence)",
-                      "is the microphone muted or its gain at 0? `alsamixer` (F6: the card, F4: "
-                      "capture) or `amixer sset Capture cap 80%`; or the wrong device is "
-                      "configured")]
+        return [
+            Check(
+                "input",
+                False,
+                detail + " (silence)",
+                "is the microphone muted or its gain at 0? `alsamixer` (F6: the card, F4: "
+                "capture) or `amixer sset Capture cap 80%`; or the wrong device is "
+                "configured",
+            )
+        ]
     if clipped > 0.001:
-        return [Check("input", False, detail + " (clipping)",
-                      "lower the capture gain in `alsamixer` (F4: capture)")]
+        return [
+            Check(
+                "input",
+                False,
+                detail + " (clipping)",
+                "lower the capture gain in `alsamixer` (F4: capture)",
+            )
+        ]
     return [Check("input", True, detail)]
 
 
@@ -161,15 +199,22 @@ def _check_indicator(config: Config) -> list[Check]:
             CommandIndicator(ind.command, ind.timeout_s).show(State.LISTENING, State.OFF)
             checks.append(Check("indicator", True, f"`{ind.command} listening` succeeded"))
         except IndicatorError as e:
-            fix = ("the hook must exit 0 within [indicator] timeout_s; with required = true a "
-                   "failing hook discards every request")
+            fix = (
+                "the hook must exit 0 within [indicator] timeout_s; with required = true a "
+                "failing hook discards every request"
+            )
             checks.append(Check("indicator", False, str(e), fix))
     if ind.state_file:
         directory = config.path(ind.state_file).parent
         ok = directory.is_dir() and os.access(directory, os.W_OK)
-        checks.append(Check("state file", ok, f"{config.path(ind.state_file)}",
-                            "" if ok else f"create {directory} and let the daemon's user write "
-                            "to it"))
+        checks.append(
+            Check(
+                "state file",
+                ok,
+                f"{config.path(ind.state_file)}",
+                "" if ok else f"create {directory} and let the daemon's user write to it",
+            )
+        )
     return checks or [Check("indicator", True, "none configured besides the log")]
 
 
@@ -178,9 +223,13 @@ def check_directory(name: str, path: Path) -> Check:
     if not path.exists():
         parent = next((p for p in path.parents if p.exists()), Path("/"))
         ok = os.access(parent, os.W_OK)
-        return Check(name, ok, f"{path} does not exist yet" + (" (it will be created)" if ok
-                     else f" and {parent} is not writable"),
-                     "" if ok else f"create it: mkdir -p -m 700 {path}")
+        return Check(
+            name,
+            ok,
+            f"{path} does not exist yet"
+            + (" (it will be created)" if ok else f" and {parent} is not writable"),
+            "" if ok else f"create it: mkdir -p -m 700 {path}",
+        )
     st = path.stat()
     if not stat.S_ISDIR(st.st_mode):
         return Check(name, False, f"{path} is not a directory", f"remove or rename {path}")
@@ -195,14 +244,22 @@ def check_directory(name: str, path: Path) -> Check:
     if free_mb < MIN_FREE_MB:
         problems.append(f"only {free_mb:.0f} MB free")
     if problems:
-        return Check(name, False, f"{path}: " + "; ".join(problems),
-                     f"chown $USER {path} && chmod 700 {path}; free some space if it is full")
+        return Check(
+            name,
+            False,
+            f"{path}: " + "; ".join(problems),
+            f"chown $USER {path} && chmod 700 {path}; free some space if it is full",
+        )
     return Check(name, True, f"{path} ({free_mb:.0f} MB free)")
 
 
 def _check_service() -> Check:
-    user_unit = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / \
-        "systemd" / "user" / "recorder.service"
+    user_unit = (
+        Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        / "systemd"
+        / "user"
+        / "recorder.service"
+    )
     units = [u for u in (SYSTEM_UNIT, user_unit) if u.exists()]
     running = []
     for directory in dict.fromkeys([control.default_runtime_dir(), control.SYSTEM_RUNTIME_DIR]):
@@ -211,19 +268,31 @@ def _check_service() -> Check:
         except RecorderError:
             reply = None
         if reply and reply.get("ok"):
-            running.append(f"{reply.get('state')} on {reply.get('source')} "
-                           f"(pid {reply.get('pid')})")
+            running.append(
+                f"{reply.get('state')} on {reply.get('source')} (pid {reply.get('pid')})"
+            )
     if running:
         return Check("service", True, "a daemon is running: " + "; ".join(running))
     if units:
-        return Check("service", False, f"installed ({', '.join(map(str, units))}) but no daemon "
-                     "answers", "sudo systemctl status recorder; journalctl -u recorder -e")
-    return Check("service", True, "not installed and not running (`sudo "
-                 "scripts/install-service.sh` installs it)")
+        return Check(
+            "service",
+            False,
+            f"installed ({', '.join(map(str, units))}) but no daemon answers",
+            "sudo systemctl status recorder; journalctl -u recorder -e",
+        )
+    return Check(
+        "service",
+        True,
+        "not installed and not running (`sudo scripts/install-service.sh` installs it)",
+    )
 
 
-def run_checks(config_check: Check, config: Config | None, state_dir: Path,
-               report: Callable[[Check], None] = lambda c: None) -> list[Check]:
+def run_checks(
+    config_check: Check,
+    config: Config | None,
+    state_dir: Path,
+    report: Callable[[Check], None] = lambda c: None,
+) -> list[Check]:
     """Every check in order, after the configuration's; `report` sees each as it is done."""
     results: list[Check] = []
 
@@ -238,8 +307,12 @@ def run_checks(config_check: Check, config: Config | None, state_dir: Path,
     add([_check_models(config)])
     add(_check_input(config))
     add(_check_indicator(config))
-    add([check_directory("recordings", config.path(config.storage.directory)),
-         check_directory("state", state_dir)])
+    add(
+        [
+            check_directory("recordings", config.path(config.storage.directory)),
+            check_directory("state", state_dir),
+        ]
+    )
     add([_check_service()])
     return results
 

@@ -59,8 +59,9 @@ def _session(path: Path) -> Any:
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=opts,
-                                    providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
     except Exception as e:  # onnxruntime raises several unrelated types for a bad file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RecorderError(f"model {path}: cannot be loaded ({first})") from None
@@ -71,8 +72,12 @@ class _Classifier:
         self.session = _session(spec.path)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = inputs[0].shape
-        if len(inputs) != 1 or len(shape) != 3 or shape[2] != EMBEDDING_DIM \
-                or not isinstance(shape[1], int):
+        if (
+            len(inputs) != 1
+            or len(shape) != 3
+            or shape[2] != EMBEDDING_DIM
+            or not isinstance(shape[1], int)
+        ):
             raise RecorderError(
                 f"model {spec.path}: not an openWakeWord classifier (input shape {shape})"
             )
@@ -96,8 +101,13 @@ class _Classifier:
 class OpenWakeWordEngine:
     """Streaming melspectrogram -> embedding -> classifiers, one frame at a time."""
 
-    def __init__(self, melspectrogram: Path, embedding: Path, wake_models: Sequence[WakeModelSpec],
-                 gate: SpeechDetector | None = None):
+    def __init__(
+        self,
+        melspectrogram: Path,
+        embedding: Path,
+        wake_models: Sequence[WakeModelSpec],
+        gate: SpeechDetector | None = None,
+    ):
         if not wake_models:
             raise RecorderError("no wake-word model given")
         self._mel = _session(melspectrogram)
@@ -161,9 +171,12 @@ class OpenWakeWordEngine:
                 self._gate_open = True
                 # one window per run: a batch would be no faster here, and its activations
                 # would raise the peak memory by ~25 MB
-                self._embeddings = np.concatenate([
-                    self._embed(self._window(k)[None])
-                    for k in range(self._n_embeddings - 1, -1, -1)])
+                self._embeddings = np.concatenate(
+                    [
+                        self._embed(self._window(k)[None])
+                        for k in range(self._n_embeddings - 1, -1, -1)
+                    ]
+                )
                 return self._classify()
         embedding = self._embed(self._window(0)[None])
         self._embeddings = np.concatenate([self._embeddings[1:], embedding])
@@ -176,7 +189,7 @@ class OpenWakeWordEngine:
     def _classify(self) -> dict[str, float]:
         scores: dict[str, float] = {}
         for c in self._classifiers:
-            window = self._embeddings[None, -c.n_embeddings:]  # a contiguous float32 view
+            window = self._embeddings[None, -c.n_embeddings :]  # a contiguous float32 view
             out = c.session.run(None, {c.input_name: window})[0][0]
             for name, col in zip(c.names, c.columns, strict=True):
                 scores[name] = float(out[col])

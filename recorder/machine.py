@@ -226,8 +226,10 @@ class Machine:
     # --- helpers -------------------------------------------------------------------------
     def _detect(self, frame: Frame, scores: Mapping[str, float]) -> WakeDetected | None:
         s = self.settings
-        if self._last_wake_frame is not None \
-                and frame.index - self._last_wake_frame < s.refractory_frames:
+        if (
+            self._last_wake_frame is not None
+            and frame.index - self._last_wake_frame < s.refractory_frames
+        ):
             return None
         ready = [n for n, count in self._above.items() if count >= s.patience_frames[n]]
         if not ready:

@@ -77,8 +77,9 @@ def load_manifest(directory: Path | None = None) -> Manifest:
     except FileNotFoundError:
         raise RecorderError(f"{MANIFEST}: model manifest not found") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise RecorderError(f"{MANIFEST}: cannot read the model manifest "
-                            f"({e.__class__.__name__})") from None
+        raise RecorderError(
+            f"{MANIFEST}: cannot read the model manifest ({e.__class__.__name__})"
+        ) from None
     return parse_manifest(text, directory or models_dir(), MANIFEST)
 
 
@@ -98,8 +99,11 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
 
     def text(t: dict, key: str, where: str, pattern: re.Pattern | None = None) -> str:
         value = t.get(key)
-        if not isinstance(value, str) or "\0" in value \
-                or (pattern is not None and not pattern.fullmatch(value)):
+        if (
+            not isinstance(value, str)
+            or "\0" in value
+            or (pattern is not None and not pattern.fullmatch(value))
+        ):
             raise RecorderError(f"{path}: invalid model manifest ({where} {key}: {value!r})")
         return value
 
@@ -108,8 +112,12 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
         for name, e in table(data.get(section), f"[{section}]").items():
             where = f"[{section}.{toml_key(name)}]"
             e = table(e, where)
-            out[name] = ModelFile(name, text(e, "file", where, _FILE_NAME),
-                                  text(e, "sha256", where, _SHA256), text(e, "licence", where))
+            out[name] = ModelFile(
+                name,
+                text(e, "file", where, _FILE_NAME),
+                text(e, "sha256", where, _SHA256),
+                text(e, "licence", where),
+            )
         return out
 
     src = table(data.get("source"), "[source]")
@@ -117,10 +125,15 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
     for needed in ("melspectrogram", "embedding"):
         if needed not in features:
             raise RecorderError(f"{path}: invalid model manifest ([features] has no {needed})")
-    return Manifest(directory, text(src, "distribution", "[source]"),
-                    text(src, "wheel", "[source]", _FILE_NAME),
-                    text(src, "wheel_sha256", "[source]", _SHA256),
-                    text(src, "path_in_wheel", "[source]"), features, entries("wakewords"))
+    return Manifest(
+        directory,
+        text(src, "distribution", "[source]"),
+        text(src, "wheel", "[source]", _FILE_NAME),
+        text(src, "wheel_sha256", "[source]", _SHA256),
+        text(src, "path_in_wheel", "[source]"),
+        features,
+        entries("wakewords"),
+    )
 
 
 def sha256_file(path: Path) -> str:
@@ -143,8 +156,10 @@ def verify_installed(manifest: Manifest, entries: list[ModelFile]) -> None:
     for entry in entries:
         status = file_status(manifest, entry)
         if status != "ok":
-            raise RecorderError(f"model {entry.name} ({manifest.path(entry)}): {status}; "
-                                "run `recorder models fetch`")
+            raise RecorderError(
+                f"model {entry.name} ({manifest.path(entry)}): {status}; "
+                "run `recorder models fetch`"
+            )
 
 
 def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[str]:
@@ -160,8 +175,19 @@ def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[
         wheel = (wheel_dir or Path(tmp)) / manifest.wheel
         if not wheel.exists():
             log(f"downloading {manifest.distribution} with pip")
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "-q", "-d", tmp, manifest.distribution]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+                tmp,
+                manifest.distribution,
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             wheel = Path(tmp) / manifest.wheel
             if proc.returncode != 0 or not wheel.exists():
@@ -175,8 +201,9 @@ def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[
         try:
             _install(manifest, wheel, todo, log)
         except OSError as e:
-            raise RecorderError(f"models directory {manifest.directory}: cannot install the "
-                                f"models ({e.strerror})") from None
+            raise RecorderError(
+                f"models directory {manifest.directory}: cannot install the models ({e.strerror})"
+            ) from None
     return [e.name for e in todo]
 
 
@@ -187,8 +214,9 @@ def _install(manifest: Manifest, wheel: Path, todo: list[ModelFile], log) -> Non
             try:
                 data = z.read(manifest.path_in_wheel + entry.file)
             except KeyError:
-                raise RecorderError(f"{wheel.name} has no {manifest.path_in_wheel}"
-                                    f"{entry.file}") from None
+                raise RecorderError(
+                    f"{wheel.name} has no {manifest.path_in_wheel}{entry.file}"
+                ) from None
             got = hashlib.sha256(data).hexdigest()
             if got != entry.sha256:
                 raise RecorderError(

@@ -33,8 +33,7 @@ class MuteSwitch:
                 if not self.path.is_symlink() and self.path.is_file():
                     return
                 self.path.unlink(missing_ok=True)
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                             0o600)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
                 try:
                     os.write(fd, b"muted\n")
                     os.fsync(fd)

@@ -43,14 +43,18 @@ def machine_settings(config: Config, names: Iterable[str]) -> MachineSettings:
 
 def build_engine(config: Config) -> OpenWakeWordEngine:
     """The wake-word models of `[wake]`, verified, on one feature pipeline."""
-    manifest = models.load_manifest(config.path(config.wake.models_dir)
-                                    if config.wake.models_dir else None)
+    manifest = models.load_manifest(
+        config.path(config.wake.models_dir) if config.wake.models_dir else None
+    )
     features = list(manifest.features.values())
     models.verify_installed(manifest, features)
     specs = [models.resolve_wake_model(manifest, m) for m in config.wake.models]
-    return OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
-                              manifest.path(manifest.features["embedding"]), specs,
-                              gate=gate_vad() if config.wake.gate else None)
+    return OpenWakeWordEngine(
+        manifest.path(manifest.features["melspectrogram"]),
+        manifest.path(manifest.features["embedding"]),
+        specs,
+        gate=gate_vad() if config.wake.gate else None,
+    )
 
 
 def build_vad(config: Config) -> WebRtcVad:
@@ -70,16 +74,22 @@ class Analysis:
     events: list[Event]
 
 
-def step(machine: Machine, engine: WakeEngine, vad: SpeechDetector,
-         frame: Frame, verifiers: Mapping[str, Verifier] | None = None) -> Analysis | None:
+def step(
+    machine: Machine,
+    engine: WakeEngine,
+    vad: SpeechDetector,
+    frame: Frame,
+    verifiers: Mapping[str, Verifier] | None = None,
+) -> Analysis | None:
     """The per-frame step. None while muted or stopped: that audio is dropped unanalysed."""
     if machine.state in (State.MUTED, State.OFF):
         return None
     scores = engine.process(frame.samples)
     if verifiers and isinstance(engine, OpenWakeWordEngine):
         recent = engine.recent_embeddings
-        scores = apply_verifiers(scores, lambda: recent(WINDOW), verifiers,
-                                 machine.settings.thresholds)
+        scores = apply_verifiers(
+            scores, lambda: recent(WINDOW), verifiers, machine.settings.thresholds
+        )
     speech = vad.is_speech(frame.samples)
     return Analysis(scores, speech, machine.step(frame, scores, speech))
 
@@ -105,14 +115,20 @@ def build_verifiers(config: Config, names: Iterable[str]) -> dict[str, Verifier]
         if value:
             v = load_verifier(config.path(value))
             if v.model != name:
-                raise RecorderError(f"[wake.per_model.{name}] verifier {value}: trained for "
-                                    f"{v.model!r}, not {name!r}")
+                raise RecorderError(
+                    f"[wake.per_model.{name}] verifier {value}: trained for "
+                    f"{v.model!r}, not {name!r}"
+                )
             out[name] = v
     return out
 
 
-def build_pipeline(config: Config, engine: WakeEngine | None = None, dry_run: bool = False,
-                   devices: Devices | None = None) -> Pipeline:
+def build_pipeline(
+    config: Config,
+    engine: WakeEngine | None = None,
+    dry_run: bool = False,
+    devices: Devices | None = None,
+) -> Pipeline:
     """`engine`: reuse a loaded one (a reload with the same models). `devices`: the Pi lights
     owned so far (a reload takes them over); a dry run creates no recordings directory."""
     storage = Storage(config.path(config.storage.directory))
@@ -122,5 +138,12 @@ def build_pipeline(config: Config, engine: WakeEngine | None = None, dry_run: bo
     engine = engine or build_engine(config)
     verifiers = build_verifiers(config, engine.names)
     # The indicator last: it takes over the lights of the configuration it replaces.
-    return Pipeline(config, engine, build_vad(config), storage,
-                    build_indicators(config, devices or Devices()), player, verifiers)
+    return Pipeline(
+        config,
+        engine,
+        build_vad(config),
+        storage,
+        build_indicators(config, devices or Devices()),
+        player,
+        verifiers,
+    )

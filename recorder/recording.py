@@ -42,8 +42,14 @@ class RecordingMeta:
     """Optional keys of other parts: the chime's offset and duration, the device's format."""
 
     @classmethod
-    def of(cls, event: UtteranceReady, run_started_at: datetime, threshold: float,
-           source: str, extra: Mapping[str, Any] | None = None) -> RecordingMeta:
+    def of(
+        cls,
+        event: UtteranceReady,
+        run_started_at: datetime,
+        threshold: float,
+        source: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> RecordingMeta:
         offset_s = frames_to_s(event.start_frame)
         return cls(
             wake_word=event.wake.wake_word,

@@ -56,12 +56,17 @@ class Recording:
         """One line for `recorder list`, whatever the sidecar holds."""
         m = self.meta
         duration = m.get("duration_s")
-        if not isinstance(duration, int | float) or isinstance(duration, bool) \
-                or not math.isfinite(duration):
+        if (
+            not isinstance(duration, int | float)
+            or isinstance(duration, bool)
+            or not math.isfinite(duration)
+        ):
             duration = 0.0
-        return (f"{self.id}  {str(m.get('started_at', '?'))[:40]}  {duration:6.2f} s  "
-                f"{str(m.get('wake_word', '?'))[:40]:<12} {str(m.get('end_reason', '?'))[:20]:<10} "
-                f"{self.wav}")
+        return (
+            f"{self.id}  {str(m.get('started_at', '?'))[:40]}  {duration:6.2f} s  "
+            f"{str(m.get('wake_word', '?'))[:40]:<12} {str(m.get('end_reason', '?'))[:20]:<10} "
+            f"{self.wav}"
+        )
 
     def size_bytes(self) -> int:
         try:
@@ -115,8 +120,11 @@ class Storage:
         d = self.directory
         for tmp in d.glob(f".*{TMP_SUFFIX}"):
             final = d / tmp.name[1 : -len(TMP_SUFFIX)]
-            if final.suffix == ".wav" and final.with_suffix(".json").exists() \
-                    and not final.exists():
+            if (
+                final.suffix == ".wav"
+                and final.with_suffix(".json").exists()
+                and not final.exists()
+            ):
                 os.replace(tmp, final)  # complete and fsynced: the sidecar was already renamed
             else:
                 tmp.unlink(missing_ok=True)
@@ -139,8 +147,12 @@ class Storage:
         wav, sidecar = d / f"{rid}.wav", d / f"{rid}.json"
         tmp_wav, tmp_json = d / f".{wav.name}{TMP_SUFFIX}", d / f".{sidecar.name}{TMP_SUFFIX}"
         samples = np.ascontiguousarray(audio, dtype="<i2")
-        meta = {"id": rid, "audio_file": wav.name, **meta,
-                "audio_sha256": hashlib.sha256(samples.tobytes()).hexdigest()}
+        meta = {
+            "id": rid,
+            "audio_file": wav.name,
+            **meta,
+            "audio_sha256": hashlib.sha256(samples.tobytes()).hexdigest(),
+        }
         try:
             with _new_file(tmp_wav) as f:
                 write_wav(f, samples)
@@ -164,8 +176,9 @@ class Storage:
         recording.wav.unlink(missing_ok=True)
         recording.sidecar.unlink(missing_ok=True)
 
-    def enforce(self, max_age_s: float, max_count: int, max_total_bytes: int,
-                now: datetime) -> list[Recording]:
+    def enforce(
+        self, max_age_s: float, max_count: int, max_total_bytes: int, now: datetime
+    ) -> list[Recording]:
         """Delete the oldest recordings until every limit (0: none) holds; return them."""
         recs = self.list()
         doomed: list[Recording] = []

@@ -32,8 +32,13 @@ class ThreadWatch:
         self._lock = threading.Lock()
         self._failure: ThreadFailure | None = None
 
-    def start(self, name: str, target: Callable[..., Any], *args: Any,
-              keeps_running: Callable[[], bool] | None = None) -> threading.Thread:
+    def start(
+        self,
+        name: str,
+        target: Callable[..., Any],
+        *args: Any,
+        keeps_running: Callable[[], bool] | None = None,
+    ) -> threading.Thread:
         """Start `target(*args)` on a daemon thread named `name`.
 
         An exception escaping `target` is a failure. With `keeps_running`, so is a return
@@ -73,7 +78,11 @@ WATCH = ThreadWatch()
 """The process's watch: the daemon polls it; the modules that start critical threads use it."""
 
 
-def start(name: str, target: Callable[..., Any], *args: Any,
-          keeps_running: Callable[[], bool] | None = None) -> threading.Thread:
+def start(
+    name: str,
+    target: Callable[..., Any],
+    *args: Any,
+    keeps_running: Callable[[], bool] | None = None,
+) -> threading.Thread:
     """`WATCH.start(...)`."""
     return WATCH.start(name, target, *args, keeps_running=keeps_running)

@@ -46,9 +46,16 @@ def read(path: Path) -> np.ndarray:
 
 def speech_clips() -> list[np.ndarray]:
     """Real speech (openWakeWord's test clips) and the synthesized scenes' speech."""
-    clips = [read(FIXTURES / n) for n in ("negative_reference.wav", "hey_jane.wav",
-                                           "turn_on_the_office_lights_test_clip.wav",
-                                           "alexa_test.wav", "hey_mycroft_test.wav")]
+    clips = [
+        read(FIXTURES / n)
+        for n in (
+            "negative_reference.wav",
+            "hey_jane.wav",
+            "turn_on_the_office_lights_test_clip.wav",
+            "alexa_test.wav",
+            "hey_mycroft_test.wav",
+        )
+    ]
     scenes = json.loads((REPO / "tests" / "audio" / "scenes.json").read_text())
     for name, marks in scenes.items():
         x = read(REPO / "tests" / "audio" / f"{name}.wav")
@@ -81,18 +88,23 @@ def continuous_speech(minutes: float) -> np.ndarray:
 
 def our_engine(manifest, names: list[str], gated: bool) -> OpenWakeWordEngine:
     specs = [models.resolve_wake_model(manifest, n) for n in names]
-    return OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
-                              manifest.path(manifest.features["embedding"]), specs,
-                              gate=gate_vad() if gated else None)
+    return OpenWakeWordEngine(
+        manifest.path(manifest.features["melspectrogram"]),
+        manifest.path(manifest.features["embedding"]),
+        specs,
+        gate=gate_vad() if gated else None,
+    )
 
 
 def their_model(manifest, names: list[str]):
     from openwakeword.model import Model
 
-    return Model(wakeword_models=[str(manifest.path(manifest.wakewords[n])) for n in names],
-                 inference_framework="onnx",
-                 melspec_model_path=str(manifest.path(manifest.features["melspectrogram"])),
-                 embedding_model_path=str(manifest.path(manifest.features["embedding"])))
+    return Model(
+        wakeword_models=[str(manifest.path(manifest.wakewords[n])) for n in names],
+        inference_framework="onnx",
+        melspec_model_path=str(manifest.path(manifest.features["melspectrogram"])),
+        embedding_model_path=str(manifest.path(manifest.features["embedding"])),
+    )
 
 
 def cpu_per_hour(step, audio: np.ndarray, times: list[float] | None = None) -> float:
@@ -111,14 +123,17 @@ def cpu_per_hour(step, audio: np.ndarray, times: list[float] | None = None) -> f
 
 # Peak RSS of a command, measured by a small launcher process: a child forked straight from
 # this (large) process would count this process's pages in its own peak until it execs.
-_LAUNCHER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-             "stderr=subprocess.DEVNULL); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+_LAUNCHER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+    "stderr=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
 
 
 def peak_rss_mb(argv: list[str]) -> float:
-    out = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, *argv], check=True, capture_output=True, text=True
+    ).stdout
     return int(out.split()[-1]) / 1024
 
 
@@ -131,8 +146,14 @@ def startup_and_rss() -> dict[str, float]:
             w.setframerate(RATE)
             w.writeframes(quiet_home(1.0).tobytes())
         recorder = Path(sys.executable).parent / "recorder"
-        run = [str(recorder), "run", "--source", f"file:{clip}", "--recordings",
-               str(Path(tmp) / "rec")]
+        run = [
+            str(recorder),
+            "run",
+            "--source",
+            f"file:{clip}",
+            "--recordings",
+            str(Path(tmp) / "rec"),
+        ]
         starts = []
         for _ in range(5):
             t0 = time.perf_counter()
@@ -142,14 +163,19 @@ def startup_and_rss() -> dict[str, float]:
                     starts.append(time.perf_counter() - t0)
                     break
             proc.communicate()
-        code = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1]); "
-                "import bench, recorder.models as m; "
-                "o = bench.their_model(m.load_manifest(), ['hey_jarvis']); "
-                "[o.predict(np.zeros(1280, np.int16)) for _ in range(750)]")
-        return {"start_to_listening_s": float(np.median(starts)),
-                "peak_rss_mb": peak_rss_mb(run),
-                "openwakeword_peak_rss_mb": peak_rss_mb(
-                    [sys.executable, "-c", code, str(REPO / "scripts")])}
+        code = (
+            "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); "
+            "import bench, recorder.models as m; "
+            "o = bench.their_model(m.load_manifest(), ['hey_jarvis']); "
+            "[o.predict(np.zeros(1280, np.int16)) for _ in range(750)]"
+        )
+        return {
+            "start_to_listening_s": float(np.median(starts)),
+            "peak_rss_mb": peak_rss_mb(run),
+            "openwakeword_peak_rss_mb": peak_rss_mb(
+                [sys.executable, "-c", code, str(REPO / "scripts")]
+            ),
+        }
 
 
 def main() -> int:
@@ -171,8 +197,9 @@ def main() -> int:
         out[f"{label}_ungated_cpu_s_per_h"] = cpu_per_hour(ungated.process, audio)
         theirs = their_model(manifest, names)
         out[f"{label}_openwakeword_cpu_s_per_h"] = cpu_per_hour(theirs.predict, audio)
-        out[f"{label}_ratio"] = (out[f"{label}_ours_cpu_s_per_h"]
-                                 / out[f"{label}_openwakeword_cpu_s_per_h"])
+        out[f"{label}_ratio"] = (
+            out[f"{label}_ours_cpu_s_per_h"] / out[f"{label}_openwakeword_cpu_s_per_h"]
+        )
 
     times: list[float] = []
     run("quiet_home", quiet, ["hey_jarvis"], times)
@@ -181,27 +208,36 @@ def main() -> int:
     out["frame_max_ms"] = float(np.max(times) * 1000)
     run("speech", speech, ["hey_jarvis"])
     run("speech_four_models", speech, FOUR)
-    out["four_models_vs_one"] = (out["speech_four_models_ours_cpu_s_per_h"]
-                                 / out["speech_ours_cpu_s_per_h"])
+    out["four_models_vs_one"] = (
+        out["speech_four_models_ours_cpu_s_per_h"] / out["speech_ours_cpu_s_per_h"]
+    )
     out.update(startup_and_rss())
     if args.json:
         print(json.dumps({k: round(v, 4) for k, v in out.items()}, indent=2))
         return 0
     print(f"audio: quiet home {args.minutes:g} min, continuous speech {args.speech_minutes:g} min")
-    print(f"{'case':<22}{'ours (gated)':>14}{'ours ungated':>14}{'openWakeWord':>14}"
-          f"{'ratio':>8}{'gate open':>11}")
+    print(
+        f"{'case':<22}{'ours (gated)':>14}{'ours ungated':>14}{'openWakeWord':>14}"
+        f"{'ratio':>8}{'gate open':>11}"
+    )
     for label in ("quiet_home", "speech", "speech_four_models"):
-        print(f"{label:<22}{out[label + '_ours_cpu_s_per_h']:>12.1f} s"
-              f"{out[label + '_ungated_cpu_s_per_h']:>12.1f} s"
-              f"{out[label + '_openwakeword_cpu_s_per_h']:>12.1f} s"
-              f"{out[label + '_ratio']:>8.2f}{out[label + '_gate_open']:>10.1%}")
+        print(
+            f"{label:<22}{out[label + '_ours_cpu_s_per_h']:>12.1f} s"
+            f"{out[label + '_ungated_cpu_s_per_h']:>12.1f} s"
+            f"{out[label + '_openwakeword_cpu_s_per_h']:>12.1f} s"
+            f"{out[label + '_ratio']:>8.2f}{out[label + '_gate_open']:>10.1%}"
+        )
     print("(CPU seconds per hour of audio; ratio = ours gated / openWakeWord)")
     print(f"four models / one model (ours, speech): {out['four_models_vs_one']:.2f}x")
-    print(f"per frame (ours, quiet home): p50 {out['frame_p50_ms']:.2f} ms, "
-          f"p99 {out['frame_p99_ms']:.2f} ms, max {out['frame_max_ms']:.2f} ms")
-    print(f"recorder run: start to listening {out['start_to_listening_s']:.2f} s, "
-          f"peak RSS {out['peak_rss_mb']:.0f} MB "
-          f"(openWakeWord process: {out['openwakeword_peak_rss_mb']:.0f} MB)")
+    print(
+        f"per frame (ours, quiet home): p50 {out['frame_p50_ms']:.2f} ms, "
+        f"p99 {out['frame_p99_ms']:.2f} ms, max {out['frame_max_ms']:.2f} ms"
+    )
+    print(
+        f"recorder run: start to listening {out['start_to_listening_s']:.2f} s, "
+        f"peak RSS {out['peak_rss_mb']:.0f} MB "
+        f"(openWakeWord process: {out['openwakeword_peak_rss_mb']:.0f} MB)"
+    )
     return 0
 
 

@@ -63,6 +63,7 @@ def reframer_cost(device: np.ndarray, fmt: OpenFormat) -> float:
         for i in range(0, len(device), block):
             for _ in r.push(device[i : i + block]):
                 pass
+
     return cpu(go)
 
 
@@ -74,18 +75,22 @@ def kaiser_cost(device: np.ndarray, rate: int) -> float:
     def go() -> None:
         for i in range(0, len(x), block):
             resample(x[max(0, i - ctx) : i + block + ctx], rate, SAMPLE_RATE)
+
     return cpu(go)
 
 
 def engine_cost(samples: np.ndarray) -> float:
     m = models.load_manifest()
-    engine = OpenWakeWordEngine(m.path(m.features["melspectrogram"]),
-                                m.path(m.features["embedding"]),
-                                [models.resolve_wake_model(m, "hey_jarvis")])
+    engine = OpenWakeWordEngine(
+        m.path(m.features["melspectrogram"]),
+        m.path(m.features["embedding"]),
+        [models.resolve_wake_model(m, "hey_jarvis")],
+    )
 
     def go() -> None:
         for i in range(0, len(samples) - 1279, 1280):
             engine.process(samples[i : i + 1280])
+
     return cpu(go)
 
 
@@ -100,23 +105,33 @@ def main() -> int:
     s48, s44 = at_rate(speech, 48000), at_rate(speech, 44100)
     quiet = (np.random.default_rng(1).standard_normal(len(s48)) * 300).astype(np.int16)
     cases = {
-        "48 kHz stereo -> 16 kHz (soxr)": reframer_cost(np.column_stack([quiet, s48]),
-                                                        OpenFormat(48000, 2, 1)),
+        "48 kHz stereo -> 16 kHz (soxr)": reframer_cost(
+            np.column_stack([quiet, s48]), OpenFormat(48000, 2, 1)
+        ),
         "44.1 kHz mono -> 16 kHz (soxr)": reframer_cost(s44, OpenFormat(44100, 1, 0)),
         "16 kHz stereo, one channel kept": reframer_cost(
-            np.column_stack([speech, speech]), OpenFormat(SAMPLE_RATE, 2, 0)),
+            np.column_stack([speech, speech]), OpenFormat(SAMPLE_RATE, 2, 0)
+        ),
         # The slow one runs on the first minute only, scaled to the same duration.
-        "48 kHz -> 16 kHz, Kaiser sinc (recorder.audio.resample)":
-            kaiser_cost(s48[: 60 * 48000], 48000) * len(s48) / min(len(s48), 60 * 48000),
+        "48 kHz -> 16 kHz, Kaiser sinc (recorder.audio.resample)": kaiser_cost(
+            s48[: 60 * 48000], 48000
+        )
+        * len(s48)
+        / min(len(s48), 60 * 48000),
     }
     engine = engine_cost(speech) * per_hour
     results = {name: round(c * per_hour, 2) for name, c in cases.items()}
     if args.json:
-        print(json.dumps({"cpu_s_per_hour": results, "engine_cpu_s_per_hour": round(engine, 2)},
-                         indent=2))
+        print(
+            json.dumps(
+                {"cpu_s_per_hour": results, "engine_cpu_s_per_hour": round(engine, 2)}, indent=2
+            )
+        )
         return 0
-    print(f"{args.minutes:g} min of audio; CPU seconds per hour of audio, and the ratio to the "
-          "wake-word engine (ungated, hey_jarvis) on the same audio")
+    print(
+        f"{args.minutes:g} min of audio; CPU seconds per hour of audio, and the ratio to the "
+        "wake-word engine (ungated, hey_jarvis) on the same audio"
+    )
     print(f"{'wake-word engine (reference)':<58} {engine:8.2f}   1.000x")
     for name, value in results.items():
         print(f"{name:<58} {value:8.2f}   {value / engine:.3f}x")

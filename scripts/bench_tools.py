@@ -57,7 +57,7 @@ def make_files(directory: Path, n_files: int, seconds: float, seed: int = 7) -> 
         while total < seconds * RATE:
             s = scenes[rng.integers(len(scenes))]
             # the scenes' own lead-in is 2 s of noise bed: keep a part of it
-            s = s[int(rng.uniform(1.0, 1.9) * RATE):] * rng.uniform(0.6, 1.2)
+            s = s[int(rng.uniform(1.0, 1.9) * RATE) :] * rng.uniform(0.6, 1.2)
             parts.append(s)
             total += len(s)
         audio = np.concatenate(parts)[: int(seconds * RATE)]
@@ -91,10 +91,18 @@ def main() -> int:
             base = ["score", tmp, "--json"]
         else:
             half = len(paths) // 2
-            base = ["tune", "--positives", *map(str, paths[:half]), "--negatives",
-                    *map(str, paths[half:]), "--json"]
-        print(f"{opts.tool}: {opts.files} files x {opts.seconds:g} s = {audio_s / 60:.1f} min of "
-              f"audio, {os.cpu_count()} cores")
+            base = [
+                "tune",
+                "--positives",
+                *map(str, paths[:half]),
+                "--negatives",
+                *map(str, paths[half:]),
+                "--json",
+            ]
+        print(
+            f"{opts.tool}: {opts.files} files x {opts.seconds:g} s = {audio_s / 60:.1f} min of "
+            f"audio, {os.cpu_count()} cores"
+        )
         timed([*base, "--jobs", str(jobs[-1])])  # warm-up: page cache, model files
         times = {}
         for j in jobs:

@@ -38,8 +38,13 @@ def run_property(name: str, seconds: float | None) -> tuple[int, float]:
         while True:
             examples = BUDGET[name] if seconds is None else ROUND
 
-            @settings(max_examples=examples, deadline=None, database=None,
-                      derandomize=seconds is None, suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=examples,
+                deadline=None,
+                database=None,
+                derandomize=seconds is None,
+                suppress_health_check=list(HealthCheck),
+            )
             @given(prop.strategy)
             def run(case):
                 prop.run(case, ctx)
@@ -55,9 +60,17 @@ def run_machine(seconds: float | None) -> tuple[int, int, float]:
     start = time.monotonic()
     runs, steps = MachinePromises.runs, MachinePromises.steps
     while True:
-        s = (MachinePromises.TestCase.settings if seconds is None else settings(
-            max_examples=ROUND, stateful_step_count=MACHINE_STEPS, deadline=None, database=None,
-            suppress_health_check=list(HealthCheck)))
+        s = (
+            MachinePromises.TestCase.settings
+            if seconds is None
+            else settings(
+                max_examples=ROUND,
+                stateful_step_count=MACHINE_STEPS,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+        )
         run_state_machine_as_test(MachinePromises, settings=s)
         if seconds is None or time.monotonic() - start >= seconds:
             break
@@ -67,12 +80,20 @@ def run_machine(seconds: float | None) -> tuple[int, int, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--minutes", type=float, default=1.0,
-                       help="total time budget, shared equally between the properties")
-    group.add_argument("--as-tests", action="store_true",
-                       help="run the derandomized budgets of `make test` and count them")
-    parser.add_argument("--only", nargs="+", choices=[*PROPERTIES, "machine"],
-                        help="run only these properties")
+    group.add_argument(
+        "--minutes",
+        type=float,
+        default=1.0,
+        help="total time budget, shared equally between the properties",
+    )
+    group.add_argument(
+        "--as-tests",
+        action="store_true",
+        help="run the derandomized budgets of `make test` and count them",
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=[*PROPERTIES, "machine"], help="run only these properties"
+    )
     args = parser.parse_args()
     names = args.only or [*PROPERTIES, "machine"]
     share = None if args.as_tests else args.minutes * 60 / len(names)

@@ -25,10 +25,12 @@ RATE = 16000
 def speak(text: str, voice: str, speed: int) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
-                       check=True)
-        subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out)],
-                       check=True)
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True
+        )
+        subprocess.run(
+            ["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out)], check=True
+        )
         with wave.open(str(out)) as w:
             x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
     loud = np.flatnonzero(np.abs(x) > 300)  # trim espeak's leading/trailing silence
@@ -72,18 +74,31 @@ def main() -> None:
     time_q = speak("what time is it", "en+f3", 140)
     music = speak("play some music in the living room please", "en-us", 150)
     chat = speak("we were talking about dinner tonight", "en+m3", 150)
-    story = speak("tell me a long story about a dragon who lived in a castle by the sea "
-                  "and never ever went to sleep", "en-us", 150)
+    story = speak(
+        "tell me a long story about a dragon who lived in a castle by the sea "
+        "and never ever went to sleep",
+        "en-us",
+        150,
+    )
     scenes = {
         "jarvis_pause_command": ([("wake", 2.0, jarvis), ("command", 0.4, lights)], 2.5),
         "jarvis_runon_command": ([("wake", 2.0, jarvis_f), ("command", 0.0, time_q)], 2.5),
         "jarvis_bare": ([("wake", 2.0, jarvis)], 6.0),
         "alexa_command": ([("wake", 2.0, alexa), ("command", 0.3, music)], 2.5),
         "command_without_wake": ([("speech", 2.0, lights), ("speech2", 1.0, music)], 3.0),
-        "speech_then_wake": ([("chat", 1.5, chat), ("wake", 0.4, jarvis),
-                              ("command", 0.3, lights)], 2.5),
-        "two_requests": ([("wake", 2.0, jarvis), ("command", 0.4, lights),
-                          ("wake2", 3.0, jarvis_f), ("command2", 0.3, time_q)], 2.5),
+        "speech_then_wake": (
+            [("chat", 1.5, chat), ("wake", 0.4, jarvis), ("command", 0.3, lights)],
+            2.5,
+        ),
+        "two_requests": (
+            [
+                ("wake", 2.0, jarvis),
+                ("command", 0.4, lights),
+                ("wake2", 3.0, jarvis_f),
+                ("command2", 0.3, time_q),
+            ],
+            2.5,
+        ),
         "jarvis_long_command": ([("wake", 2.0, jarvis), ("command", 0.3, story)], 2.5),
     }
     meta = {}

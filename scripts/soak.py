@@ -56,13 +56,28 @@ def main() -> int:
     total_bytes = int(args.hours * 3600 * RATE * 2)
     tmp = Path(tempfile.mkdtemp(prefix="recorder-soak-"))
     config = tmp / "soak.toml"
-    config.write_text('[wake]\nmodels = ["hey_jarvis", "alexa"]\n'
-                      "[storage]\nmax_count = 50\n[log]\nlevel = \"warning\"\n")
+    config.write_text(
+        '[wake]\nmodels = ["hey_jarvis", "alexa"]\n'
+        '[storage]\nmax_count = 50\n[log]\nlevel = "warning"\n'
+    )
     recorder = Path(sys.executable).parent / "recorder"
     proc = subprocess.Popen(
-        [str(recorder), "run", "--source", "stdin", "--config", str(config),
-         "--recordings", str(tmp / "rec"), "--runtime-dir", str(tmp / "run"),
-         "--state-dir", str(tmp / "state")], stdin=subprocess.PIPE)
+        [
+            str(recorder),
+            "run",
+            "--source",
+            "stdin",
+            "--config",
+            str(config),
+            "--recordings",
+            str(tmp / "rec"),
+            "--runtime-dir",
+            str(tmp / "run"),
+            "--state-dir",
+            str(tmp / "state"),
+        ],
+        stdin=subprocess.PIPE,
+    )
     fed = [0]
 
     def feed() -> None:
@@ -83,19 +98,31 @@ def main() -> int:
                 rss, fds = sample(proc.pid)
             except (FileNotFoundError, ProcessLookupError, StopIteration):
                 break
-            rows.append({"audio_min": round(audio_min, 1), "rss_mb": round(rss / 1024, 1),
-                         "fds": fds, "wall_s": round(time.monotonic() - t0, 1)})
+            rows.append(
+                {
+                    "audio_min": round(audio_min, 1),
+                    "rss_mb": round(rss / 1024, 1),
+                    "fds": fds,
+                    "wall_s": round(time.monotonic() - t0, 1),
+                }
+            )
             print(f"{audio_min:8.1f} audio-min  rss {rss / 1024:6.1f} MB  fds {fds}", flush=True)
             next_at += args.every_minutes
         time.sleep(0.05)
     wall = time.monotonic() - t0
     saved = len(list((tmp / "rec").glob("*.wav")))
     warm = [r for r in rows if r["audio_min"] >= args.warmup_minutes]
-    result = {"hours": args.hours, "wall_s": round(wall, 1), "exit": proc.returncode,
-              "recordings_kept": saved, "samples": rows}
+    result = {
+        "hours": args.hours,
+        "wall_s": round(wall, 1),
+        "exit": proc.returncode,
+        "recordings_kept": saved,
+        "samples": rows,
+    }
     if warm:
-        result["rss_growth_after_warmup_mb"] = round(max(r["rss_mb"] for r in warm)
-                                                     - warm[0]["rss_mb"], 2)
+        result["rss_growth_after_warmup_mb"] = round(
+            max(r["rss_mb"] for r in warm) - warm[0]["rss_mb"], 2
+        )
         # a save in progress holds one file open for a moment: compare the settled counts
         fds = [r["fds"] for r in warm]
         result["fd_growth_after_warmup"] = min(fds[-3:]) - min(fds[:3])

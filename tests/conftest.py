@@ -52,10 +52,16 @@ def tone(freq: float, seconds: float, rate: int = RATE, channels: int = 1) -> np
     return np.repeat(x[:, None], channels, axis=1).reshape(-1)
 
 
-def run_recorder(*args: str, timeout: float = 120, env: dict | None = None,
-                 input: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RECORDER), *args], capture_output=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, input=input)
+def run_recorder(
+    *args: str, timeout: float = 120, env: dict | None = None, input: bytes | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(RECORDER), *args],
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        input=input,
+    )
 
 
 def recordings(directory: Path) -> list[tuple[dict, np.ndarray]]:
@@ -92,8 +98,13 @@ def private_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "config"))  # no config file found there
     monkeypatch.setenv("RECORDER_SYSTEM_CONFIG", str(base / "etc" / "recorder.toml"))
-    for var in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC",
-                "RECORDER_CONFIG"):
+    for var in (
+        "RUNTIME_DIRECTORY",
+        "STATE_DIRECTORY",
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "RECORDER_CONFIG",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -101,8 +112,11 @@ def private_dirs(tmp_path_factory, monkeypatch):
 def small_tmpfs(path: Path, size_kib: int):
     """A real tmpfs of `size_kib` mounted at `path` (skips the test where mounting is refused)."""
     path.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     try:

@@ -86,6 +86,7 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 # --- WAV files --------------------------------------------------------------------------------
 
+
 def _chunk(cid: bytes, body: bytes, size: int | None) -> bytes:
     size = len(body) if size is None else size
     return cid + struct.pack("<I", size & 0xFFFFFFFF) + body + (b"\0" if len(body) & 1 else b"")
@@ -98,25 +99,41 @@ def wav_files(draw: st.DrawFn) -> bytes:
         return draw(st.binary(max_size=200))
     tag = draw(st.sampled_from([1, 3, 0xFFFE, 0, 2, 0x55, 0xFFFF]))
     channels = draw(st.sampled_from([1, 2, 0, 3, 8, 64, 65, 65535]))
-    rate = draw(st.sampled_from([16000, 8000, 44100, 48000, 22050, 1000, 999, 0, 768000,
-                                 768001, 4294967295]) | st.integers(0, 2**32 - 1))
+    rate = draw(
+        st.sampled_from(
+            [16000, 8000, 44100, 48000, 22050, 1000, 999, 0, 768000, 768001, 4294967295]
+        )
+        | st.integers(0, 2**32 - 1)
+    )
     bits = draw(st.sampled_from([16, 8, 24, 32, 64, 0, 12, 7, 65535]))
     fmt = struct.pack("<HHIIHH", tag, channels, rate & 0xFFFFFFFF, 0, 0, bits)
     if tag == 0xFFFE:
         fmt += struct.pack("<HHIH", 22, bits, 0, draw(st.sampled_from([1, 3, 2])))
         fmt += b"\0" * 14
-    fmt = fmt[: draw(st.integers(0, len(fmt)))] if draw(st.booleans()) and draw(
-        st.booleans()) else fmt
-    size_lie = st.one_of(st.none(), st.sampled_from([0, 1, 15, 0xFFFFFFFF, 0x7FFFFFFF]),
-                         st.integers(0, 2**32 - 1))
+    fmt = (
+        fmt[: draw(st.integers(0, len(fmt)))]
+        if draw(st.booleans()) and draw(st.booleans())
+        else fmt
+    )
+    size_lie = st.one_of(
+        st.none(), st.sampled_from([0, 1, 15, 0xFFFFFFFF, 0x7FFFFFFF]), st.integers(0, 2**32 - 1)
+    )
     n_data = draw(st.integers(0, 3000))
-    data = draw(st.binary(min_size=n_data, max_size=n_data)) if n_data < 64 else \
-        np.random.default_rng(n_data).integers(0, 256, n_data, dtype=np.uint8).tobytes()
-    chunks = [_chunk(b"fmt ", fmt, draw(size_lie) if draw(st.integers(0, 4)) == 0 else None),
-              _chunk(b"data", data, draw(size_lie) if draw(st.booleans()) else None)]
+    data = (
+        draw(st.binary(min_size=n_data, max_size=n_data))
+        if n_data < 64
+        else np.random.default_rng(n_data).integers(0, 256, n_data, dtype=np.uint8).tobytes()
+    )
+    chunks = [
+        _chunk(b"fmt ", fmt, draw(size_lie) if draw(st.integers(0, 4)) == 0 else None),
+        _chunk(b"data", data, draw(size_lie) if draw(st.booleans()) else None),
+    ]
     for _ in range(draw(st.integers(0, 2))):
-        junk = _chunk(draw(st.sampled_from([b"LIST", b"junk", b"fact", b"fmt ", b"data"])),
-                      draw(st.binary(max_size=20)), draw(size_lie))
+        junk = _chunk(
+            draw(st.sampled_from([b"LIST", b"junk", b"fact", b"fmt ", b"data"])),
+            draw(st.binary(max_size=20)),
+            draw(size_lie),
+        )
         chunks.insert(draw(st.integers(0, len(chunks))), junk)
     body = b"WAVE" + b"".join(chunks)
     riff = b"RIFF" + struct.pack("<I", draw(st.sampled_from([len(body), 0, 0xFFFFFFFF]))) + body
@@ -153,14 +170,16 @@ def temp_dir() -> Iterator[Path]:
 
 # --- TOML: the config file and the model manifest ----------------------------------------------
 
+
 def toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) \
-            else repr(v)
+        return (
+            "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+        )
     if isinstance(v, str):
         return json.dumps(v)  # JSON's escapes are TOML basic-string escapes
     if isinstance(v, list):
@@ -180,16 +199,46 @@ def toml_document(doc: dict[str, Any]) -> str:
 
 
 _scalars = st.one_of(
-    st.booleans(), st.integers(-2**63, 2**63 - 1), st.sampled_from([0, 1, 3, 100, -1, 2**53 + 1]),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.5, 0.0, 1.0, 2.0, 1e9]),
-    st.text(max_size=12), st.sampled_from(["", "~", "~nobody/x", "a\0b", "../..", "30d", "1e400d",
-                                           "infd", "-1s", "#ff0000", "blink", "on", "hey_jarvis",
-                                           "debug", "file:/dev/null", "mic:99"]))
-_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
-                       | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from([0, 1, 3, 100, -1, 2**53 + 1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.5, 0.0, 1.0, 2.0, 1e9]),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "",
+            "~",
+            "~nobody/x",
+            "a\0b",
+            "../..",
+            "30d",
+            "1e400d",
+            "infd",
+            "-1s",
+            "#ff0000",
+            "blink",
+            "on",
+            "hey_jarvis",
+            "debug",
+            "file:/dev/null",
+            "mic:99",
+        ]
+    ),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 
-_SECTIONS = {name: [f.name for f in dataclasses.fields(cls)]
-             for name, cls in typing.get_type_hints(config.Config).items() if name != "base_dir"}
+_SECTIONS = {
+    name: [f.name for f in dataclasses.fields(cls)]
+    for name, cls in typing.get_type_hints(config.Config).items()
+    if name != "base_dir"
+}
 
 
 @st.composite
@@ -205,9 +254,11 @@ def config_texts(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(0, 4))):
         section = draw(st.sampled_from([*_SECTIONS, "nope"]) | st.text(max_size=6))
         keys = _SECTIONS.get(section, []) + ["bogus", "base_dir"]
-        doc[section] = draw(st.dictionaries(st.sampled_from(keys) | st.text(max_size=6),
-                                            _values, max_size=5)) \
-            if draw(st.integers(0, 9)) else draw(_values)
+        doc[section] = (
+            draw(st.dictionaries(st.sampled_from(keys) | st.text(max_size=6), _values, max_size=5))
+            if draw(st.integers(0, 9))
+            else draw(_values)
+        )
     return toml_document(doc)
 
 
@@ -230,27 +281,42 @@ def check_config(text: str, tmp: Path) -> None:
 @st.composite
 def manifest_texts(draw: st.DrawFn) -> str:
     good_hash = "a" * 64
-    entry_values = st.one_of(st.sampled_from(["x.onnx", "../x.onnx", "/etc/passwd", "a/b.onnx",
-                                              "..", ".", "", good_hash, "x\0.onnx"]),
-                             _scalars, st.lists(_scalars, max_size=2))
+    entry_values = st.one_of(
+        st.sampled_from(
+            ["x.onnx", "../x.onnx", "/etc/passwd", "a/b.onnx", "..", ".", "", good_hash, "x\0.onnx"]
+        ),
+        _scalars,
+        st.lists(_scalars, max_size=2),
+    )
 
     def entry() -> Any:
         if draw(st.integers(0, 9)) == 0:
             return draw(_scalars)
-        return {k: draw(entry_values) if draw(st.integers(0, 3)) == 0 else
-                (good_hash if k == "sha256" else f"{k}.onnx" if k == "file" else "MIT")
-                for k in draw(st.sets(st.sampled_from(["file", "sha256", "licence", "x"])))}
+        return {
+            k: draw(entry_values)
+            if draw(st.integers(0, 3)) == 0
+            else (good_hash if k == "sha256" else f"{k}.onnx" if k == "file" else "MIT")
+            for k in draw(st.sets(st.sampled_from(["file", "sha256", "licence", "x"])))
+        }
 
     doc: dict[str, Any] = {}
     if draw(st.integers(0, 5)):
-        doc["source"] = {k: draw(entry_values) if draw(st.integers(0, 3)) == 0 else
-                         (good_hash if k == "wheel_sha256" else "w.whl")
-                         for k in draw(st.sets(st.sampled_from(
-                             ["distribution", "wheel", "wheel_sha256", "path_in_wheel"])))}
+        doc["source"] = {
+            k: draw(entry_values)
+            if draw(st.integers(0, 3)) == 0
+            else (good_hash if k == "wheel_sha256" else "w.whl")
+            for k in draw(
+                st.sets(st.sampled_from(["distribution", "wheel", "wheel_sha256", "path_in_wheel"]))
+            )
+        }
     for section in ("features", "wakewords"):
         if draw(st.integers(0, 5)):
-            names = draw(st.sets(st.sampled_from(["melspectrogram", "embedding", "alexa"])
-                                 | st.text(max_size=5), max_size=4))
+            names = draw(
+                st.sets(
+                    st.sampled_from(["melspectrogram", "embedding", "alexa"]) | st.text(max_size=5),
+                    max_size=4,
+                )
+            )
             doc[section] = {n: entry() for n in names}
     if draw(st.integers(0, 9)) == 0:
         return draw(st.text(max_size=100))
@@ -273,31 +339,57 @@ def check_manifest(text: str, tmp: Path) -> None:
 # --- the recordings directory: sidecars and listing ---------------------------------------------
 
 _sidecar_values = st.one_of(
-    st.binary(max_size=40), st.just(b""), st.just(b"\xff\xfe{"),
+    st.binary(max_size=40),
+    st.just(b""),
+    st.just(b"\xff\xfe{"),
     _values.map(lambda v: json.dumps(v).encode()),
-    st.fixed_dictionaries({}, optional={
-        "id": _scalars, "audio_file": st.sampled_from(["../outside/victim.wav", "/etc/passwd",
-                                                       "x.wav"]) | _scalars,
-        "started_at": st.sampled_from(["2020-01-01T00:00:00", "2020-01-01T00:00:00Z",
-                                       "9999-12-31T23:59:59+14:00", "0001-01-01", "nope"])
-        | _scalars,
-        "duration_s": _scalars, "wake_word": _scalars, "end_reason": _scalars,
-    }).map(lambda v: json.dumps(v).encode()))
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": _scalars,
+            "audio_file": st.sampled_from(["../outside/victim.wav", "/etc/passwd", "x.wav"])
+            | _scalars,
+            "started_at": st.sampled_from(
+                [
+                    "2020-01-01T00:00:00",
+                    "2020-01-01T00:00:00Z",
+                    "9999-12-31T23:59:59+14:00",
+                    "0001-01-01",
+                    "nope",
+                ]
+            )
+            | _scalars,
+            "duration_s": _scalars,
+            "wake_word": _scalars,
+            "end_reason": _scalars,
+        },
+    ).map(lambda v: json.dumps(v).encode()),
+)
 
-_entry_kinds = st.sampled_from(["file", "file", "missing", "link-out", "dir", "fifo",
-                                "dangling"])
+_entry_kinds = st.sampled_from(["file", "file", "missing", "link-out", "dir", "fifo", "dangling"])
 
 
 @st.composite
 def recording_dirs(draw: st.DrawFn) -> list[tuple[str, str, bytes, str]]:
     """(stem, kind of the sidecar, its bytes, kind of the WAV) per entry."""
-    stems = draw(st.lists(st.sampled_from(["a", "b", "20250101T000000.000Z", "c_1", ".h"]),
-                          max_size=4, unique=True))
+    stems = draw(
+        st.lists(
+            st.sampled_from(["a", "b", "20250101T000000.000Z", "c_1", ".h"]),
+            max_size=4,
+            unique=True,
+        )
+    )
     return [(s, draw(_entry_kinds), draw(_sidecar_values), draw(_entry_kinds)) for s in stems]
 
 
-_COMMANDS = [["list"], ["list", "--json"], ["delete", "--all"], ["delete", "--older-than", "1d"],
-             ["delete", "a", "b"], ["prune"]]
+_COMMANDS = [
+    ["list"],
+    ["list", "--json"],
+    ["delete", "--all"],
+    ["delete", "--older-than", "1d"],
+    ["delete", "a", "b"],
+    ["prune"],
+]
 
 
 def _make(path: Path, kind: str, content: bytes, outside: Path) -> None:
@@ -327,8 +419,9 @@ def check_recordings(case: tuple[list, int], tmp: Path) -> None:
     outside_before, rec_before = snapshot(outside), snapshot(rec)
     cfg = tmp / "c.toml"
     cfg.write_text('[storage]\nmax_count = 1\nmax_age = "1d"\n')
-    status, out = cli_ok_or_one_line_error(*_COMMANDS[command], "--config", str(cfg),
-                                           "--recordings", str(rec))
+    status, out = cli_ok_or_one_line_error(
+        *_COMMANDS[command], "--config", str(cfg), "--recordings", str(rec)
+    )
     assert snapshot(outside) == outside_before
     removed = set(rec_before) - set(snapshot(rec))
     for name in removed:  # only regular .wav / .json files in the directory itself
@@ -340,10 +433,16 @@ def check_recordings(case: tuple[list, int], tmp: Path) -> None:
 
 # --- the control protocol -----------------------------------------------------------------------
 
-_control_chunks = st.lists(st.one_of(
-    st.binary(max_size=50), st.sampled_from([b"status", b"mute", b"unmute", b"\n", b"\r\n",
-                                             b"\xff", b"\xc3", b"\0", b" status \n"]),
-    st.integers(4000, 9000).map(lambda n: b"x" * n)), max_size=6)
+_control_chunks = st.lists(
+    st.one_of(
+        st.binary(max_size=50),
+        st.sampled_from(
+            [b"status", b"mute", b"unmute", b"\n", b"\r\n", b"\xff", b"\xc3", b"\0", b" status \n"]
+        ),
+        st.integers(4000, 9000).map(lambda n: b"x" * n),
+    ),
+    max_size=6,
+)
 
 
 class _Handler:
@@ -403,11 +502,18 @@ def check_control(chunks: list[bytes], ctx: tuple[Path, control.ControlServer]) 
     assert control.request(run_dir, "status", timeout_s=5)["ok"] is True
 
 
-PROPERTIES = {p.name: p for p in [
-    Property("wav", wav_files(), check_wav, temp_dir),
-    Property("config", config_texts(), check_config, temp_dir),
-    Property("manifest", manifest_texts(), check_manifest, temp_dir),
-    Property("recordings", st.tuples(recording_dirs(), st.integers(0, len(_COMMANDS) - 1)),
-             check_recordings, temp_dir),
-    Property("control", _control_chunks, check_control, control_server),
-]}
+PROPERTIES = {
+    p.name: p
+    for p in [
+        Property("wav", wav_files(), check_wav, temp_dir),
+        Property("config", config_texts(), check_config, temp_dir),
+        Property("manifest", manifest_texts(), check_manifest, temp_dir),
+        Property(
+            "recordings",
+            st.tuples(recording_dirs(), st.integers(0, len(_COMMANDS) - 1)),
+            check_recordings,
+            temp_dir,
+        ),
+        Property("control", _control_chunks, check_control, control_server),
+    ]
+}

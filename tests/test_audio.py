@@ -44,16 +44,32 @@ def test_other_rates_and_channels_are_resampled_faithfully(tmp_path, rate, chann
 def _wav_header(fmt_tag: int, channels: int, rate: int, bits: int, n_bytes: int) -> bytes:
     block = channels * bits // 8
     fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate, rate * block, block, bits)
-    return (b"RIFF" + struct.pack("<I", 36 + n_bytes) + b"WAVE" + b"fmt "
-            + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", n_bytes))
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + n_bytes)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", n_bytes)
+    )
 
 
-@pytest.mark.parametrize("tag, bits, encode", [
-    (3, 32, lambda x: x.astype("<f4").tobytes()),
-    (1, 8, lambda x: np.round(x * 127 + 128).astype(np.uint8).tobytes()),
-    (1, 24, lambda x: b"".join(int(round(v * 8388607)).to_bytes(3, "little", signed=True)
-                               for v in x)),
-])
+@pytest.mark.parametrize(
+    "tag, bits, encode",
+    [
+        (3, 32, lambda x: x.astype("<f4").tobytes()),
+        (1, 8, lambda x: np.round(x * 127 + 128).astype(np.uint8).tobytes()),
+        (
+            1,
+            24,
+            lambda x: b"".join(
+                int(round(v * 8388607)).to_bytes(3, "little", signed=True) for v in x
+            ),
+        ),
+    ],
+)
 def test_float_8_and_24_bit_pcm(tmp_path, tag, bits, encode):
     x = 0.25 * np.sin(2 * np.pi * 300 * np.arange(1600) / 16000)
     body = encode(x)
@@ -63,12 +79,15 @@ def test_float_8_and_24_bit_pcm(tmp_path, tag, bits, encode):
     assert np.abs(got - x).max() < (1 / 100 if bits == 8 else 1e-4)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "not a WAV file"),
-    (b"ID3\x03\x00 this is an mp3", "not a WAV file"),
-    (_wav_header(7, 1, 8000, 8, 100) + bytes(100), "unsupported WAV encoding"),
-    (b"RIFF\x10\x00\x00\x00WAVEfmt ", "no audio data"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a WAV file"),
+        (b"ID3\x03\x00 this is an mp3", "not a WAV file"),
+        (_wav_header(7, 1, 8000, 8, 100) + bytes(100), "unsupported WAV encoding"),
+        (b"RIFF\x10\x00\x00\x00WAVEfmt ", "no audio data"),
+    ],
+)
 def test_unreadable_files_are_refused_by_name(tmp_path, content, message):
     path = tmp_path / "bad.wav"
     path.write_bytes(content)

@@ -28,6 +28,7 @@ class FakeSd:
     def OutputStream(self, **kwargs):  # noqa: N802 (sounddevice's name)
         return FakeStream(self, kwargs)
 
+
 class FakeStream:
     def __init__(self, sd: FakeSd, kwargs: dict):
         self.sd, self.kwargs, self.data = sd, kwargs, []
@@ -47,11 +48,13 @@ class FakeStream:
     def abort(self) -> None:
         pass
 
+
 def test_player_chimes_on_recording_start_and_end_only():
     sd = FakeSd()
     awake, done = tone(880, 0.1), tone(660, 0.05)
-    player = ChimePlayer(sd, Output(None, "fake", 48000, 2), {"awake_sound": awake,
-                                                              "done_sound": done})
+    player = ChimePlayer(
+        sd, Output(None, "fake", 48000, 2), {"awake_sound": awake, "done_sound": done}
+    )
     player.on_state(StateChanged(0, OFF, LISTENING))
     player.on_state(StateChanged(36, LISTENING, RECORDING))
     assert player.awake_meta(36) == {"chime_offset_s": 2.96, "chime_duration_s": 0.1}
@@ -66,11 +69,15 @@ def test_player_chimes_on_recording_start_and_end_only():
     assert [len(p) for p in sd.played] == [4800, 2400, 4800]  # awake, done, awake at 48 kHz
     assert all(p.shape[1] == 2 and np.array_equal(p[:, 0], p[:, 1]) for p in sd.played)
 
+
 def test_player_never_blocks_the_caller(caplog):
     gate = threading.Event()  # the device takes nothing until set
     sd = FakeSd(gate)
-    player = ChimePlayer(sd, Output(None, "fake", 16000, 1), {"awake_sound": tone(880, 0.1),
-                                                              "done_sound": tone(660, 0.1)})
+    player = ChimePlayer(
+        sd,
+        Output(None, "fake", 16000, 1),
+        {"awake_sound": tone(880, 0.1), "done_sound": tone(660, 0.1)},
+    )
     player.on_state(StateChanged(0, LISTENING, RECORDING))
     assert sd.writing.wait(5)  # the chime thread is stuck in its first write
     t0 = time.monotonic()

@@ -49,21 +49,24 @@ def test_relative_paths_are_relative_to_the_file(tmp_path):
     assert config.path("/abs/x") == Path("/abs/x")
 
 
-@pytest.mark.parametrize("text, culprit", [
-    ("[wake\n", "invalid TOML"),
-    ("[speaker]\nx = 1\n", "unknown section [speaker]"),
-    ("[vad]\nsilence = 0.8\n", "[vad]: unknown key 'silence'"),
-    ("[wake]\nthreshold = 0\n", "[wake] threshold: must be above 0.0 and at most 1.0"),
-    ("[wake]\nthreshold = true\n", "[wake] threshold: must be a number"),
-    ("[wake]\nmodels = \"hey_jarvis\"\n", "[wake] models: must be a list of strings"),
-    ("[wake]\nmodels = []\n", "[wake] models: at least one model is needed"),
-    ("[wake.per_model.alexa]\nthreshold = 2\n", "[wake] per_model.alexa threshold"),
-    ("[wake.per_model.alexa]\nlevel = 2\n", "unknown key 'level'"),
-    ("[vad]\nmax_length_s = 0.1\nmin_speech_s = 0.5\n", "max_length_s: must be at least"),
-    ("[storage]\nmax_age = \"soon\"\n", "[storage] max_age: 'soon' is not a duration"),
-    ("[log]\nlevel = \"loud\"\n", "[log] level: must be one of"),
-    ("audio = 3\n", "[audio]: must be a table"),
-])
+@pytest.mark.parametrize(
+    "text, culprit",
+    [
+        ("[wake\n", "invalid TOML"),
+        ("[speaker]\nx = 1\n", "unknown section [speaker]"),
+        ("[vad]\nsilence = 0.8\n", "[vad]: unknown key 'silence'"),
+        ("[wake]\nthreshold = 0\n", "[wake] threshold: must be above 0.0 and at most 1.0"),
+        ("[wake]\nthreshold = true\n", "[wake] threshold: must be a number"),
+        ('[wake]\nmodels = "hey_jarvis"\n', "[wake] models: must be a list of strings"),
+        ("[wake]\nmodels = []\n", "[wake] models: at least one model is needed"),
+        ("[wake.per_model.alexa]\nthreshold = 2\n", "[wake] per_model.alexa threshold"),
+        ("[wake.per_model.alexa]\nlevel = 2\n", "unknown key 'level'"),
+        ("[vad]\nmax_length_s = 0.1\nmin_speech_s = 0.5\n", "max_length_s: must be at least"),
+        ('[storage]\nmax_age = "soon"\n', "[storage] max_age: 'soon' is not a duration"),
+        ('[log]\nlevel = "loud"\n', "[log] level: must be one of"),
+        ("audio = 3\n", "[audio]: must be a table"),
+    ],
+)
 def test_errors_name_the_file_section_and_key(tmp_path, text, culprit):
     with pytest.raises(RecorderError) as e:
         load_text(tmp_path, text)
@@ -82,19 +85,30 @@ def test_missing_and_unreadable_files(tmp_path):
 
 
 def test_per_model_overrides_apply_to_a_model_and_its_classes():
-    wake = WakeConfig(threshold=0.5, patience=1, per_model={
-        "alexa": ModelOverride(threshold=0.3), "multi:yes": ModelOverride(patience=3)})
+    wake = WakeConfig(
+        threshold=0.5,
+        patience=1,
+        per_model={"alexa": ModelOverride(threshold=0.3), "multi:yes": ModelOverride(patience=3)},
+    )
     assert wake.threshold_for("alexa") == 0.3 and wake.threshold_for("hey_jarvis") == 0.5
     assert wake.threshold_for("alexa:wake") == 0.3  # a class of the model
     assert wake.patience_for("multi:yes") == 3 and wake.patience_for("multi:no") == 1
 
 
 def test_flags_override_the_file_and_are_checked(tmp_path):
-    config = load_text(tmp_path, "[wake]\nthreshold = 0.6\n[wake.per_model.alexa]\n"
-                       "threshold = 0.2\n")
-    out = with_overrides(config, recordings=Path("~/rec"), source="file:~/a.wav",
-                         realtime=True, models=["alexa", "hey_jarvis"], threshold=0.7,
-                         indicator_command="led", log_level="debug")
+    config = load_text(
+        tmp_path, "[wake]\nthreshold = 0.6\n[wake.per_model.alexa]\nthreshold = 0.2\n"
+    )
+    out = with_overrides(
+        config,
+        recordings=Path("~/rec"),
+        source="file:~/a.wav",
+        realtime=True,
+        models=["alexa", "hey_jarvis"],
+        threshold=0.7,
+        indicator_command="led",
+        log_level="debug",
+    )
     assert out.storage.directory == str(Path.home() / "rec")
     assert out.audio == config_mod.AudioConfig(source=f"file:{Path.home()}/a.wav", realtime=True)
     assert out.wake.models == ("alexa", "hey_jarvis")
@@ -105,10 +119,19 @@ def test_flags_override_the_file_and_are_checked(tmp_path):
         with_overrides(config, threshold=1.5)
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("90", 90), ("90s", 90), ("15m", 900), ("12h", 43200), ("30d", 2592000), ("2w", 1209600),
-    ("1.5h", 5400), (" 2D ", 172800),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("15m", 900),
+        ("12h", 43200),
+        ("30d", 2592000),
+        ("2w", 1209600),
+        ("1.5h", 5400),
+        (" 2D ", 172800),
+    ],
+)
 def test_durations(text, seconds):
     assert parse_duration(text, "x") == seconds
 
@@ -120,8 +143,11 @@ def test_bad_durations(text):
 
 
 def test_the_lights_keys_are_parsed_here():
-    ind = IndicatorConfig(gpio_led=5, gpio_listening="pulse",
-                          apa102={"leds": 12, "power_pin": 6, "colors": {"muted": "#00ff00"}})
+    ind = IndicatorConfig(
+        gpio_led=5,
+        gpio_listening="pulse",
+        apa102={"leds": 12, "power_pin": 6, "colors": {"muted": "#00ff00"}},
+    )
     assert ind.led_patterns()[State.LISTENING] == "pulse"
     settings = ind.apa102_settings()
     assert settings is not None and settings.leds == 12 and settings.power_pin == 6
@@ -130,19 +156,32 @@ def test_the_lights_keys_are_parsed_here():
     assert IndicatorConfig().apa102_settings() is None
 
 
-@pytest.mark.parametrize("body, culprit", [
-    ('gpio_led = 17\ngpio_error = "strobe"', "gpio_error: must be one of on, off, blink, pulse"),
-    ("gpio_led = 28", "gpio_led: must be at least 0 and at most 27"),
-    ('gpio_led = "GPIO17"', "gpio_led: must be an integer"),
-    ("apa102 = { brightness = 0.5 }", "apa102: needs leds"),
-    ("apa102 = { leds = 3, brightnes = 0.5 }", "apa102: unknown key 'brightnes'"),
-    ("apa102 = { leds = 3, brightness = 1.5 }", "apa102 brightness: must be a number from 0 to 1"),
-    ('apa102 = { leds = 3, colors = { recording = "blue" } }',
-     'apa102 colors.recording: must be a colour like "#0000ff"'),
-    ('apa102 = { leds = 3, colors = { thinking = "#ffffff" } }',
-     "apa102 colors: unknown state 'thinking'"),
-    ("gpio_led = 5\napa102 = { leds = 12, power_pin = 5 }", "power_pin: GPIO 5 is already"),
-])
+@pytest.mark.parametrize(
+    "body, culprit",
+    [
+        (
+            'gpio_led = 17\ngpio_error = "strobe"',
+            "gpio_error: must be one of on, off, blink, pulse",
+        ),
+        ("gpio_led = 28", "gpio_led: must be at least 0 and at most 27"),
+        ('gpio_led = "GPIO17"', "gpio_led: must be an integer"),
+        ("apa102 = { brightness = 0.5 }", "apa102: needs leds"),
+        ("apa102 = { leds = 3, brightnes = 0.5 }", "apa102: unknown key 'brightnes'"),
+        (
+            "apa102 = { leds = 3, brightness = 1.5 }",
+            "apa102 brightness: must be a number from 0 to 1",
+        ),
+        (
+            'apa102 = { leds = 3, colors = { recording = "blue" } }',
+            'apa102 colors.recording: must be a colour like "#0000ff"',
+        ),
+        (
+            'apa102 = { leds = 3, colors = { thinking = "#ffffff" } }',
+            "apa102 colors: unknown state 'thinking'",
+        ),
+        ("gpio_led = 5\napa102 = { leds = 12, power_pin = 5 }", "power_pin: GPIO 5 is already"),
+    ],
+)
 def test_config_errors_name_the_key(tmp_path, body, culprit):
     path = tmp_path / "c.toml"
     path.write_text(f"[indicator]\n{body}\n")
@@ -157,5 +196,3 @@ def test_the_shipped_config_documents_the_keys():
     text = (Path(__file__).parent.parent / "config" / "recorder.toml").read_text()
     for f in dataclasses.fields(IndicatorConfig):
         assert f.name in text, f.name
-
-

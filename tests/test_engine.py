@@ -18,19 +18,25 @@ PAD = np.zeros(16000, dtype=np.int16)
 
 def make_engine(manifest, names):
     specs = [models.resolve_wake_model(manifest, n) for n in names]
-    return OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
-                              manifest.path(manifest.features["embedding"]), specs)
+    return OpenWakeWordEngine(
+        manifest.path(manifest.features["melspectrogram"]),
+        manifest.path(manifest.features["embedding"]),
+        specs,
+    )
 
 
 @pytest.fixture(scope="module")
 def reference(manifest):
     oww_model = pytest.importorskip(  # the reference installs on Python 3.11 only
-        "openwakeword.model", reason="needs the openwakeword package (Python 3.11 only)")
+        "openwakeword.model", reason="needs the openwakeword package (Python 3.11 only)"
+    )
     paths = [str(manifest.path(manifest.wakewords[n])) for n in MODELS]
     return oww_model.Model(
-        wakeword_models=paths, inference_framework="onnx",
+        wakeword_models=paths,
+        inference_framework="onnx",
         melspec_model_path=str(manifest.path(manifest.features["melspectrogram"])),
-        embedding_model_path=str(manifest.path(manifest.features["embedding"])))
+        embedding_model_path=str(manifest.path(manifest.features["embedding"])),
+    )
 
 
 def detections(scores: np.ndarray, threshold: float = 0.5, patience: int = 1) -> list[int]:
@@ -58,15 +64,21 @@ def both(engine, reference, audio):
 
 
 def real_stream() -> list[tuple[str, np.ndarray]]:
-    clips = ["alexa_test.wav", "hey_mycroft_test.wav", "hey_jane.wav", "negative_reference.wav",
-             "turn_on_the_office_lights_test_clip.wav"]
+    clips = [
+        "alexa_test.wav",
+        "hey_mycroft_test.wav",
+        "hey_jane.wav",
+        "negative_reference.wav",
+        "turn_on_the_office_lights_test_clip.wav",
+    ]
     out = [(c, np.concatenate([PAD, read_pcm(oww_fixture(c)), PAD])) for c in clips]
     out += [(s, read_pcm(AUDIO / f"{s}.wav")) for s in ("alexa_command", "two_requests")]
     return out
 
 
-@pytest.mark.parametrize("name, audio", real_stream(),
-                         ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "name, audio", real_stream(), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_scores_and_detections_match_openwakeword(manifest, reference, name, audio):
     engine = make_engine(manifest, MODELS)
     ours, theirs = both(engine, reference, audio)
@@ -96,8 +108,12 @@ def test_engine_is_deterministic_after_reset(manifest):
     runs = []
     for _ in range(2):
         engine.reset()
-        runs.append([engine.process(audio[i : i + FRAME_SAMPLES])["hey_jarvis"]
-                     for i in range(0, len(audio), FRAME_SAMPLES)])
+        runs.append(
+            [
+                engine.process(audio[i : i + FRAME_SAMPLES])["hey_jarvis"]
+                for i in range(0, len(audio), FRAME_SAMPLES)
+            ]
+        )
     assert runs[0] == runs[1]
     wake_end = SCENES["jarvis_pause_command"]["wake"][1]
     assert max(runs[0]) > 0.5
@@ -106,9 +122,15 @@ def test_engine_is_deterministic_after_reset(manifest):
 
 def test_multi_class_model_reports_each_class_by_label(manifest):
     engine = make_engine(manifest, ["hey_jarvis", "timer"])
-    assert engine.names == ["hey_jarvis", "timer:1_minute_timer", "timer:5_minute_timer",
-                            "timer:10_minute_timer", "timer:20_minute_timer",
-                            "timer:30_minute_timer", "timer:1_hour_timer"]
+    assert engine.names == [
+        "hey_jarvis",
+        "timer:1_minute_timer",
+        "timer:5_minute_timer",
+        "timer:10_minute_timer",
+        "timer:20_minute_timer",
+        "timer:30_minute_timer",
+        "timer:1_hour_timer",
+    ]
     scores = engine.process(np.zeros(FRAME_SAMPLES, dtype=np.int16))
     assert set(scores) == set(engine.names)
 
@@ -129,8 +151,13 @@ def test_custom_model_by_path_and_bad_model_files(manifest, tmp_path):
 
 def all_test_audio() -> list[tuple[str, np.ndarray]]:
     out = [(p.stem, read_pcm(p)) for p in sorted(AUDIO.glob("*.wav"))]
-    for name in ["alexa_test.wav", "hey_mycroft_test.wav", "hey_jane.wav",
-                 "negative_reference.wav", "turn_on_the_office_lights_test_clip.wav"]:
+    for name in [
+        "alexa_test.wav",
+        "hey_mycroft_test.wav",
+        "hey_jane.wav",
+        "negative_reference.wav",
+        "turn_on_the_office_lights_test_clip.wav",
+    ]:
         out.append((name, np.concatenate([PAD, read_pcm(oww_fixture(name)), PAD])))
     # a quiet room: the noise bed before each scene's first phrase
     out.append(("quiet", np.concatenate([a[: int(1.9 * 16000)] for _, a in out[:8]])))
@@ -143,9 +170,12 @@ def test_speech_gate_changes_no_detection_and_no_score_near_speech(manifest):
     names = [*MODELS, "timer"]
     ungated = make_engine(manifest, names)
     specs = [models.resolve_wake_model(manifest, n) for n in names]
-    gated = OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
-                               manifest.path(manifest.features["embedding"]), specs,
-                               gate=gate_vad())
+    gated = OpenWakeWordEngine(
+        manifest.path(manifest.features["melspectrogram"]),
+        manifest.path(manifest.features["embedding"]),
+        specs,
+        gate=gate_vad(),
+    )
     assert gated.hold_frames >= 34 + 76 // 8  # timer's 34-embedding window, plus one embedding
     frames = closed = 0
     for name, audio in all_test_audio():

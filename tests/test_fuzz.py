@@ -20,8 +20,14 @@ def make_test(name: str):
 
     def test() -> None:
         with prop.context() as ctx:
-            @settings(max_examples=BUDGET[name], deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
+
+            @settings(
+                max_examples=BUDGET[name],
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             @given(prop.strategy)
             def run(case):
                 prop.run(case, ctx)

@@ -31,18 +31,24 @@ def hook(tmp_path, body: str) -> str:
 
 def test_the_hook_gets_the_state_as_argument_and_in_its_environment(tmp_path):
     out = tmp_path / "seen"
-    cmd = hook(tmp_path, f"open({str(out)!r}, 'a').write(' '.join([sys.argv[1], "
-               "os.environ['RECORDER_STATE'], os.environ['RECORDER_PREVIOUS_STATE']]) + '\\n')")
+    cmd = hook(
+        tmp_path,
+        f"open({str(out)!r}, 'a').write(' '.join([sys.argv[1], "
+        "os.environ['RECORDER_STATE'], os.environ['RECORDER_PREVIOUS_STATE']]) + '\\n')",
+    )
     indicator = CommandIndicator(cmd, timeout_s=10)
     indicator.show(RECORDING, LISTENING)
     indicator.show(LISTENING, RECORDING)
     assert out.read_text() == "recording recording listening\nlistening listening recording\n"
 
 
-@pytest.mark.parametrize("body, timeout_s, message", [
-    ("sys.stderr.write('no LED here\\n'); sys.exit(3)", 10, "exited 3: no LED here"),
-    ("import time; time.sleep(30)", 0.3, "timed out after 0.3 s"),
-])
+@pytest.mark.parametrize(
+    "body, timeout_s, message",
+    [
+        ("sys.stderr.write('no LED here\\n'); sys.exit(3)", 10, "exited 3: no LED here"),
+        ("import time; time.sleep(30)", 0.3, "timed out after 0.3 s"),
+    ],
+)
 def test_a_failing_or_hanging_hook_is_an_indicator_error(tmp_path, body, timeout_s, message):
     with pytest.raises(IndicatorError, match=message):
         CommandIndicator(hook(tmp_path, body), timeout_s).show(RECORDING, LISTENING)
@@ -97,9 +103,13 @@ def test_every_indicator_is_shown_even_after_one_fails():
 
 def test_build_indicators_logs_writes_the_state_file_and_runs_the_hook(tmp_path, caplog):
     out = tmp_path / "hooked"
-    config = Config(indicator=IndicatorConfig(
-        state_file="state", command=hook(tmp_path, f"open({str(out)!r}, 'w').write(sys.argv[1])")),
-        base_dir=tmp_path)
+    config = Config(
+        indicator=IndicatorConfig(
+            state_file="state",
+            command=hook(tmp_path, f"open({str(out)!r}, 'w').write(sys.argv[1])"),
+        ),
+        base_dir=tmp_path,
+    )
     with caplog.at_level(logging.INFO, logger="recorder"):
         build_indicators(config, Devices()).show(RECORDING, LISTENING)
     assert (tmp_path / "state").read_text() == "recording\n"

@@ -12,6 +12,7 @@ class _Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
 
+
 def test_progress_bar_only_on_a_terminal():
     tty, pipe = _Tty(), io.StringIO()
     for stream in (tty, pipe):

@@ -22,9 +22,16 @@ W = "hey_jarvis"
 
 
 def settings(**kw) -> MachineSettings:
-    base = dict(thresholds={W: 0.5}, patience_frames={W: 1}, refractory_frames=25,
-                lookback_frames=12, min_speech_frames=3, silence_frames=10,
-                no_speech_timeout_frames=50, max_length_frames=188)
+    base = dict(
+        thresholds={W: 0.5},
+        patience_frames={W: 1},
+        refractory_frames=25,
+        lookback_frames=12,
+        min_speech_frames=3,
+        silence_frames=10,
+        no_speech_timeout_frames=50,
+        max_length_frames=188,
+    )
     base.update(kw)
     return MachineSettings(**base)
 
@@ -37,8 +44,13 @@ def frame(i: int) -> Frame:
 def script(spec: str) -> list[tuple[float, bool]]:
     """One char per frame: '.' quiet, 's' speech, 'W' wake score 0.9 + speech,
     'w' score 0.2 (rising, below threshold) + speech, 'h' 0.9 without speech."""
-    table = {".": (0.0, False), "s": (0.0, True), "W": (0.9, True), "w": (0.2, True),
-             "h": (0.9, False)}
+    table = {
+        ".": (0.0, False),
+        "s": (0.0, True),
+        "W": (0.9, True),
+        "w": (0.2, True),
+        "h": (0.9, False),
+    }
     return [table[c] for c in spec]
 
 
@@ -115,13 +127,16 @@ def test_bare_wake_word_saves_nothing():
     assert m.state is State.LISTENING
 
 
-@pytest.mark.parametrize("patience, spec, detected", [
-    (1, "....h....", True),
-    (2, "....h.h.h", False),
-    (2, "....hh...", True),
-    (3, "....hh.hh", False),
-    (3, "....hhh..", True),
-])
+@pytest.mark.parametrize(
+    "patience, spec, detected",
+    [
+        (1, "....h....", True),
+        (2, "....h.h.h", False),
+        (2, "....hh...", True),
+        (3, "....hh.hh", False),
+        (3, "....hhh..", True),
+    ],
+)
 def test_patience_counts_consecutive_frames(patience, spec, detected):
     m = started(settings(patience_frames={W: patience}))
     events = drive(m, spec)
@@ -183,7 +198,8 @@ def test_muted_frames_are_not_analysed():
 def test_highest_scoring_model_wins_and_thresholds_are_per_model():
     s = settings(thresholds={"alexa": 0.95, W: 0.5}, patience_frames={"alexa": 1, W: 1})
     m = started(s)
-    events = drive(m, "..h" + "s" * 5 + "." * 12,
-                   scores_for=lambda i, sc: {"alexa": sc, W: sc * 0.8})
+    events = drive(
+        m, "..h" + "s" * 5 + "." * 12, scores_for=lambda i, sc: {"alexa": sc, W: sc * 0.8}
+    )
     wakes = [e for e in events if isinstance(e, WakeDetected)]
     assert [(w.wake_word, w.score) for w in wakes] == [(W, pytest.approx(0.72))]

@@ -44,21 +44,40 @@ class MachinePromises(RuleBasedStateMachine):
     runs = 0
     steps = 0
 
-    @initialize(thresholds=st.tuples(st.floats(0.05, 1.0), st.floats(0.05, 1.0)),
-                patience=st.tuples(st.integers(1, 4), st.integers(1, 4)),
-                refractory=st.integers(0, 30), lookback=st.integers(0, 15),
-                min_speech=st.integers(1, 5), silence=st.integers(1, 12),
-                no_speech=st.integers(1, 30), max_length=st.integers(6, 16) | st.integers(6, 60),
-                muted=st.booleans())
-    def setup(self, thresholds, patience, refractory, lookback, min_speech, silence, no_speech,
-              max_length, muted):
+    @initialize(
+        thresholds=st.tuples(st.floats(0.05, 1.0), st.floats(0.05, 1.0)),
+        patience=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+        refractory=st.integers(0, 30),
+        lookback=st.integers(0, 15),
+        min_speech=st.integers(1, 5),
+        silence=st.integers(1, 12),
+        no_speech=st.integers(1, 30),
+        max_length=st.integers(6, 16) | st.integers(6, 60),
+        muted=st.booleans(),
+    )
+    def setup(
+        self,
+        thresholds,
+        patience,
+        refractory,
+        lookback,
+        min_speech,
+        silence,
+        no_speech,
+        max_length,
+        muted,
+    ):
         type(self).runs += 1
         self.settings = MachineSettings(
             thresholds=dict(zip(NAMES, thresholds, strict=True)),
             patience_frames=dict(zip(NAMES, patience, strict=True)),
-            refractory_frames=refractory, lookback_frames=lookback,
-            min_speech_frames=min_speech, silence_frames=silence,
-            no_speech_timeout_frames=no_speech, max_length_frames=max_length)
+            refractory_frames=refractory,
+            lookback_frames=lookback,
+            min_speech_frames=min_speech,
+            silence_frames=silence,
+            no_speech_timeout_frames=no_speech,
+            max_length_frames=max_length,
+        )
         self.m = Machine(self.settings, muted=muted)
         self.index = 0
         self.history: dict[str, list[float]] = {n: [] for n in NAMES}  # score per frame
@@ -135,16 +154,18 @@ class MachinePromises(RuleBasedStateMachine):
         s = self.settings
         assert u.wake in self.wakes, "saved without a detection"
         shown = [e for e in self.events if isinstance(e, StateChanged)]
-        assert shown and shown[-1].state is State.RECORDING, \
+        assert shown and shown[-1].state is State.RECORDING, (
             "audio handed to storage before `recording` was announced"
+        )
         w = u.wake.frame_index
         onset = w  # the start of the score run at or above a tenth of the threshold
         scores_w = self.history[u.wake.wake_word]
         while onset > 0 and scores_w[onset - 1] >= s.thresholds[u.wake.wake_word] * ONSET:
             onset -= 1
         # the detecting frame itself is always kept (with lookback_frames 0 too)
-        assert u.start_frame >= max(w + 1 - max(s.lookback_frames, 1), onset), \
+        assert u.start_frame >= max(w + 1 - max(s.lookback_frames, 1), onset), (
             f"saved from frame {u.start_frame}, before the wake phrase (wake {w}, onset {onset})"
+        )
         assert u.end_frame - u.start_frame <= s.max_length_frames, "longer than max_length"
         expected = np.repeat(np.arange(u.start_frame, u.end_frame) % 30000, FRAME_SAMPLES)
         assert np.array_equal(u.audio, expected.astype(np.int16)), "not the frames it claims"
@@ -155,8 +176,10 @@ class MachinePromises(RuleBasedStateMachine):
     def refractory_period_holds(self):
         if self.started:
             frames = [w.frame_index for w in self.wakes]
-            assert all(b - a >= self.settings.refractory_frames
-                       for a, b in zip(frames, frames[1:], strict=False))
+            assert all(
+                b - a >= self.settings.refractory_frames
+                for a, b in zip(frames, frames[1:], strict=False)
+            )
 
     @invariant()
     def state_is_reported(self):
@@ -166,18 +189,29 @@ class MachinePromises(RuleBasedStateMachine):
 
 
 MachinePromises.TestCase.settings = settings(
-    max_examples=200, stateful_step_count=60, deadline=None, derandomize=True, database=None,
-    suppress_health_check=list(HealthCheck))
+    max_examples=200,
+    stateful_step_count=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 TestMachinePromises = MachinePromises.TestCase
 
 
 def test_a_look_back_longer_than_max_length_still_ends_within_max_length():
     """The case the properties found: 10 frames of the score's rise, a detection with a
     15-frame look-back and max_length_frames 6; the request once came out 12 frames long."""
-    settings_ = MachineSettings(thresholds={"a": 0.5}, patience_frames={"a": 1},
-                                refractory_frames=0, lookback_frames=15, min_speech_frames=1,
-                                silence_frames=5, no_speech_timeout_frames=10,
-                                max_length_frames=6)
+    settings_ = MachineSettings(
+        thresholds={"a": 0.5},
+        patience_frames={"a": 1},
+        refractory_frames=0,
+        lookback_frames=15,
+        min_speech_frames=1,
+        silence_frames=5,
+        no_speech_timeout_frames=10,
+        max_length_frames=6,
+    )
     m = Machine(settings_)
     m.start()
     events = []

@@ -93,9 +93,12 @@ class Run:
 def run_daemon(tmp_path: Path, caplog, probe, devices: Devices, **indicator) -> Run:
     """The real daemon on a real scene, in-process, probing the light at every state shown
     and while each recording is saved."""
-    config = Config(wake=WakeConfig(models=("hey_jarvis",)),
-                    storage=StorageConfig(directory=str(tmp_path / "rec")),
-                    indicator=IndicatorConfig(**indicator), base_dir=tmp_path)
+    config = Config(
+        wake=WakeConfig(models=("hey_jarvis",)),
+        storage=StorageConfig(directory=str(tmp_path / "rec")),
+        indicator=IndicatorConfig(**indicator),
+        base_dir=tmp_path,
+    )
     pipeline = build_pipeline(config, devices=devices)
     run = Run([], [], [], "")
     show, save = pipeline.indicator.show, pipeline.storage.save
@@ -112,8 +115,13 @@ def run_daemon(tmp_path: Path, caplog, probe, devices: Devices, **indicator) -> 
 
     pipeline.indicator.show = probed_show
     pipeline.storage.save = probed_save
-    d = daemon.build_daemon(config, FileSource(SCENE), MuteSwitch(tmp_path / "state"),
-                            pipeline=pipeline, devices=devices)
+    d = daemon.build_daemon(
+        config,
+        FileSource(SCENE),
+        MuteSwitch(tmp_path / "state"),
+        pipeline=pipeline,
+        devices=devices,
+    )
     with caplog.at_level(logging.INFO, logger="recorder"):
         d.run()
     run.recs = recordings(tmp_path / "rec")
@@ -121,13 +129,16 @@ def run_daemon(tmp_path: Path, caplog, probe, devices: Devices, **indicator) -> 
     return run
 
 
-@pytest.mark.parametrize("pin_class, patterns, listening", [
-    (MockPWMPin, {}, DIM),  # the defaults: listening dim, muted pulses, so a PWMLED
-    (MockPin, {"gpio_muted": "blink", "gpio_listening": "off"}, 0),  # a plain LED on any pin
-])
-def test_gpio_led_is_on_while_a_request_is_saved_and_off_otherwise(tmp_path, caplog, devices,
-                                                                   pin_class, patterns,
-                                                                   listening):
+@pytest.mark.parametrize(
+    "pin_class, patterns, listening",
+    [
+        (MockPWMPin, {}, DIM),  # the defaults: listening dim, muted pulses, so a PWMLED
+        (MockPin, {"gpio_muted": "blink", "gpio_listening": "off"}, 0),  # a plain LED on any pin
+    ],
+)
+def test_gpio_led_is_on_while_a_request_is_saved_and_off_otherwise(
+    tmp_path, caplog, devices, pin_class, patterns, listening
+):
     gpiozero.Device.pin_factory = MockFactory(pin_class=pin_class)
     run = run_daemon(tmp_path, caplog, pin_state, devices, gpio_led=PIN, **patterns)
     assert run.shown == [(LISTENING, listening), (RECORDING, 1), (LISTENING, listening), (OFF, 0)]
@@ -165,8 +176,14 @@ def test_gpio_patterns_blink_on_error_pulse_when_muted_and_are_configurable(devi
     assert pin.state == 0
 
     devices.close_all()
-    [led] = build_lights(Config(indicator=IndicatorConfig(
-        gpio_led=PIN, gpio_recording="blink", gpio_listening="on", gpio_error="off")), devices)
+    [led] = build_lights(
+        Config(
+            indicator=IndicatorConfig(
+                gpio_led=PIN, gpio_recording="blink", gpio_listening="on", gpio_error="off"
+            )
+        ),
+        devices,
+    )
     pin = gpiozero.Device.pin_factory.pin(PIN)
     led.show(LISTENING, OFF)
     assert pin.state == 1
@@ -187,8 +204,7 @@ def eventually(predicate, timeout: float = 5.0) -> bool:
 
 
 @pytest.mark.parametrize("why", ["pin in use", "no PWM for pulse", "no SPI device"])
-def test_a_light_that_cannot_be_set_up_discards_the_request(tmp_path, caplog, devices, spi,
-                                                            why):
+def test_a_light_that_cannot_be_set_up_discards_the_request(tmp_path, caplog, devices, spi, why):
     indicator: dict = {"gpio_led": PIN}
     if why == "pin in use":
         holder = gpiozero.LED(PIN)  # another device has the pin
@@ -220,14 +236,20 @@ def test_a_failed_light_is_retried_and_only_discards_when_required(tmp_path, cap
     assert len(run.recs) == 1
 
 
-def test_apa102_frames_carry_the_colour_of_each_state_and_end_all_off(tmp_path, caplog, devices,
-                                                                    spi):
+def test_apa102_frames_carry_the_colour_of_each_state_and_end_all_off(
+    tmp_path, caplog, devices, spi
+):
     def last_frame():
         [port] = spi
         return parse_apa102(port.writes[-1], 3)
 
-    run = run_daemon(tmp_path, caplog, last_frame, devices,
-                     apa102={"leds": 3, "brightness": 0.5, "colors": {"listening": "#102030"}})
+    run = run_daemon(
+        tmp_path,
+        caplog,
+        last_frame,
+        devices,
+        apa102={"leds": 3, "brightness": 0.5, "colors": {"listening": "#102030"}},
+    )
     dim = round(0.5 * 31)
     assert run.shown == [
         (LISTENING, (dim, [(0x10, 0x20, 0x30)] * 3)),
@@ -244,14 +266,31 @@ def test_apa102_frames_carry_the_colour_of_each_state_and_end_all_off(tmp_path, 
 
 
 def test_apa102_defaults_and_options(devices, spi):
-    [ring] = build_lights(Config(indicator=IndicatorConfig(apa102={
-        "leds": 12, "brightness": 1, "bus": 1, "device": 0, "power_pin": 5,
-        "colors": {"error": "#00ff00"}})), devices)
+    [ring] = build_lights(
+        Config(
+            indicator=IndicatorConfig(
+                apa102={
+                    "leds": 12,
+                    "brightness": 1,
+                    "bus": 1,
+                    "device": 0,
+                    "power_pin": 5,
+                    "colors": {"error": "#00ff00"},
+                }
+            )
+        ),
+        devices,
+    )
     [port] = spi
     assert (port.bus, port.device) == (1, 0)
     assert gpiozero.Device.pin_factory.pin(5).state == 1  # the 4-mic array's LED power
-    expect = {State.MUTED: (255, 0, 0), State.ERROR: (0, 255, 0), LISTENING: (0, 0x10, 0),
-              RECORDING: (0, 0, 255), OFF: (0, 0, 0)}
+    expect = {
+        State.MUTED: (255, 0, 0),
+        State.ERROR: (0, 255, 0),
+        LISTENING: (0, 0x10, 0),
+        RECORDING: (0, 0, 255),
+        OFF: (0, 0, 0),
+    }
     for state, color in expect.items():
         ring.show(state, LISTENING)
         brightness, colors = parse_apa102(port.writes[-1], 12)
@@ -264,8 +303,9 @@ def test_apa102_defaults_and_options(devices, spi):
 def test_a_new_configuration_takes_over_the_lights(devices, spi):
     """SIGHUP builds a new indicator while the old one still owns the pin: it takes it over
     (no "pin in use"), and releases what the new configuration no longer has."""
-    first = build_indicators(Config(indicator=IndicatorConfig(
-        gpio_led=PIN, apa102={"leds": 3})), devices)
+    first = build_indicators(
+        Config(indicator=IndicatorConfig(gpio_led=PIN, apa102={"leds": 3})), devices
+    )
     first.show(RECORDING, LISTENING)
     second = build_indicators(Config(indicator=IndicatorConfig(gpio_led=PIN)), devices)
     second.show(LISTENING, RECORDING)  # raises if the pin could not be set up
@@ -274,9 +314,10 @@ def test_a_new_configuration_takes_over_the_lights(devices, spi):
     assert port.closed and parse_apa102(port.writes[-1], 3)[1] == [(0, 0, 0)] * 3
     second.show(RECORDING, LISTENING)
     assert pin_state() == 1
-    third = build_indicators(Config(indicator=IndicatorConfig(
-        gpio_led=PIN, gpio_muted="blink", gpio_listening="off")),
-        devices)  # no pulse, no dim: a plain LED replaces the PWMLED
+    third = build_indicators(
+        Config(indicator=IndicatorConfig(gpio_led=PIN, gpio_muted="blink", gpio_listening="off")),
+        devices,
+    )  # no pulse, no dim: a plain LED replaces the PWMLED
     third.show(RECORDING, LISTENING)
     assert pin_state() == 1 and not isinstance(devices._owned[("gpio", PIN)], gpiozero.PWMLED)
     build_indicators(Config(), devices)  # no light configured: released, turned off
@@ -294,18 +335,29 @@ sys.meta_path.insert(0, _Missing())
 """
 
 
-@pytest.mark.parametrize("body, message", [
-    ("gpio_led = 17", "gpio_led needs gpiozero: pip install 'recorder[pi]'"),
-    ("apa102 = { leds = 3 }", "apa102 needs spidev: pip install 'recorder[pi]'"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("gpio_led = 17", "gpio_led needs gpiozero: pip install 'recorder[pi]'"),
+        ("apa102 = { leds = 3 }", "apa102 needs spidev: pip install 'recorder[pi]'"),
+    ],
+)
 def test_without_the_pi_extra_a_hardware_light_is_a_start_error(tmp_path, body, message):
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(BLOCK)
     config = tmp_path / "c.toml"
     config.write_text(f"[indicator]\n{body}\n")
-    proc = run_recorder("run", "--config", str(config), "--source", f"file:{SCENE}",
-                        "--recordings", str(tmp_path / "rec"), env={"PYTHONPATH": str(site)})
+    proc = run_recorder(
+        "run",
+        "--config",
+        str(config),
+        "--source",
+        f"file:{SCENE}",
+        "--recordings",
+        str(tmp_path / "rec"),
+        env={"PYTHONPATH": str(site)},
+    )
     assert proc.returncode == 2, proc.stderr.decode()
     assert proc.stderr.decode().splitlines() == [f"recorder: error: {message}"]
     assert not (tmp_path / "rec").exists() or not any((tmp_path / "rec").iterdir())
@@ -315,10 +367,16 @@ def test_recorder_run_with_a_gpio_led_on_mock_pins(tmp_path):
     """The installed command, end to end, on gpiozero's mock pin factory."""
     config = tmp_path / "c.toml"
     config.write_text("[indicator]\ngpio_led = 17\n")
-    proc = run_recorder("run", "--config", str(config), "--source", f"file:{SCENE}",
-                        "--recordings", str(tmp_path / "rec"),
-                        env={"GPIOZERO_PIN_FACTORY": "mock",
-                             "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin"})
+    proc = run_recorder(
+        "run",
+        "--config",
+        str(config),
+        "--source",
+        f"file:{SCENE}",
+        "--recordings",
+        str(tmp_path / "rec"),
+        env={"GPIOZERO_PIN_FACTORY": "mock", "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin"},
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"indicator failed" not in proc.stderr
     assert len(recordings(tmp_path / "rec")) == 1

@@ -15,8 +15,9 @@ from recorder.sources import chunk
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     rec = tmp_path_factory.mktemp("p") / "rec"
-    config = Config(wake=WakeConfig(models=("hey_jarvis",)),
-                    storage=StorageConfig(directory=str(rec)))
+    config = Config(
+        wake=WakeConfig(models=("hey_jarvis",)), storage=StorageConfig(directory=str(rec))
+    )
     return build_pipeline(config, dry_run=True)
 
 
@@ -47,16 +48,19 @@ def test_the_step_detects_the_wake_word_and_cuts_the_request(pipeline):
 def test_muted_or_stopped_frames_are_not_analysed(pipeline):
     machine = build_machine(pipeline.config, pipeline.engine, muted=True)
     frame = next(chunk(read_pcm(AUDIO / "jarvis_bare.wav")))
-    assert machine.state is State.OFF and step(machine, pipeline.engine, pipeline.vad,
-                                                frame) is None
+    assert (
+        machine.state is State.OFF and step(machine, pipeline.engine, pipeline.vad, frame) is None
+    )
     machine.start()
     assert machine.state is State.MUTED
     assert step(machine, pipeline.engine, pipeline.vad, frame) is None
 
 
 def test_durations_become_frames():
-    config = Config(wake=WakeConfig(threshold=0.4, refractory_s=2.0, per_model={}),
-                    vad=VadConfig(silence_s=0.8, lookback_s=1.0, min_speech_s=0.01))
+    config = Config(
+        wake=WakeConfig(threshold=0.4, refractory_s=2.0, per_model={}),
+        vad=VadConfig(silence_s=0.8, lookback_s=1.0, min_speech_s=0.01),
+    )
     s = machine_settings(config, ["a", "b"])
     assert dict(s.thresholds) == {"a": 0.4, "b": 0.4}
     assert (s.refractory_frames, s.silence_frames, s.lookback_frames) == (25, 10, 12)

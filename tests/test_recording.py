@@ -22,14 +22,29 @@ def test_ids_and_times_are_utc_to_the_millisecond_and_sort_by_time():
 
 def test_a_request_becomes_its_sidecar_record():
     wake = WakeDetected(frame_index=39, wake_word="hey_jarvis", score=0.876543)
-    event = UtteranceReady(wake, start_frame=30, end_frame=70, end_reason=EndReason.SILENCE,
-                           audio=np.zeros(40 * 1280, dtype=np.int16))
+    event = UtteranceReady(
+        wake,
+        start_frame=30,
+        end_frame=70,
+        end_reason=EndReason.SILENCE,
+        audio=np.zeros(40 * 1280, dtype=np.int16),
+    )
     meta = RecordingMeta.of(event, T0, 0.5, "file:x.wav", {"chime_offset_s": 3.2})
     assert meta.id == "20261128T035803.523Z"  # the run's start plus 30 frames of 80 ms
     assert meta.to_json() == {
-        "wake_word": "hey_jarvis", "score": 0.8765, "threshold": 0.5,
-        "started_at": "2026-11-28T03:58:03.523Z", "duration_s": 3.2, "sample_rate": 16000,
-        "channels": 1, "sample_format": "s16le", "samples": 51200, "end_reason": "silence",
-        "source": "file:x.wav", "source_offset_s": 2.4, "wake_offset_s": 3.2,
-        "recorder_version": __version__, "chime_offset_s": 3.2,
+        "wake_word": "hey_jarvis",
+        "score": 0.8765,
+        "threshold": 0.5,
+        "started_at": "2026-11-28T03:58:03.523Z",
+        "duration_s": 3.2,
+        "sample_rate": 16000,
+        "channels": 1,
+        "sample_format": "s16le",
+        "samples": 51200,
+        "end_reason": "silence",
+        "source": "file:x.wav",
+        "source_offset_s": 2.4,
+        "wake_offset_s": 3.2,
+        "recorder_version": __version__,
+        "chime_offset_s": 3.2,
     }

@@ -33,11 +33,14 @@ def reframe(fmt: OpenFormat, device: np.ndarray, block: int) -> np.ndarray:
 
 
 def scores(manifest, name: str, samples: np.ndarray) -> np.ndarray:
-    engine = OpenWakeWordEngine(manifest.path(manifest.features["melspectrogram"]),
-                                manifest.path(manifest.features["embedding"]),
-                                [resolve_wake_model(manifest, name)])
-    return np.array([engine.process(samples[i : i + 1280])[name]
-                     for i in range(0, len(samples) - 1279, 1280)])
+    engine = OpenWakeWordEngine(
+        manifest.path(manifest.features["melspectrogram"]),
+        manifest.path(manifest.features["embedding"]),
+        [resolve_wake_model(manifest, name)],
+    )
+    return np.array(
+        [engine.process(samples[i : i + 1280])[name] for i in range(0, len(samples) - 1279, 1280)]
+    )
 
 
 def test_16k_with_one_kept_channel_is_bit_exact():
@@ -58,8 +61,9 @@ def test_mix_averages_the_channels():
     assert np.abs(out.astype(int) - expected[: len(out)]).max() <= 1
 
 
-@pytest.mark.parametrize(("rate", "block"), [(48000, 3840), (44100, 3528), (48000, 1001),
-                                             (22050, 777)])
+@pytest.mark.parametrize(
+    ("rate", "block"), [(48000, 3840), (44100, 3528), (48000, 1001), (22050, 777)]
+)
 def test_streamed_resampling_matches_whole_file_resampling(rate, block):
     """No clicks at block boundaries: streamed block by block equals resampled in one go."""
     # Half scale: the clip peaks near full scale, and the 48 kHz copy would clip.
@@ -78,9 +82,13 @@ def test_streamed_resampling_matches_whole_file_resampling(rate, block):
     assert snr_db > 40, snr_db
 
 
-@pytest.mark.parametrize(("clip", "model"), [
-    ("alexa_test.wav", "alexa"), ("hey_mycroft_test.wav", "hey_mycroft"),
-])
+@pytest.mark.parametrize(
+    ("clip", "model"),
+    [
+        ("alexa_test.wav", "alexa"),
+        ("hey_mycroft_test.wav", "hey_mycroft"),
+    ],
+)
 @pytest.mark.parametrize("rate", [48000, 44100])
 def test_wake_word_scores_after_resampling_stay_within_tolerance(manifest, clip, model, rate):
     speech = read_wav(oww_fixture(clip))

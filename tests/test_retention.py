@@ -40,19 +40,23 @@ def config(tmp_path: Path, body: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("limits, keep", [
-    ('max_count = 2\n', [1, 0.5]),
-    ('max_age = "1d"\n', [5, 1, 0.5]),
-    ('max_age = "90m"\n', [1, 0.5]),
-    ('max_total_mb = 0.07\n', [1, 0.5]),  # each recording is ~32 kB
-    ('max_count = 3\nmax_age = "2d"\n', [5, 1, 0.5]),
-])
+@pytest.mark.parametrize(
+    "limits, keep",
+    [
+        ("max_count = 2\n", [1, 0.5]),
+        ('max_age = "1d"\n', [5, 1, 0.5]),
+        ('max_age = "90m"\n', [1, 0.5]),
+        ("max_total_mb = 0.07\n", [1, 0.5]),  # each recording is ~32 kB
+        ('max_count = 3\nmax_age = "2d"\n', [5, 1, 0.5]),
+    ],
+)
 def test_prune_deletes_oldest_first(tmp_path, limits, keep):
     rec = tmp_path / "rec"
     ids = seed(rec, [72, 30, 5, 1, 0.5])
     by_age = dict(zip([72, 30, 5, 1, 0.5], ids, strict=True))
-    proc = run_recorder("prune", "--config", str(config(tmp_path, limits)),
-                        "--recordings", str(rec))
+    proc = run_recorder(
+        "prune", "--config", str(config(tmp_path, limits)), "--recordings", str(rec)
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     assert ids_in(rec) == sorted(by_age[a] for a in keep)
 
@@ -60,9 +64,15 @@ def test_prune_deletes_oldest_first(tmp_path, limits, keep):
 def test_limits_apply_at_start_and_after_each_save(tmp_path):
     rec = tmp_path / "rec"
     seed(rec, [3, 2])
-    proc = run_recorder("run", "--source", f"file:{AUDIO / 'two_requests.wav'}",
-                        "--recordings", str(rec), "--config",
-                        str(config(tmp_path, "max_count = 1\n")))
+    proc = run_recorder(
+        "run",
+        "--source",
+        f"file:{AUDIO / 'two_requests.wav'}",
+        "--recordings",
+        str(rec),
+        "--config",
+        str(config(tmp_path, "max_count = 1\n")),
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     [(meta, _)] = recordings(rec)
     assert meta["source_offset_s"] > 7  # the second request of the file: the newest
@@ -82,11 +92,14 @@ def test_delete_by_id_age_and_all(tmp_path):
     assert ids_in(rec) == []
 
 
-@pytest.mark.parametrize("args, culprit", [
-    (["nope"], "nope"),
-    ([], "--all"),
-    (["--older-than", "soon"], "soon"),
-])
+@pytest.mark.parametrize(
+    "args, culprit",
+    [
+        (["nope"], "nope"),
+        ([], "--all"),
+        (["--older-than", "soon"], "soon"),
+    ],
+)
 def test_bad_delete_requests_change_nothing(tmp_path, args, culprit):
     rec = tmp_path / "rec"
     ids = seed(rec, [2, 1])

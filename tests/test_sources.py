@@ -41,8 +41,9 @@ def test_a_file_source_converts_other_formats(tmp_path):
     stereo = np.repeat(read_pcm(AUDIO / "jarvis_bare.wav")[:, None], 2, axis=1)
     path = write_pcm(tmp_path / "stereo.wav", stereo.ravel(), channels=2)
     frames = list(FileSource(path).frames(never))
-    assert np.array_equal(np.concatenate([f.samples for f in frames]),
-                          read_pcm(AUDIO / "jarvis_bare.wav"))
+    assert np.array_equal(
+        np.concatenate([f.samples for f in frames]), read_pcm(AUDIO / "jarvis_bare.wav")
+    )
 
 
 def test_stdin_source_reframes_partial_reads_and_ends_at_eof():
@@ -79,12 +80,15 @@ def test_stdin_source_ticks_while_no_audio_comes_and_stops_when_asked():
     assert ticks == 2
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("file:", "needs a path"),
-    ("file:/no/such.wav", "no such file"),
-    ("speaker", "unknown source 'speaker'"),
-    ("stdin:x", "unknown source"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("file:", "needs a path"),
+        ("file:/no/such.wav", "no such file"),
+        ("speaker", "unknown source 'speaker'"),
+        ("stdin:x", "unknown source"),
+    ],
+)
 def test_bad_source_specs_are_user_errors(spec, message):
     with pytest.raises(RecorderError, match=message):
         open_source(spec)

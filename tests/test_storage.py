@@ -22,8 +22,10 @@ def test_save_writes_a_private_bit_exact_pair(tmp_path):
     s.prepare()
     assert stat.S_IMODE(d.stat().st_mode) == 0o700
     rec = s.save("20261125T101010.000Z", AUDIO, {"wake_word": "alexa"})
-    assert sorted(p.name for p in d.iterdir()) == ["20261125T101010.000Z.json",
-                                                   "20261125T101010.000Z.wav"]
+    assert sorted(p.name for p in d.iterdir()) == [
+        "20261125T101010.000Z.json",
+        "20261125T101010.000Z.wav",
+    ]
     for p in (rec.wav, rec.sidecar):
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
     meta = json.loads(rec.sidecar.read_text())
@@ -56,7 +58,11 @@ def test_disk_full_drops_that_recording_only(small_disk):
     with pytest.raises(StorageError, match="No space left"):
         s.save("C", AUDIO, {})
     assert sorted(p.name for p in (small_disk / "rec").iterdir()) == [
-        "A.json", "A.wav", "B.json", "B.wav"]
+        "A.json",
+        "A.wav",
+        "B.json",
+        "B.wav",
+    ]
     assert np.array_equal(read_pcm(first.wav), AUDIO)
     second.wav.unlink()
     second.sidecar.unlink()

@@ -11,8 +11,9 @@ from recorder.vad import SUBFRAME_SAMPLES, WebRtcVad, gate_vad
 
 def frame_flags(vad: WebRtcVad, samples: np.ndarray) -> np.ndarray:
     n = len(samples) // FRAME_SAMPLES
-    return np.array([vad.is_speech(samples[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
-                     for i in range(n)])
+    return np.array(
+        [vad.is_speech(samples[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]) for i in range(n)]
+    )
 
 
 def inside(flags: np.ndarray, start_s: float, end_s: float) -> np.ndarray:

@@ -77,9 +77,17 @@ F_GETPIPE_SZ = 1032  # fcntl: the pipe's capacity in bytes (Linux)
 
 
 class VirtualMic:
-    def __init__(self, tmp_path: Path, samples: np.ndarray | None = None, *,
-                 name: str = "virtualmic", chunk: int | None = None, plugged: bool = True,
-                 rate: int = RATE, channels: int = 1):
+    def __init__(
+        self,
+        tmp_path: Path,
+        samples: np.ndarray | None = None,
+        *,
+        name: str = "virtualmic",
+        chunk: int | None = None,
+        plugged: bool = True,
+        rate: int = RATE,
+        channels: int = 1,
+    ):
         self.home = Path(tmp_path) / "mic-home"
         self.fifo = self.home / "mic.fifo"
         self.name = name
@@ -122,8 +130,8 @@ class VirtualMic:
         """Wait until everything play()ed so far has been written to the pipe."""
         with self._played:
             return self._played.wait_for(
-                lambda: self._n_written >= self._queued_until or self.error is not None,
-                timeout)
+                lambda: self._n_written >= self._queued_until or self.error is not None, timeout
+            )
 
     def pause(self) -> None:
         """Stop writing anything (a stalled device) until resume()."""
@@ -191,8 +199,10 @@ class VirtualMic:
     def _write_asoundrc(self) -> None:
         text = "# virtual microphone: unplugged\n"
         if self.plugged:
-            text = (f'pcm.{self.name} {{\n    type file\n    slave.pcm "null"\n'
-                    f'    file "/dev/null"\n    infile "{self.fifo}"\n    format "raw"\n}}\n')
+            text = (
+                f'pcm.{self.name} {{\n    type file\n    slave.pcm "null"\n'
+                f'    file "/dev/null"\n    infile "{self.fifo}"\n    format "raw"\n}}\n'
+            )
         tmp = self.asoundrc.with_name(".asoundrc.tmp")
         tmp.write_text(text)
         os.replace(tmp, self.asoundrc)
@@ -212,8 +222,9 @@ class VirtualMic:
 
     def _run(self) -> None:
         dt = self.chunk / self.rate
-        silence = np.zeros(self.chunk if self.channels == 1 else (self.chunk, self.channels),
-                           dtype="<i2")
+        silence = np.zeros(
+            self.chunk if self.channels == 1 else (self.chunk, self.channels), dtype="<i2"
+        )
         due = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -282,23 +293,31 @@ class MicDaemon:
         t0 = time.monotonic()
         while not predicate():
             if self.proc.poll() is not None:
-                pytest.fail(f"daemon exited {self.proc.returncode} while waiting for {what}:\n"
-                            f"{self.log()}")
+                pytest.fail(
+                    f"daemon exited {self.proc.returncode} while waiting for {what}:\n{self.log()}"
+                )
             if time.monotonic() - t0 > timeout:
-                pytest.fail(f"no {what} within {timeout:g} s (state {self.state()}, states "
-                            f"{self.states()}):\n{self.log()}")
+                pytest.fail(
+                    f"no {what} within {timeout:g} s (state {self.state()}, states "
+                    f"{self.states()}):\n{self.log()}"
+                )
             time.sleep(0.02)
         return time.monotonic() - t0
 
     def wait_state(self, state: str, timeout: float = START_TIMEOUT_S) -> float:
         """Wait until both the state file and the indicator command show `state`."""
-        return self.wait_for(f"state {state!r}",
-                             lambda: self.state() == state and self.states()[-1:] == [state],
-                             timeout)
+        return self.wait_for(
+            f"state {state!r}",
+            lambda: self.state() == state and self.states()[-1:] == [state],
+            timeout,
+        )
 
     def wait_log(self, pattern: re.Pattern, timeout: float) -> float:
-        return self.wait_for(f"{pattern.pattern!r} in the log",
-                             lambda: pattern.search(self.log()) is not None, timeout)
+        return self.wait_for(
+            f"{pattern.pattern!r} in the log",
+            lambda: pattern.search(self.log()) is not None,
+            timeout,
+        )
 
     def terminate(self) -> float:
         """SIGTERM; returns how long the daemon took to exit (fails after 10 s)."""
@@ -312,8 +331,9 @@ class MicDaemon:
 
 
 @contextlib.contextmanager
-def mic_daemon(mic: VirtualMic, tmp_path: Path, *args: str,
-               audio_config: str = "") -> Iterator[MicDaemon]:
+def mic_daemon(
+    mic: VirtualMic, tmp_path: Path, *args: str, audio_config: str = ""
+) -> Iterator[MicDaemon]:
     """`recorder run --source mic:virtualmic` with a state file and a hook logging every state;
     killed on the way out. `audio_config`: lines for the config's [audio] section."""
     state_file, states_file = tmp_path / "state", tmp_path / "states.log"
@@ -325,12 +345,30 @@ def mic_daemon(mic: VirtualMic, tmp_path: Path, *args: str,
     config.write_text(f'[audio]\n{audio_config}\n[indicator]\nstate_file = "{state_file}"\n')
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(
-            [str(RECORDER), "run", "--source", "mic:virtualmic", "--model", "hey_jarvis",
-             "--recordings", str(rec_dir), "--config", str(config),
-             "--indicator-command", shlex.quote(str(hook)),
-             "--runtime-dir", str(tmp_path / "run"), "--state-dir", str(tmp_path / "state.d"),
-             *args],
-            env=mic.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            [
+                str(RECORDER),
+                "run",
+                "--source",
+                "mic:virtualmic",
+                "--model",
+                "hey_jarvis",
+                "--recordings",
+                str(rec_dir),
+                "--config",
+                str(config),
+                "--indicator-command",
+                shlex.quote(str(hook)),
+                "--runtime-dir",
+                str(tmp_path / "run"),
+                "--state-dir",
+                str(tmp_path / "state.d"),
+                *args,
+            ],
+            env=mic.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
     try:
         yield MicDaemon(proc, state_file, states_file, rec_dir, log_file)
     finally:

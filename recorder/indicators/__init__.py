@@ -13,8 +13,17 @@ from recorder.indicators.command import CommandIndicator
 from recorder.indicators.devices import Devices, require
 from recorder.indicators.state_file import StateFileIndicator
 
-__all__ = ["CommandIndicator", "Devices", "Indicator", "IndicatorError", "Indicators",
-           "LogIndicator", "StateFileIndicator", "build_indicators", "build_lights"]
+__all__ = [
+    "CommandIndicator",
+    "Devices",
+    "Indicator",
+    "IndicatorError",
+    "Indicators",
+    "LogIndicator",
+    "StateFileIndicator",
+    "build_indicators",
+    "build_lights",
+]
 
 
 def build_lights(config: Config, devices: Devices) -> list[Indicator]:

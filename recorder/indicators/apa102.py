@@ -70,14 +70,14 @@ class Apa102Indicator:
     def _setup(self) -> _Chain:
         s = self.settings
         if s.power_pin is not None:
-            power = self.devices.gpio_output(self.gpiozero, s.power_pin, False,
-                                              "apa102 power_pin")
+            power = self.devices.gpio_output(self.gpiozero, s.power_pin, False, "apa102 power_pin")
             if not power.is_active:
                 power.on()
         if self.chain is None or self.chain.closed:
             try:
-                self.chain = self.devices.acquire(self.key, lambda _chain: True,
-                                      lambda: _Chain(self.spi_factory(s.bus, s.device)))
+                self.chain = self.devices.acquire(
+                    self.key, lambda _chain: True, lambda: _Chain(self.spi_factory(s.bus, s.device))
+                )
             except Exception as e:
                 hint = " (is SPI enabled? dtparam=spi=on)" if isinstance(e, OSError) else ""
                 raise IndicatorError(f"{self.name}: cannot open it: {e}{hint}") from None
@@ -87,8 +87,7 @@ class Apa102Indicator:
         chain = self._setup()
         color = self.settings.color(state)  # `off` (and anything unknown): all LEDs off
         try:
-            chain.write([color] * self.settings.leds,
-                        self.global_brightness if any(color) else 0)
+            chain.write([color] * self.settings.leds, self.global_brightness if any(color) else 0)
         except Exception as e:
             self.devices.release(self.key)  # opened afresh at the next state
             raise IndicatorError(f"{self.name}: {e}") from None

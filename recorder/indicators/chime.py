@@ -49,7 +49,8 @@ def _sounddevice() -> Any:
     except OSError:
         raise RecorderError(
             "[indicator] awake_sound/done_sound: chimes need the PortAudio library: install it "
-            "with `sudo apt-get install libportaudio2`") from None
+            "with `sudo apt-get install libportaudio2`"
+        ) from None
     return sounddevice
 
 
@@ -72,8 +73,9 @@ def resolve_output(sd: Any, spec: str) -> Output:
         what = f"chime_device {spec!r} not found" if spec else "no default output device"
         if isinstance(e, ValueError) and str(e):
             what = f"chime_device: {str(e).splitlines()[0].rstrip(':')}"
-        raise RecorderError(f"[indicator] {what} (`python3 -m sounddevice` lists the "
-                            "devices)") from None
+        raise RecorderError(
+            f"[indicator] {what} (`python3 -m sounddevice` lists the devices)"
+        ) from None
     device = key if isinstance(key, int) or key is None else info["name"]
     rate = int(info["default_samplerate"])
     errors = []
@@ -81,14 +83,17 @@ def resolve_output(sd: Any, spec: str) -> Output:
         if channels > info["max_output_channels"]:
             continue
         try:
-            sd.check_output_settings(device=info["index"], channels=channels, dtype="int16",
-                                     samplerate=rate)
+            sd.check_output_settings(
+                device=info["index"], channels=channels, dtype="int16", samplerate=rate
+            )
         except sd.PortAudioError as e:
             errors.append(str(e))
             continue
         return Output(device, info["name"], rate, channels)
-    raise RecorderError(f"[indicator] chime device {info['name']!r} takes no 16-bit mono or "
-                        f"stereo audio at {rate} Hz ({'; '.join(errors) or 'no channels'})")
+    raise RecorderError(
+        f"[indicator] chime device {info['name']!r} takes no 16-bit mono or "
+        f"stereo audio at {rate} Hz ({'; '.join(errors) or 'no channels'})"
+    )
 
 
 def convert(samples: np.ndarray, out: Output) -> np.ndarray:
@@ -134,8 +139,10 @@ class ChimePlayer:
         state change started it) and how long it is."""
         if self.awake_frame is None or self.awake_frame < wake_frame:
             return {}
-        return {"chime_offset_s": round(frames_to_s(self.awake_frame + 1), 4),
-                "chime_duration_s": round(self.durations[AWAKE], 4)}
+        return {
+            "chime_offset_s": round(frames_to_s(self.awake_frame + 1), 4),
+            "chime_duration_s": round(self.durations[AWAKE], 4),
+        }
 
     def _play(self, name: str) -> bool:
         try:
@@ -176,8 +183,9 @@ class ChimePlayer:
     def _play_now(self, data: np.ndarray) -> None:
         o = self.out
         block = max(1, int(o.rate * BLOCK_S))
-        with self.sd.OutputStream(device=o.device, samplerate=o.rate, channels=o.channels,
-                                  dtype="int16") as stream:
+        with self.sd.OutputStream(
+            device=o.device, samplerate=o.rate, channels=o.channels, dtype="int16"
+        ) as stream:
             for i in range(0, len(data), block):
                 if self._abort.is_set():
                     stream.abort()
@@ -205,7 +213,12 @@ def build(config: Config) -> ChimePlayer | None:
     sd = _sounddevice()
     out = resolve_output(sd, ind.chime_device)
     player = ChimePlayer(sd, out, sounds)
-    log.info("chimes (%s) on %r at %d Hz, %d channel%s", ", ".join(
-        f"{k.split('_')[0]} {player.durations[k]:.2f} s" for k in sounds), out.name, out.rate,
-        out.channels, "s" if out.channels > 1 else "")
+    log.info(
+        "chimes (%s) on %r at %d Hz, %d channel%s",
+        ", ".join(f"{k.split('_')[0]} {player.durations[k]:.2f} s" for k in sounds),
+        out.name,
+        out.rate,
+        out.channels,
+        "s" if out.channels > 1 else "",
+    )
     return player

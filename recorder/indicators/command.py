@@ -18,15 +18,24 @@ class CommandIndicator:
         self.timeout_s = timeout_s
 
     def show(self, state: State, previous: State) -> None:
-        env = {**os.environ, "RECORDER_STATE": state.value,
-               "RECORDER_PREVIOUS_STATE": previous.value}
+        env = {
+            **os.environ,
+            "RECORDER_STATE": state.value,
+            "RECORDER_PREVIOUS_STATE": previous.value,
+        }
         try:
-            proc = subprocess.run([*self.argv, state.value], env=env, timeout=self.timeout_s,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE)
+            proc = subprocess.run(
+                [*self.argv, state.value],
+                env=env,
+                timeout=self.timeout_s,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
         except subprocess.TimeoutExpired:
             raise IndicatorError(
-                f"indicator command timed out after {self.timeout_s:g} s") from None
+                f"indicator command timed out after {self.timeout_s:g} s"
+            ) from None
         except OSError as e:
             raise IndicatorError(f"indicator command {self.argv[0]!r}: {e.strerror}") from None
         if proc.returncode != 0:

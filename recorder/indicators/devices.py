@@ -92,8 +92,9 @@ class Devices:
         finally:
             self._claimed = None
 
-    def acquire(self, key: Key, compatible: Callable[[Any], bool],
-                opener: Callable[[], Any]) -> Any:
+    def acquire(
+        self, key: Key, compatible: Callable[[Any], bool], opener: Callable[[], Any]
+    ) -> Any:
         """The device for `key`: the one owned if compatible, else a newly opened one."""
         if self._claimed is not None:
             self._claimed.add(key)
@@ -139,6 +140,9 @@ class Devices:
         try:
             return self.acquire(("gpio", pin), compatible, opener)
         except Exception as e:
-            hint = " (is this a Raspberry Pi, with lgpio installed?)" \
-                if type(e).__name__ == "BadPinFactory" else ""
+            hint = (
+                " (is this a Raspberry Pi, with lgpio installed?)"
+                if type(e).__name__ == "BadPinFactory"
+                else ""
+            )
             raise IndicatorError(f"{what}: cannot set up GPIO {pin}: {e}{hint}") from None

@@ -21,12 +21,25 @@ from recorder.sources.base import (
 from recorder.sources.file import FileSource
 from recorder.sources.stdin import StdinSource
 
-__all__ = ["DeviceLost", "DeviceRestored", "FileSource", "Source", "SourceItem", "StdinSource",
-           "StopFlag", "chunk", "open_source"]
+__all__ = [
+    "DeviceLost",
+    "DeviceRestored",
+    "FileSource",
+    "Source",
+    "SourceItem",
+    "StdinSource",
+    "StopFlag",
+    "chunk",
+    "open_source",
+]
 
 
-def open_source(spec: str, realtime: bool = False, wait_for_device: bool = False,
-                audio: AudioConfig | None = None) -> Source:
+def open_source(
+    spec: str,
+    realtime: bool = False,
+    wait_for_device: bool = False,
+    audio: AudioConfig | None = None,
+) -> Source:
     """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` or `stdin`; `audio` has the microphone's format."""
     kind, _, arg = spec.partition(":")
     if kind == "file":
@@ -38,7 +51,6 @@ def open_source(spec: str, realtime: bool = False, wait_for_device: bool = False
     if kind == "mic":
         from recorder.sources.mic import MicFormat, MicSource
 
-        fmt = MicFormat(audio.device_rate, audio.device_channels, audio.channel) if audio \
-            else None
+        fmt = MicFormat(audio.device_rate, audio.device_channels, audio.channel) if audio else None
         return MicSource(arg or None, wait_for_device, fmt)
     raise RecorderError(f"unknown source {spec!r}: use mic, mic:NAME_OR_INDEX, file:PATH or stdin")

@@ -40,8 +40,9 @@ BACKOFF_S = (0.5, 5.0)  # first retry delay, doubling up to the maximum
 TICK_S = 0.1
 CLOSE_WAIT_S = 0.25  # longer, and closing the stream goes on in the background
 PROBE_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000)
-NO_INPUT = ("no audio input device found; `recorder devices` lists devices, "
-            "or use --source file:PATH")
+NO_INPUT = (
+    "no audio input device found; `recorder devices` lists devices, or use --source file:PATH"
+)
 
 
 class FormatError(RecorderError):
@@ -67,8 +68,7 @@ class OpenFormat:
 
     @property
     def info(self) -> dict[str, Any]:
-        return {"device_rate": self.rate, "device_channels": self.channels,
-                "channel": self.channel}
+        return {"device_rate": self.rate, "device_channels": self.channels, "channel": self.channel}
 
     def describe(self) -> str:
         layout = "mono" if self.channels == 1 else f"{self.channels} channels"
@@ -102,14 +102,26 @@ def input_devices(probe: bool = False) -> list[dict[str, Any]]:
     for i, d in enumerate(sd.query_devices()):
         if d["max_input_channels"] <= 0:
             continue
-        entry = {"index": i, "name": d["name"], "channels": d["max_input_channels"],
-                 "default_samplerate": d["default_samplerate"], "default": i == default_in}
+        entry = {
+            "index": i,
+            "name": d["name"],
+            "channels": d["max_input_channels"],
+            "default_samplerate": d["default_samplerate"],
+            "default": i == default_in,
+        }
         if probe:
             counts = sorted({1, 2, 4, 6, 8, d["max_input_channels"]})
-            entry["rates"] = [r for r in PROBE_RATES if _accepts(sd, i, r, 1)
-                              or _accepts(sd, i, r, d["max_input_channels"])]
-            entry["channel_counts"] = [c for c in counts if c <= d["max_input_channels"] and any(
-                _accepts(sd, i, r, c) for r in entry["rates"] or [d["default_samplerate"]])]
+            entry["rates"] = [
+                r
+                for r in PROBE_RATES
+                if _accepts(sd, i, r, 1) or _accepts(sd, i, r, d["max_input_channels"])
+            ]
+            entry["channel_counts"] = [
+                c
+                for c in counts
+                if c <= d["max_input_channels"]
+                and any(_accepts(sd, i, r, c) for r in entry["rates"] or [d["default_samplerate"]])
+            ]
             fmt = _negotiate(sd, i, d, MicFormat()) if entry["rates"] else None
             entry["config"] = _config_line(d["name"], fmt)
         devices.append(entry)
@@ -140,7 +152,8 @@ def resolve_device(name_or_index: str | None) -> int:
         return int(sd.query_devices(key, "input")["index"])
     except (ValueError, sd.PortAudioError):
         raise RecorderError(
-            f"input device {name_or_index!r} not found; `recorder devices` lists them") from None
+            f"input device {name_or_index!r} not found; `recorder devices` lists them"
+        ) from None
 
 
 def _negotiate(sd: Any, device: int, info: dict[str, Any], want: MicFormat) -> OpenFormat:
@@ -148,17 +161,28 @@ def _negotiate(sd: Any, device: int, info: dict[str, Any], want: MicFormat) -> O
     the device's default rate and (if mono is refused) its maximum channel count."""
     name, max_ch = info["name"], int(info["max_input_channels"])
     if want.channels is not None and want.channels > max_ch:
-        raise FormatError(f"input device {name!r}: [audio] device_channels = {want.channels}, "
-                          f"but it has {max_ch} input channel(s)")
+        raise FormatError(
+            f"input device {name!r}: [audio] device_channels = {want.channels}, "
+            f"but it has {max_ch} input channel(s)"
+        )
     rates = [want.rate] if want.rate else [SAMPLE_RATE, int(info["default_samplerate"])]
     counts = [want.channels] if want.channels else [1, max_ch]
-    fmt = next((OpenFormat(r, c, want.channel) for c in counts for r in rates
-                if _accepts(sd, device, r, c)), None)
+    fmt = next(
+        (
+            OpenFormat(r, c, want.channel)
+            for c in counts
+            for r in rates
+            if _accepts(sd, device, r, c)
+        ),
+        None,
+    )
     if fmt is None:  # let opening the stream report PortAudio's reason
         fmt = OpenFormat(rates[0], counts[0], want.channel)
     if isinstance(fmt.channel, int) and fmt.channel >= fmt.channels:
-        raise FormatError(f"input device {name!r}: [audio] channel = {fmt.channel}, but it is "
-                          f"opened with {fmt.channels} channel(s) (0 to {fmt.channels - 1})")
+        raise FormatError(
+            f"input device {name!r}: [audio] channel = {fmt.channel}, but it is "
+            f"opened with {fmt.channels} channel(s) (0 to {fmt.channels - 1})"
+        )
     return fmt
 
 
@@ -177,8 +201,7 @@ class Reframer:
 
     def push(self, block: np.ndarray) -> Iterator[Frame]:
         samples = self._convert(block)
-        self._pending = np.concatenate([self._pending, samples]) if len(self._pending) \
-            else samples
+        self._pending = np.concatenate([self._pending, samples]) if len(self._pending) else samples
         while len(self._pending) >= FRAME_SAMPLES:
             yield Frame(self.index, self._pending[:FRAME_SAMPLES])
             self._pending = self._pending[FRAME_SAMPLES:]
@@ -263,8 +286,9 @@ class Health:
 
 
 class MicSource:
-    def __init__(self, device: str | None, wait_for_device: bool = False,
-                 fmt: MicFormat | None = None):
+    def __init__(
+        self, device: str | None, wait_for_device: bool = False, fmt: MicFormat | None = None
+    ):
         self.sd = _sounddevice()
         self.spec = device
         self.want = fmt or MicFormat()
@@ -289,19 +313,28 @@ class MicSource:
         self._drain()  # a stuck stream's last callback may have queued a block while closing
         try:
             stream = self.sd.InputStream(
-                device=device, samplerate=fmt.rate, channels=fmt.channels, dtype="int16",
-                blocksize=round(fmt.rate * FRAME_S), callback=self._callback)
+                device=device,
+                samplerate=fmt.rate,
+                channels=fmt.channels,
+                dtype="int16",
+                blocksize=round(fmt.rate * FRAME_S),
+                callback=self._callback,
+            )
             stream.start()
         except self.sd.PortAudioError as e:
-            raise RecorderError(f"input device {name!r}: cannot open at {fmt.describe()} ({e}); "
-                                "`recorder devices` shows what it accepts") from None
+            raise RecorderError(
+                f"input device {name!r}: cannot open at {fmt.describe()} ({e}); "
+                "`recorder devices` shows what it accepts"
+            ) from None
         self.stream, self.format, self.info = stream, fmt, fmt.info
         self.description = f"mic:{name}"
         if fmt.rate != SAMPLE_RATE or fmt.channels != 1:
-            log.info("audio source %s: opened at %s, keeping %s, resampled to 16 kHz",
-                     self.description, fmt.describe(),
-                     "the average of the channels" if fmt.channel == "mix"
-                     else f"channel {fmt.channel}")
+            log.info(
+                "audio source %s: opened at %s, keeping %s, resampled to 16 kHz",
+                self.description,
+                fmt.describe(),
+                "the average of the channels" if fmt.channel == "mix" else f"channel {fmt.channel}",
+            )
 
     def _close(self, report: bool = False) -> None:
         """Abort and close the stream without blocking the processing thread for long.
@@ -320,9 +353,12 @@ class MicSource:
             closer.join(CLOSE_WAIT_S)
             if closer.is_alive():
                 self._closer = closer
-                log.log(logging.WARNING if report else logging.DEBUG,
-                        "audio source %s: the stalled stream has not closed yet (its device read "
-                        "is blocked); reopening once it has", self.description)
+                log.log(
+                    logging.WARNING if report else logging.DEBUG,
+                    "audio source %s: the stalled stream has not closed yet (its device read "
+                    "is blocked); reopening once it has",
+                    self.description,
+                )
         self._drain()
 
     def _abort_and_close(self, stream: Any) -> None:
@@ -409,8 +445,9 @@ class MicSource:
                 log.warning("%s; retrying", e)
             backoff.wait()
             return
-        log.log(logging.DEBUG if health.lost else logging.INFO,
-                "audio source %s open", self.description)
+        log.log(
+            logging.DEBUG if health.lost else logging.INFO, "audio source %s open", self.description
+        )
         health.opened()
 
     def _check_silence(self, health: Health, backoff: Backoff) -> Iterator[SourceItem]:
@@ -434,8 +471,10 @@ class MicSource:
         lost = (self.overflows, self.dropped_blocks)
         if lost != self._reported and now - self._reported_at >= LOSS_REPORT_S:
             self._reported, self._reported_at = lost, now
-            log.warning("audio lost so far: %d input overflows, %d blocks dropped "
-                        "(processing too slow)", *lost)
+            log.warning(
+                "audio lost so far: %d input overflows, %d blocks dropped (processing too slow)",
+                *lost,
+            )
 
     def close(self) -> None:
         self._close()

@@ -43,11 +43,13 @@ def find_wavs(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.suffix.lower() == ".wav"
-                            and not f.is_dir())
+            found += sorted(
+                f for f in p.rglob("*") if f.suffix.lower() == ".wav" and not f.is_dir()
+            )
         else:
             found.append(p)  # an unreadable or missing file is skipped with its reason later
     return list(dict.fromkeys(found))
+
 
 def estimate_s(path: Path) -> float:
     """The audio length from the WAV header (0 when it cannot be read): for the progress bar."""
@@ -60,14 +62,17 @@ def estimate_s(path: Path) -> float:
     frames = min(info.n_frames, (size - info.data_offset) // (info.sample_width * info.channels))
     return max(frames, 0) / info.sample_rate
 
+
 def _reason(path: str, e: Exception) -> str:
     text = str(e)
-    return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
+    return text[len(path) + 2 :] if text.startswith(f"{path}: ") else text
+
 
 @dataclass
 class Job:
     kind: str  # "score" (engine + VAD + machine), "positive" (padded clip), "negative"
     path: str
+
 
 @dataclass
 class Result:
@@ -78,14 +83,21 @@ class Result:
     speech: np.ndarray | None = None  # (frames,) bool, score only
     detections: list[tuple[int, str, float]] = field(default_factory=list)
 
+
 class Cancelled(Exception):
     """The parent gave up (Ctrl-C, another worker failed): stop the file in progress."""
+
 
 class Worker:
     """An engine (built once) and what a job needs to run the daemon's per-frame step."""
 
-    def __init__(self, config: Config, engine: Any, report: Callable[[float], None],
-                 cancelled: Callable[[], bool] = lambda: False):
+    def __init__(
+        self,
+        config: Config,
+        engine: Any,
+        report: Callable[[float], None],
+        cancelled: Callable[[], bool] = lambda: False,
+    ):
         self.config = config
         self.engine = engine
         self.verifiers = build_verifiers(config, engine.names)  # as the daemon applies them
@@ -98,8 +110,11 @@ class Worker:
         except RecorderError as e:
             return Result(job.path, skipped=_reason(job.path, e))
         except MemoryError:  # read_wav takes a data chunk of size 0 for one of unknown length
-            return Result(job.path, skipped="cannot be read (out of memory; a WAV whose data "
-                          "chunk declares 0 or 0xFFFFFFFF bytes?)")
+            return Result(
+                job.path,
+                skipped="cannot be read (out of memory; a WAV whose data "
+                "chunk declares 0 or 0xFFFFFFFF bytes?)",
+            )
         except OSError as e:
             return Result(job.path, skipped=f"cannot be read ({e.strerror or e})")
         duration_s = len(samples) / SAMPLE_RATE
@@ -154,20 +169,28 @@ class Worker:
             analysis = step(machine, engine, vad, frame, self.verifiers)
             if analysis is None:  # muted or off: never for a file
                 continue
-            detections += [(e.frame_index, e.wake_word, e.score) for e in analysis.events
-                           if isinstance(e, WakeDetected)]
+            detections += [
+                (e.frame_index, e.wake_word, e.score)
+                for e in analysis.events
+                if isinstance(e, WakeDetected)
+            ]
             rows.append([analysis.scores[n] for n in names])
             speech_flags.append(analysis.speech)
             self._progress(frame.index)
         machine.finish(EndReason.EOF)
         self._finish_progress(len(rows))
-        return Result("", scores=np.array(rows, dtype=np.float64).reshape(len(rows), len(names)),
-                      speech=np.array(speech_flags, dtype=bool), detections=detections)
+        return Result(
+            "",
+            scores=np.array(rows, dtype=np.float64).reshape(len(rows), len(names)),
+            speech=np.array(speech_flags, dtype=bool),
+            detections=detections,
+        )
 
 
 _WORKER: Worker | None = None
 
 _WORKER_ERROR: str | None = None
+
 
 def _init_worker(config: Config, progress: Any, cancel: Any) -> None:
     global _WORKER, _WORKER_ERROR
@@ -177,10 +200,12 @@ def _init_worker(config: Config, progress: Any, cancel: Any) -> None:
     except Exception as e:  # reported with the first job: a raising initializer loses it
         _WORKER_ERROR = f"{type(e).__name__}: {e}"
 
+
 def _run_job(job: Job) -> Result:
     if _WORKER is None:
         raise RuntimeError(f"worker could not start: {_WORKER_ERROR}")
     return _WORKER.run(job)
+
 
 class Progress:
     """`[#####-----]  42.0 / 120.0 s audio  35.1x realtime` on stderr, only on a terminal and
@@ -188,8 +213,13 @@ class Progress:
 
     WIDTH = 30
 
-    def __init__(self, total_s: float, stream: TextIO | None = None,
-                 enabled: bool | None = None, min_wall_s: float = 0.5):
+    def __init__(
+        self,
+        total_s: float,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        min_wall_s: float = 0.5,
+    ):
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.total_s = max(total_s, 0.0)
@@ -202,8 +232,11 @@ class Progress:
     def add(self, seconds: float) -> None:
         self.done_s += seconds
         now = time.monotonic()
-        if self.enabled and now - self.started >= self.min_wall_s \
-                and (now - self._last_draw >= 0.1 or not self.drawn):
+        if (
+            self.enabled
+            and now - self.started >= self.min_wall_s
+            and (now - self._last_draw >= 0.1 or not self.drawn)
+        ):
             self._draw(now)
 
     def line(self, now: float | None = None) -> str:
@@ -211,8 +244,10 @@ class Progress:
         total = max(self.total_s, self.done_s)
         filled = round(self.WIDTH * self.done_s / total) if total else self.WIDTH
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        return (f"[{bar}] {self.done_s:8.1f} / {total:.1f} s audio  "
-                f"{self.done_s / elapsed:6.1f}x realtime")
+        return (
+            f"[{bar}] {self.done_s:8.1f} / {total:.1f} s audio  "
+            f"{self.done_s / elapsed:6.1f}x realtime"
+        )
 
     def _draw(self, now: float) -> None:
         self._last_draw = now
@@ -226,8 +261,10 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
-def run_jobs(config: Config, engine: Any, jobs: Sequence[Job], n_jobs: int,
-             progress: Progress) -> list[Result]:
+
+def run_jobs(
+    config: Config, engine: Any, jobs: Sequence[Job], n_jobs: int, progress: Progress
+) -> list[Result]:
     """Every job's result, in order; in this process for one job or --jobs 1, otherwise on
     min(n_jobs, len(jobs)) spawned workers, one file at a time each, longest files first."""
     workers = min(n_jobs, len(jobs))
@@ -237,8 +274,9 @@ def run_jobs(config: Config, engine: Any, jobs: Sequence[Job], n_jobs: int,
     ctx = mp.get_context("spawn")  # fresh processes: nothing of onnxruntime is forked
     reports, cancel = ctx.Queue(), ctx.Event()
     order = sorted(range(len(jobs)), key=lambda i: -estimate_s(Path(jobs[i].path)))
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(config, reports, cancel))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(config, reports, cancel)
+    )
     try:
         pending = {i: pool.submit(_run_job, jobs[i]) for i in order}
         while True:

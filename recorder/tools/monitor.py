@@ -44,8 +44,7 @@ class Meter:
     _peaks: dict[str, tuple[float, int]] = field(default_factory=dict)
     _drawn: int = 0
 
-    def __call__(self, frame: Frame, scores: dict[str, float], speech: bool,
-                 state: State) -> None:
+    def __call__(self, frame: Frame, scores: dict[str, float], speech: bool, state: State) -> None:
         hold = s_to_frames(PEAK_HOLD_S)
         for name, score in scores.items():
             peak, at = self._peaks.get(name, (0.0, -hold))
@@ -54,16 +53,21 @@ class Meter:
         if not self.tty:  # a log-friendly line per second instead of a redraw
             if frame.index % 12 == 0:
                 parts = " ".join(f"{n}={s:.2f}" for n, s in scores.items())
-                self.out.write(f"{frame.end_s:8.2f}s {state.value:<9} "
-                               f"{'speech' if speech else '-':<6} {parts}\n")
+                self.out.write(
+                    f"{frame.end_s:8.2f}s {state.value:<9} "
+                    f"{'speech' if speech else '-':<6} {parts}\n"
+                )
                 self.out.flush()
             return
         width = max(len(n) for n in scores)
-        lines = [f"{frame.end_s:8.2f} s   state: {state.value:<9}  VAD: "
-                 f"{'speech' if speech else '-'}"]
+        lines = [
+            f"{frame.end_s:8.2f} s   state: {state.value:<9}  VAD: {'speech' if speech else '-'}"
+        ]
         for name, score in scores.items():
-            lines.append(f"{name:>{width}} {self._bar(score, self._peaks[name][0], name)} "
-                         f"{score:5.3f}  peak {self._peaks[name][0]:5.3f}")
+            lines.append(
+                f"{name:>{width}} {self._bar(score, self._peaks[name][0], name)} "
+                f"{score:5.3f}  peak {self._peaks[name][0]:5.3f}"
+            )
         lines += [f"  {line}" for line in self.log_lines.lines]
         up = f"\x1b[{self._drawn}F" if self._drawn else ""
         self.out.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
@@ -93,8 +97,15 @@ def run(config: Config, out: TextIO = sys.stdout) -> int:
     source = open_source(config.audio.source, config.audio.realtime, audio=config.audio)
     try:
         meter = Meter(config.wake.threshold_for, out, out.isatty(), lines)
-        d = daemon.build_daemon(config, source, MuteSwitch(config.base_dir), pipeline=pipeline,
-                                flags=flags, dry_run=True, observers=[meter])
+        d = daemon.build_daemon(
+            config,
+            source,
+            MuteSwitch(config.base_dir),
+            pipeline=pipeline,
+            flags=flags,
+            dry_run=True,
+            observers=[meter],
+        )
         d.run()
     finally:
         source.close()

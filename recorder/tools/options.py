@@ -24,16 +24,23 @@ def _positive_int(text: str) -> int:
 
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, metavar="PATH", help=CONFIG_HELP)
-    p.add_argument("--jobs", type=_positive_int, metavar="N",
-                   help="worker processes, one file each at a time (default: every core, "
-                   f"here {os.cpu_count() or 1})")
+    p.add_argument(
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes, one file each at a time (default: every core, "
+        f"here {os.cpu_count() or 1})",
+    )
 
 
 def load_config(args: argparse.Namespace, models: Sequence[str] | None = None) -> Config:
     """The config file, with --model and --threshold applied as `recorder run` applies them."""
-    return config_mod.with_overrides(config_mod.load(config_mod.locate(args.config)),
-                                     models=models, threshold=getattr(args, "threshold", None),
-                                     patience=getattr(args, "patience_frames", None))
+    return config_mod.with_overrides(
+        config_mod.load(config_mod.locate(args.config)),
+        models=models,
+        threshold=getattr(args, "threshold", None),
+        patience=getattr(args, "patience_frames", None),
+    )
 
 
 def jobs_arg(args: argparse.Namespace) -> int:

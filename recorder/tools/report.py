@@ -40,23 +40,36 @@ def score_json(results: Sequence[Result], names: Sequence[str]) -> dict[str, Any
         for k, name in enumerate(names):
             column = r.scores[:, k]
             i = int(np.argmax(column)) if len(column) else -1
-            peaks[name] = {"score": round(float(column[i]), 6) if i >= 0 else 0.0,
-                           "time_s": round(frames_to_s(i + 1), 2) if i >= 0 else None}
-        files.append({
-            "path": r.path,
-            "duration_s": round(r.duration_s, 4),
-            "peaks": peaks,
-            "detections": [{"wake_word": w, "score": round(s, 6),
-                            "time_s": round(frames_to_s(i + 1), 2)} for i, w, s in r.detections],
-            "frames": [{"time_s": round(frames_to_s(i + 1), 2),
-                        "scores": {n: round(float(v), 6) for n, v in zip(names, row,
-                                                                          strict=True)},
-                        "speech": bool(sp)}
-                       for i, (row, sp) in enumerate(zip(r.scores, r.speech, strict=True))],
-        })
-    return {"files": files,
-            "skipped": [{"path": r.path, "reason": r.skipped} for r in results
-                        if r.skipped is not None]}
+            peaks[name] = {
+                "score": round(float(column[i]), 6) if i >= 0 else 0.0,
+                "time_s": round(frames_to_s(i + 1), 2) if i >= 0 else None,
+            }
+        files.append(
+            {
+                "path": r.path,
+                "duration_s": round(r.duration_s, 4),
+                "peaks": peaks,
+                "detections": [
+                    {"wake_word": w, "score": round(s, 6), "time_s": round(frames_to_s(i + 1), 2)}
+                    for i, w, s in r.detections
+                ],
+                "frames": [
+                    {
+                        "time_s": round(frames_to_s(i + 1), 2),
+                        "scores": {n: round(float(v), 6) for n, v in zip(names, row, strict=True)},
+                        "speech": bool(sp),
+                    }
+                    for i, (row, sp) in enumerate(zip(r.scores, r.speech, strict=True))
+                ],
+            }
+        )
+    return {
+        "files": files,
+        "skipped": [
+            {"path": r.path, "reason": r.skipped} for r in results if r.skipped is not None
+        ],
+    }
+
 
 def write_csv(out: TextIO, results: Sequence[Result], names: Sequence[str]) -> None:
     w = csv.writer(out, lineterminator="\n")
@@ -66,28 +79,37 @@ def write_csv(out: TextIO, results: Sequence[Result], names: Sequence[str]) -> N
             continue
         assert r.scores is not None and r.speech is not None
         for i, (row, sp) in enumerate(zip(r.scores, r.speech, strict=True)):
-            w.writerow([r.path, f"{frames_to_s(i + 1):.2f}", *(f"{v:.6f}" for v in row),
-                        int(sp)])
+            w.writerow([r.path, f"{frames_to_s(i + 1):.2f}", *(f"{v:.6f}" for v in row), int(sp)])
+
 
 def score_table(results: Sequence[Result], names: Sequence[str], config: Config) -> str:
     data = score_json([r for r in results if r.skipped is None], names)["files"]
     width = max([len("file"), *(len(f["path"]) for f in data)])
     nw = max(len("wake word"), *(len(n) for n in names))
-    lines = [f"{'file':<{width}}  {'duration':>9}  {'wake word':<{nw}}  threshold  patience  "
-             f"{'peak':>6}  {'at':>8}  detections"]
+    lines = [
+        f"{'file':<{width}}  {'duration':>9}  {'wake word':<{nw}}  threshold  patience  "
+        f"{'peak':>6}  {'at':>8}  detections"
+    ]
     for f in data:
         for k, name in enumerate(names):
             peak = f["peaks"][name]
             at = f"{peak['time_s']:.2f} s" if peak["time_s"] is not None else "-"
             times = [d["time_s"] for d in f["detections"] if d["wake_word"] == name]
-            det = f"{len(times)}" + (f" at {', '.join(f'{t:.2f}' for t in times)} s"
-                                     if times else "")
-            head = (f"{f['path']:<{width}}  {f['duration_s']:7.2f} s" if k == 0
-                    else f"{'':<{width}}  {'':>9}")
-            lines.append(f"{head}  {name:<{nw}}  {config.wake.threshold_for(name):9.3f}  "
-                         f"{config.wake.patience_for(name):8d}  {peak['score']:6.3f}  "
-                         f"{at:>8}  {det}")
+            det = f"{len(times)}" + (
+                f" at {', '.join(f'{t:.2f}' for t in times)} s" if times else ""
+            )
+            head = (
+                f"{f['path']:<{width}}  {f['duration_s']:7.2f} s"
+                if k == 0
+                else f"{'':<{width}}  {'':>9}"
+            )
+            lines.append(
+                f"{head}  {name:<{nw}}  {config.wake.threshold_for(name):9.3f}  "
+                f"{config.wake.patience_for(name):8d}  {peak['score']:6.3f}  "
+                f"{at:>8}  {det}"
+            )
     return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class TuneRow:
@@ -98,36 +120,46 @@ class TuneRow:
     false_accepts_per_hour: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "patience": self.patience,
-                "false_reject_rate": self.false_reject_rate, "false_accepts": self.false_accepts,
-                "false_accepts_per_hour": self.false_accepts_per_hour}
+        return {
+            "threshold": self.threshold,
+            "patience": self.patience,
+            "false_reject_rate": self.false_reject_rate,
+            "false_accepts": self.false_accepts,
+            "false_accepts_per_hour": self.false_accepts_per_hour,
+        }
+
 
 def tune_table(result: dict[str, Any], max_fa: float, refractory_s: float) -> str:
     rows, rec = result["rows"], result["recommended"]
     patiences = sorted({r["patience"] for r in rows})
     thresholds = sorted({r["threshold"] for r in rows})
     cell = {(r["threshold"], r["patience"]): r for r in rows}
-    lines = [f"model {result['model']}: {result['positives']} positive clip(s), "
-             f"{result['negative_hours'] * 60:.2f} min of negative audio, refractory "
-             f"{refractory_s:g} s",
-             "FRR: false-reject rate; FA/h: false accepts per hour; * the recommended point",
-             "",
-             "threshold" + "".join(f"  {'patience ' + str(p):^19}" for p in patiences),
-             " " * 9 + "".join(f"  {'FRR':>7} {'FA/h':>10} " for _ in patiences)]
+    lines = [
+        f"model {result['model']}: {result['positives']} positive clip(s), "
+        f"{result['negative_hours'] * 60:.2f} min of negative audio, refractory "
+        f"{refractory_s:g} s",
+        "FRR: false-reject rate; FA/h: false accepts per hour; * the recommended point",
+        "",
+        "threshold" + "".join(f"  {'patience ' + str(p):^19}" for p in patiences),
+        " " * 9 + "".join(f"  {'FRR':>7} {'FA/h':>10} " for _ in patiences),
+    ]
     for t in thresholds:
         parts = []
         for p in patiences:
             r = cell[(t, p)]
             mark = "*" if rec and (rec["threshold"], rec["patience"]) == (t, p) else " "
-            parts.append(f"  {r['false_reject_rate']:7.3f} {r['false_accepts_per_hour']:10.2f}"
-                         f"{mark}")
+            parts.append(
+                f"  {r['false_reject_rate']:7.3f} {r['false_accepts_per_hour']:10.2f}{mark}"
+            )
         lines.append(f"{t:9.3f}" + "".join(parts))
     lines.append("")
     if rec:
-        lines.append(f"recommended: threshold {rec['threshold']:g}, patience {rec['patience']}: "
-                     f"false-reject rate {rec['false_reject_rate']:.3f}, "
-                     f"{rec['false_accepts']} false accept(s) = "
-                     f"{rec['false_accepts_per_hour']:.2f} per hour (limit {max_fa:g})")
+        lines.append(
+            f"recommended: threshold {rec['threshold']:g}, patience {rec['patience']}: "
+            f"false-reject rate {rec['false_reject_rate']:.3f}, "
+            f"{rec['false_accepts']} false accept(s) = "
+            f"{rec['false_accepts_per_hour']:.2f} per hour (limit {max_fa:g})"
+        )
     else:
         lines.append(f"recommended: none; no point has at most {max_fa:g} false accepts per hour")
     return "\n".join(lines)

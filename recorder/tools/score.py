@@ -20,29 +20,55 @@ MAX_PLOT_FILES = 12
 def add_parser(sub: Any) -> None:
     """Register `score` on the `recorder` command's subparsers."""
     sc = sub.add_parser(
-        "score", help="per-frame wake-word scores and detections of WAV files",
+        "score",
+        help="per-frame wake-word scores and detections of WAV files",
         description="Run the daemon's engine, VAD and state machine over WAV files (directories "
         "are searched for *.wav) and report per-frame scores, each model's peak and the "
         "detections the daemon would make at the configured threshold, patience and refractory "
-        "period. Unreadable files are skipped with their reason.")
-    sc.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR",
-                    help="WAV files, or directories searched for *.wav")
+        "period. Unreadable files are skipped with their reason.",
+    )
+    sc.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="FILE_OR_DIR",
+        help="WAV files, or directories searched for *.wav",
+    )
     add_common(sc)
-    sc.add_argument("--model", action="append", metavar="NAME_OR_PATH",
-                    help="wake-word model; repeat for several (overrides [wake] models)")
+    sc.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME_OR_PATH",
+        help="wake-word model; repeat for several (overrides [wake] models)",
+    )
     sc.add_argument("--threshold", type=float, help="detection threshold for every model, 0-1")
-    sc.add_argument("--patience", type=int, dest="patience_frames", metavar="FRAMES",
-                    help="consecutive 80 ms frames at or above the threshold, for every model")
+    sc.add_argument(
+        "--patience",
+        type=int,
+        dest="patience_frames",
+        metavar="FRAMES",
+        help="consecutive 80 ms frames at or above the threshold, for every model",
+    )
     out = sc.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true",
-                     help="print one JSON object with every file's frames, peaks and detections")
-    out.add_argument("--csv", type=Path, metavar="PATH",
-                     help="write per-frame rows (file, time_s, one column per score, speech) to "
-                     "PATH ('-': standard output)")
-    sc.add_argument("--plot", type=Path, metavar="PATH.png",
-                    help=f"draw each file's score timeline (first {MAX_PLOT_FILES} files) with "
-                    "the thresholds and the speech regions; needs matplotlib")
-
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with every file's frames, peaks and detections",
+    )
+    out.add_argument(
+        "--csv",
+        type=Path,
+        metavar="PATH",
+        help="write per-frame rows (file, time_s, one column per score, speech) to "
+        "PATH ('-': standard output)",
+    )
+    sc.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PATH.png",
+        help=f"draw each file's score timeline (first {MAX_PLOT_FILES} files) with "
+        "the thresholds and the speech regions; needs matplotlib",
+    )
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -59,8 +85,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     names = list(engine.names)
     progress = Progress(sum(estimate_s(p) for p in paths))
     try:
-        results = run_jobs(config, engine, [Job("score", str(p)) for p in paths],
-                           jobs_arg(args), progress)
+        results = run_jobs(
+            config, engine, [Job("score", str(p)) for p in paths], jobs_arg(args), progress
+        )
     finally:
         progress.close()
     skipped = [r for r in results if r.skipped is not None]
@@ -86,6 +113,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from recorder.tools import plots
 
-        plots.score_timelines(args.plot, scored, names,
-                              {n: config.wake.threshold_for(n) for n in names})
+        plots.score_timelines(
+            args.plot, scored, names, {n: config.wake.threshold_for(n) for n in names}
+        )
     return 0

@@ -35,34 +35,68 @@ MAX_GRID_THRESHOLDS = 1000
 def add_parser(sub: Any) -> None:
     """Register `tune` on the `recorder` command's subparsers."""
     tu = sub.add_parser(
-        "tune", help="false rejects and false accepts over a threshold x patience grid",
+        "tune",
+        help="false rejects and false accepts over a threshold x patience grid",
         description="Score positive clips (each from a fresh engine, with 1 s of silence "
         "before and after) and negative recordings (each streamed as one continuous input) "
         "once, then evaluate every threshold and patience: a positive is detected when the "
         "score reaches the threshold on PATIENCE consecutive 80 ms frames; every detection "
         "onset in the negatives, at least [wake] refractory_s apart, is a false accept. "
         "Recommends the lowest false-reject rate whose false accepts per hour stay within "
-        "--max-fa-per-hour; ties go to the higher threshold, then to the lower patience.")
-    tu.add_argument("--positives", nargs="+", type=Path, required=True, metavar="DIR_OR_FILE",
-                    help="clips that each hold the wake word once")
-    tu.add_argument("--negatives", nargs="+", type=Path, required=True, metavar="DIR_OR_FILE",
-                    help="recordings without the wake word")
+        "--max-fa-per-hour; ties go to the higher threshold, then to the lower patience.",
+    )
+    tu.add_argument(
+        "--positives",
+        nargs="+",
+        type=Path,
+        required=True,
+        metavar="DIR_OR_FILE",
+        help="clips that each hold the wake word once",
+    )
+    tu.add_argument(
+        "--negatives",
+        nargs="+",
+        type=Path,
+        required=True,
+        metavar="DIR_OR_FILE",
+        help="recordings without the wake word",
+    )
     add_common(tu)
-    tu.add_argument("--model", metavar="NAME_OR_PATH[:CLASS]",
-                    help="the one wake word to tune (default: the first of [wake] models); "
-                    "a multi-class model needs MODEL:CLASS")
-    tu.add_argument("--thresholds", default=DEFAULT_THRESHOLDS, metavar="START:STOP:STEP",
-                    help=f"thresholds to try, both ends included (default {DEFAULT_THRESHOLDS})")
-    tu.add_argument("--patience", default=DEFAULT_PATIENCE, metavar="N,N,...",
-                    help=f"patience values to try, in frames (default {DEFAULT_PATIENCE})")
-    tu.add_argument("--max-fa-per-hour", type=float, default=0.5, metavar="RATE",
-                    help="false accepts per hour the recommended point may have (default 0.5); "
-                    "among those, the lowest false-reject rate wins, ties going to the higher "
-                    "threshold and then to the lower patience")
+    tu.add_argument(
+        "--model",
+        metavar="NAME_OR_PATH[:CLASS]",
+        help="the one wake word to tune (default: the first of [wake] models); "
+        "a multi-class model needs MODEL:CLASS",
+    )
+    tu.add_argument(
+        "--thresholds",
+        default=DEFAULT_THRESHOLDS,
+        metavar="START:STOP:STEP",
+        help=f"thresholds to try, both ends included (default {DEFAULT_THRESHOLDS})",
+    )
+    tu.add_argument(
+        "--patience",
+        default=DEFAULT_PATIENCE,
+        metavar="N,N,...",
+        help=f"patience values to try, in frames (default {DEFAULT_PATIENCE})",
+    )
+    tu.add_argument(
+        "--max-fa-per-hour",
+        type=float,
+        default=0.5,
+        metavar="RATE",
+        help="false accepts per hour the recommended point may have (default 0.5); "
+        "among those, the lowest false-reject rate wins, ties going to the higher "
+        "threshold and then to the lower patience",
+    )
     tu.add_argument("--json", action="store_true", help="print one JSON object")
-    tu.add_argument("--plot", type=Path, metavar="PATH.png",
-                    help="draw the DET curve (false-reject rate against false accepts per hour, "
-                    "one line per patience); needs matplotlib")
+    tu.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PATH.png",
+        help="draw the DET curve (false-reject rate against false accepts per hour, "
+        "one line per patience); needs matplotlib",
+    )
 
 
 def parse_thresholds(text: str) -> list[float]:
@@ -87,24 +121,30 @@ def parse_thresholds(text: str) -> list[float]:
     steps = (stop - start) / step
     n = round(steps)
     if abs(steps - n) > 1e-6 * max(1.0, steps):
-        raise RecorderError(f"--thresholds {text!r}: STOP - START must be a whole number of "
-                            f"STEPs ({steps:.3g} here), so that both ends are included")
+        raise RecorderError(
+            f"--thresholds {text!r}: STOP - START must be a whole number of "
+            f"STEPs ({steps:.3g} here), so that both ends are included"
+        )
     if n + 1 > MAX_GRID_THRESHOLDS:
-        raise RecorderError(f"--thresholds {text!r}: {n + 1} thresholds, at most "
-                            f"{MAX_GRID_THRESHOLDS}")
+        raise RecorderError(
+            f"--thresholds {text!r}: {n + 1} thresholds, at most {MAX_GRID_THRESHOLDS}"
+        )
     values = [round(start + i * step, 10) for i in range(n + 1)]
     values[-1] = stop
     return values
+
 
 def parse_patience(text: str) -> list[int]:
     try:
         values = sorted({int(p) for p in text.split(",")})
     except ValueError:
-        raise RecorderError(f"--patience {text!r}: use whole numbers separated by commas, "
-                            "e.g. 1,2,3") from None
+        raise RecorderError(
+            f"--patience {text!r}: use whole numbers separated by commas, e.g. 1,2,3"
+        ) from None
     if not values or values[0] < 1 or values[-1] > 100:
         raise RecorderError(f"--patience {text!r}: each value must be 1 to 100 frames")
     return values
+
 
 def run_min(scores: np.ndarray, patience: int) -> np.ndarray:
     """Element i: the lowest score of frames i - patience + 1 .. i (the frames before the
@@ -113,6 +153,7 @@ def run_min(scores: np.ndarray, patience: int) -> np.ndarray:
     if len(scores) < patience:
         return np.empty(0)
     return np.lib.stride_tricks.sliding_window_view(scores, patience).min(axis=1)
+
 
 def count_onsets(candidates: np.ndarray, refractory_frames: int) -> int:
     """Detections among the frames flagged in `candidates`, as the machine's refractory rule
@@ -125,9 +166,15 @@ def count_onsets(candidates: np.ndarray, refractory_frames: int) -> int:
         i = int(np.searchsorted(idx, idx[i] + gap, side="left"))
     return count
 
-def evaluate(positives: Sequence[np.ndarray], negatives: Sequence[np.ndarray],
-             negative_s: float, thresholds: Sequence[float], patiences: Sequence[int],
-             refractory_frames: int) -> list[TuneRow]:
+
+def evaluate(
+    positives: Sequence[np.ndarray],
+    negatives: Sequence[np.ndarray],
+    negative_s: float,
+    thresholds: Sequence[float],
+    patiences: Sequence[int],
+    refractory_frames: int,
+) -> list[TuneRow]:
     """Every (threshold, patience) from per-frame scores computed once."""
     hours = negative_s / 3600.0
     rows = []
@@ -143,11 +190,13 @@ def evaluate(positives: Sequence[np.ndarray], negatives: Sequence[np.ndarray],
             rows.append(TuneRow(t, p, frr, fa, fa / hours if hours > 0 else 0.0))
     return rows
 
+
 def recommend(rows: Sequence[TuneRow], max_fa_per_hour: float) -> TuneRow | None:
     """The lowest false-reject rate within the false-accept budget; ties: the higher threshold,
     then the lower patience."""
     ok = [r for r in rows if r.false_accepts_per_hour <= max_fa_per_hour]
     return min(ok, key=lambda r: (r.false_reject_rate, -r.threshold, r.patience), default=None)
+
 
 def choose_model(config: Config, model: str | None) -> tuple[Config, str | None]:
     """The config with only the model to tune, and the class asked for (`model:class`)."""
@@ -159,11 +208,14 @@ def choose_model(config: Config, model: str | None) -> tuple[Config, str | None]
             raise RecorderError(f"--model {value!r}: use NAME, PATH or MODEL:CLASS")
     return dataclasses.replace(config, wake=dataclasses.replace(config.wake, models=(base,))), cls
 
+
 def pick_name(names: Sequence[str], cls: str | None, value: str) -> str:
     if cls is None:
         if len(names) > 1:
-            raise RecorderError(f"{value} is a multi-class model: tune one class with --model "
-                                f"MODEL:CLASS, one of {', '.join(names)}")
+            raise RecorderError(
+                f"{value} is a multi-class model: tune one class with --model "
+                f"MODEL:CLASS, one of {', '.join(names)}"
+            )
         return names[0]
     for n in names:
         if ":" in n and n.split(":", 1)[1] == cls:
@@ -185,17 +237,21 @@ def cmd_tune(args: argparse.Namespace) -> int:
     config, cls = choose_model(load_config(args), args.model)
     check_plot(args)
     positives, negatives = find_wavs(args.positives), find_wavs(args.negatives)
-    for what, found, given in (("positive", positives, args.positives),
-                               ("negative", negatives, args.negatives)):
+    for what, found, given in (
+        ("positive", positives, args.positives),
+        ("negative", negatives, args.negatives),
+    ):
         if not found:
             raise RecorderError(f"no {what} WAV files in {', '.join(map(str, given))}")
     engine = build_engine(config)
     name = pick_name(engine.names, cls, args.model or config.wake.models[0])
     column = list(engine.names).index(name)
-    jobs = [Job("positive", str(p)) for p in positives] + \
-        [Job("negative", str(p)) for p in negatives]
-    progress = Progress(sum(estimate_s(p) + 2 * PAD_S for p in positives)
-                        + sum(estimate_s(p) for p in negatives))
+    jobs = [Job("positive", str(p)) for p in positives] + [
+        Job("negative", str(p)) for p in negatives
+    ]
+    progress = Progress(
+        sum(estimate_s(p) + 2 * PAD_S for p in positives) + sum(estimate_s(p) for p in negatives)
+    )
     try:
         results = run_jobs(config, engine, jobs, jobs_arg(args), progress)
     finally:
@@ -210,13 +266,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise RecorderError("no negative recording could be read")
     negative_s = sum(r.duration_s for r in neg)
     refractory = s_to_frames(config.wake.refractory_s)
-    rows = evaluate([column_of(r, column) for r in pos], [column_of(r, column) for r in neg],
-                    negative_s, thresholds, patiences, refractory)
+    rows = evaluate(
+        [column_of(r, column) for r in pos],
+        [column_of(r, column) for r in neg],
+        negative_s,
+        thresholds,
+        patiences,
+        refractory,
+    )
     best = recommend(rows, args.max_fa_per_hour)
-    result = {"model": name, "positives": len(pos), "negative_hours": negative_s / 3600,
-              "rows": [r.as_dict() for r in rows],
-              "recommended": best.as_dict() if best else None,
-              "skipped": [{"path": r.path, "reason": r.skipped} for r in skipped]}
+    result = {
+        "model": name,
+        "positives": len(pos),
+        "negative_hours": negative_s / 3600,
+        "rows": [r.as_dict() for r in rows],
+        "recommended": best.as_dict() if best else None,
+        "skipped": [{"path": r.path, "reason": r.skipped} for r in skipped],
+    }
     if args.json:
         emit(json.dumps(result) + "\n")
     else:

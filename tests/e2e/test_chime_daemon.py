@@ -23,17 +23,23 @@ SCENE = "jarvis_pause_command"
 def speaker_pcm(name: str, path: Path, numbered: bool = True) -> str:
     """An ALSA output device that writes what is played to `path`, as fast as it is given;
     `numbered`: a new file per stream (path, path.0001, ...)."""
-    return (f'pcm.{name} {{\n    type file\n    slave.pcm "null"\n    file "{path}"\n'
-            f'    format "raw"\n    truncate {"false" if numbered else "true"}\n}}\n')
+    return (
+        f'pcm.{name} {{\n    type file\n    slave.pcm "null"\n    file "{path}"\n'
+        f'    format "raw"\n    truncate {"false" if numbered else "true"}\n}}\n'
+    )
+
 
 def chime_config(tmp_path: Path, device: str = "virtualspk", awake: float = 0.25) -> Path:
     """Chimes from files in other formats than the recorder's: read_wav converts them."""
     write_pcm(tmp_path / "awake.wav", tone(880, awake))
     write_pcm(tmp_path / "done.wav", tone(660, 0.2, 44100, 2), 44100, 2)
     config = tmp_path / "c.toml"
-    config.write_text('[indicator]\nawake_sound = "awake.wav"\ndone_sound = "done.wav"\n'
-                      f'chime_device = "{device}"\n')
+    config.write_text(
+        '[indicator]\nawake_sound = "awake.wav"\ndone_sound = "done.wav"\n'
+        f'chime_device = "{device}"\n'
+    )
     return config
+
 
 def played(out: Path, log: str) -> tuple[int, list[np.ndarray]]:
     """The device's rate (from the daemon's log) and each stream's samples (mono)."""
@@ -49,20 +55,22 @@ def played(out: Path, log: str) -> tuple[int, list[np.ndarray]]:
             streams.append(frames[:, 0])
     return rate, streams
 
-def check_chime(out: np.ndarray, rate: int, chime: np.ndarray, freq: float,
-                chime_rate: int = RATE) -> None:
+
+def check_chime(
+    out: np.ndarray, rate: int, chime: np.ndarray, freq: float, chime_rate: int = RATE
+) -> None:
     """The same sound (mono `chime` at `chime_rate`) at the device's rate: duration, energy
     and pitch."""
     loud = np.flatnonzero(np.abs(out) > 200)
     span_s = (loud[-1] - loud[0] + 1) / rate
     chime = chime.astype(np.float64)
     chime_span = np.flatnonzero(np.abs(chime) > 200)
-    assert span_s == pytest.approx((chime_span[-1] - chime_span[0] + 1) / chime_rate,
-                                   abs=0.003)
+    assert span_s == pytest.approx((chime_span[-1] - chime_span[0] + 1) / chime_rate, abs=0.003)
     energy = np.sum(out.astype(np.float64) ** 2) / rate
     assert energy == pytest.approx(np.sum(chime**2) / chime_rate, rel=0.03)
     spectrum = np.abs(np.fft.rfft(out.astype(np.float64)))
     assert np.fft.rfftfreq(len(out), 1 / rate)[np.argmax(spectrum)] == pytest.approx(freq, abs=8)
+
 
 def check_request(meta: dict, samples: np.ndarray, source: np.ndarray, marks: dict) -> None:
     start = round(meta["source_offset_s"] * RATE)
@@ -71,14 +79,24 @@ def check_request(meta: dict, samples: np.ndarray, source: np.ndarray, marks: di
     assert (start + len(samples)) / RATE >= marks["command"][1]
     assert meta["end_reason"] == "silence"
 
+
 def test_chimes_play_while_the_request_is_kept_whole(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / ".asoundrc").write_text(speaker_pcm("virtualspk", tmp_path / "out.raw"))
     config = chime_config(tmp_path)
-    proc = run_recorder("run", "--config", str(config), "--source",
-                        f"file:{AUDIO / f'{SCENE}.wav'}", "--model", "hey_jarvis",
-                        "--recordings", str(tmp_path / "rec"), env={"HOME": str(home)})
+    proc = run_recorder(
+        "run",
+        "--config",
+        str(config),
+        "--source",
+        f"file:{AUDIO / f'{SCENE}.wav'}",
+        "--model",
+        "hey_jarvis",
+        "--recordings",
+        str(tmp_path / "rec"),
+        env={"HOME": str(home)},
+    )
     log = proc.stderr.decode()
     assert proc.returncode == 0, log
     [(meta, samples)] = recordings(tmp_path / "rec")
@@ -89,6 +107,7 @@ def test_chimes_play_while_the_request_is_kept_whole(tmp_path):
     check_chime(awake, rate, tone(880, 0.25), 880)
     check_chime(done, rate, tone(660, 0.2, 44100), 660, 44100)
     assert "WARNING" not in log
+
 
 def test_a_hung_output_device_holds_up_nothing(tmp_path):
     """The speaker's file is a pipe nobody reads: the chime thread blocks in its write once
@@ -102,10 +121,19 @@ def test_a_hung_output_device_holds_up_nothing(tmp_path):
     fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # opening for writing never blocks
     try:
         t0 = time.monotonic()
-        proc = run_recorder("run", "--config", str(config), "--source",
-                            f"file:{AUDIO / f'{SCENE}.wav'}", "--model", "hey_jarvis",
-                            "--recordings", str(tmp_path / "rec"), env={"HOME": str(home)},
-                            timeout=30)
+        proc = run_recorder(
+            "run",
+            "--config",
+            str(config),
+            "--source",
+            f"file:{AUDIO / f'{SCENE}.wav'}",
+            "--model",
+            "hey_jarvis",
+            "--recordings",
+            str(tmp_path / "rec"),
+            env={"HOME": str(home)},
+            timeout=30,
+        )
         took = time.monotonic() - t0
     finally:
         os.close(fd)
@@ -117,6 +145,7 @@ def test_a_hung_output_device_holds_up_nothing(tmp_path):
     assert "the output device 'stuckspk' takes no audio" in log
     assert took < 6, log
 
+
 def test_the_microphone_records_through_the_chime(tmp_path):
     """A live microphone and the chimes at once: what is saved is the fed stream, bit-exact,
     command whole, with the chime's place in the same time base."""
@@ -125,20 +154,43 @@ def test_the_microphone_records_through_the_chime(tmp_path):
     state_file = tmp_path / "state"
     config.write_text(config.read_text() + f'state_file = "{state_file}"\n')
     with VirtualMic(tmp_path) as mic:
-        mic.asoundrc.write_text(mic.asoundrc.read_text()
-                                + speaker_pcm("virtualspk", tmp_path / "out.raw"))
+        mic.asoundrc.write_text(
+            mic.asoundrc.read_text() + speaker_pcm("virtualspk", tmp_path / "out.raw")
+        )
         log_file = tmp_path / "daemon.log"
         with open(log_file, "wb") as out:
             proc = subprocess.Popen(
-                [str(RECORDER), "run", "--source", "mic:virtualmic", "--model", "hey_jarvis",
-                 "--recordings", str(tmp_path / "rec"), "--config", str(config)],
-                env=mic.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+                [
+                    str(RECORDER),
+                    "run",
+                    "--source",
+                    "mic:virtualmic",
+                    "--model",
+                    "hey_jarvis",
+                    "--recordings",
+                    str(tmp_path / "rec"),
+                    "--config",
+                    str(config),
+                ],
+                env=mic.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
         try:
-            wait(lambda: state_file.exists() and state_file.read_text() == "listening\n", 20,
-                 proc, log_file)
+            wait(
+                lambda: state_file.exists() and state_file.read_text() == "listening\n",
+                20,
+                proc,
+                log_file,
+            )
             start = mic.play(audio)
-            wait(lambda: any((tmp_path / "rec").glob("*.json")), len(audio) / RATE + 10, proc,
-                 log_file)
+            wait(
+                lambda: any((tmp_path / "rec").glob("*.json")),
+                len(audio) / RATE + 10,
+                proc,
+                log_file,
+            )
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0, log_file.read_text()
         finally:
@@ -155,12 +207,14 @@ def test_the_microphone_records_through_the_chime(tmp_path):
     rate, (awake, done) = played(tmp_path / "out.raw", log)
     check_chime(awake, rate, tone(880, 0.25), 880)
 
+
 def wait(predicate, timeout: float, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if proc.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"gave up waiting (exit {proc.poll()}):\n{log.read_text()}")
         time.sleep(0.02)
+
 
 NO_PORTAUDIO = """import sys
 
@@ -171,6 +225,7 @@ class _NoPortAudio:
 
 sys.meta_path.insert(0, _NoPortAudio())
 """
+
 
 def test_start_errors_and_no_portaudio_needed_without_chimes(tmp_path):
     home = tmp_path / "home"
@@ -183,22 +238,43 @@ def test_start_errors_and_no_portaudio_needed_without_chimes(tmp_path):
     config = chime_config(tmp_path)
     good = config.read_text()
     cases = [
-        (good.replace("awake.wav", "missing.wav"), {},
-         f"awake_sound: {tmp_path / 'missing.wav'}: no such file"),
+        (
+            good.replace("awake.wav", "missing.wav"),
+            {},
+            f"awake_sound: {tmp_path / 'missing.wav'}: no such file",
+        ),
         (good.replace("done.wav", "c.toml"), {}, f"done_sound: {tmp_path / 'c.toml'}: not a WAV"),
-        (good.replace('"virtualspk"', '"nospeaker"'), {},
-         "chime_device: No output device matching 'nospeaker'"),
+        (
+            good.replace('"virtualspk"', '"nospeaker"'),
+            {},
+            "chime_device: No output device matching 'nospeaker'",
+        ),
         (good, {"PYTHONPATH": str(site)}, "chimes need the PortAudio library"),
     ]
     for text, env, message in cases:
         config.write_text(text)
-        proc = run_recorder("run", "--config", str(config), "--source", clip,
-                            "--recordings", str(tmp_path / "rec"),
-                            env={"HOME": str(home), **env})
+        proc = run_recorder(
+            "run",
+            "--config",
+            str(config),
+            "--source",
+            clip,
+            "--recordings",
+            str(tmp_path / "rec"),
+            env={"HOME": str(home), **env},
+        )
         lines = proc.stderr.decode().splitlines()
         assert proc.returncode == 2 and len(lines) == 1, lines
         assert lines[0].startswith("recorder: error: [indicator] ") and message in lines[0]
     config.write_text("[indicator]\n")  # no chime: PortAudio is not needed for a file
-    proc = run_recorder("run", "--config", str(config), "--source", clip,
-                        "--recordings", str(tmp_path / "rec"), env={"PYTHONPATH": str(site)})
+    proc = run_recorder(
+        "run",
+        "--config",
+        str(config),
+        "--source",
+        clip,
+        "--recordings",
+        str(tmp_path / "rec"),
+        env={"PYTHONPATH": str(site)},
+    )
     assert proc.returncode == 0, proc.stderr.decode()

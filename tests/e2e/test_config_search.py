@@ -14,18 +14,25 @@ SCENE = f"file:{AUDIO / 'jarvis_pause_command.wav'}"
 
 
 def recorder(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RECORDER), *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [str(RECORDER), *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def fresh_env(tmp_path: Path) -> dict[str, str]:
     """A new user: an empty HOME, no XDG variables, no system config."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("XDG_") and k not in ("RECORDER_CONFIG",)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("XDG_") and k not in ("RECORDER_CONFIG",)
+    }
     home = tmp_path / "home"
     home.mkdir()
-    env.update(HOME=str(home), RECORDER_SYSTEM_CONFIG=str(tmp_path / "etc" / "recorder.toml"),
-               XDG_RUNTIME_DIR=str(tmp_path / "run"))
+    env.update(
+        HOME=str(home),
+        RECORDER_SYSTEM_CONFIG=str(tmp_path / "etc" / "recorder.toml"),
+        XDG_RUNTIME_DIR=str(tmp_path / "run"),
+    )
     return env
 
 
@@ -58,8 +65,11 @@ def test_every_command_uses_the_config_found_on_the_search_path(tmp_path, where)
         env["RECORDER_CONFIG"] = str(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rec = tmp_path / f"rec-{where}"
-    path.write_text((REPO / "config" / "recorder.toml").read_text().replace(
-        'directory = "~/.local/share/recorder/recordings"', f'directory = "{rec}"'))
+    path.write_text(
+        (REPO / "config" / "recorder.toml")
+        .read_text()
+        .replace('directory = "~/.local/share/recorder/recordings"', f'directory = "{rec}"')
+    )
     assert recorder(env, "config", "path").stdout.strip() == str(path)
     assert f'directory = "{rec}"' in recorder(env, "config", "show").stdout
     assert recorder(env, "run", "--source", SCENE).returncode == 0
@@ -88,5 +98,6 @@ def test_config_show_loads_back_to_the_same_configuration(tmp_path):
     (tmp_path / "shown.toml").write_text(shown.stdout)
     again = recorder(env, "config", "show", "--config", str(tmp_path / "shown.toml"))
     body = [line for line in shown.stdout.splitlines() if not line.startswith("# the config")]
-    assert [line for line in again.stdout.splitlines()
-            if not line.startswith("# the config")] == body
+    assert [
+        line for line in again.stdout.splitlines() if not line.startswith("# the config")
+    ] == body

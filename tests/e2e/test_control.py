@@ -33,21 +33,42 @@ def wait_for(predicate, timeout: float = 20.0):
 
 
 class LiveDaemon:
-    def __init__(self, tmp: Path, *extra: str, env: dict | None = None,
-                 model: str | None = "hey_jarvis", rec: Path | None = None):
+    def __init__(
+        self,
+        tmp: Path,
+        *extra: str,
+        env: dict | None = None,
+        model: str | None = "hey_jarvis",
+        rec: Path | None = None,
+    ):
         self.tmp = tmp
         self.rec, self.run_dir, self.state_dir = rec or tmp / "rec", tmp / "run", tmp / "state"
         self.proc = subprocess.Popen(
-            [str(RECORDER), "run", "--source", "stdin", *(["--model", model] if model else []),
-             "--recordings", str(self.rec), "--runtime-dir", str(self.run_dir),
-             "--state-dir", str(self.state_dir), *extra],
-            stdin=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+            [
+                str(RECORDER),
+                "run",
+                "--source",
+                "stdin",
+                *(["--model", model] if model else []),
+                "--recordings",
+                str(self.rec),
+                "--runtime-dir",
+                str(self.run_dir),
+                "--state-dir",
+                str(self.state_dir),
+                *extra,
+            ],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
         self.fed_s = 0.0
         wait_for(lambda: (self.run_dir / "control.sock").exists() or self.proc.poll() is not None)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return run_recorder(*args, "--runtime-dir", str(self.run_dir),
-                            "--state-dir", str(self.state_dir))
+        return run_recorder(
+            *args, "--runtime-dir", str(self.run_dir), "--state-dir", str(self.state_dir)
+        )
 
     def status(self) -> dict:
         return json.loads(self.cli("status", "--json").stdout)
@@ -126,20 +147,28 @@ def test_mute_without_a_running_daemon(tmp_path):
 
 
 def test_second_daemon_on_the_same_socket_is_refused(daemon, tmp_path):
-    proc = run_recorder("run", "--source", "stdin", "--runtime-dir", str(daemon.run_dir),
-                        "--recordings", str(tmp_path / "other"), input=b"")
+    proc = run_recorder(
+        "run",
+        "--source",
+        "stdin",
+        "--runtime-dir",
+        str(daemon.run_dir),
+        "--recordings",
+        str(tmp_path / "other"),
+        input=b"",
+    )
     assert proc.returncode == 2 and b"another recorder daemon is running" in proc.stderr
     assert daemon.status()["state"] == "listening"  # the first one is untouched
 
 
 def test_sighup_reloads_and_refuses_a_bad_config(tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text("[wake]\nmodels = [\"hey_jarvis\"]\n")
+    config.write_text('[wake]\nmodels = ["hey_jarvis"]\n')
     d = LiveDaemon(tmp_path, "--config", str(config), model=None)
     try:
         d.feed(QUIET)
         assert d.status()["models"] == ["hey_jarvis"]
-        config.write_text("[wake]\nmodels = [\"hey_jarvis\", \"alexa\"]\nthreshold = 0.6\n")
+        config.write_text('[wake]\nmodels = ["hey_jarvis", "alexa"]\nthreshold = 0.6\n')
         d.proc.send_signal(signal.SIGHUP)
         d.feed(QUIET)
         assert d.status()["models"] == ["hey_jarvis", "alexa"]
@@ -194,8 +223,9 @@ def test_full_disk_drops_one_request_and_the_daemon_recovers(tmp_path):
     with small_tmpfs(tmp_path / "small", 200) as mnt:
         state = tmp_path / "state.txt"
         config = tmp_path / "c.toml"
-        config.write_text(f'[storage]\ndirectory = "{mnt / "rec"}"\n'
-                          f'[indicator]\nstate_file = "{state}"\n')
+        config.write_text(
+            f'[storage]\ndirectory = "{mnt / "rec"}"\n[indicator]\nstate_file = "{state}"\n'
+        )
         d = LiveDaemon(tmp_path, "--config", str(config), rec=mnt / "rec")
         try:
             ballast = mnt / "ballast"

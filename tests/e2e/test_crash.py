@@ -67,11 +67,24 @@ def test_kill_9_never_leaves_a_broken_recording(tmp_path):
     ready = listen_for_ready(tmp_path / "notify.sock")
     for _ in range(KILLS):
         proc = subprocess.Popen(
-            [str(RECORDER), "run", "--source", "stdin", "--model", "hey_jarvis",
-             "--recordings", str(rec), "--runtime-dir", str(tmp_path / "run"),
-             "--state-dir", str(tmp_path / "state")],
-            stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+            [
+                str(RECORDER),
+                "run",
+                "--source",
+                "stdin",
+                "--model",
+                "hey_jarvis",
+                "--recordings",
+                str(rec),
+                "--runtime-dir",
+                str(tmp_path / "run"),
+                "--state-dir",
+                str(tmp_path / "state"),
+            ],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")},
+        )
         writer = threading.Thread(target=feed, args=(proc,), daemon=True)
         writer.start()
         ready.get(timeout=60)  # the daemon is up: models loaded, reading the stream
@@ -91,8 +104,9 @@ def test_kill_9_never_leaves_a_broken_recording(tmp_path):
         saved_before = count
     assert saved_before >= KILLS  # every daemon had saved before it was killed
     # a clean start completes or removes whatever the last kill interrupted
-    proc = run_recorder("run", "--source", f"file:{AUDIO / 'jarvis_bare.wav'}",
-                        "--recordings", str(rec))
+    proc = run_recorder(
+        "run", "--source", f"file:{AUDIO / 'jarvis_bare.wav'}", "--recordings", str(rec)
+    )
     assert proc.returncode == 0
     assert check_visible(rec) >= saved_before
     assert sorted(p.stem for p in rec.glob("*.wav")) == sorted(p.stem for p in rec.glob("*.json"))

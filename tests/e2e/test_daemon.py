@@ -24,13 +24,33 @@ from conftest import (
 )
 
 RATE = 16000
-SIDE_KEYS = {"id", "audio_file", "wake_word", "score", "started_at", "duration_s", "sample_rate",
-             "end_reason", "source_offset_s", "wake_offset_s"}
+SIDE_KEYS = {
+    "id",
+    "audio_file",
+    "wake_word",
+    "score",
+    "started_at",
+    "duration_s",
+    "sample_rate",
+    "end_reason",
+    "source_offset_s",
+    "wake_offset_s",
+}
 
 
 def run_file(path: Path, rec: Path, *extra: str) -> subprocess.CompletedProcess:
-    proc = run_recorder("run", "--source", f"file:{path}", "--recordings", str(rec),
-                        "--model", "hey_jarvis", "--model", "alexa", *extra)
+    proc = run_recorder(
+        "run",
+        "--source",
+        f"file:{path}",
+        "--recordings",
+        str(rec),
+        "--model",
+        "hey_jarvis",
+        "--model",
+        "alexa",
+        *extra,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"Traceback" not in proc.stderr
     return proc
@@ -44,8 +64,16 @@ def check_slice(meta: dict, samples: np.ndarray, source: np.ndarray) -> tuple[fl
     return start / RATE, (start + len(samples)) / RATE
 
 
-@pytest.mark.parametrize("scene", ["jarvis_pause_command", "jarvis_runon_command", "alexa_command",
-                                   "speech_then_wake", "jarvis_long_command"])
+@pytest.mark.parametrize(
+    "scene",
+    [
+        "jarvis_pause_command",
+        "jarvis_runon_command",
+        "alexa_command",
+        "speech_then_wake",
+        "jarvis_long_command",
+    ],
+)
 def test_request_after_wake_word_is_saved_whole_and_nothing_before(tmp_path, scene):
     marks = SCENES[scene]
     run_file(AUDIO / f"{scene}.wav", tmp_path)
@@ -81,11 +109,17 @@ def test_two_requests_in_one_stream(tmp_path):
     assert recs[0][0]["started_at"] < recs[1][0]["started_at"]
 
 
-@pytest.mark.parametrize("path", [
-    AUDIO / "jarvis_bare.wav", AUDIO / "command_without_wake.wav",
-    oww_fixture("hey_jane.wav"), oww_fixture("negative_reference.wav"),
-    oww_fixture("turn_on_the_office_lights_test_clip.wav"),
-], ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    [
+        AUDIO / "jarvis_bare.wav",
+        AUDIO / "command_without_wake.wav",
+        oww_fixture("hey_jane.wav"),
+        oww_fixture("negative_reference.wav"),
+        oww_fixture("turn_on_the_office_lights_test_clip.wav"),
+    ],
+    ids=lambda p: p.stem,
+)
 def test_nothing_is_saved_without_a_request_after_a_wake_word(tmp_path, path):
     proc = run_file(path, tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -94,19 +128,21 @@ def test_nothing_is_saved_without_a_request_after_a_wake_word(tmp_path, path):
         assert b"no_speech" in proc.stderr
 
 
-@pytest.mark.parametrize("clip, model", [("alexa_test.wav", "alexa"),
-                                         ("hey_mycroft_test.wav", "hey_mycroft")])
+@pytest.mark.parametrize(
+    "clip, model", [("alexa_test.wav", "alexa"), ("hey_mycroft_test.wav", "hey_mycroft")]
+)
 def test_real_human_wake_words_followed_by_a_command(tmp_path, clip, model):
     wake = read_pcm(oww_fixture(clip))
     scene = read_pcm(AUDIO / "jarvis_pause_command.wav")
     c0, c1 = SCENES["jarvis_pause_command"]["command"]
     command = scene[int(c0 * RATE) - 800 : int(c1 * RATE) + 800]
-    quiet = scene[: RATE]  # the scene's noise bed before its wake word
+    quiet = scene[:RATE]  # the scene's noise bed before its wake word
     stream = np.concatenate([quiet, quiet, wake, quiet[:4000], command, quiet, quiet])
     path = write_pcm(tmp_path / "stream.wav", stream)
     rec = tmp_path / "rec"
-    proc = run_recorder("run", "--source", f"file:{path}", "--recordings", str(rec),
-                        "--model", model)
+    proc = run_recorder(
+        "run", "--source", f"file:{path}", "--recordings", str(rec), "--model", model
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     [(meta, samples)] = recordings(rec)
     start_s, end_s = check_slice(meta, samples, stream)
@@ -140,9 +176,18 @@ def test_max_length(tmp_path):
 def test_stdin_source_gives_the_same_recording_as_the_file(tmp_path):
     path = AUDIO / "jarvis_pause_command.wav"
     run_file(path, tmp_path / "file")
-    proc = run_recorder("run", "--source", "stdin", "--recordings", str(tmp_path / "stdin"),
-                        "--model", "hey_jarvis", "--model", "alexa",
-                        input=read_pcm(path).tobytes())
+    proc = run_recorder(
+        "run",
+        "--source",
+        "stdin",
+        "--recordings",
+        str(tmp_path / "stdin"),
+        "--model",
+        "hey_jarvis",
+        "--model",
+        "alexa",
+        input=read_pcm(path).tobytes(),
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     [(a, sa)], [(b, sb)] = recordings(tmp_path / "file"), recordings(tmp_path / "stdin")
     assert np.array_equal(sa, sb)
@@ -181,7 +226,7 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
     (tmp / "broken.toml").write_text("[wake\nthreshold = 0.5\n")
     (tmp / "unknown.toml").write_text("[vad]\nsilence = 0.8\n")
     (tmp / "range.toml").write_text("[wake]\nthreshold = 1.5\n")
-    (tmp / "type.toml").write_text("[vad]\nmax_length_s = \"long\"\n")
+    (tmp / "type.toml").write_text('[vad]\nmax_length_s = "long"\n')
     (tmp / "notwav.wav").write_text("hello")
     (tmp / "fake.onnx").write_bytes(b"\x08\x01junk")
     (tmp / "file").write_text("")
@@ -208,8 +253,9 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
 def test_bad_input_exits_2_with_one_line_naming_the_culprit(tmp_path):
     for args, culprit in _bad_inputs(tmp_path):
         rec = tmp_path / "rec"
-        args = ["run", *args] if "--recordings" in args else ["run", "--recordings", str(rec),
-                                                              *args]
+        args = (
+            ["run", *args] if "--recordings" in args else ["run", "--recordings", str(rec), *args]
+        )
         line = _one_error_line(run_recorder(*args))
         assert culprit in line, (args, line)
         assert not any(rec.glob("*.wav")), args
@@ -221,8 +267,15 @@ def test_missing_or_corrupt_model_files(tmp_path, manifest):
     for p in manifest.directory.iterdir():
         (models / p.name).write_bytes(p.read_bytes())
     env = {"RECORDER_MODELS_DIR": str(models)}
-    args = ["run", "--source", f"file:{AUDIO / 'jarvis_bare.wav'}", "--recordings",
-            str(tmp_path / "rec"), "--model", "hey_jarvis"]
+    args = [
+        "run",
+        "--source",
+        f"file:{AUDIO / 'jarvis_bare.wav'}",
+        "--recordings",
+        str(tmp_path / "rec"),
+        "--model",
+        "hey_jarvis",
+    ]
     (models / "hey_jarvis_v0.1.onnx").unlink()
     line = _one_error_line(run_recorder(*args, env=env))
     assert "hey_jarvis" in line and "missing" in line and "models fetch" in line
@@ -244,8 +297,10 @@ def _hook(tmp_path: Path, body: str) -> Path:
 def test_indicator_command_sees_every_state_before_anything_is_saved(tmp_path):
     rec = tmp_path / "rec"
     log = tmp_path / "states.log"
-    hook = _hook(tmp_path, f'echo "$RECORDER_PREVIOUS_STATE $RECORDER_STATE $1 '
-                           f'$(ls {rec} | grep -c wav)" >> {log}\n')
+    hook = _hook(
+        tmp_path,
+        f'echo "$RECORDER_PREVIOUS_STATE $RECORDER_STATE $1 $(ls {rec} | grep -c wav)" >> {log}\n',
+    )
     run_file(AUDIO / "jarvis_pause_command.wav", rec, "--indicator-command", str(hook))
     assert log.read_text().splitlines() == [
         "off listening listening 0",
@@ -255,15 +310,20 @@ def test_indicator_command_sees_every_state_before_anything_is_saved(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("body, why", [
-    ('[ "$1" = recording ] && exit 3\nexit 0\n', "exited 3"),
-    ('[ "$1" = recording ] && sleep 5\nexit 0\n', "timed out"),
-])
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        ('[ "$1" = recording ] && exit 3\nexit 0\n', "exited 3"),
+        ('[ "$1" = recording ] && sleep 5\nexit 0\n', "timed out"),
+    ],
+)
 def test_failed_indicator_discards_the_request(tmp_path, body, why):
     rec = tmp_path / "rec"
     config = tmp_path / "c.toml"
-    config.write_text(f'[indicator]\ncommand = "{_hook(tmp_path, body)}"\ntimeout_s = 0.5\n'
-                      f'state_file = "{tmp_path / "state"}"\n')
+    config.write_text(
+        f'[indicator]\ncommand = "{_hook(tmp_path, body)}"\ntimeout_s = 0.5\n'
+        f'state_file = "{tmp_path / "state"}"\n'
+    )
     proc = run_file(AUDIO / "jarvis_pause_command.wav", rec, "--config", str(config))
     assert list(rec.iterdir()) == []
     err = proc.stderr.decode()
@@ -298,9 +358,21 @@ def test_signal_saves_the_request_in_progress_and_exits_quickly(tmp_path, sig):
     config = tmp_path / "c.toml"
     config.write_text(f'[indicator]\nstate_file = "{state}"\n')
     proc = subprocess.Popen(
-        [str(RECORDER), "run", "--config", str(config), "--recordings", str(rec), "--realtime",
-         "--source", f"file:{AUDIO / 'jarvis_long_command.wav'}", "--model", "hey_jarvis"],
-        stderr=subprocess.PIPE)
+        [
+            str(RECORDER),
+            "run",
+            "--config",
+            str(config),
+            "--recordings",
+            str(rec),
+            "--realtime",
+            "--source",
+            f"file:{AUDIO / 'jarvis_long_command.wav'}",
+            "--model",
+            "hey_jarvis",
+        ],
+        stderr=subprocess.PIPE,
+    )
     try:
         assert _wait_for(lambda: state.exists() and state.read_text() == "recording\n", 15)
         time.sleep(1.5)  # into the command

@@ -15,14 +15,28 @@ from virtual_mic import VirtualMic
 SPEECH = read_pcm(AUDIO / "command_without_wake.wav")
 
 
-def doctor(mic: VirtualMic, tmp_path: Path, *config_lines: str,
-           rec: Path | None = None) -> tuple[int, dict[str, dict]]:
+def doctor(
+    mic: VirtualMic, tmp_path: Path, *config_lines: str, rec: Path | None = None
+) -> tuple[int, dict[str, dict]]:
     config = tmp_path / "recorder.toml"
     config.write_text('[audio]\nsource = "mic:virtualmic"\n' + "\n".join(config_lines) + "\n")
     proc = subprocess.run(
-        [str(RECORDER), "doctor", "--json", "--config", str(config),
-         "--recordings", str(rec or tmp_path / "rec"), "--state-dir", str(tmp_path / "state")],
-        capture_output=True, text=True, env=mic.env, timeout=120)
+        [
+            str(RECORDER),
+            "doctor",
+            "--json",
+            "--config",
+            str(config),
+            "--recordings",
+            str(rec or tmp_path / "rec"),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        env=mic.env,
+        timeout=120,
+    )
     assert proc.stderr == "" or "Traceback" not in proc.stderr, proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] == (proc.returncode == 0)
@@ -33,8 +47,15 @@ def test_a_healthy_set_up_passes_every_check(tmp_path):
     with VirtualMic(tmp_path, np.tile(SPEECH, 2)) as mic:
         status, checks = doctor(mic, tmp_path)
     assert status == 0, checks
-    assert list(checks) == ["config", "models", "input", "indicator", "recordings", "state",
-                            "service"]
+    assert list(checks) == [
+        "config",
+        "models",
+        "input",
+        "indicator",
+        "recordings",
+        "state",
+        "service",
+    ]
     assert "mic:virtualmic" in checks["input"]["detail"] and "dBFS" in checks["input"]["detail"]
 
 
@@ -66,8 +87,9 @@ def test_an_unusable_recordings_directory_is_found(tmp_path, kind):
     with VirtualMic(tmp_path, np.tile(SPEECH, 2)) as mic:
         status, checks = doctor(mic, tmp_path, rec=rec)
     assert status == 1 and not checks["recordings"]["ok"]
-    assert ("writable by others" if kind == "shared" else "not a directory") in \
-        checks["recordings"]["detail"]
+    assert ("writable by others" if kind == "shared" else "not a directory") in checks[
+        "recordings"
+    ]["detail"]
     assert checks["input"]["ok"]
 
 
@@ -75,7 +97,8 @@ def test_a_failing_hook_is_found(tmp_path):
     hook = tmp_path / "hook.py"
     hook.write_text("import sys\nsys.stderr.write('no such LED\\n')\nsys.exit(4)\n")
     with VirtualMic(tmp_path, np.tile(SPEECH, 2)) as mic:
-        status, checks = doctor(mic, tmp_path, "[indicator]",
-                                f'command = "{sys.executable} {hook}"')
+        status, checks = doctor(
+            mic, tmp_path, "[indicator]", f'command = "{sys.executable} {hook}"'
+        )
     assert status == 1 and not checks["indicator"]["ok"]
     assert "exited 4: no such LED" in checks["indicator"]["detail"]

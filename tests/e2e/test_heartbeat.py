@@ -25,14 +25,33 @@ def test_status_and_the_state_file_show_when_audio_last_arrived(tmp_path):
     config.write_text(f'[indicator]\nstate_file = "{state}"\n')
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [str(RECORDER), "run", "--source", "stdin", "--config", str(config),
-         "--recordings", str(tmp_path / "rec"), "--runtime-dir", str(run_dir),
-         "--state-dir", str(tmp_path / "state.d")],
-        stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            str(RECORDER),
+            "run",
+            "--source",
+            "stdin",
+            "--config",
+            str(config),
+            "--recordings",
+            str(tmp_path / "rec"),
+            "--runtime-dir",
+            str(run_dir),
+            "--state-dir",
+            str(tmp_path / "state.d"),
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
     def status() -> dict:
-        reply = run_recorder("status", "--json", "--runtime-dir", str(run_dir),
-                             "--state-dir", str(tmp_path / "state.d"))
+        reply = run_recorder(
+            "status",
+            "--json",
+            "--runtime-dir",
+            str(run_dir),
+            "--state-dir",
+            str(tmp_path / "state.d"),
+        )
         return json.loads(reply.stdout) if reply.returncode == 0 else {}
 
     try:

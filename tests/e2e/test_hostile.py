@@ -108,8 +108,9 @@ class InjectedFault(BaseException):
 
 
 def _inject(thread: threading.Thread) -> None:
-    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
-                                                      ctypes.py_object(InjectedFault))
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(InjectedFault)
+    )
     assert done == 1
 
 
@@ -127,8 +128,13 @@ def test_a_dead_control_thread_stops_the_daemon_with_exit_1_and_error(tmp_path, 
     injected = threading.Event()
 
     def kill_control_thread() -> None:
-        wait_for(lambda: (run_dir / control.SOCKET_NAME).exists()
-                 and control.request(run_dir, "status", timeout_s=2) is not None, timeout=60)
+        wait_for(
+            lambda: (
+                (run_dir / control.SOCKET_NAME).exists()
+                and control.request(run_dir, "status", timeout_s=2) is not None
+            ),
+            timeout=60,
+        )
         assert state_file.read_text().strip() == "listening"
         _inject(next(t for t in threading.enumerate() if t.name == "control"))
         injected.set()
@@ -138,9 +144,22 @@ def test_a_dead_control_thread_stops_the_daemon_with_exit_1_and_error(tmp_path, 
     caplog.set_level(logging.INFO, logger="recorder")
     start = time.monotonic()
     try:
-        status = cli.main(["run", "--config", str(config), "--source", f"file:{audio}",
-                           "--realtime", "--recordings", str(tmp_path / "rec"),
-                           "--runtime-dir", str(run_dir), "--state-dir", str(tmp_path / "st")])
+        status = cli.main(
+            [
+                "run",
+                "--config",
+                str(config),
+                "--source",
+                f"file:{audio}",
+                "--realtime",
+                "--recordings",
+                str(tmp_path / "rec"),
+                "--runtime-dir",
+                str(run_dir),
+                "--state-dir",
+                str(tmp_path / "st"),
+            ]
+        )
     finally:
         killer.join()
         for s, h in handlers.items():
@@ -160,14 +179,16 @@ def test_a_dead_control_thread_stops_the_daemon_with_exit_1_and_error(tmp_path, 
 def test_a_watched_thread_that_returns_early_is_a_failure():
     watch = threads.ThreadWatch()
     watch.start("quitter", lambda: None, keeps_running=lambda: True).join()
-    assert str(watch.failure()) == ("the quitter thread died: it returned while it should "
-                                    "have kept running")
+    assert str(watch.failure()) == (
+        "the quitter thread died: it returned while it should have kept running"
+    )
     finished = threads.ThreadWatch()
     finished.start("done", lambda: None).join()
     assert finished.failure() is None
 
 
 # --- directories others can touch ------------------------------------------------------------
+
 
 def _run_file(tmp_path: Path, *extra: str):
     audio = write_pcm(tmp_path / "quiet.wav", np.zeros(16000, dtype=np.int16))
@@ -186,8 +207,10 @@ def test_a_recordings_directory_others_can_write_is_refused(tmp_path, fault):
     err = proc.stderr.decode()
     assert proc.returncode == 2 and len(err.splitlines()) == 1, err
     if fault == "mode":
-        assert err == f"recorder: error: recordings directory {rec}: writable by others " \
-                      f"(mode 0777); run `chmod go-w {rec}`\n"
+        assert (
+            err == f"recorder: error: recordings directory {rec}: writable by others "
+            f"(mode 0777); run `chmod go-w {rec}`\n"
+        )
     else:
         assert f"recordings directory {rec}: owned by uid 65534, not by this user" in err
     assert list(rec.iterdir()) == []
@@ -200,13 +223,15 @@ def test_state_and_runtime_directories_others_can_write_are_refused(tmp_path):
     open_dir = tmp_path / "open"
     open_dir.mkdir()
     open_dir.chmod(0o1777)  # like /tmp
-    proc = run_recorder("mute", "--state-dir", str(open_dir), "--runtime-dir",
-                        str(tmp_path / "none"))
+    proc = run_recorder(
+        "mute", "--state-dir", str(open_dir), "--runtime-dir", str(tmp_path / "none")
+    )
     assert proc.returncode == 2
     assert f"state directory {open_dir}: writable by others (mode 1777)" in proc.stderr.decode()
     assert not (open_dir / "muted").exists()
-    proc = _run_file(tmp_path, "--recordings", str(tmp_path / "rec"),
-                     "--runtime-dir", str(open_dir))
+    proc = _run_file(
+        tmp_path, "--recordings", str(tmp_path / "rec"), "--runtime-dir", str(open_dir)
+    )
     assert proc.returncode == 2
     assert f"runtime directory {open_dir}: writable by others" in proc.stderr.decode()
 
@@ -218,8 +243,10 @@ def test_directories_the_daemon_creates_are_private(tmp_path):
     for d in (run_dir, rec):
         assert d.stat().st_mode & 0o777 == 0o700
     state = tmp_path / "c" / "state"
-    assert run_recorder("mute", "--state-dir", str(state), "--runtime-dir",
-                        str(run_dir)).returncode == 0
+    assert (
+        run_recorder("mute", "--state-dir", str(state), "--runtime-dir", str(run_dir)).returncode
+        == 0
+    )
     assert state.stat().st_mode & 0o777 == 0o700
 
 

@@ -11,8 +11,9 @@ INSTALLER = REPO / "scripts" / "install-service.sh"
 
 
 def installer(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["sh", str(INSTALLER), *args], capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        ["sh", str(INSTALLER), *args], capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -35,9 +36,12 @@ def test_install_with_the_pi_lights_then_uninstall_then_purge(tmp_path):
     config = root / "etc/recorder/recorder.toml"
 
     out = installer("--root", str(root), "--uninstall").stdout
-    for gone in (dropin.parent, root / "etc/systemd/system/recorder.service",
-                 root / "etc/systemd/system/multi-user.target.wants/recorder.service",
-                 root / "opt/recorder"):
+    for gone in (
+        dropin.parent,
+        root / "etc/systemd/system/recorder.service",
+        root / "etc/systemd/system/multi-user.target.wants/recorder.service",
+        root / "opt/recorder",
+    ):
         assert not os.path.lexists(gone), gone
     assert not os.path.lexists(link)
     assert config.is_file() and (recordings / "kept.wav").is_file()
@@ -57,6 +61,9 @@ def test_uninstall_leaves_a_foreign_command_alone(tmp_path):
 
 
 def test_pi_with_uninstall_is_refused(tmp_path):
-    proc = subprocess.run(["sh", str(INSTALLER), "--root", str(tmp_path), "--pi", "--uninstall"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["sh", str(INSTALLER), "--root", str(tmp_path), "--pi", "--uninstall"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1

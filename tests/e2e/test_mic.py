@@ -31,8 +31,10 @@ def locate(mic: VirtualMic, meta: dict, samples: np.ndarray) -> int:
     fed = mic.fed
     if not np.array_equal(samples, fed[offset : offset + len(samples)]):
         found = mic.find(samples)
-        pytest.fail(f"saved audio is not fed[{offset}:{offset + len(samples)}] (source_offset_s "
-                    f"{meta['source_offset_s']}); exact matches in the fed stream at: {found}")
+        pytest.fail(
+            f"saved audio is not fed[{offset}:{offset + len(samples)}] (source_offset_s "
+            f"{meta['source_offset_s']}); exact matches in the fed stream at: {found}"
+        )
     return offset
 
 
@@ -41,8 +43,9 @@ def test_devices_lists_the_virtual_mic(tmp_path):
         text = run_recorder("devices", env=mic.env, timeout=30)
         as_json = run_recorder("devices", "--json", env=mic.env, timeout=30)
     assert text.returncode == 0, text.stderr.decode()
-    assert any("  virtualmic  (" in line for line in text.stdout.decode().splitlines()), \
+    assert any("  virtualmic  (" in line for line in text.stdout.decode().splitlines()), (
         text.stdout.decode()
+    )
     assert as_json.returncode == 0, as_json.stderr.decode()
     device = {d["name"]: d for d in json.loads(as_json.stdout)}.get("virtualmic")
     assert device is not None and device["channels"] >= 1, as_json.stdout.decode()
@@ -53,15 +56,14 @@ def test_request_through_the_mic_is_saved_bit_exact(tmp_path):
     with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
         d.wait_state("listening")
         start = mic.play(audio)
-        d.wait_for("recording", lambda: any(d.rec_dir.glob("*.json")),
-                   times["duration_s"] + 10)
+        d.wait_for("recording", lambda: any(d.rec_dir.glob("*.json")), times["duration_s"] + 10)
         took = d.terminate()
         log = d.log()
         assert d.proc.returncode == 0, log
         assert took < EXIT_WITHIN_S, log
         recs = recordings(d.rec_dir)
         assert len(recs) == 1, log
-        (meta, samples), = recs
+        ((meta, samples),) = recs
         assert meta["end_reason"] == "silence"
         assert meta["wake_word"] == "hey_jarvis"
         assert meta["source"] == "mic:virtualmic"
@@ -92,7 +94,7 @@ def test_sigterm_while_recording_saves_the_request(tmp_path):
         assert d.state() == "off", log
         recs = recordings(d.rec_dir)
         assert len(recs) == 1, log
-        (meta, samples), = recs
+        ((meta, samples),) = recs
         assert meta["end_reason"] == "shutdown", log
 
         offset = locate(mic, meta, samples)
@@ -112,8 +114,9 @@ def test_no_input_device_is_one_line_exit_2(tmp_path):
     devices = run_recorder("devices", env=env, timeout=30)
     if devices.stdout.decode().strip() != "no audio input devices":
         pytest.skip(f"this machine has audio input devices: {devices.stdout.decode()!r}")
-    proc = run_recorder("run", "--model", "hey_jarvis", "--recordings", str(tmp_path / "rec"),
-                        env=env, timeout=60)
+    proc = run_recorder(
+        "run", "--model", "hey_jarvis", "--recordings", str(tmp_path / "rec"), env=env, timeout=60
+    )
     err = proc.stderr.decode()
     assert proc.returncode == 2, err
     assert "Traceback" not in err

@@ -33,9 +33,10 @@ MISSING = re.compile(r"input device 'virtualmic' not found|no audio input device
 def scene(name: str) -> tuple[np.ndarray, dict]:
     """A test scene without the first LEAD_S of its leading quiet; times shifted to match."""
     audio, times = read_pcm(AUDIO / f"{name}.wav"), SCENES[name]
-    shifted = {k: [t - LEAD_S for t in v] if isinstance(v, list) else v - LEAD_S
-               for k, v in times.items()}
-    return audio[round(LEAD_S * RATE):], shifted
+    shifted = {
+        k: [t - LEAD_S for t in v] if isinstance(v, list) else v - LEAD_S for k, v in times.items()
+    }
+    return audio[round(LEAD_S * RATE) :], shifted
 
 
 def located(mic: VirtualMic, meta: dict, samples: np.ndarray) -> int:
@@ -77,19 +78,19 @@ def test_stall_is_reported_and_recovered_without_spinning(tmp_path):
         d.wait_state("listening", RECOVER_WITHIN_S)
 
         start = mic.play(audio)
-        d.wait_for("a recording", lambda: any(d.rec_dir.glob("*.json")),
-                   times["duration_s"] + 10)
+        d.wait_for("a recording", lambda: any(d.rec_dir.glob("*.json")), times["duration_s"] + 10)
         took = d.terminate()
         log = d.log()
         assert d.proc.returncode == 0, log
-        assert d.states() == ["listening", "error", "listening", "recording", "listening",
-                              "off"], log
+        assert d.states() == ["listening", "error", "listening", "recording", "listening", "off"], (
+            log
+        )
         # One report of the failure, one of the recovery: nothing repeated while it lasted.
         assert log.count("failed") == 1 and log.count("retrying") == 0, log
         assert log.count("restored") == 1, log
         assert "Traceback" not in log, log
 
-        (meta, samples), = recordings(d.rec_dir)
+        ((meta, samples),) = recordings(d.rec_dir)
         assert meta["end_reason"] == "silence", log
         offset = located(mic, meta, samples)
         first_s = (offset - start) / RATE
@@ -114,7 +115,7 @@ def test_stall_during_a_request_saves_it_as_device_lost(tmp_path):
         log = d.log()
         assert d.states() == ["listening", "recording", "error", "listening"], log
 
-        (meta, samples), = recordings(d.rec_dir)
+        ((meta, samples),) = recordings(d.rec_dir)
         assert meta["end_reason"] == "device_lost", log
         offset = located(mic, meta, samples)
         first_s = (offset - start) / RATE
@@ -142,16 +143,17 @@ def test_device_missing_at_start_is_waited_for(tmp_path):
         # ... so the one at 1.5 s, re-initialising PortAudio, finds the device plugged in and
         # opens it; but it delivers nothing yet, which is not a recovery.
         mic.plug()
-        d.wait_log(re.compile("^WARNING audio source mic:virtualmic: no audio for 2 s; "
-                              "retrying$", re.M), 5.0)
+        d.wait_log(
+            re.compile("^WARNING audio source mic:virtualmic: no audio for 2 s; retrying$", re.M),
+            5.0,
+        )
         assert d.proc.poll() is None and d.state() == "error", d.log()
         check_lost_quietly(d, cpu0, t0)
 
         mic.resume()  # now it does: reopened at the next retry (3.5 s after the last)
         d.wait_state("listening", 4.0 + RECOVER_WITHIN_S)
         start = mic.play(audio)
-        d.wait_for("a recording", lambda: any(d.rec_dir.glob("*.json")),
-                   times["duration_s"] + 10)
+        d.wait_for("a recording", lambda: any(d.rec_dir.glob("*.json")), times["duration_s"] + 10)
         log = d.log()
         # Each kind of failure reported once, not at every retry.
         assert len(MISSING.findall(log)) == 1 and log.count("no audio for") == 1, log
@@ -161,7 +163,7 @@ def test_device_missing_at_start_is_waited_for(tmp_path):
             states = states[1:]
         assert states[:3] == ["error", "listening", "recording"], d.states()
 
-        (meta, samples), = recordings(d.rec_dir)
+        ((meta, samples),) = recordings(d.rec_dir)
         assert meta["end_reason"] == "silence", log
         offset = located(mic, meta, samples)
         first_s = (offset - start) / RATE
@@ -171,10 +173,21 @@ def test_device_missing_at_start_is_waited_for(tmp_path):
 
 def test_device_missing_at_start_without_waiting_is_one_line_exit_2(tmp_path):
     with VirtualMic(tmp_path, plugged=False) as mic:
-        proc = run_recorder("run", "--source", "mic:virtualmic", "--model", "hey_jarvis",
-                            "--recordings", str(tmp_path / "recordings"),
-                            "--runtime-dir", str(tmp_path / "run"),
-                            "--state-dir", str(tmp_path / "state.d"), env=mic.env, timeout=60)
+        proc = run_recorder(
+            "run",
+            "--source",
+            "mic:virtualmic",
+            "--model",
+            "hey_jarvis",
+            "--recordings",
+            str(tmp_path / "recordings"),
+            "--runtime-dir",
+            str(tmp_path / "run"),
+            "--state-dir",
+            str(tmp_path / "state.d"),
+            env=mic.env,
+            timeout=60,
+        )
     err = proc.stderr.decode()
     assert proc.returncode == 2, err
     lines = err.splitlines()

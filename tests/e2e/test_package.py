@@ -20,8 +20,9 @@ SOURCES = ["pyproject.toml", "README.md", "recorder"]
 
 
 def run(*cmd: str | Path, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                          timeout=timeout, **kw)
+    proc = subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw
+    )
     assert proc.returncode == 0, f"{cmd}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
 
@@ -34,8 +35,9 @@ def dist(tmp_path_factory) -> Path:
     src.mkdir()
     for name in SOURCES:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         else:
             shutil.copy2(REPO / name, src / name)
     run(sys.executable, "-m", "build", "--outdir", base / "dist", src)
@@ -43,11 +45,15 @@ def dist(tmp_path_factory) -> Path:
 
 
 def test_sdist_and_wheel_hold_the_whole_package(dist: Path):
-    wheel, = dist.glob("recorder-*.whl")
-    sdist, = dist.glob("recorder-*.tar.gz")
+    (wheel,) = dist.glob("recorder-*.whl")
+    (sdist,) = dist.glob("recorder-*.tar.gz")
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("recorder/manifest.toml", "recorder/cli.py", "recorder/sources/mic.py",
-                 "recorder/sources/__init__.py"):
+    for name in (
+        "recorder/manifest.toml",
+        "recorder/cli.py",
+        "recorder/sources/mic.py",
+        "recorder/sources/__init__.py",
+    ):
         assert name in in_wheel, sorted(in_wheel)
     assert not any(n.endswith(".onnx") for n in in_wheel)  # models are fetched, not shipped
     with tarfile.open(sdist) as t:
@@ -56,16 +62,25 @@ def test_sdist_and_wheel_hold_the_whole_package(dist: Path):
 
 
 def test_wheel_installs_fetches_models_and_records_outside_the_checkout(dist: Path, tmp_path):
-    wheel, = dist.glob("recorder-*.whl")
+    (wheel,) = dist.glob("recorder-*.whl")
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
     run(venv / "bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RECORDER_MODELS_DIR", "PYTHONPATH", "VIRTUAL_ENV")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RECORDER_MODELS_DIR", "PYTHONPATH", "VIRTUAL_ENV")
+    }
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
     recorder = venv / "bin/recorder"
-    where = run(venv / "bin/python", "-I", "-c", "import recorder; print(recorder.__file__)",
-                cwd=tmp_path, env=env).stdout.strip()
+    where = run(
+        venv / "bin/python",
+        "-I",
+        "-c",
+        "import recorder; print(recorder.__file__)",
+        cwd=tmp_path,
+        env=env,
+    ).stdout.strip()
     assert Path(where).is_relative_to(venv), where  # the wheel, not this checkout
 
     fetched = run(recorder, "models", "fetch", cwd=tmp_path, env=env)
@@ -75,8 +90,17 @@ def test_wheel_installs_fetches_models_and_records_outside_the_checkout(dist: Pa
     assert len(listed) == 8 and all(row.split()[-2] == "ok" for row in listed), listed
 
     rec = tmp_path / "recordings"
-    run(recorder, "run", "--source", f"file:{AUDIO / 'jarvis_pause_command.wav'}",
-        "--recordings", rec, cwd=tmp_path, env=env, timeout=120)
+    run(
+        recorder,
+        "run",
+        "--source",
+        f"file:{AUDIO / 'jarvis_pause_command.wav'}",
+        "--recordings",
+        rec,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     sidecars = sorted(rec.glob("*.json"))
     assert len(sidecars) == 1
     meta = json.loads(sidecars[0].read_text())
@@ -85,12 +109,29 @@ def test_wheel_installs_fetches_models_and_records_outside_the_checkout(dist: Pa
 
     # --models-dir points elsewhere: nothing there yet, so the run stops with one line.
     empty = tmp_path / "empty"
-    proc = subprocess.run([str(recorder), "run", "--models-dir", str(empty), "--source",
-                           f"file:{AUDIO / 'jarvis_pause_command.wav'}", "--recordings", str(rec)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    proc = subprocess.run(
+        [
+            str(recorder),
+            "run",
+            "--models-dir",
+            str(empty),
+            "--source",
+            f"file:{AUDIO / 'jarvis_pause_command.wav'}",
+            "--recordings",
+            str(rec),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("recorder: error: model melspectrogram (") and \
-        str(empty) in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert (
+        proc.stderr.startswith("recorder: error: model melspectrogram (")
+        and str(empty) in proc.stderr
+        and len(proc.stderr.splitlines()) == 1
+    ), proc.stderr
 
 
 def test_models_directory_precedence(monkeypatch, tmp_path):

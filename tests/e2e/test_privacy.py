@@ -16,10 +16,28 @@ def test_daemon_opens_no_network_socket(tmp_path):
         pytest.skip("strace is not installed")
     trace = tmp_path / "trace"
     proc = subprocess.Popen(
-        [strace, "-f", "-qq", "-e", "trace=socket,connect,sendto,sendmsg", "-o", str(trace),
-         str(RECORDER), "run", "--source", "stdin", "--recordings", str(tmp_path / "rec"),
-         "--runtime-dir", str(tmp_path / "run"), "--state-dir", str(tmp_path / "state")],
-        stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            strace,
+            "-f",
+            "-qq",
+            "-e",
+            "trace=socket,connect,sendto,sendmsg",
+            "-o",
+            str(trace),
+            str(RECORDER),
+            "run",
+            "--source",
+            "stdin",
+            "--recordings",
+            str(tmp_path / "rec"),
+            "--runtime-dir",
+            str(tmp_path / "run"),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         proc.stdin.write(read_pcm(AUDIO / "jarvis_pause_command.wav").tobytes())
         proc.stdin.flush()

@@ -36,8 +36,7 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
 
 
 def daemon_detections(runs: dict[str, subprocess.Popen]) -> dict[str, list[tuple[str, str]]]:
-    """(wake word, time) from each `recorder run` log; every detection ended saved or discarded.
-    """
+    """(wake word, time) from each `recorder run` log; every detection ended saved or discarded."""
     out = {}
     for path, proc in runs.items():
         _, err = proc.communicate(timeout=120)
@@ -50,20 +49,44 @@ def daemon_detections(runs: dict[str, subprocess.Popen]) -> dict[str, list[tuple
 
 
 def start_daemon(path: Path, rec: Path, *flags: str) -> subprocess.Popen:
-    return subprocess.Popen([str(RECORDER), "run", "--source", f"file:{path}", "--recordings",
-                             str(rec), "--log-level", "info", *flags],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [
+            str(RECORDER),
+            "run",
+            "--source",
+            f"file:{path}",
+            "--recordings",
+            str(rec),
+            "--log-level",
+            "info",
+            *flags,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 SETTINGS = {
     # the default thresholds, two models from a config file
-    "config": (["jarvis_bare", "two_requests", "alexa_command", "jarvis_runon_command",
-                "speech_then_wake", "command_without_wake", "jarvis_pause_command"],
-               "[wake]\nmodels = [\"hey_jarvis\", \"alexa\"]\n", []),
+    "config": (
+        [
+            "jarvis_bare",
+            "two_requests",
+            "alexa_command",
+            "jarvis_runon_command",
+            "speech_then_wake",
+            "command_without_wake",
+            "jarvis_pause_command",
+        ],
+        '[wake]\nmodels = ["hey_jarvis", "alexa"]\n',
+        [],
+    ),
     # flags over a config: patience 3, a high threshold, a short refractory period
-    "flags": (["two_requests", "jarvis_runon_command", "jarvis_bare"],
-              "[wake]\npatience = 3\nrefractory_s = 0.5\n",
-              ["--model", "hey_jarvis", "--threshold", "0.7"]),
+    "flags": (
+        ["two_requests", "jarvis_runon_command", "jarvis_bare"],
+        "[wake]\npatience = 3\nrefractory_s = 0.5\n",
+        ["--model", "hey_jarvis", "--threshold", "0.7"],
+    ),
 }
 
 
@@ -73,11 +96,25 @@ def test_score_detections_are_the_daemons(tmp_path, setting):
     cfg = tmp_path / "recorder.toml"
     cfg.write_text(toml)
     paths = [AUDIO / f"{s}.wav" for s in scenes]
-    runs = {str(p): start_daemon(p, tmp_path / f"rec{i}", "--config", str(cfg), *flags)
-            for i, p in enumerate(paths)}
+    runs = {
+        str(p): start_daemon(p, tmp_path / f"rec{i}", "--config", str(cfg), *flags)
+        for i, p in enumerate(paths)
+    }
     png = tmp_path / "scores.png"
-    proc = ok(run_recorder("score", *map(str, paths), "--config", str(cfg), *flags, "--json",
-                           "--jobs", "2", "--plot", str(png)))
+    proc = ok(
+        run_recorder(
+            "score",
+            *map(str, paths),
+            "--config",
+            str(cfg),
+            *flags,
+            "--json",
+            "--jobs",
+            "2",
+            "--plot",
+            str(png),
+        )
+    )
     assert proc.stderr == b""  # no progress bar when stderr is not a terminal
     report = json.loads(proc.stdout)
     theirs = daemon_detections(runs)
@@ -102,11 +139,36 @@ def test_frames_peaks_and_csv(tmp_path):
     clip = oww_fixture("alexa_test.wav")
     scene = AUDIO / "jarvis_pause_command.wav"
     out = tmp_path / "frames.csv"
-    table = ok(run_recorder("score", str(clip), str(scene), "--model", "alexa", "--model",
-                            "hey_jarvis", "--csv", str(out), "--jobs", "1"))
+    table = ok(
+        run_recorder(
+            "score",
+            str(clip),
+            str(scene),
+            "--model",
+            "alexa",
+            "--model",
+            "hey_jarvis",
+            "--csv",
+            str(out),
+            "--jobs",
+            "1",
+        )
+    )
     assert b"alexa_test.wav" in table.stdout and b"peak" in table.stdout
-    report = json.loads(ok(run_recorder("score", str(clip), str(scene), "--model", "alexa",
-                                        "--model", "hey_jarvis", "--json")).stdout)
+    report = json.loads(
+        ok(
+            run_recorder(
+                "score",
+                str(clip),
+                str(scene),
+                "--model",
+                "alexa",
+                "--model",
+                "hey_jarvis",
+                "--json",
+            )
+        ).stdout
+    )
     rows = out.read_text().splitlines()
     assert rows[0] == "file,time_s,alexa,hey_jarvis,speech"
     n_rows = 0
@@ -115,15 +177,18 @@ def test_frames_peaks_and_csv(tmp_path):
         n = math.ceil(len(samples) / 1280)
         assert f["duration_s"] == pytest.approx(len(samples) / 16000, abs=1e-4)
         assert len(f["frames"]) == n
-        assert [fr["time_s"] for fr in f["frames"]] == [round((i + 1) * 0.08, 2)
-                                                        for i in range(n)]
-        assert all(set(fr["scores"]) == {"alexa", "hey_jarvis"} and isinstance(fr["speech"], bool)
-                   for fr in f["frames"])
+        assert [fr["time_s"] for fr in f["frames"]] == [round((i + 1) * 0.08, 2) for i in range(n)]
+        assert all(
+            set(fr["scores"]) == {"alexa", "hey_jarvis"} and isinstance(fr["speech"], bool)
+            for fr in f["frames"]
+        )
         for name, peak in f["peaks"].items():
             best = max(fr["scores"][name] for fr in f["frames"])
             assert peak["score"] == best
-            assert next(fr for fr in f["frames"] if fr["scores"][name] == best)["time_s"] \
+            assert (
+                next(fr for fr in f["frames"] if fr["scores"][name] == best)["time_s"]
                 == peak["time_s"]
+            )
         n_rows += n
     alexa, jarvis = report["files"]
     assert alexa["peaks"]["alexa"]["score"] > 0.9
@@ -138,21 +203,30 @@ def test_frames_peaks_and_csv(tmp_path):
     assert first[0] == str(clip) and first[1] == "0.08" and first[-1] in ("0", "1")
 
 
-POSITIVES = [AUDIO / f"{s}.wav" for s in ("jarvis_bare", "jarvis_long_command",
-                                          "jarvis_pause_command", "jarvis_runon_command",
-                                          "two_requests")]
+POSITIVES = [
+    AUDIO / f"{s}.wav"
+    for s in (
+        "jarvis_bare",
+        "jarvis_long_command",
+        "jarvis_pause_command",
+        "jarvis_runon_command",
+        "two_requests",
+    )
+]
 
 
 def openwakeword_frr(manifest, clips: list[Path], thresholds, patiences) -> dict:
     """The false-reject rate from the openWakeWord package's own predict loop."""
     oww_model = pytest.importorskip(  # the reference installs on Python 3.11 only
-        "openwakeword.model", reason="needs the openwakeword package (Python 3.11 only)")
+        "openwakeword.model", reason="needs the openwakeword package (Python 3.11 only)"
+    )
     np.random.seed(0)  # openWakeWord starts from features of random noise
     model = oww_model.Model(
         wakeword_models=[str(manifest.path(manifest.wakewords["hey_jarvis"]))],
         inference_framework="onnx",
         melspec_model_path=str(manifest.path(manifest.features["melspectrogram"])),
-        embedding_model_path=str(manifest.path(manifest.features["embedding"])))
+        embedding_model_path=str(manifest.path(manifest.features["embedding"])),
+    )
     per_clip = []
     for clip in clips:
         model.reset()
@@ -166,17 +240,35 @@ def openwakeword_frr(manifest, clips: list[Path], thresholds, patiences) -> dict
                 return True
         return False
 
-    return {(t, p): sum(not detected(s, t, p) for s in per_clip) / len(per_clip)
-            for t in thresholds for p in patiences}
+    return {
+        (t, p): sum(not detected(s, t, p) for s in per_clip) / len(per_clip)
+        for t in thresholds
+        for p in patiences
+    }
 
 
 def test_tune_false_rejects_equal_openwakewords(tmp_path, manifest):
     clips = [*POSITIVES, oww_fixture("hey_jane.wav"), oww_fixture("alexa_test.wav")]
     negatives = [oww_fixture("negative_reference.wav"), AUDIO / "command_without_wake.wav"]
     png = tmp_path / "det.png"
-    proc = ok(run_recorder("tune", "--positives", *map(str, clips), "--negatives",
-                           *map(str, negatives), "--model", "hey_jarvis", "--thresholds", GRID,
-                           "--patience", "1,2,3", "--json", "--plot", str(png)))
+    proc = ok(
+        run_recorder(
+            "tune",
+            "--positives",
+            *map(str, clips),
+            "--negatives",
+            *map(str, negatives),
+            "--model",
+            "hey_jarvis",
+            "--thresholds",
+            GRID,
+            "--patience",
+            "1,2,3",
+            "--json",
+            "--plot",
+            str(png),
+        )
+    )
     result = json.loads(proc.stdout)
     assert result["model"] == "hey_jarvis" and result["positives"] == len(clips)
     thresholds = tune.parse_thresholds(GRID)
@@ -189,8 +281,7 @@ def test_tune_false_rejects_equal_openwakewords(tmp_path, manifest):
     assert data.startswith(PNG) and len(data) > 20_000
 
     # openWakeWord reports 0 for its first 5 frames: with 1 s of padding ours are 0 there too
-    config = options.load_config(argparse.Namespace(config=None, threshold=None),
-                                 ["hey_jarvis"])
+    config = options.load_config(argparse.Namespace(config=None, threshold=None), ["hey_jarvis"])
     worker = jobs.Worker(config, build_engine(config), lambda s: None)
     for clip in clips:
         scores = worker.run(jobs.Job("positive", str(clip))).scores
@@ -199,30 +290,67 @@ def test_tune_false_rejects_equal_openwakewords(tmp_path, manifest):
 
 
 def test_tune_json_schema_and_recommended_point(tmp_path):
-    proc = ok(run_recorder("tune", "--positives", str(AUDIO / "jarvis_runon_command.wav"),
-                           str(oww_fixture("hey_jane.wav")), "--negatives",
-                           str(oww_fixture("negative_reference.wav")), "--thresholds",
-                           "0.5:0.9:0.2", "--patience", "2,1", "--max-fa-per-hour", "0",
-                           "--json", "--jobs", "1"))
+    proc = ok(
+        run_recorder(
+            "tune",
+            "--positives",
+            str(AUDIO / "jarvis_runon_command.wav"),
+            str(oww_fixture("hey_jane.wav")),
+            "--negatives",
+            str(oww_fixture("negative_reference.wav")),
+            "--thresholds",
+            "0.5:0.9:0.2",
+            "--patience",
+            "2,1",
+            "--max-fa-per-hour",
+            "0",
+            "--json",
+            "--jobs",
+            "1",
+        )
+    )
     result = json.loads(proc.stdout)
     assert set(result) >= {"model", "positives", "negative_hours", "rows", "recommended"}
     assert result["negative_hours"] == pytest.approx(
-        len(read_pcm(oww_fixture("negative_reference.wav"))) / 16000 / 3600, rel=1e-4)
+        len(read_pcm(oww_fixture("negative_reference.wav"))) / 16000 / 3600, rel=1e-4
+    )
     assert [(r["threshold"], r["patience"]) for r in result["rows"]] == [
-        (0.5, 1), (0.5, 2), (0.7, 1), (0.7, 2), (0.9, 1), (0.9, 2)]
+        (0.5, 1),
+        (0.5, 2),
+        (0.7, 1),
+        (0.7, 2),
+        (0.9, 1),
+        (0.9, 2),
+    ]
     for r in result["rows"]:
-        assert set(r) == {"threshold", "patience", "false_reject_rate", "false_accepts",
-                          "false_accepts_per_hour"}
+        assert set(r) == {
+            "threshold",
+            "patience",
+            "false_reject_rate",
+            "false_accepts",
+            "false_accepts_per_hour",
+        }
         assert r["false_accepts"] == 0 and r["false_reject_rate"] in (0.5, 1.0)
     # hey_jane is never detected; the run-on scene's peak holds 0.7 for 2 frames, not 0.9
     frr = {(r["threshold"], r["patience"]): r["false_reject_rate"] for r in result["rows"]}
     assert frr[(0.9, 1)] == 0.5 and frr[(0.9, 2)] == 1.0
     # lowest FRR (0.5), ties to the higher threshold (0.9), then the lower patience (1)
-    assert result["recommended"] == next(r for r in result["rows"]
-                                         if (r["threshold"], r["patience"]) == (0.9, 1))
-    table = ok(run_recorder("tune", "--positives", str(AUDIO / "jarvis_runon_command.wav"),
-                            "--negatives", str(oww_fixture("negative_reference.wav")),
-                            "--thresholds", "0.5", "--patience", "1"))
+    assert result["recommended"] == next(
+        r for r in result["rows"] if (r["threshold"], r["patience"]) == (0.9, 1)
+    )
+    table = ok(
+        run_recorder(
+            "tune",
+            "--positives",
+            str(AUDIO / "jarvis_runon_command.wav"),
+            "--negatives",
+            str(oww_fixture("negative_reference.wav")),
+            "--thresholds",
+            "0.5",
+            "--patience",
+            "1",
+        )
+    )
     assert b"recommended: threshold 0.5, patience 1" in table.stdout
 
 
@@ -237,12 +365,15 @@ def test_unreadable_files_are_skipped_and_the_run_goes_on(tmp_path):
     missing = tmp_path / "missing.wav"
     proc = ok(run_recorder("score", str(d), str(missing), "--json", "--jobs", "2"))
     report = json.loads(proc.stdout)
-    assert [f["path"] for f in report["files"]] == [str(d / "b_good.wav"),
-                                                   str(d / "sub" / "activation.wav")]
+    assert [f["path"] for f in report["files"]] == [
+        str(d / "b_good.wav"),
+        str(d / "sub" / "activation.wav"),
+    ]
     assert report["skipped"] == [
         {"path": str(d / "a_broken.wav"), "reason": "not a WAV file"},
         {"path": str(d / "c_empty.wav"), "reason": "not a WAV file"},
-        {"path": str(missing), "reason": "no such file"}]
+        {"path": str(missing), "reason": "no such file"},
+    ]
     assert proc.stderr.decode().count("recorder: skipped") == 3
     assert len(report["files"][0]["detections"]) == 1
     # converted (22.05 kHz stereo), not refused
@@ -254,8 +385,9 @@ def test_unreadable_files_are_skipped_and_the_run_goes_on(tmp_path):
     empty = tmp_path / "empty_dir"
     empty.mkdir()
     assert "no WAV files" in error_line(run_recorder("score", str(empty)))
-    tune = run_recorder("tune", "--positives", str(d / "a_broken.wav"), "--negatives",
-                        str(d / "b_good.wav"))
+    tune = run_recorder(
+        "tune", "--positives", str(d / "a_broken.wav"), "--negatives", str(d / "b_good.wav")
+    )
     assert tune.returncode == 2 and b"no positive clip could be read" in tune.stderr
 
 
@@ -268,14 +400,21 @@ def test_missing_matplotlib_is_one_clear_line(tmp_path):
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'matplotlib' or name.startswith('matplotlib.'):\n"
         "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-        "sys.meta_path.insert(0, _NoMatplotlib())\n")
+        "sys.meta_path.insert(0, _NoMatplotlib())\n"
+    )
     env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     clip = str(AUDIO / "jarvis_bare.wav")
     png = tmp_path / "x.png"
     message = "recorder: error: plotting needs matplotlib: pip install 'recorder[plot]'"
     assert error_line(run_recorder("score", clip, "--plot", str(png), env=env)) == message
-    assert error_line(run_recorder("tune", "--positives", clip, "--negatives", clip,
-                                   "--plot", str(png), env=env)) == message
+    assert (
+        error_line(
+            run_recorder(
+                "tune", "--positives", clip, "--negatives", clip, "--plot", str(png), env=env
+            )
+        )
+        == message
+    )
     assert not png.exists()
     ok(run_recorder("score", clip, env=env))  # without --plot, matplotlib is not needed
 
@@ -283,11 +422,16 @@ def test_missing_matplotlib_is_one_clear_line(tmp_path):
 def test_progress_bar_on_a_terminal_end_to_end(tmp_path):
     import pty
 
-    long = write_pcm(tmp_path / "long.wav", np.concatenate(
-        [read_pcm(p) for p in sorted(AUDIO.glob("*.wav"))] * 2))  # 2.4 min
+    long = write_pcm(
+        tmp_path / "long.wav",
+        np.concatenate([read_pcm(p) for p in sorted(AUDIO.glob("*.wav"))] * 2),
+    )  # 2.4 min
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([str(RECORDER), "score", str(long), "--jobs", "1"],
-                            stdout=subprocess.DEVNULL, stderr=follower)
+    proc = subprocess.Popen(
+        [str(RECORDER), "score", str(long), "--jobs", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    )
     os.close(follower)
     err = b""
     while True:
@@ -306,8 +450,9 @@ def test_progress_bar_on_a_terminal_end_to_end(tmp_path):
 def test_bad_flags_are_one_line_errors():
     clip = str(oww_fixture("hey_jane.wav"))
     base = ["tune", "--positives", clip, "--negatives", clip]
-    assert "whole number of STEPs" in error_line(run_recorder(*base, "--thresholds",
-                                                              "0.1:0.5:0.15"))
+    assert "whole number of STEPs" in error_line(
+        run_recorder(*base, "--thresholds", "0.1:0.5:0.15")
+    )
     assert "--patience" in error_line(run_recorder(*base, "--patience", "0,1"))
     assert "timer:1_minute_timer" in error_line(run_recorder(*base, "--model", "timer"))
     assert "no class 'egg'" in error_line(run_recorder(*base, "--model", "timer:egg"))

@@ -69,7 +69,10 @@ def user_env(tmp_path: Path) -> dict[str, str]:
 def test_system_unit_exposure_is_at_most_1():
     proc = subprocess.run(
         [systemd_analyze(), "security", "--offline=yes", "--no-pager", str(SYSTEM_UNIT)],
-        capture_output=True, text=True, timeout=60)
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     match = re.search(r"Overall exposure level for recorder\.service: (\d+\.\d+)", proc.stdout)
     assert match, proc.stdout + proc.stderr
     assert float(match.group(1)) <= 1.0, proc.stdout
@@ -116,18 +119,23 @@ def test_system_unit_runs_the_daemon_as_a_watched_sandboxed_service():
     s = unit_settings(SYSTEM_UNIT)
     one = {key.split(".", 1)[1]: values[-1] for key, values in s.items()}
     assert s["Service.ExecStart"] == [
-        "/opt/recorder/venv/bin/recorder run --config /etc/recorder/recorder.toml "
-        "--wait-for-device"]
+        "/opt/recorder/venv/bin/recorder run --config /etc/recorder/recorder.toml --wait-for-device"
+    ]
     assert (one["Type"], one["NotifyAccess"]) == ("notify", "main")
     assert one["WatchdogSec"] and one["Restart"] in ("always", "on-failure")
     assert one["ExecReload"] == "/bin/kill -HUP $MAINPID"
-    assert s["Service.Environment"] == ["RECORDER_MODELS_DIR=/var/lib/recorder/models",
-                                        "ORT_DISABLE_TELEMETRY=1"]
+    assert s["Service.Environment"] == [
+        "RECORDER_MODELS_DIR=/var/lib/recorder/models",
+        "ORT_DISABLE_TELEMETRY=1",
+    ]
     # Devices: ALSA only; files: read-only but the service's own directories.
     assert (one["DevicePolicy"], one["DeviceAllow"]) == ("closed", "char-alsa rw")
     assert one["ProtectSystem"] == "strict"
     assert (one["StateDirectory"], one["RuntimeDirectory"], one["ConfigurationDirectory"]) == (
-        "recorder", "recorder", "recorder")
+        "recorder",
+        "recorder",
+        "recorder",
+    )
     assert one["UMask"] == "0077"
     assert one["DynamicUser"] == "yes" and one["SupplementaryGroups"] == "audio"
     assert one["CapabilityBoundingSet"] == "" and one["NoNewPrivileges"] == "yes"
@@ -138,19 +146,32 @@ def test_system_unit_runs_the_daemon_as_a_watched_sandboxed_service():
 # --- the installer -------------------------------------------------------------------------
 
 
-def run_installer(*args: str, env: dict[str, str] | None = None,
-                  timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", str(INSTALLER), *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHON": sys.executable, **(env or {})},
-                          timeout=timeout)
+def run_installer(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["sh", str(INSTALLER), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def hermetic_env(tmp_path: Path, models: Path) -> dict[str, str]:
     """No systemd directories or XDG paths of the caller leak into a run of the daemon."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("XDG_") and k not in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY")}
-    return {**env, "RECORDER_MODELS_DIR": str(models), "HOME": str(tmp_path / "home"),
-            "XDG_RUNTIME_DIR": str(tmp_path / "run"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("XDG_") and k not in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY")
+    }
+    return {
+        **env,
+        "RECORDER_MODELS_DIR": str(models),
+        "HOME": str(tmp_path / "home"),
+        "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
 
 
 def test_install_into_a_root_twice_then_run_the_installed_recorder(tmp_path: Path):
@@ -175,14 +196,18 @@ def test_install_into_a_root_twice_then_run_the_installed_recorder(tmp_path: Pat
     models = root / "var/lib/recorder/models"
     assert os.access(recorder, os.X_OK)
     # Installed, not linked to this checkout.
-    where = subprocess.run([str(venv / "bin/python"), "-I", "-c",
-                            "import recorder; print(recorder.__file__)"],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [str(venv / "bin/python"), "-I", "-c", "import recorder; print(recorder.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert Path(where).is_relative_to(venv), where
 
     env = hermetic_env(tmp_path, models)
-    listed = subprocess.run([str(recorder), "models", "list"], capture_output=True, text=True,
-                            env=env, timeout=60)
+    listed = subprocess.run(
+        [str(recorder), "models", "list"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert listed.returncode == 0, listed.stderr
     rows = listed.stdout.splitlines()
     assert len(rows) == MANIFEST_FILES, listed.stdout
@@ -191,26 +216,50 @@ def test_install_into_a_root_twice_then_run_the_installed_recorder(tmp_path: Pat
     unit = root / "etc/systemd/system/recorder.service"
     assert unit.read_text() == SYSTEM_UNIT.read_text()
     # (The link points at the final path, so it dangles here: glob() would skip it.)
-    wants = [d / "recorder.service" for d in (root / "etc/systemd/system").glob("*.wants")
-             if (d / "recorder.service").is_symlink()]
+    wants = [
+        d / "recorder.service"
+        for d in (root / "etc/systemd/system").glob("*.wants")
+        if (d / "recorder.service").is_symlink()
+    ]
     assert [w.parent.name for w in wants] == ["multi-user.target.wants"]
     assert os.readlink(wants[0]) == "/etc/systemd/system/recorder.service"
     for path in (unit, config, models / "embedding_model.onnx"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path  # readable by the service
 
     loads = subprocess.run(
-        [str(venv / "bin/python"), "-I", "-c",
-         "import sys; from pathlib import Path; from recorder import config; "
-         "print(config.load(Path(sys.argv[1])).storage.directory)", str(config)],
-        capture_output=True, text=True, env=env, timeout=60)
+        [
+            str(venv / "bin/python"),
+            "-I",
+            "-c",
+            "import sys; from pathlib import Path; from recorder import config; "
+            "print(config.load(Path(sys.argv[1])).storage.directory)",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert loads.returncode == 0, loads.stderr
     assert loads.stdout.strip() == "/var/lib/recorder/recordings"
 
     out = tmp_path / "recordings"
     run = subprocess.run(
-        [str(recorder), "run", "--config", str(config),
-         "--source", f"file:{AUDIO / 'jarvis_pause_command.wav'}", "--recordings", str(out)],
-        capture_output=True, text=True, env=env, timeout=120)
+        [
+            str(recorder),
+            "run",
+            "--config",
+            str(config),
+            "--source",
+            f"file:{AUDIO / 'jarvis_pause_command.wav'}",
+            "--recordings",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     wavs, sidecars = sorted(out.glob("*.wav")), sorted(out.glob("*.json"))
     assert len(wavs) == len(sidecars) == 1, run.stderr
@@ -236,14 +285,17 @@ def test_install_user_service_into_a_root(tmp_path: Path):
     assert (base / ".local/share/recorder/models/embedding_model.onnx").is_file()
 
 
-@pytest.mark.parametrize("args", [
-    ["--bogus"],
-    ["--root"],
-    ["--root", "relative/dir"],
-    ["--prefix", "opt/recorder"],
-    ["--prefix", "/home/pi/recorder"],
-    ["--prefix", "/opt/with space"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--bogus"],
+        ["--root"],
+        ["--root", "relative/dir"],
+        ["--prefix", "opt/recorder"],
+        ["--prefix", "/home/pi/recorder"],
+        ["--prefix", "/opt/with space"],
+    ],
+)
 def test_installer_refuses_bad_arguments_in_one_line(args: list[str], tmp_path: Path):
     proc = run_installer(*args, env={"TMPDIR": str(tmp_path)}, timeout=30)
     assert proc.returncode != 0

@@ -14,17 +14,35 @@ from conftest import AUDIO, RECORDER, read_pcm, recordings, run_recorder, write_
 
 def test_dry_run_logs_what_a_real_run_saves_and_writes_nothing(tmp_path):
     path = AUDIO / "two_requests.wav"
-    real = run_recorder("run", "--source", f"file:{path}", "--recordings", str(tmp_path / "real"),
-                        "--model", "hey_jarvis")
+    real = run_recorder(
+        "run",
+        "--source",
+        f"file:{path}",
+        "--recordings",
+        str(tmp_path / "real"),
+        "--model",
+        "hey_jarvis",
+    )
     assert real.returncode == 0
-    dry = run_recorder("run", "--dry-run", "--source", f"file:{path}",
-                       "--recordings", str(tmp_path / "dry"), "--model", "hey_jarvis")
+    dry = run_recorder(
+        "run",
+        "--dry-run",
+        "--source",
+        f"file:{path}",
+        "--recordings",
+        str(tmp_path / "dry"),
+        "--model",
+        "hey_jarvis",
+    )
     assert dry.returncode == 0
     assert not (tmp_path / "dry").exists()
-    said = re.findall(r"would save ([\d.]+) s from ([\d.]+) s to [\d.]+ s \((\w+)",
-                      dry.stderr.decode())
-    saved = [(f"{m['duration_s']:.2f}", f"{m['source_offset_s']:.2f}", m["end_reason"])
-             for m, _ in recordings(tmp_path / "real")]
+    said = re.findall(
+        r"would save ([\d.]+) s from ([\d.]+) s to [\d.]+ s \((\w+)", dry.stderr.decode()
+    )
+    saved = [
+        (f"{m['duration_s']:.2f}", f"{m['source_offset_s']:.2f}", m["end_reason"])
+        for m, _ in recordings(tmp_path / "real")
+    ]
     assert said == saved and len(said) == 2
 
 
@@ -32,8 +50,17 @@ def test_activations_keep_two_seconds_around_each_detection(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text(f'[wake]\nsave_activations = "{tmp_path / "act"}"\n')
     path = AUDIO / "jarvis_bare.wav"
-    proc = run_recorder("run", "--config", str(config), "--source", f"file:{path}",
-                        "--recordings", str(tmp_path / "rec"), "--model", "hey_jarvis")
+    proc = run_recorder(
+        "run",
+        "--config",
+        str(config),
+        "--source",
+        f"file:{path}",
+        "--recordings",
+        str(tmp_path / "rec"),
+        "--model",
+        "hey_jarvis",
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     assert list((tmp_path / "rec").iterdir()) == []  # a bare wake word: no recording ...
     [(meta, samples)] = recordings(tmp_path / "act")  # ... but its activation
@@ -65,9 +92,21 @@ def test_monitor_without_a_terminal_prints_a_line_per_second_in_real_time(tmp_pa
 def test_monitor_on_a_terminal_redraws_bars_in_place(tmp_path):
     clip = _clip(tmp_path)
     master, slave = pty.openpty()
-    proc = subprocess.Popen([str(RECORDER), "monitor", "--source", f"file:{clip}",
-                             "--model", "hey_jarvis", "--model", "alexa"],
-                            stdout=slave, stderr=subprocess.DEVNULL, close_fds=True)
+    proc = subprocess.Popen(
+        [
+            str(RECORDER),
+            "monitor",
+            "--source",
+            f"file:{clip}",
+            "--model",
+            "hey_jarvis",
+            "--model",
+            "alexa",
+        ],
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+    )
     os.close(slave)
     out = b""
     try:
