@@ -50,9 +50,9 @@ run: setup
 test: setup $(VENV)/.test-deps lint
 	$(BIN)/python -m pytest
 
-# The fast inner loop: everything but the end-to-end scenes (tests/e2e/).
+# The fast inner loop: everything but the end-to-end scenes (tests/e2e/) and the fuzz budgets.
 test-fast: setup $(VENV)/.test-deps lint
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m "not e2e and not fuzz"
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check recorder tests scripts

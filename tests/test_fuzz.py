@@ -12,6 +12,8 @@ import pytest
 from hostile_inputs import PROPERTIES
 from hypothesis import HealthCheck, given, settings
 
+pytestmark = pytest.mark.fuzz  # `make test-fast` leaves the property budgets out
+
 BUDGET = {"wav": 1000, "config": 300, "manifest": 500, "recordings": 200, "control": 600}
 
 

@@ -20,6 +20,7 @@ after every step:
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -35,6 +36,8 @@ from recorder.machine import (
     UtteranceReady,
     WakeDetected,
 )
+
+pytestmark = pytest.mark.fuzz  # `make test-fast` leaves the property budgets out
 
 NAMES = ("a", "b")
 scores = st.floats(0.0, 1.0)
