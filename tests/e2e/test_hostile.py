@@ -128,14 +128,17 @@ def test_a_dead_control_thread_stops_the_daemon_with_exit_1_and_error(tmp_path, 
     injected = threading.Event()
 
     def kill_control_thread() -> None:
+        # The socket may answer before the first audio has made the daemon announce
+        # `listening`: wait for both.
         wait_for(
             lambda: (
                 (run_dir / control.SOCKET_NAME).exists()
                 and control.request(run_dir, "status", timeout_s=2) is not None
+                and state_file.exists()
+                and state_file.read_text().strip() == "listening"
             ),
             timeout=60,
         )
-        assert state_file.read_text().strip() == "listening"
         _inject(next(t for t in threading.enumerate() if t.name == "control"))
         injected.set()
 
