@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import AUDIO, RECORDER, read_pcm, recordings, run_recorder, small_tmpfs
 
+from recorder import control
+
 SCENE = read_pcm(AUDIO / "jarvis_pause_command.wav").tobytes()
 QUIET = bytes(16000 * 2)
 
@@ -63,7 +65,12 @@ class LiveDaemon:
             env={**os.environ, **(env or {})},
         )
         self.fed_s = 0.0
-        wait_for(lambda: (self.run_dir / "control.sock").exists() or self.proc.poll() is not None)
+        wait_for(lambda: self.proc.poll() is not None or self.answers())
+
+    def answers(self) -> bool:
+        """The control socket is there and answers (it exists a moment before it listens)."""
+        sock = self.run_dir / "control.sock"
+        return sock.exists() and control.request(self.run_dir, "status", timeout_s=2) is not None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return run_recorder(
