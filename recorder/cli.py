@@ -18,6 +18,7 @@ from recorder.errors import RecorderError
 from recorder.mute import MuteSwitch
 from recorder.storage import Storage
 from recorder.tools import calibrate, enroll, score, tune
+from recorder.tools.options import add_wake_flags
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,23 +56,6 @@ def _add_dirs(p: argparse.ArgumentParser, runtime: bool, state: bool) -> None:
         )
 
 
-def _add_wake_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model",
-        action="append",
-        metavar="NAME_OR_PATH",
-        help="wake-word model; repeat for several (overrides [wake] models)",
-    )
-    p.add_argument("--threshold", type=float, help="detection threshold for every model, 0-1")
-    p.add_argument(
-        "--patience",
-        type=int,
-        dest="patience_frames",
-        metavar="FRAMES",
-        help="consecutive 80 ms frames at or above the threshold, for every model",
-    )
-
-
 def _add_json(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--json", action="store_true", help=f"print {what} as JSON")
 
@@ -88,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(run)
     run.add_argument("--source", help="mic, mic:NAME_OR_INDEX, file:PATH.wav or stdin")
-    _add_wake_flags(run)
+    add_wake_flags(run)
     run.add_argument(
         "--indicator-command", metavar="CMD", help="run CMD STATE on every state change"
     )
@@ -123,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     mon = sub.add_parser("monitor", help="live meter of the scores, VAD and recorder state")
     _add_config(mon, recordings=False)
     mon.add_argument("--source", help="as for run (a file is paced in real time)")
-    _add_wake_flags(mon)
+    add_wake_flags(mon)
     mon.set_defaults(realtime=True)
 
     for name, text in [

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from recorder import control, models
+from recorder import control
 from recorder.audio import FRAME_S, Frame
 from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.machine import State
+from recorder.pipeline import resolve_models
 
 RECORD_S = 2.0
 SILENT_DBFS = -70.0
@@ -56,16 +57,7 @@ def check_config(path: Path | None, load: Callable[[], Config]) -> tuple[Check, 
 
 def _check_models(config: Config) -> Check:
     try:
-        manifest = models.load_manifest(
-            config.path(config.wake.models_dir) if config.wake.models_dir else None
-        )
-        entries = list(manifest.features.values())
-        for name in config.wake.models:
-            if name in manifest.wakewords:
-                entries.append(manifest.wakewords[name])
-            else:
-                models.resolve_wake_model(manifest, name)
-        models.verify_installed(manifest, entries)
+        manifest, _ = resolve_models(config)
     except RecorderError as e:
         return Check(
             "models",

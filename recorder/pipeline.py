@@ -41,14 +41,18 @@ def machine_settings(config: Config, names: Iterable[str]) -> MachineSettings:
     )
 
 
-def build_engine(config: Config) -> OpenWakeWordEngine:
-    """The wake-word models of `[wake]`, verified, on one feature pipeline."""
+def resolve_models(config: Config) -> tuple[models.Manifest, list[models.WakeModelSpec]]:
+    """The manifest and the wake-word models of `[wake]`, every file's hash verified."""
     manifest = models.load_manifest(
         config.path(config.wake.models_dir) if config.wake.models_dir else None
     )
-    features = list(manifest.features.values())
-    models.verify_installed(manifest, features)
-    specs = [models.resolve_wake_model(manifest, m) for m in config.wake.models]
+    models.verify_installed(manifest, list(manifest.features.values()))
+    return manifest, [models.resolve_wake_model(manifest, m) for m in config.wake.models]
+
+
+def build_engine(config: Config) -> OpenWakeWordEngine:
+    """The wake-word models of `[wake]`, verified, on one feature pipeline."""
+    manifest, specs = resolve_models(config)
     return OpenWakeWordEngine(
         manifest.path(manifest.features["melspectrogram"]),
         manifest.path(manifest.features["embedding"]),

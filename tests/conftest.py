@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 
@@ -50,6 +51,17 @@ def tone(freq: float, seconds: float, rate: int = RATE, channels: int = 1) -> np
     fade = np.minimum(1.0, np.minimum(t, seconds - t) / 0.01)
     x = np.round(8000 * np.sin(2 * np.pi * freq * t) * fade).astype("<i2")
     return np.repeat(x[:, None], channels, axis=1).reshape(-1)
+
+
+def wait_for(predicate, timeout: float = 20.0):
+    """The predicate's first true value, polled every 50 ms; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting")
 
 
 def run_recorder(

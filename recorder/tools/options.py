@@ -33,6 +33,24 @@ def add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_wake_flags(p: argparse.ArgumentParser) -> None:
+    """--model, --threshold and --patience, as `recorder run` takes them."""
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME_OR_PATH",
+        help="wake-word model; repeat for several (overrides [wake] models)",
+    )
+    p.add_argument("--threshold", type=float, help="detection threshold for every model, 0-1")
+    p.add_argument(
+        "--patience",
+        type=int,
+        dest="patience_frames",
+        metavar="FRAMES",
+        help="consecutive 80 ms frames at or above the threshold, for every model",
+    )
+
+
 def load_config(args: argparse.Namespace, models: Sequence[str] | None = None) -> Config:
     """The config file, with --model and --threshold applied as `recorder run` applies them."""
     return config_mod.with_overrides(

@@ -11,7 +11,7 @@ from typing import Any
 from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
 from recorder.tools.jobs import Job, Progress, estimate_s, find_wavs, run_jobs
-from recorder.tools.options import add_common, check_plot, jobs_arg, load_config
+from recorder.tools.options import add_common, add_wake_flags, check_plot, jobs_arg, load_config
 from recorder.tools.report import emit, report_skipped, score_json, score_table, write_csv
 
 MAX_PLOT_FILES = 12
@@ -35,20 +35,7 @@ def add_parser(sub: Any) -> None:
         help="WAV files, or directories searched for *.wav",
     )
     add_common(sc)
-    sc.add_argument(
-        "--model",
-        action="append",
-        metavar="NAME_OR_PATH",
-        help="wake-word model; repeat for several (overrides [wake] models)",
-    )
-    sc.add_argument("--threshold", type=float, help="detection threshold for every model, 0-1")
-    sc.add_argument(
-        "--patience",
-        type=int,
-        dest="patience_frames",
-        metavar="FRAMES",
-        help="consecutive 80 ms frames at or above the threshold, for every model",
-    )
+    add_wake_flags(sc)
     out = sc.add_mutually_exclusive_group()
     out.add_argument(
         "--json",

@@ -16,22 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AUDIO, RECORDER, read_pcm, recordings, run_recorder, small_tmpfs
+from conftest import AUDIO, RECORDER, read_pcm, recordings, run_recorder, small_tmpfs, wait_for
 
 from recorder import control
 
 SCENE = read_pcm(AUDIO / "jarvis_pause_command.wav").tobytes()
 QUIET = bytes(16000 * 2)
-
-
-def wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 class LiveDaemon:

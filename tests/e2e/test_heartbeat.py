@@ -7,16 +7,7 @@ import os
 import subprocess
 import time
 
-from conftest import RECORDER, run_recorder
-
-
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+from conftest import RECORDER, run_recorder, wait_for
 
 
 def test_status_and_the_state_file_show_when_audio_last_arrived(tmp_path):

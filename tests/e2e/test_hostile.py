@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import AUDIO, read_pcm, run_recorder, write_pcm
-from test_control import QUIET, LiveDaemon, wait_for
+from conftest import AUDIO, read_pcm, run_recorder, wait_for, write_pcm
+from test_control import QUIET, LiveDaemon
 
 from recorder import cli, control, threads
 
