@@ -16,6 +16,7 @@ import logging
 import os
 import selectors
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,25 @@ log = logging.getLogger("recorder")
 
 SOCKET_NAME = "control.sock"
 SYSTEM_RUNTIME_DIR = Path("/run/recorder")  # the system service's RuntimeDirectory
-Handler = Callable[[str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who is on the other end of a connection, as the kernel says (SO_PEERCRED)."""
+
+    pid: int
+    uid: int
+    gid: int
+
+    @classmethod
+    def of(cls, sock: socket.socket) -> Peer:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, gid = struct.unpack("3i", creds)
+        return cls(pid, uid, gid)
+
+
+Handler = Callable[[str, Peer], dict[str, Any]]
+"""Answers one command from one peer."""
 
 
 def default_runtime_dir() -> Path:
@@ -63,6 +82,7 @@ _TICK_S = 0.5
 class _Client:
     sock: socket.socket
     deadline: float
+    peer: Peer
     inbox: bytearray = field(default_factory=bytearray)
     outbox: bytes = b""
 
@@ -142,8 +162,14 @@ class ControlServer:
                 return
             if len(clients) >= MAX_CLIENTS:
                 self._drop(sel, clients, min(clients.values(), key=lambda c: c.deadline))
+            try:
+                peer = Peer.of(conn)
+            except OSError as e:
+                log.warning("control socket: no credentials for a peer: %s", e.strerror or e)
+                conn.close()
+                continue
             conn.setblocking(False)
-            client = _Client(conn, time.monotonic() + CLIENT_DEADLINE_S)
+            client = _Client(conn, time.monotonic() + CLIENT_DEADLINE_S, peer)
             clients[conn] = client
             sel.register(conn, selectors.EVENT_READ)
 
@@ -172,7 +198,7 @@ class ControlServer:
         if len(line) > MAX_COMMAND_BYTES:
             reply: dict[str, Any] = {"ok": False, "error": "command too long"}
         elif newline or (not data and line):  # a line, or a last line without its newline
-            reply = self._reply(bytes(line))
+            reply = self._reply(bytes(line), c.peer)
         elif not data:  # closed without a command
             self._drop(sel, clients, c)
             return
@@ -183,13 +209,13 @@ class ControlServer:
             c.sock.shutdown(socket.SHUT_RD)  # whatever else it sends is not read
         sel.modify(c.sock, selectors.EVENT_WRITE)
 
-    def _reply(self, line: bytes) -> dict[str, Any]:
+    def _reply(self, line: bytes, peer: Peer) -> dict[str, Any]:
         try:
             command = line.decode("utf-8").strip()
         except UnicodeDecodeError:
             return {"ok": False, "error": "command is not UTF-8 text"}
         try:
-            reply = self.handler(command)
+            reply = self.handler(command, peer)
             json.dumps(reply)
         except Exception:  # a bug in the handler: logged, answered, and the server serves on
             log.exception("control command %r failed", command[:80])

@@ -23,9 +23,10 @@ from recorder.activations import ActivationSaver
 from recorder.audio import Frame, frames_to_s, s_to_frames
 from recorder.calibration import Calibration
 from recorder.config import Config
-from recorder.control import ControlServer, default_runtime_dir
+from recorder.control import ControlServer, Peer, default_runtime_dir
 from recorder.errors import RecorderError
 from recorder.indicators import Devices, IndicatorError
+from recorder.journal import Journal
 from recorder.machine import (
     EndReason,
     Event,
@@ -58,6 +59,7 @@ class Flags:
         self.stop_signal: int | None = None
         self.reload = False
         self.muted: bool | None = None  # a requested mute state not yet applied
+        self.muted_by: int | None = None  # the uid that asked for it over the control socket
 
     def should_stop(self) -> bool:
         return self.stop_signal is not None
@@ -90,6 +92,8 @@ class Daemon:
     reload_config: Callable[[], Config] | None = None
     dry_run: bool = False
     observers: list[FrameObserver] = field(default_factory=list)
+    journal: Journal = field(default_factory=Journal)
+    """What the daemon did, for the event stream, the audit log and the hand-off."""
     activations: ActivationSaver | None = None
     calibration: Calibration | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -118,10 +122,12 @@ class Daemon:
                 self.frames_seen += 1
                 self.last_audio_at = time.time()
             elif isinstance(item, DeviceLost):
+                self.journal.publish("device_lost", reason=item.reason)
                 self.dispatch(self.machine.device_lost())
                 self.notifier.send(f"STATUS=audio source lost ({item.reason}); retrying")
             elif isinstance(item, DeviceRestored):
                 self.p.engine.reset()  # the audio before the gap is not context for what follows
+                self.journal.publish("device_restored")
                 self.dispatch(self.machine.device_restored())
                 self.notifier.send(f"STATUS={self.status_line()}")
             self.tick()
@@ -130,9 +136,12 @@ class Daemon:
         if not started:
             self._start(lost=False)
         self.notifier.send("STOPPING=1", "STATUS=stopping")
+        reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
         if self.fault is None:  # after a fault the indicator stays at error
-            reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
             self.dispatch(self.machine.finish(reason))
+        self.journal.publish(
+            "stopped", reason="fault" if self.fault else reason.value, saved=self.saved
+        )
         if self.activations:
             self.activations.flush()
         if self.calibration:
@@ -141,6 +150,13 @@ class Daemon:
     def _start(self, lost: bool) -> None:
         if lost:
             self.machine.device_lost()  # before start(): the first state shown is then error
+        self.journal.publish(
+            "started",
+            source=self.source.description,
+            models=list(self.p.engine.names),
+            pid=os.getpid(),
+            muted=self.machine.muted,
+        )
         self.dispatch(self.machine.start())
         self.enforce_retention()
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
@@ -205,6 +221,7 @@ class Daemon:
             self.flags.muted = None
             self.p.engine.reset()
             self.dispatch(self.machine.set_muted(muted))
+            self.journal.publish("muted" if muted else "unmuted", uid=self.flags.muted_by)
             self.notifier.send(f"STATUS={self.status_line()}")
         if self.flags.reload and not self.machine.recording:
             self.flags.reload = False
@@ -238,6 +255,7 @@ class Daemon:
         except RecorderError as e:
             log.error("calibration: %s", e)
         log.info("configuration reloaded")
+        self.journal.publish("reloaded")
         self.enforce_retention()
 
     def dispatch(self, events: list[Event]) -> None:
@@ -253,6 +271,12 @@ class Daemon:
                         event.wake_word,
                         event.score,
                         frames_to_s(event.frame_index + 1),
+                    )
+                    self.journal.publish(
+                        "wake",
+                        model=event.wake_word,
+                        score=round(event.score, 4),
+                        offset_s=round(frames_to_s(event.frame_index + 1), 4),
                     )
                     if self.activations:
                         self.activations.on_wake(
@@ -271,6 +295,9 @@ class Daemon:
                         frames_to_s(event.wake.frame_index + 1),
                         event.reason,
                     )
+                    self.journal.publish(
+                        "discarded", reason=event.reason, wake_word=event.wake.wake_word
+                    )
                 case UtteranceReady():
                     saving_failed = self._save(event)
                     if saving_failed is None and self.calibration:
@@ -281,6 +308,11 @@ class Daemon:
 
     def _show(self, event: StateChanged) -> str | None:
         """Show the state; the failure that discards the request, if any."""
+        self.journal.publish(
+            "state",
+            state=event.state.value,
+            previous=None if event.previous is None else event.previous.value,
+        )
         failure = None
         try:
             self.p.indicator.show(event.state, event.previous)
@@ -318,6 +350,7 @@ class Daemon:
                 meta.wake_offset_s,
             )
             self.saved += 1
+            self.journal.publish("saved", dry_run=True, **self._saved_fields(meta))
             return None
         try:
             rec = self.p.storage.save(meta.id, event.audio, meta.to_json())
@@ -332,9 +365,26 @@ class Daemon:
             meta.end_reason,
             meta.source_offset_s,
         )
+        self.journal.publish(
+            "saved",
+            id=rec.id,
+            sidecar=str(rec.sidecar),
+            audio=str(rec.wav),
+            audio_sha256=rec.meta.get("audio_sha256"),
+            **self._saved_fields(meta),
+        )
         self.notifier.send(f"STATUS={self.status_line()}")
         self.enforce_retention()
         return None
+
+    @staticmethod
+    def _saved_fields(meta: RecordingMeta) -> dict[str, Any]:
+        return {
+            "wake_word": meta.wake_word,
+            "duration_s": round(meta.duration_s, 4),
+            "end_reason": meta.end_reason,
+            "source_offset_s": round(meta.source_offset_s, 4),
+        }
 
     def enforce_retention(self) -> None:
         s = self.p.config.storage
@@ -351,9 +401,11 @@ class Daemon:
             log.info(
                 "retention deleted %d recording(s): %s", len(gone), ", ".join(r.id for r in gone)
             )
+        for r in gone:
+            self.journal.publish("deleted", id=r.id, why="retention")
 
     # --- the control socket (runs on its thread) -----------------------------------------
-    def control(self, command: str) -> dict[str, Any]:
+    def control(self, command: str, peer: Peer | None = None) -> dict[str, Any]:
         with self._lock:
             if command in ("mute", "unmute"):
                 try:
@@ -361,6 +413,7 @@ class Daemon:
                 except RecorderError as e:
                     return {"ok": False, "error": str(e)}
                 self.flags.muted = command == "mute"
+                self.flags.muted_by = None if peer is None else peer.uid
                 return {"ok": True, **self.status()}
             if command == "status":
                 return {"ok": True, **self.status()}

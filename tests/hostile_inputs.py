@@ -451,7 +451,7 @@ class _Handler:
     def __init__(self) -> None:
         self.muted = False
 
-    def __call__(self, command: str) -> dict[str, Any]:
+    def __call__(self, command: str, _peer: control.Peer) -> dict[str, Any]:
         if command in ("mute", "unmute"):
             self.muted = command == "mute"
             return {"ok": True, "muted": self.muted}
