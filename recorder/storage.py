@@ -41,6 +41,12 @@ class Recording:
     sidecar: Path
     meta: dict[str, Any]
 
+    @property
+    def has_audio(self) -> bool:
+        """False once the audio was deleted on purpose and only the sidecar is kept
+        (`audio_file` is then null and `audio_deleted` says why)."""
+        return self.meta.get("audio_file") is not None
+
     def started_at(self) -> datetime:
         """The sidecar's `started_at` (UTC when it names no zone), else the sidecar's mtime."""
         try:
@@ -69,10 +75,11 @@ class Recording:
         )
 
     def size_bytes(self) -> int:
-        try:
-            return self.wav.stat().st_size + self.sidecar.stat().st_size
-        except FileNotFoundError:
-            return 0
+        total = 0
+        for path in (self.wav, self.sidecar):
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -129,8 +136,11 @@ class Storage:
             else:
                 tmp.unlink(missing_ok=True)
         for sidecar in d.glob("*.json"):
-            if not sidecar.with_suffix(".wav").exists():
+            if not sidecar.with_suffix(".wav").exists() and not _audio_deleted(sidecar):
                 sidecar.unlink(missing_ok=True)  # an interrupted deletion
+        for wav in d.glob("*.wav"):
+            if _audio_deleted(wav.with_suffix(".json")):
+                wav.unlink(missing_ok=True)  # an interrupted drop_audio
         _fsync_dir(d)
 
     def _free_id(self, base: str) -> str:
@@ -170,6 +180,34 @@ class Storage:
                     sidecar.unlink(missing_ok=True)
             raise StorageError(f"{wav}: {e.strerror or e}") from e
         return Recording(rid, wav, sidecar, meta)
+
+    def update_meta(self, recording: Recording, **fields: Any) -> Recording:
+        """Add or replace sidecar keys atomically (temp file, fsync, rename, directory fsync):
+        a reader sees the old sidecar or the new one, never a mix. Raises StorageError."""
+        meta = {**recording.meta, **fields}
+        tmp = self.directory / f".{recording.sidecar.name}{TMP_SUFFIX}"
+        try:
+            with _new_file(tmp) as f:
+                f.write((json.dumps(meta, indent=2) + "\n").encode())
+            os.replace(tmp, recording.sidecar)
+            _fsync_dir(self.directory)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise StorageError(f"{recording.sidecar}: {e.strerror or e}") from e
+        return Recording(recording.id, recording.wav, recording.sidecar, meta)
+
+    def drop_audio(self, recording: Recording, why: str) -> Recording:
+        """Delete the audio and keep the sidecar, which then says so (`audio_file` null,
+        `audio_deleted` = why). The sidecar is rewritten first, so a crash in between leaves
+        a sidecar that no longer claims the audio and a WAV that `recover` removes."""
+        kept = self.update_meta(recording, audio_file=None, audio_deleted=why)
+        try:
+            recording.wav.unlink(missing_ok=True)
+            _fsync_dir(self.directory)
+        except OSError as e:
+            raise StorageError(f"{recording.wav}: {e.strerror or e}") from e
+        return kept
 
     def delete(self, recording: Recording) -> None:
         """WAV first, then the sidecar: a WAV is never left without its sidecar."""
@@ -211,13 +249,24 @@ class Storage:
         out = []
         for sidecar in sorted(self.directory.glob("*.json")):
             wav = sidecar.with_suffix(".wav")
-            if not (_is_regular(wav) and _is_regular(sidecar)):
+            if not _is_regular(sidecar):
                 continue
             meta = _read_sidecar(sidecar)
-            if meta is None or meta.get("audio_file", wav.name) != wav.name:
+            if meta is None:
+                continue
+            if meta.get("audio_file", wav.name) is None and meta.get("audio_deleted"):
+                pass  # kept without its audio, on purpose
+            elif meta.get("audio_file", wav.name) != wav.name or not _is_regular(wav):
                 continue
             out.append(Recording(sidecar.stem, wav, sidecar, meta))
         return out
+
+
+def _audio_deleted(sidecar: Path) -> bool:
+    meta = _read_sidecar(sidecar)
+    return (
+        meta is not None and meta.get("audio_file", "") is None and bool(meta.get("audio_deleted"))
+    )
 
 
 def _is_regular(path: Path) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -95,3 +96,35 @@ def test_unusable_directory_is_a_user_error(tmp_path, kind):
     target = blocker if kind == "file" else blocker / "rec"
     with pytest.raises(RecorderError, match=str(target)):
         Storage(target).prepare()
+
+
+def test_update_meta_rewrites_the_sidecar_atomically_and_keeps_the_audio(tmp_path):
+    s = Storage(tmp_path)
+    s.prepare()
+    rec = s.save("A", AUDIO, {"wake_word": "alexa"})
+    wav_before = rec.wav.read_bytes()
+    updated = s.update_meta(rec, transcript={"text": "lights on"})
+    assert json.loads(rec.sidecar.read_text()) == updated.meta
+    assert (
+        updated.meta["transcript"] == {"text": "lights on"} and updated.meta["wake_word"] == "alexa"
+    )
+    assert rec.wav.read_bytes() == wav_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A.json", "A.wav"]  # no temp left
+
+
+def test_dropped_audio_leaves_a_sidecar_that_says_so_and_survives_recovery(tmp_path):
+    s = Storage(tmp_path)
+    s.prepare()
+    rec = s.save("A", AUDIO, {})
+    kept = s.drop_audio(rec, "transcribed")
+    assert not rec.wav.exists() and not kept.has_audio
+    assert json.loads(rec.sidecar.read_text())["audio_deleted"] == "transcribed"
+    # a crash between the sidecar's rewrite and the WAV's removal: recovery removes the WAV
+    b = s.save("B", AUDIO, {})
+    s.update_meta(b, audio_file=None, audio_deleted="transcribed")
+    s.prepare()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A.json", "B.json"]
+    assert [(r.id, r.has_audio) for r in s.list()] == [("A", False), ("B", False)]
+    assert s.list()[0].size_bytes() == rec.sidecar.stat().st_size
+    assert [r.id for r in s.enforce(0, 1, 0, datetime.now(UTC))] == ["A"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["B.json"]
