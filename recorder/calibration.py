@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,12 +149,12 @@ def to_json(models: Mapping[str, ModelCounts], refractory_frames: int) -> dict[s
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a reader or a crash sees the old or the new file whole."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` so that a reader or a crash sees the old or the new file whole."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -223,11 +223,14 @@ class Calibration:
         patience: Mapping[str, int],
         refractory_frames: int,
         save_every_frames: int = SAVE_EVERY_FRAMES,
+        also_save: Sequence[Callable[[], None]] = (),
     ):
         self.state_dir = state_dir
         self.path = state_dir / FILE_NAME
         self.refractory_frames = refractory_frames
         self.save_every_frames = save_every_frames
+        self.also_save = list(also_save)
+        """Written with the counters (the near misses kept while calibrating)."""
         try:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
@@ -303,6 +306,8 @@ class Calibration:
             write_atomic(self.path, text)
         except OSError as e:
             raise RecorderError(f"calibration file {self.path}: {e.strerror or e}") from None
+        for save in self.also_save:
+            save()
 
     def close(self) -> None:
         """At stop: the last counts reach the disk (an error is logged, not raised)."""

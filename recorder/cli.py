@@ -17,7 +17,7 @@ from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.mute import MuteSwitch
 from recorder.storage import Storage
-from recorder.tools import calibrate, enroll, score, tune
+from recorder.tools import calibrate, enroll, score, train_verifier, tune
 from recorder.tools.options import add_wake_flags
 
 
@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_parser(sub)
     calibrate.add_parser(sub)
     enroll.add_parser(sub)
+    train_verifier.add_parser(sub)
     return parser
 
 
@@ -439,6 +440,7 @@ COMMANDS = {
     "tune": tune.cmd_tune,
     "calibrate": calibrate.cmd_calibrate,
     "enroll": enroll.cmd_enroll,
+    "train-verifier": train_verifier.cmd_train_verifier,
 }
 
 

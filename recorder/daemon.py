@@ -39,6 +39,7 @@ from recorder.machine import (
     WakeDetected,
 )
 from recorder.mute import MuteSwitch
+from recorder.near_misses import NearMisses
 from recorder.notify import Notifier
 from recorder.pipeline import Pipeline, build_machine, build_pipeline, machine_settings, step
 from recorder.recording import RecordingMeta, utc_iso
@@ -96,6 +97,7 @@ class Daemon:
     """What the daemon did, for the event stream, the audit log and the hand-off."""
     activations: ActivationSaver | None = None
     calibration: Calibration | None = None
+    near_misses: NearMisses | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     saved: int = 0
     frames_seen: int = 0
@@ -186,16 +188,26 @@ class Daemon:
         counts so far are written first and read back."""
         if self.calibration is not None:
             self.observers.remove(self.calibration.observe)
+            if self.near_misses is not None:
+                self.observers.remove(self.near_misses.observe)
             self.calibration.close()
-            self.calibration = None
+            self.calibration = self.near_misses = None
         w = self.p.config.wake
         if w.calibrate:
+            embeddings = getattr(self.p.engine, "recent_embeddings", None)
+            if embeddings is not None:  # the room's negatives for `recorder verifier train`
+                self.near_misses = NearMisses(
+                    self.mute.state_dir, self.machine.settings.thresholds, embeddings
+                )
             self.calibration = Calibration(
                 self.mute.state_dir,
                 {n: w.patience_for(n) for n in self.p.engine.names},
                 s_to_frames(w.refractory_s),
+                also_save=[self.near_misses.save] if self.near_misses else [],
             )
             self.observers.append(self.calibration.observe)
+            if self.near_misses is not None:
+                self.observers.append(self.near_misses.observe)
 
     def tick(self) -> None:
         """Between frames: dead threads, heartbeat, watchdog, mute requests, a pending reload."""

@@ -19,6 +19,8 @@ from recorder.errors import RecorderError
 
 FEATURES = "mean_max_16"
 WINDOW = 16
+FEATURE_DIM = 2 * 96
+"""The mean and the maximum of each of the 96 embedding dimensions."""
 
 
 def features(embeddings: np.ndarray) -> np.ndarray:
@@ -79,7 +81,7 @@ def load(path: Path) -> Verifier:
     except (OSError, ValueError, KeyError) as e:
         raise RecorderError(f"verifier {path}: not a verifier .npz ({e})") from None
     d = len(v.mean)
-    if v.weights.shape != (d,) or v.scale.shape != (d,) or d != 2 * 96:
+    if v.weights.shape != (d,) or v.scale.shape != (d,) or d != FEATURE_DIM:
         raise RecorderError(f"verifier {path}: arrays of the wrong shape")
     return v
 

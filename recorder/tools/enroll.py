@@ -5,14 +5,18 @@ scored as `recorder tune` scores a positive: from a fresh engine with PAD_S of s
 side; it counts as detected at (threshold, patience) when the score reaches the threshold on
 `patience` consecutive frames. The counts per (threshold, patience), never the audio, are kept in
 the state directory as `enrollment.json` for `recorder calibrate`; enrolling a model again
-replaces its counts.
+replaces its counts. For openWakeWord models the verifier features of each clip's
+highest-scoring frame (192 numbers, no audio) are kept beside them in `enrollment.npz`: the
+positives `recorder verifier train` learns from.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,14 +29,15 @@ from recorder.calibration import PATIENCES, THRESHOLDS, write_atomic
 from recorder.control import default_state_dir
 from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
-from recorder.sources import chunk, open_source
-from recorder.tools.jobs import PAD_S, Job, Progress, estimate_s, find_wavs, run_jobs
+from recorder.sources import open_source
+from recorder.tools.jobs import PAD_S, Job, Progress, Worker, estimate_s, find_wavs, run_jobs
 from recorder.tools.options import add_common, jobs_arg, load_config
 from recorder.tools.report import emit, report_skipped
 from recorder.tools.tune import choose_model, parse_patience, pick_name, run_min
-from recorder.vad import gate_vad
+from recorder.verifier import FEATURE_DIM
 
 FILE_NAME = "enrollment.json"
+FEATURES_FILE = "enrollment.npz"
 FORMAT = "recorder-enrollment"
 VERSION = 1
 
@@ -102,19 +107,47 @@ def detected_counts(
     return {p: [sum(b[p] >= t for b in bests) for t in THRESHOLDS] for p in patiences}
 
 
-def clip_scores(engine: Any, column: int, samples: np.ndarray) -> np.ndarray:
-    """One clip scored as `tune` scores a positive: fresh engine, silence on each side."""
-    if getattr(engine, "gate", None) is not None:
-        engine.gate = gate_vad()
-    engine.reset()
+def clip_scores(
+    config: Any, engine: Any, column: int, samples: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One clip scored as `tune` scores a positive (fresh engine, silence on each side), and
+    the verifier features at its highest-scoring frame (None without embeddings)."""
     pad = np.zeros(round(PAD_S * SAMPLE_RATE), dtype=np.int16)
-    names = list(engine.names)
-    return np.array(
-        [
-            engine.process(f.samples)[names[column]]
-            for f in chunk(np.concatenate([pad, samples, pad]))
-        ]
-    )
+    peaks: dict[str, np.ndarray] = {}
+    worker = Worker(config, engine, lambda _s: None)
+    scores = worker._scores_only(np.concatenate([pad, samples, pad]), peaks)
+    name = list(engine.names)[column]
+    return scores[:, column], peaks.get(name)
+
+
+def load_features(state_dir: Path) -> dict[str, np.ndarray]:
+    """{model: feature rows of its enrolled clips} (none yet: empty)."""
+    path = state_dir / FEATURES_FILE
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            out = {k: f[k].astype(np.float32) for k in f.files}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise RecorderError(f"enrollment features {path}: not readable ({e})") from None
+    if any(v.ndim != 2 or v.shape[1] != FEATURE_DIM for v in out.values()):
+        raise RecorderError(f"enrollment features {path}: arrays of the wrong shape")
+    return out
+
+
+def save_features(state_dir: Path, name: str, rows: list[np.ndarray]) -> None:
+    """Replace `name`'s enrolled features (a model without embeddings: removed)."""
+    kept = load_features(state_dir)
+    kept.pop(name, None)
+    if rows:
+        kept[name] = np.array(rows, dtype=np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, **kept)  # type: ignore[arg-type]
+    path = state_dir / FEATURES_FILE
+    try:
+        write_atomic(path, buf.getvalue())
+    except OSError as e:
+        raise RecorderError(f"enrollment features {path}: {e.strerror or e}") from None
 
 
 def live_clips(spec: str, n: int, clip_s: float) -> list[np.ndarray]:
@@ -241,9 +274,12 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         if not 0.5 <= args.clip_s <= 30:
             raise RecorderError(f"--clip-s {args.clip_s:g}: must be 0.5 to 30 seconds")
         source = config_mod.with_overrides(config, source=args.source).audio.source
-        scores = [
-            clip_scores(engine, column, c) for c in live_clips(source, args.n_clips, args.clip_s)
+        scored = [
+            clip_scores(config, engine, column, c)
+            for c in live_clips(source, args.n_clips, args.clip_s)
         ]
+        scores = [s for s, _ in scored]
+        peaks = [f for _, f in scored if f is not None]
     else:
         paths = find_wavs(args.clip_files)
         if not paths:
@@ -256,13 +292,15 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         finally:
             progress.close()
         report_skipped([r for r in results if r.skipped is not None])
-        scores = [
-            r.scores[:, column] for r in results if r.skipped is None and r.scores is not None
-        ]
+        read = [r for r in results if r.skipped is None and r.scores is not None]
+        scores = [r.scores[:, column] for r in read if r.scores is not None]
+        peaks = [r.peaks[name] for r in read if r.peaks and name in r.peaks]
         if not scores:
             raise RecorderError("no clip could be read")
     detected = detected_counts([best_runs(s, patiences) for s in scores], patiences)
-    path = save(args.state_dir or default_state_dir(), name, len(scores), detected)
+    state_dir = args.state_dir or default_state_dir()
+    path = save(state_dir, name, len(scores), detected)
+    save_features(state_dir, name, peaks)
     if args.json:
         emit(
             json.dumps(

@@ -31,6 +31,7 @@ from recorder.machine import EndReason, WakeDetected
 from recorder.pipeline import build_engine, build_machine, build_vad, build_verifiers, step
 from recorder.sources import chunk
 from recorder.vad import gate_vad
+from recorder.verifier import WINDOW, features
 
 PAD_S = 1.0
 """Silence before and after each positive clip (openWakeWord's convention)."""
@@ -82,6 +83,9 @@ class Result:
     scores: np.ndarray | None = None  # (frames, names) float64
     speech: np.ndarray | None = None  # (frames,) bool, score only
     detections: list[tuple[int, str, float]] = field(default_factory=list)
+    peaks: dict[str, np.ndarray] | None = None
+    """Positive clips: per wake word, the verifier features at its highest-scoring frame
+    (engines with embeddings only), for training a verifier."""
 
 
 class Cancelled(Exception):
@@ -124,7 +128,8 @@ class Worker:
         if job.kind == "score":
             result = self._score(samples)
         else:
-            result = Result(job.path, scores=self._scores_only(samples))
+            peaks: dict[str, np.ndarray] | None = {} if job.kind == "positive" else None
+            result = Result(job.path, scores=self._scores_only(samples, peaks), peaks=peaks)
         result.path, result.duration_s = job.path, duration_s
         return result
 
@@ -146,13 +151,24 @@ class Worker:
         if n_frames % REPORT_FRAMES:
             self.report((n_frames % REPORT_FRAMES) * FRAME_S)
 
-    def _scores_only(self, samples: np.ndarray) -> np.ndarray:
+    def _scores_only(
+        self, samples: np.ndarray, peaks: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """The engine's raw scores; `peaks` (when given, and the engine has embeddings) gets
+        the verifier features at each wake word's highest-scoring frame."""
         engine = self._fresh_engine()
         names = list(engine.names)
+        embeddings = getattr(engine, "recent_embeddings", None) if peaks is not None else None
+        best = dict.fromkeys(names, -1.0)
         rows = []
         for frame in chunk(samples):
             scores = engine.process(frame.samples)
             rows.append([scores[n] for n in names])
+            if embeddings is not None and peaks is not None:
+                for n in names:
+                    if scores[n] > best[n]:
+                        best[n] = scores[n]
+                        peaks[n] = features(embeddings(WINDOW))
             self._progress(frame.index)
         self._finish_progress(len(rows))
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
