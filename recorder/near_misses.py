@@ -33,7 +33,7 @@ from recorder.verifier import FEATURE_DIM, WINDOW, features
 log = logging.getLogger("recorder")
 
 FILE_NAME = "near-misses.npz"
-NEAR_MISS_FRACTION = 0.3
+NEAR_MISS_FRACTION = 0.1
 """An episode starts when the score reaches this fraction of the model's threshold."""
 MAX_PER_MODEL = 1000
 """Feature vectors kept per model (192 float32 each: 768 KB at most)."""

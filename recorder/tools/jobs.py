@@ -154,21 +154,27 @@ class Worker:
     def _scores_only(
         self, samples: np.ndarray, peaks: dict[str, np.ndarray] | None = None
     ) -> np.ndarray:
-        """The engine's raw scores; `peaks` (when given, and the engine has embeddings) gets
-        the verifier features at each wake word's highest-scoring frame."""
+        """The engine's scores, with each configured verifier applied: a frame it rejects
+        scores 0, so it counts at no threshold (as the daemon, which verifies a frame once its
+        score reaches the threshold, never counts it). `peaks` (when given, and the engine has
+        embeddings) gets the verifier features at each wake word's highest-scoring frame."""
         engine = self._fresh_engine()
         names = list(engine.names)
-        embeddings = getattr(engine, "recent_embeddings", None) if peaks is not None else None
+        embeddings = getattr(engine, "recent_embeddings", None)
         best = dict.fromkeys(names, -1.0)
         rows = []
         for frame in chunk(samples):
-            scores = engine.process(frame.samples)
-            rows.append([scores[n] for n in names])
-            if embeddings is not None and peaks is not None:
+            scores = dict(engine.process(frame.samples))
+            if peaks is not None and embeddings is not None:
                 for n in names:
                     if scores[n] > best[n]:
                         best[n] = scores[n]
                         peaks[n] = features(embeddings(WINDOW))
+            if self.verifiers and embeddings is not None:
+                for n, v in self.verifiers.items():
+                    if scores.get(n, 0.0) > 0.0 and not v.accepts(embeddings(WINDOW)):
+                        scores[n] = 0.0
+            rows.append([scores[n] for n in names])
             self._progress(frame.index)
         self._finish_progress(len(rows))
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))

@@ -22,6 +22,8 @@ from conftest import (
 )
 
 from recorder.calibration import THRESHOLDS
+from recorder.near_misses import MAX_PER_MODEL
+from recorder.verifier import load as load_verifier
 
 MODELS = ("weather", "hey_jarvis")
 
@@ -194,8 +196,8 @@ def files_under(*dirs: Path) -> set[Path]:
 
 
 def test_nothing_but_the_counters_is_written(tmp_path, negative_wav):
-    """No audio, no timeline: the only file written is the counters, whose size does not grow
-    with the audio heard."""
+    """No audio, no timeline: the files written are the counters, whose size does not grow
+    with the audio heard, and the near misses' features (a bounded, unordered sample)."""
     home = Path(os.environ["XDG_STATE_HOME"]).parent
     short = write_pcm(tmp_path / "short.wav", read_pcm(negative_wav)[: 20 * RATE])
     sizes = {}
@@ -203,7 +205,16 @@ def test_nothing_but_the_counters_is_written(tmp_path, negative_wav):
         state, rec = tmp_path / f"state-{name}", tmp_path / f"rec-{name}"
         before = files_under(tmp_path, home)
         run_calibrating(f"file:{wav}", state, rec, "--threshold", "0.99")
-        assert files_under(tmp_path, home) - before == {state / "calibration.json"}
+        assert files_under(tmp_path, home) - before == {
+            state / "calibration.json",
+            state / "near-misses.npz",
+        }
+        with np.load(state / "near-misses.npz", allow_pickle=False) as f:
+            assert set(f.files) == {f"{k}:{m}" for k in ("features", "seen") for m in MODELS}
+            for m in MODELS:
+                rows = f[f"features:{m}"]
+                assert rows.ndim == 2 and rows.shape[1] == 192 and len(rows) <= MAX_PER_MODEL
+                assert int(f[f"seen:{m}"]) >= len(rows)
         data = json.loads((state / "calibration.json").read_text())
         assert set(data) == {
             "format",
@@ -444,3 +455,88 @@ def test_sighup_starts_and_stops_calibrating_and_keeps_the_counts(tmp_path):
     frames = json.loads((state / "calibration.json").read_text())["models"]["hey_jarvis"]["frames"]
     # a reload applies between frames, after the next frame once a signal has come
     assert abs(frames - 100) <= 2, frames
+
+
+def near_miss_room() -> np.ndarray:
+    """A room that nearly says the wake word: the first 35-65 % of each wake phrase of the
+    jarvis scenes, loud and soft, between seconds of silence."""
+    parts, gap = [], np.zeros(RATE, dtype=np.int16)
+    for scene in SCENES:
+        if scene == "alexa_command":
+            continue
+        samples = read_pcm(AUDIO / f"{scene}.wav")
+        for key in ("wake", "wake2"):
+            if key in SCENES[scene]:
+                a, b = SCENES[scene][key]
+                for frac in (0.35, 0.5, 0.65):
+                    cut = samples[round(a * RATE) : round((a + frac * (b - a)) * RATE)]
+                    for gain in (1.0, 0.5):
+                        parts += [gap, (cut * gain).astype(np.int16), gap]
+    return np.concatenate(parts)
+
+
+def test_a_verifier_is_trained_from_enrolled_clips_and_the_rooms_near_misses(tmp_path):
+    state, rec = tmp_path / "state", tmp_path / "rec"
+    refused = run_recorder("train-verifier", "--model", "hey_jarvis", "--state-dir", str(state))
+    assert "0 enrolled clip(s) of hey_jarvis" in error_line(refused)
+
+    clips = wake_clips(tmp_path)
+    ok(run_recorder("enroll", "--model", "hey_jarvis", *map(str, clips), "--state-dir", str(state)))
+    with np.load(state / "enrollment.npz", allow_pickle=False) as f:
+        assert f["hey_jarvis"].shape == (len(clips), 192)
+    refused = run_recorder("train-verifier", "--model", "hey_jarvis", "--state-dir", str(state))
+    assert "0 near miss(es) of hey_jarvis" in error_line(refused)
+
+    room = write_pcm(tmp_path / "room.wav", near_miss_room())
+    ok(
+        run_recorder(
+            "run",
+            "--source",
+            f"file:{room}",
+            "--model",
+            "hey_jarvis",
+            "--calibrate",
+            "--state-dir",
+            str(state),
+            "--recordings",
+            str(rec),
+        )
+    )
+    with np.load(state / "near-misses.npz", allow_pickle=False) as f:
+        n_near = len(f["features:hey_jarvis"])
+    assert n_near >= 20
+
+    out = json.loads(
+        ok(
+            run_recorder(
+                "train-verifier", "--model", "hey_jarvis", "--state-dir", str(state), "--json"
+            )
+        ).stdout
+    )
+    held = out["held_out"]
+    assert (held["positives"], held["negatives"]) == (len(clips), n_near)
+    assert held["false_reject_rate"] == held["positives_rejected"] / len(clips)
+    assert held["near_miss_accept_rate"] == held["negatives_accepted"] / n_near
+    assert held["near_miss_accept_rate"] < 0.5  # it learned something about this room
+    verifier = load_verifier(Path(out["file"]))
+    assert verifier.model == "hey_jarvis"
+
+    # the daemon takes it: the two real requests still get through
+    config = tmp_path / "recorder.toml"
+    config.write_text(
+        '[wake]\nmodels = ["hey_jarvis"]\n'
+        f'[wake.per_model.hey_jarvis]\nverifier = "{out["file"]}"\n'
+    )
+    rec2 = tmp_path / "rec2"
+    ok(
+        run_recorder(
+            "run",
+            "--config",
+            str(config),
+            "--source",
+            f"file:{AUDIO / 'two_requests.wav'}",
+            "--recordings",
+            str(rec2),
+        )
+    )
+    assert len(list(rec2.glob("*.wav"))) == 2

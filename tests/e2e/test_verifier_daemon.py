@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from conftest import AUDIO, SCENES, read_pcm, run_recorder
 
@@ -52,6 +54,32 @@ def test_the_daemon_asks_the_verifier_when_the_score_reaches_the_threshold(tmp_p
         assert proc.returncode == 0, proc.stderr.decode()
         saved[name] = len(list(rec.glob("*.json")))
     assert saved == {"accept": 2, "reject": 0}
+
+    # tune counts what the daemon would: the rejecting verifier leaves no detection
+    detected = {}
+    for name in ("raw", "accept", "reject"):
+        flags = [] if name == "raw" else ["--config", str(tmp_path / f"{name}.toml")]
+        proc = run_recorder(
+            "tune",
+            "--model",
+            "hey_jarvis",
+            "--positives",
+            str(AUDIO / "two_requests.wav"),
+            "--negatives",
+            str(AUDIO / "command_without_wake.wav"),
+            "--thresholds",
+            "0.5",
+            "--patience",
+            "1",
+            "--jobs",
+            "1",
+            "--json",
+            *flags,
+        )
+        assert proc.returncode == 0, proc.stderr.decode()
+        [row] = json.loads(proc.stdout)["rows"]
+        detected[name] = row["false_reject_rate"]
+    assert detected == {"raw": 0.0, "accept": 0.0, "reject": 1.0}
 
 
 def test_a_verifier_for_another_model_is_refused_at_start(tmp_path):
