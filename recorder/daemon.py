@@ -25,6 +25,7 @@ from recorder.calibration import Calibration
 from recorder.config import Config
 from recorder.control import ControlServer, Peer, default_runtime_dir
 from recorder.errors import RecorderError
+from recorder.handoff import Handoff, check_at_start
 from recorder.indicators import Devices, IndicatorError
 from recorder.journal import Journal
 from recorder.machine import (
@@ -95,6 +96,8 @@ class Daemon:
     journal: Journal = field(default_factory=Journal)
     """What the daemon did, for the event stream, the audit log and the hand-off."""
     activations: ActivationSaver | None = None
+    handoff: Handoff | None = None
+    """The post-save command and the transcriber (a journal sink), when configured."""
     calibration: Calibration | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     saved: int = 0
@@ -139,6 +142,8 @@ class Daemon:
         reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
         if self.fault is None:  # after a fault the indicator stays at error
             self.dispatch(self.machine.finish(reason))
+        if self.handoff:  # what it still does is published before `stopped`
+            self.handoff.close()
         self.journal.publish(
             "stopped", reason="fault" if self.fault else reason.value, saved=self.saved
         )
@@ -456,6 +461,7 @@ class Daemon:
                 None if self.last_audio_at is None else round(time.time() - self.last_audio_at, 1)
             ),
             **({"fault": self.fault} if self.fault else {}),
+            **({"handoff": self.handoff.status()} if self.handoff else {}),
         }
 
     def status_line(self) -> str:
@@ -511,6 +517,7 @@ def run(
     `runtime_dir`; a file source does so only when `runtime_dir` is given.
     """
     threads.WATCH.clear()
+    check_at_start(config)
     flags = Flags()
     flags.install()
     devices = Devices()
@@ -533,7 +540,16 @@ def run(
     daemon.set_calibration()  # a bad counters file stops the start here, before any audio
     if runtime_dir is None and source.live:
         runtime_dir = default_runtime_dir()
-    server = ControlServer(runtime_dir, daemon.control) if runtime_dir else None
+    server = (
+        ControlServer(
+            runtime_dir, daemon.control, journal=daemon.journal, group=config.control.group
+        )
+        if runtime_dir
+        else None
+    )
+    if not dry_run and (config.handoff.command or config.handoff.wyoming):
+        daemon.handoff = Handoff(config, daemon.journal)
+        daemon.journal.subscribe(daemon.handoff.sink)
     log.info(
         "listening on %s for %s (recordings in %s)%s",
         source.description,
