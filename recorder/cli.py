@@ -17,7 +17,7 @@ from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.mute import MuteSwitch
 from recorder.storage import Storage
-from recorder.tools import calibrate, enroll, score, tune
+from recorder.tools import calibrate, enroll, events, score, transcribe, tune
 from recorder.tools.options import add_wake_flags
 
 
@@ -186,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_parser(sub)
     calibrate.add_parser(sub)
     enroll.add_parser(sub)
+    events.add_parser(sub)
+    transcribe.add_parser(sub)
     return parser
 
 
@@ -439,6 +441,8 @@ COMMANDS = {
     "tune": tune.cmd_tune,
     "calibrate": calibrate.cmd_calibrate,
     "enroll": enroll.cmd_enroll,
+    "events": events.cmd_events,
+    "transcribe": transcribe.cmd_transcribe,
 }
 
 
