@@ -9,6 +9,8 @@ and the server's `transcript`. The whole exchange has one deadline. The `wyoming
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -73,19 +75,54 @@ def transcribe(uri: str, samples: np.ndarray, timeout_s: float, language: str = 
     return Transcript(text, program, time.monotonic() - started)
 
 
+MAX_EVENT_BYTES = 1 << 20
+"""An event's data or payload longer than this is not an answer to a transcription."""
+
+
+async def _read_event(reader: asyncio.StreamReader) -> Any:
+    """The next event, None at the end of the stream; TranscriptionError for anything that is
+    not a Wyoming event (the wyoming package's reader takes junk for the end)."""
+    from wyoming.event import Event
+
+    try:
+        line = await reader.readline()
+    except ValueError:  # a line over the reader's limit
+        raise TranscriptionError("the server sent an over-long line") from None
+    if not line:
+        return None
+    try:
+        header = json.loads(line)
+        if not isinstance(header, dict) or not isinstance(header.get("type"), str):
+            raise ValueError
+        data = header.get("data") or {}
+        data_length = int(header.get("data_length") or 0)
+        payload_length = int(header.get("payload_length") or 0)
+        if not (0 <= data_length <= MAX_EVENT_BYTES and 0 <= payload_length <= MAX_EVENT_BYTES):
+            raise ValueError
+        if data_length:
+            data = {**data, **json.loads(await reader.readexactly(data_length))}
+        payload = await reader.readexactly(payload_length) if payload_length else None
+        if not isinstance(data, dict):
+            raise ValueError
+    except (ValueError, TypeError, asyncio.IncompleteReadError):
+        raise TranscriptionError("the server sent something that is not a Wyoming event") from None
+    return Event(type=header["type"], data=data, payload=payload)
+
+
 async def _exchange(path: str, samples: np.ndarray, language: str) -> tuple[str, str | None]:
     from wyoming.asr import Transcribe
     from wyoming.asr import Transcript as WyTranscript
     from wyoming.audio import AudioChunk, AudioStart, AudioStop
-    from wyoming.client import AsyncUnixClient
+    from wyoming.event import async_write_event
     from wyoming.info import Describe, Info
 
     pcm = np.ascontiguousarray(samples, dtype="<i2").tobytes()
-    async with AsyncUnixClient(path) as client:
-        await client.write_event(Describe().event())
+    reader, writer = await asyncio.open_unix_connection(path)
+    try:
+        await async_write_event(Describe().event(), writer)
         program = None
         while True:
-            event = await client.read_event()
+            event = await _read_event(reader)
             if event is None:
                 raise TranscriptionError("the server closed the connection before its info")
             if Info.is_type(event.type):
@@ -93,15 +130,15 @@ async def _exchange(path: str, samples: np.ndarray, language: str) -> tuple[str,
                 names = [p.name for p in info.asr if p.installed] or [p.name for p in info.asr]
                 program = names[0] if names else None
                 break
-        await client.write_event(Transcribe(language=language or None).event())
+        await async_write_event(Transcribe(language=language or None).event(), writer)
         fmt = {"rate": SAMPLE_RATE, "width": 2, "channels": 1}
-        await client.write_event(AudioStart(**fmt).event())
+        await async_write_event(AudioStart(**fmt).event(), writer)
         step = CHUNK_SAMPLES * 2
         for i in range(0, len(pcm), step):
-            await client.write_event(AudioChunk(audio=pcm[i : i + step], **fmt).event())
-        await client.write_event(AudioStop().event())
+            await async_write_event(AudioChunk(audio=pcm[i : i + step], **fmt).event(), writer)
+        await async_write_event(AudioStop().event(), writer)
         while True:
-            event = await client.read_event()
+            event = await _read_event(reader)
             if event is None:
                 raise TranscriptionError("the server closed the connection without a transcript")
             if WyTranscript.is_type(event.type):
@@ -109,3 +146,7 @@ async def _exchange(path: str, samples: np.ndarray, language: str) -> tuple[str,
                 if not isinstance(text, str):
                     raise TranscriptionError("the transcript has no text")
                 return text[:MAX_TEXT_CHARS], program
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()

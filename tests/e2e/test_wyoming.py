@@ -1,0 +1,136 @@
+"""Transcription over the Wyoming protocol: a real offline recogniser (pocketsphinx behind the
+wyoming package's server classes, tests/wyoming_server.py) on a Unix socket gets exactly the
+saved samples, and the transcript lands in the sidecar; a server that is down, never answers or
+answers junk leaves the request saved with `transcript_error`, and `recorder transcribe` retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import AUDIO, REPO, run_recorder, wait_for
+
+pytest.importorskip("wyoming")
+SERVER = REPO / "tests" / "wyoming_server.py"
+SCENE = AUDIO / "alexa_command.wav"  # "Alexa, play some music in the living room"
+
+
+@contextlib.contextmanager
+def stt_server(sock: Path, mode: str, received: Path | None = None):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(SERVER),
+            f"unix://{sock}",
+            mode,
+            *([str(received)] if received else []),
+        ],
+        stderr=subprocess.PIPE,
+    )
+
+    def accepts() -> bool:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(sock))
+            except OSError:
+                return False
+        return True
+
+    try:
+        wait_for(accepts, timeout=60)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def config(tmp: Path, sock: Path, extra: str = "") -> Path:
+    path = tmp / "recorder.toml"
+    path.write_text(f'[handoff]\nwyoming = "unix://{sock}"\n{extra}\n')
+    return path
+
+
+def run(tmp: Path, cfg: Path) -> str:
+    proc = run_recorder(
+        "run",
+        "--config",
+        str(cfg),
+        "--source",
+        f"file:{SCENE}",
+        "--model",
+        "alexa",
+        "--recordings",
+        str(tmp / "rec"),
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stderr.decode()
+
+
+def sidecars(tmp: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((tmp / "rec").glob("*.json"))]
+
+
+def test_the_transcript_of_a_spoken_command_lands_in_the_sidecar(tmp_path):
+    sock, received = tmp_path / "stt.sock", tmp_path / "received"
+    received.mkdir()
+    with stt_server(sock, "real", received):
+        err = run(tmp_path, config(tmp_path, sock, 'keep_audio = "until_transcribed"'))
+    [meta] = sidecars(tmp_path)
+    transcript = meta["transcript"]
+    assert "music" in transcript["text"].split(), transcript
+    assert transcript["program"] == "pocketsphinx-test" and transcript["seconds"] > 0
+    assert "transcript_error" not in meta
+    # exactly the saved samples went to the server, nothing more
+    assert [p.read_text() for p in received.iterdir()] == [meta["audio_sha256"]]
+    # keep the words, not the voice
+    assert meta["audio_file"] is None and meta["audio_deleted"] == "transcribed"
+    assert list((tmp_path / "rec").glob("*.wav")) == []
+    assert f"transcribed {meta['id']}" in err
+    listed = run_recorder("list", "--json", "--recordings", str(tmp_path / "rec"))
+    assert json.loads(listed.stdout)[0]["id"] == meta["id"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("down", "cannot reach"),
+        ("slow", "no transcript within 2 s"),
+        ("garbled", "not a Wyoming event"),
+    ],
+)
+def test_a_failing_server_leaves_the_request_saved_with_the_reason(tmp_path, mode, message):
+    sock = tmp_path / "stt.sock"
+    cfg = config(tmp_path, sock, 'keep_audio = "until_transcribed"\nwyoming_timeout_s = 2')
+    if mode == "down":
+        err = run(tmp_path, cfg)
+    else:
+        with stt_server(sock, mode):
+            err = run(tmp_path, cfg)
+    [meta] = sidecars(tmp_path)
+    assert message in meta["transcript_error"], meta
+    assert "transcript" not in meta
+    assert (tmp_path / "rec" / meta["audio_file"]).is_file()  # a failed transcription keeps it
+    assert "transcription of" in err and "(audio kept)" in err
+    if mode != "down":
+        return
+    # once the server is up, `recorder transcribe --pending` retries
+    with stt_server(sock, "real"):
+        proc = run_recorder(
+            "transcribe", "--pending", "--config", str(cfg), "--recordings", str(tmp_path / "rec")
+        )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"music" in proc.stdout
+    [meta] = sidecars(tmp_path)
+    assert "music" in meta["transcript"]["text"] and "transcript_error" not in meta
+    assert meta["audio_file"] is None and list((tmp_path / "rec").glob("*.wav")) == []
+    again = run_recorder(
+        "transcribe", "--pending", "--config", str(cfg), "--recordings", str(tmp_path / "rec")
+    )
+    assert again.returncode == 0 and b"nothing to transcribe" in again.stdout
