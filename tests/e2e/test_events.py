@@ -1,0 +1,210 @@
+"""`recorder events`: the running daemon's journal as it happens, to several subscribers; one
+that stops reading is cut off (and told why) while the others and the audio loop carry on. And
+who may talk to the daemon: its user and root, the control group for status and events only.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import RECORDER, wait_for
+from test_control import QUIET, SCENE, LiveDaemon
+
+from recorder import control
+
+FRAME = bytes(1280 * 2)
+
+
+class Follower:
+    """`recorder events --json` in a subprocess, its lines collected as they come."""
+
+    def __init__(self, run_dir: Path, *extra: str, json_lines: bool = True):
+        self.proc = subprocess.Popen(
+            [
+                str(RECORDER),
+                "events",
+                *(["--json"] if json_lines else []),
+                "--runtime-dir",
+                str(run_dir),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.decode())
+
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in list(self.lines)]
+
+    def finish(self) -> tuple[int, str]:
+        code = self.proc.wait(timeout=30)
+        self.thread.join(timeout=10)
+        return code, self.proc.stderr.read().decode()
+
+
+def subscribe_raw(run_dir: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(str(run_dir / control.SOCKET_NAME))
+    s.sendall(b"events\n")
+    return s
+
+
+def status(d: LiveDaemon) -> dict:
+    reply = control.request(d.run_dir, "status")
+    assert reply is not None
+    return reply
+
+
+def test_two_subscribers_one_stops_reading(tmp_path):
+    d = LiveDaemon(tmp_path)
+    try:
+        reader = Follower(d.run_dir)
+        stalled = subscribe_raw(d.run_dir)  # reads its first line, then nothing more
+        wait_for(lambda: status(d)["subscribers"] == 2)
+        d.feed(QUIET + SCENE + QUIET)  # a request: wake, state, saved
+        wait_for(lambda: any(r["event"] == "saved" for r in reader.records()))
+        # mute and unmute until the stalled subscriber's backlog overflows
+        for _ in range(2000):
+            for command in ("mute", "unmute"):
+                assert control.request(d.run_dir, command)["ok"]
+                d.proc.stdin.write(FRAME)  # the loop applies a mute change between frames
+                d.proc.stdin.flush()
+            if status(d)["subscribers"] == 1:
+                break
+        assert status(d)["subscribers"] == 1
+        assert status(d)["state"] == "listening"
+        # the stalled one, reading now, finds its last line saying why
+        stalled.settimeout(20)
+        data = b""
+        while chunk := stalled.recv(65536):
+            data += chunk
+        stalled.close()
+        last = json.loads(data.splitlines()[-1])
+        assert last == {"event": "cut_off", "reason": "it did not read its events in time"}
+        d.proc.stdin.close()  # end of the audio: the daemon stops
+        d.proc.wait(timeout=30)
+        err = d.proc.stderr.read().decode()
+        assert d.proc.returncode == 0, err
+        code, follower_err = reader.finish()
+    finally:
+        d.kill()
+    assert code == 0, follower_err
+    assert "events subscriber (pid" in err and "cut off" in err
+    records = reader.records()
+    seqs = [r["seq"] for r in records]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # every event, in order
+    assert records[-1]["event"] == "stopped"
+    kinds = {r["event"] for r in records}
+    assert {"wake", "state", "saved", "muted", "unmuted", "stopped"} <= kinds
+    saved = next(r for r in records if r["event"] == "saved")
+    assert Path(saved["sidecar"]).is_file() and Path(saved["audio"]).is_file()
+    assert saved["end_reason"] and saved["duration_s"] > 0
+    wake = next(r for r in records if r["event"] == "wake")
+    assert wake["model"] == "hey_jarvis" and 0 < wake["score"] <= 1 and wake["offset_s"] > 0
+    state = next(r for r in records if r["event"] == "state" and r["state"] == "recording")
+    assert state["previous"] == "listening" and state["time"].endswith("Z")
+    assert sum(r["event"] == "muted" for r in records) >= 10
+
+
+def test_events_as_text_and_without_a_daemon(tmp_path):
+    d = LiveDaemon(tmp_path)
+    try:
+        follower = Follower(d.run_dir, json_lines=False)
+        wait_for(lambda: status(d)["subscribers"] == 1)
+        d.feed(QUIET + SCENE + QUIET)
+        d.stop()
+        code, err = follower.finish()
+    finally:
+        d.kill()
+    assert code == 0, err
+    text = "".join(follower.lines)
+    assert " wake model=hey_jarvis score=" in text and " saved id=" in text
+    assert follower.lines[-1].split()[2] == "stopped"
+    gone = subprocess.run(
+        [str(RECORDER), "events", "--runtime-dir", str(tmp_path / "nowhere")], capture_output=True
+    )
+    assert gone.returncode == 3 and b"no daemon is running" in gone.stderr
+
+
+@pytest.fixture
+def shared_run_dir():
+    """A runtime directory that another uid can reach (pytest's own tmp is private to root)."""
+    base = Path(tempfile.mkdtemp(prefix="recorder-events-"))
+    base.chmod(0o711)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def as_nobody(*args: str, groups: str = "") -> list[str]:
+    """`recorder ARGS` run as uid 65534 (nobody), in `groups` or in none."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv (util-linux)")
+    who = ["--reuid", "65534", "--regid", "65534"]
+    who += ["--groups", groups] if groups else ["--clear-groups"]
+    return [setpriv, *who, str(RECORDER), *args]
+
+
+def test_another_uid_is_refused_and_the_control_group_may_only_watch(tmp_path, shared_run_dir):
+    gid = grp.getgrnam("audio").gr_gid
+    cfg = tmp_path / "recorder.toml"
+    cfg.write_text('[control]\ngroup = "audio"\n')
+    d = LiveDaemon(shared_run_dir, "--config", str(cfg))
+    try:
+        sock = os.stat(d.run_dir / control.SOCKET_NAME)
+        assert (stat.S_IMODE(sock.st_mode), sock.st_gid) == (0o660, gid)
+        run_dir = os.stat(d.run_dir)
+        assert (stat.S_IMODE(run_dir.st_mode), run_dir.st_gid) == (0o710, gid)
+        where = ["--runtime-dir", str(d.run_dir)]
+
+        def nobody(*args: str, groups: str = "") -> subprocess.CompletedProcess:
+            return subprocess.run(
+                as_nobody(*args, *where, groups=groups), capture_output=True, timeout=60, cwd="/"
+            )
+
+        # not in the group: the socket is out of reach
+        stranger = nobody("status", "--json")
+        assert stranger.returncode == 2 and b"permission denied" in stranger.stderr
+        # in the group: status and events, not mute
+        member = nobody("status", "--json", groups=str(gid))
+        assert member.returncode == 0, member.stderr
+        assert json.loads(member.stdout)["state"] == "listening"
+        refused = nobody("mute", groups=str(gid))
+        assert refused.returncode == 2
+        assert refused.stderr.decode().strip() == (
+            "recorder: error: permission denied: uid 65534 may not 'mute'"
+        )
+        assert control.request(d.run_dir, "status")["muted"] is False
+        watcher = subprocess.Popen(
+            as_nobody("events", "--json", *where, groups=str(gid)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd="/",
+        )
+        wait_for(lambda: control.request(d.run_dir, "status")["subscribers"] == 1)
+        d.feed(QUIET + SCENE + QUIET)
+        err = d.stop()
+        out, watcher_err = watcher.communicate(timeout=30)
+    finally:
+        d.kill()
+    assert watcher.returncode == 0, watcher_err
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert "saved" in events and events[-1] == "stopped"
+    assert "refused 'mute' from uid 65534" in err
