@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import AUDIO, REPO, run_recorder, wait_for
+from conftest import AUDIO, RECORDER, REPO, read_pcm, run_recorder, wait_for
 
 pytest.importorskip("wyoming")
 SERVER = REPO / "tests" / "wyoming_server.py"
@@ -134,3 +135,47 @@ def test_a_failing_server_leaves_the_request_saved_with_the_reason(tmp_path, mod
         "transcribe", "--pending", "--config", str(cfg), "--recordings", str(tmp_path / "rec")
     )
     assert again.returncode == 0 and b"nothing to transcribe" in again.stdout
+
+
+def test_transcription_opens_no_network_socket(tmp_path):
+    """The privacy promise holds with [handoff] wyoming set: every socket is AF_UNIX."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed")
+    sock, trace = tmp_path / "stt.sock", tmp_path / "trace"
+    cfg = config(tmp_path, sock)
+    with stt_server(sock, "real"):
+        proc = subprocess.run(
+            [
+                strace,
+                "-f",
+                "-qq",
+                "-e",
+                "trace=socket,connect,sendto,sendmsg",
+                "-o",
+                str(trace),
+                str(RECORDER),
+                "run",
+                "--config",
+                str(cfg),
+                "--source",
+                "stdin",
+                "--model",
+                "alexa",
+                "--recordings",
+                str(tmp_path / "rec"),
+                "--runtime-dir",
+                str(tmp_path / "run"),
+                "--state-dir",
+                str(tmp_path / "state"),
+            ],
+            input=read_pcm(SCENE).tobytes(),
+            capture_output=True,
+            timeout=300,
+        )
+    assert proc.returncode == 0, proc.stderr.decode()
+    [meta] = sidecars(tmp_path)
+    assert "music" in meta["transcript"]["text"]  # the transcription did happen
+    calls = trace.read_text().splitlines()
+    assert any("connect(" in c and str(sock) in c for c in calls)
+    assert [c for c in calls if "AF_INET" in c or "AF_NETLINK" in c] == []
