@@ -247,6 +247,8 @@ class Daemon:
             return
         if config.audio != self.p.config.audio:
             log.warning("a changed [audio] section takes effect at the next start")
+        if (config.handoff, config.control) != (self.p.config.handoff, self.p.config.control):
+            log.warning("a changed [handoff] or [control] section takes effect at the next start")
         previous, self.p = self.p, pipeline
         if previous.chime is not None:
             previous.chime.close(wait_s=None)  # what it still plays finishes in the background
