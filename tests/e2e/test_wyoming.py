@@ -7,6 +7,7 @@ answers junk leaves the request saved with `transcript_error`, and `recorder tra
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import socket
@@ -16,6 +17,11 @@ from pathlib import Path
 
 import pytest
 from conftest import AUDIO, RECORDER, REPO, read_pcm, run_recorder, wait_for
+
+from recorder.config import Config, HandoffConfig
+from recorder.handoff import Handoff
+from recorder.journal import Journal
+from recorder.storage import Storage
 
 pytest.importorskip("wyoming")
 SERVER = REPO / "tests" / "wyoming_server.py"
@@ -179,3 +185,26 @@ def test_transcription_opens_no_network_socket(tmp_path):
     calls = trace.read_text().splitlines()
     assert any("connect(" in c and str(sock) in c for c in calls)
     assert [c for c in calls if "AF_INET" in c or "AF_NETLINK" in c] == []
+
+
+def test_the_transcript_is_published_as_a_transcribed_event(tmp_path):
+    sock = tmp_path / "stt.sock"
+    storage = Storage(tmp_path / "rec")
+    storage.prepare()
+    rec = storage.save("r1", read_pcm(SCENE)[int(2.3 * 16000) :], {"wake_word": "alexa"})
+    config = dataclasses.replace(
+        Config(base_dir=tmp_path), handoff=HandoffConfig(wyoming=f"unix://{sock}")
+    )
+    journal = Journal()
+    seen: list[dict] = []
+    journal.subscribe(seen.append)
+    with stt_server(sock, "real"):
+        handoff = Handoff(config, journal)
+        journal.subscribe(handoff.sink)
+        journal.publish("saved", id=rec.id, sidecar=str(rec.sidecar), audio=str(rec.wav))
+        handoff.close()  # waits for the transcription
+    event = seen[-1]
+    assert event["event"] == "transcribed" and event["id"] == "r1" and event["seq"] == 2
+    assert "music" in event["transcript"]["text"].split()
+    assert json.loads(rec.sidecar.read_text())["transcript"] == event["transcript"]
+    assert handoff.status()["transcribed"] == 1
