@@ -7,9 +7,12 @@ import dataclasses
 import logging
 import sys
 
+import pytest
 from conftest import tone, wait_for
 
+from recorder import config as config_mod
 from recorder.config import Config, HandoffConfig
+from recorder.errors import RecorderError
 from recorder.handoff import Handoff
 from recorder.journal import Journal
 from recorder.storage import Storage
@@ -60,3 +63,36 @@ def test_a_full_queue_skips_and_counts_without_waiting(tmp_path, caplog):
     assert handoff.counts.command_failures == 0
     # the recordings themselves are all there, untouched
     assert [r.id for r in storage.list()] == [f"r{n}" for n in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ('[handoff]\nwyoming = "tcp://127.0.0.1:10300"', "opens no network socket"),
+        ('[handoff]\nwyoming = "stdio://"', "unknown scheme 'stdio://'"),
+        ('[handoff]\nwyoming = "/run/stt.sock"', "is not a URI"),
+        ('[handoff]\nkeep_audio = "sometimes"', "keep_audio: must be one of always"),
+        ("[handoff]\ntimeout_s = 0", "[handoff] timeout_s"),
+        ("[handoff]\nqueue = 0", "[handoff] queue"),
+        ('[handoff]\ncommand = "  "', "empty command"),
+        ('[control]\ngroups = "audio"', "unknown key 'groups'"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, section, message):
+    path = tmp_path / "recorder.toml"
+    path.write_text(section + "\n")
+    with pytest.raises(RecorderError) as e:
+        config_mod.load(path)
+    assert message in str(e.value) and str(path) in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_good_values_load(tmp_path):
+    path = tmp_path / "recorder.toml"
+    path.write_text(
+        '[handoff]\ncommand = "hook.sh --x"\nwyoming = "unix:///run/stt.sock"\n'
+        'keep_audio = "until_transcribed"\n[control]\ngroup = "audio"\n'
+    )
+    config = config_mod.load(path)
+    assert config.handoff.keep_audio == "until_transcribed" and config.control.group == "audio"
+    assert config_mod.load(path) == config
