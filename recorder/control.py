@@ -387,8 +387,9 @@ class ControlServer:
             return self._refuse(peer, command)
         try:
             reply = self.handler(command, peer)
-            if command == "status" and reply.get("ok"):
+            if command == "status" and reply.get("ok") and self.journal is not None:
                 reply["subscribers"] = self.subscribers
+                reply["last_event_seq"] = self.journal.seq
             json.dumps(reply)
         except Exception:  # a bug in the handler: logged, answered, and the server serves on
             log.exception("control command %r failed", command[:80])

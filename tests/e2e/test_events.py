@@ -12,6 +12,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from conftest import RECORDER, wait_for
 from test_control import QUIET, SCENE, LiveDaemon
 
-from recorder import control
+from recorder import cli, control
 
 FRAME = bytes(1280 * 2)
 
@@ -86,8 +87,15 @@ def test_two_subscribers_one_stops_reading(tmp_path):
                 assert control.request(d.run_dir, command)["ok"]
                 d.proc.stdin.write(FRAME)  # the loop applies a mute change between frames
                 d.proc.stdin.flush()
-            if status(d)["subscribers"] == 1:
+            st = status(d)
+            if st["subscribers"] == 1:
                 break
+            # the reader keeps up (as a reader does); only the stalled one falls behind
+            wait_for(
+                lambda st=st: (
+                    reader.records() and reader.records()[-1]["seq"] >= st["last_event_seq"]
+                )
+            )
         assert status(d)["subscribers"] == 1
         assert status(d)["state"] == "listening"
         # the stalled one, reading now, finds its last line saying why
@@ -152,14 +160,43 @@ def shared_run_dir():
     shutil.rmtree(base, ignore_errors=True)
 
 
-def as_nobody(*args: str, groups: str = "") -> list[str]:
-    """`recorder ARGS` run as uid 65534 (nobody), in `groups` or in none."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None or os.geteuid() != 0:
-        pytest.skip("needs root and setpriv (util-linux)")
-    who = ["--reuid", "65534", "--regid", "65534"]
-    who += ["--groups", groups] if groups else ["--clear-groups"]
-    return [setpriv, *who, str(RECORDER), *args]
+class Nobody:
+    """`recorder ARGS` run by uid 65534 (nobody), in `groups` or in none: a forked child of
+    the test drops its credentials and runs the command line, its output going to files."""
+
+    def __init__(self, *args: str, groups: tuple[int, ...] = ()):
+        if os.geteuid() != 0:
+            pytest.skip("needs root to run a client under another uid")
+        self.out = tempfile.TemporaryFile()  # noqa: SIM115 - read after the child exits
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns into pytest
+            code = 99
+            try:
+                sys.stdout = open(self.out.fileno(), "w", closefd=False)  # noqa: SIM115
+                sys.stderr = open(self.err.fileno(), "w", closefd=False)  # noqa: SIM115
+                os.setgroups(list(groups))
+                os.setgid(65534)
+                os.setuid(65534)
+                code = cli.main(list(args))
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+        self.code: int | None = None
+
+    def done(self) -> bool:
+        if self.code is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.code = os.waitstatus_to_exitcode(status)
+        return self.code is not None
+
+    def finish(self) -> tuple[int, str, str]:
+        wait_for(self.done, timeout=60)
+        self.out.seek(0)
+        self.err.seek(0)
+        return self.code, self.out.read().decode(), self.err.read().decode()
 
 
 def test_another_uid_is_refused_and_the_control_group_may_only_watch(tmp_path, shared_run_dir):
@@ -168,43 +205,31 @@ def test_another_uid_is_refused_and_the_control_group_may_only_watch(tmp_path, s
     cfg.write_text('[control]\ngroup = "audio"\n')
     d = LiveDaemon(shared_run_dir, "--config", str(cfg))
     try:
+        d.feed(QUIET)
         sock = os.stat(d.run_dir / control.SOCKET_NAME)
         assert (stat.S_IMODE(sock.st_mode), sock.st_gid) == (0o660, gid)
         run_dir = os.stat(d.run_dir)
         assert (stat.S_IMODE(run_dir.st_mode), run_dir.st_gid) == (0o710, gid)
-        where = ["--runtime-dir", str(d.run_dir)]
-
-        def nobody(*args: str, groups: str = "") -> subprocess.CompletedProcess:
-            return subprocess.run(
-                as_nobody(*args, *where, groups=groups), capture_output=True, timeout=60, cwd="/"
-            )
-
+        where = ("--runtime-dir", str(d.run_dir))
         # not in the group: the socket is out of reach
-        stranger = nobody("status", "--json")
-        assert stranger.returncode == 2 and b"permission denied" in stranger.stderr
+        code, _, stderr = Nobody("status", "--json", *where).finish()
+        assert code == 2 and "permission denied" in stderr
         # in the group: status and events, not mute
-        member = nobody("status", "--json", groups=str(gid))
-        assert member.returncode == 0, member.stderr
-        assert json.loads(member.stdout)["state"] == "listening"
-        refused = nobody("mute", groups=str(gid))
-        assert refused.returncode == 2
-        assert refused.stderr.decode().strip() == (
-            "recorder: error: permission denied: uid 65534 may not 'mute'"
-        )
+        code, stdout, stderr = Nobody("status", "--json", *where, groups=(gid,)).finish()
+        assert code == 0, stderr
+        assert json.loads(stdout)["state"] == "listening"
+        code, _, stderr = Nobody("mute", *where, groups=(gid,)).finish()
+        assert code == 2
+        assert stderr.strip() == "recorder: error: permission denied: uid 65534 may not 'mute'"
         assert control.request(d.run_dir, "status")["muted"] is False
-        watcher = subprocess.Popen(
-            as_nobody("events", "--json", *where, groups=str(gid)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd="/",
-        )
+        watcher = Nobody("events", "--json", *where, groups=(gid,))
         wait_for(lambda: control.request(d.run_dir, "status")["subscribers"] == 1)
         d.feed(QUIET + SCENE + QUIET)
         err = d.stop()
-        out, watcher_err = watcher.communicate(timeout=30)
+        code, out, watcher_err = watcher.finish()
     finally:
         d.kill()
-    assert watcher.returncode == 0, watcher_err
+    assert code == 0, watcher_err
     events = [json.loads(line)["event"] for line in out.splitlines()]
     assert "saved" in events and events[-1] == "stopped"
     assert "refused 'mute' from uid 65534" in err
