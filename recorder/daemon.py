@@ -50,6 +50,9 @@ log = logging.getLogger("recorder")
 
 HEARTBEAT_S = 10.0
 EXIT_THREAD_DIED = 1
+HANDOFF_STOP_S = 3.0
+"""On a stop signal, the hand-off's queue gets this long (the service's TimeoutStopSec is 5 s);
+at the end of a file source it gets what its timeouts allow."""
 """A thread the daemon depends on died: exit so that the service manager restarts it."""
 
 
@@ -143,7 +146,7 @@ class Daemon:
         if self.fault is None:  # after a fault the indicator stays at error
             self.dispatch(self.machine.finish(reason))
         if self.handoff:  # what it still does is published before `stopped`
-            self.handoff.close()
+            self.handoff.close(wait_s=HANDOFF_STOP_S if self.flags.should_stop() else None)
         self.journal.publish(
             "stopped", reason="fault" if self.fault else reason.value, saved=self.saved
         )

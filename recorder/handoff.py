@@ -42,7 +42,7 @@ from recorder.storage import Recording, Storage, StorageError
 
 log = logging.getLogger("recorder")
 
-_STOP = object()
+_POLL_S = 0.1
 
 
 def check_at_start(config: Config) -> None:
@@ -149,6 +149,8 @@ class Handoff:
         self._commands: queue.Queue[Any] = queue.Queue(self.h.queue)
         self._transcriptions: queue.Queue[Any] = queue.Queue(self.h.queue)
         self._stopping = threading.Event()
+        self._abandon = threading.Event()
+        self._running: subprocess.Popen[bytes] | None = None
         self._workers: list[threading.Thread] = []
         if self.argv:
             self._workers.append(self._start("handoff command", self._commands, self._run_command))
@@ -163,10 +165,13 @@ class Handoff:
 
     def _start(self, name: str, q: queue.Queue[Any], job: Any) -> threading.Thread:
         def work() -> None:
-            while True:
-                record = q.get()
-                if record is _STOP:
-                    return
+            while not self._abandon.is_set():
+                try:
+                    record = q.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if self._stopping.is_set():
+                        return  # everything queued was handed off
+                    continue
                 try:
                     job(record)
                 except Exception:  # a bug in one hand-off: logged, counted, the next one runs
@@ -231,6 +236,7 @@ class Handoff:
             self._count("command_failures")
             log.warning("hand-off command for %s: cannot start: %s", record["id"], e.strerror or e)
             return
+        self._running = proc
         try:
             _, err = proc.communicate(stdin, timeout=self.h.timeout_s)
         except subprocess.TimeoutExpired:
@@ -244,6 +250,8 @@ class Handoff:
                 self.h.timeout_s,
             )
             return
+        finally:
+            self._running = None
         if proc.returncode != 0:
             self._count("command_failures")
             last = err.decode("utf-8", "replace").strip().splitlines()[-1:] if err else []
@@ -292,12 +300,28 @@ class Handoff:
                 "waiting": self._commands.qsize() + self._transcriptions.qsize(),
             }
 
-    def close(self) -> None:
-        """Let what is queued finish (each job is bounded by its timeout), then stop."""
+    def close(self, wait_s: float | None = None) -> None:
+        """Let what is queued finish (each job bounded by its timeout), for `wait_s` seconds
+        at most when given; then a command still running is killed with its process group
+        and what is left is abandoned (its recordings stay saved; `recorder transcribe
+        --pending` finds the ones without a transcript)."""
         self._stopping.set()
-        for q in (self._commands, self._transcriptions):
-            with contextlib.suppress(queue.Full):
-                q.put(_STOP, timeout=self.h.timeout_s + self.h.wyoming_timeout_s)
         per_job = max(self.h.timeout_s, self.h.wyoming_timeout_s) + 1.0
+        deadline = time.monotonic() + (per_job * (self.h.queue + 1) if wait_s is None else wait_s)
         for t in self._workers:
-            t.join(timeout=per_job * (self.h.queue + 1))
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        if not any(t.is_alive() for t in self._workers):
+            return
+        self._abandon.set()
+        running = self._running
+        if running is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(running.pid, signal.SIGKILL)
+        left = self._commands.qsize() + self._transcriptions.qsize()
+        log.warning(
+            "hand-off: stopped before it finished (%d request(s) still queued)%s",
+            left,
+            "; killed the running command" if running is not None else "",
+        )
+        for t in self._workers:
+            t.join(timeout=1.0)

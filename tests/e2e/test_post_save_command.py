@@ -137,9 +137,7 @@ def test_a_command_past_its_timeout_is_killed_with_its_children(tmp_path):
     assert proc.returncode == 0, err
     assert "killed after 1 s (timeout_s)" in err
     pid = int(child_pid.read_text())
-    assert (
-        not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
-    )
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or zombie(pid))  # killed too
     [(meta, samples)] = recordings(tmp_path / "rec")
     assert len(samples) == meta["samples"]
 
@@ -179,3 +177,28 @@ def test_bad_handoff_and_control_values_stop_the_start(tmp_path):
     assert proc.stderr.decode().strip() == (
         "recorder: error: [control] group: no group named 'no-such-group-here' on this system"
     )
+
+
+def test_a_stop_signal_does_not_wait_for_a_hanging_command(tmp_path):
+    script, out = hook(tmp_path)
+    (out / "HANG_ONCE").touch()
+    cfg = config(tmp_path, f'command = "{script}"\ntimeout_s = 600')
+    d = LiveDaemon(tmp_path, "--config", str(cfg))
+    try:
+        d.feed(QUIET + SCENE + QUIET)
+        hanging = int(
+            wait_for(lambda: (out / "hanging.pid").exists() and (out / "hanging.pid").read_text())
+        )
+        err = d.stop()  # SIGTERM: the daemon exits 0 without waiting the 600 s
+    finally:
+        d.kill()
+    assert "killed the running command" in err
+    wait_for(lambda: not Path(f"/proc/{hanging}").exists() or zombie(hanging))
+    assert len(recordings(d.rec)) == 1
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
