@@ -200,7 +200,10 @@ class Nobody:
 
 
 def test_another_uid_is_refused_and_the_control_group_may_only_watch(tmp_path, shared_run_dir):
-    gid = grp.getgrnam("audio").gr_gid
+    try:
+        gid = grp.getgrnam("audio").gr_gid
+    except KeyError:
+        pytest.skip("no group named audio on this machine")
     cfg = tmp_path / "recorder.toml"
     cfg.write_text('[control]\ngroup = "audio"\n')
     d = LiveDaemon(shared_run_dir, "--config", str(cfg))
