@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
+import recorder.tools.events as events_tool
+import recorder.tools.transcribe as transcribe_tool
 from recorder import __version__, control, models
 from recorder import config as config_mod
 from recorder.config import Config
@@ -183,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
             help="default: $RECORDER_MODELS_DIR, else ~/.local/share/recorder/models",
         )
     score.add_parser(sub)
+    events_tool.add_parser(sub)
+    transcribe_tool.add_parser(sub)
     tune.add_parser(sub)
     calibrate.add_parser(sub)
     enroll.add_parser(sub)
@@ -437,6 +441,8 @@ COMMANDS = {
     "config": cmd_config,
     "doctor": cmd_doctor,
     "score": score.cmd_score,
+    "events": events_tool.cmd_events,
+    "transcribe": transcribe_tool.cmd_transcribe,
     "tune": tune.cmd_tune,
     "calibrate": calibrate.cmd_calibrate,
     "enroll": enroll.cmd_enroll,

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import tomllib
 import types
 import typing
@@ -161,6 +162,38 @@ class IndicatorConfig:
         return parse_apa102(self.apa102) if self.apa102 else None
 
 
+KEEP_AUDIO = ("always", "until_transcribed")
+
+
+@dataclass(frozen=True)
+class HandoffConfig:
+    command: str = ""
+    """Run as `COMMAND SIDECAR_PATH` after each request is saved (no shell; the sidecar JSON
+    on stdin, RECORDER_ID, RECORDER_AUDIO, RECORDER_WAKE_WORD in the environment)."""
+    timeout_s: float = field(default=30.0, metadata=_range(0.1, 3600.0))
+    """The command is killed (with its process group) after this long."""
+    queue: int = field(default=16, metadata=_range(1, 10000))
+    """Saved requests waiting for the command or the transcription; beyond it one is skipped."""
+    wyoming: str = ""
+    """A Wyoming speech-to-text server, `unix:///PATH` only (needs `recorder[wyoming]`)."""
+    wyoming_timeout_s: float = field(default=60.0, metadata=_range(0.1, 3600.0))
+    """A transcription that has not answered by then is given up (`transcript_error`)."""
+    language: str = ""
+    """Asked of the speech-to-text server (e.g. "en"); empty: the server's default."""
+    keep_audio: str = "always"
+    """`always`, or `until_transcribed`: delete the audio once the transcript is saved."""
+
+    def __post_init__(self) -> None:
+        check_handoff(self)
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    group: str = ""
+    """Members of this group may use `status` and `events` (the control socket is then 0660
+    and owned by it); empty: only the daemon's user and root."""
+
+
 @dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
@@ -174,6 +207,8 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     indicator: IndicatorConfig = field(default_factory=IndicatorConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    handoff: HandoffConfig = field(default_factory=HandoffConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
     base_dir: Path = field(default_factory=Path.cwd)
     """Directory that relative paths in the file are resolved against."""
 
@@ -291,6 +326,48 @@ def check_indicator(ind: IndicatorConfig) -> None:
 
 MAX_DURATION_S = 100 * 365 * 86400.0
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def check_handoff(h: HandoffConfig) -> None:
+    """The hand-off's values that need no file system: its command's syntax, the Wyoming
+    URI's scheme (the daemon speaks only AF_UNIX), the audio policy."""
+    if h.command:
+        try:
+            argv = shlex.split(h.command)
+        except ValueError as e:
+            raise RecorderError(f"[handoff] command: cannot parse {h.command!r} ({e})") from None
+        if not argv:
+            raise RecorderError("[handoff] command: empty command")
+    if h.wyoming:
+        scheme, sep, rest = h.wyoming.partition("://")
+        if not sep:
+            raise RecorderError(
+                f"[handoff] wyoming: {h.wyoming!r} is not a URI; use unix:///PATH/TO/stt.sock"
+            )
+        if scheme in ("tcp", "http", "https", "ws", "wss"):
+            raise RecorderError(
+                f"[handoff] wyoming: {h.wyoming!r}: the daemon opens no network socket; serve "
+                "the speech-to-text on a Unix socket (unix:///PATH), or bridge to another host "
+                "from a separate unit (docs/handoff.md)"
+            )
+        if scheme != "unix":
+            raise RecorderError(
+                f"[handoff] wyoming: unknown scheme {scheme + '://'!r} in {h.wyoming!r}; "
+                "only unix:///PATH is accepted"
+            )
+        if not rest.startswith("/"):
+            raise RecorderError(
+                f"[handoff] wyoming: {h.wyoming!r}: the socket's path must be absolute "
+                "(unix:///PATH)"
+            )
+    if h.keep_audio not in KEEP_AUDIO:
+        raise RecorderError(
+            f"[handoff] keep_audio: must be one of {', '.join(KEEP_AUDIO)}, got {h.keep_audio!r}"
+        )
+    if h.keep_audio == "until_transcribed" and not h.wyoming:
+        raise RecorderError(
+            '[handoff] keep_audio: "until_transcribed" needs [handoff] wyoming (a transcriber)'
+        )
 
 
 def parse_duration(text: str, what: str) -> float:

@@ -25,6 +25,7 @@ from recorder.calibration import Calibration
 from recorder.config import Config
 from recorder.control import ControlServer, Peer, default_runtime_dir
 from recorder.errors import RecorderError
+from recorder.handoff import Handoff, check_at_start
 from recorder.indicators import Devices, IndicatorError
 from recorder.journal import Journal
 from recorder.machine import (
@@ -50,6 +51,9 @@ log = logging.getLogger("recorder")
 
 HEARTBEAT_S = 10.0
 EXIT_THREAD_DIED = 1
+HANDOFF_STOP_S = 3.0
+"""On a stop signal, the hand-off's queue gets this long (the service's TimeoutStopSec is 5 s);
+at the end of a file source it gets what its timeouts allow."""
 """A thread the daemon depends on died: exit so that the service manager restarts it."""
 
 
@@ -96,6 +100,8 @@ class Daemon:
     journal: Journal = field(default_factory=Journal)
     """What the daemon did, for the event stream, the audit log and the hand-off."""
     activations: ActivationSaver | None = None
+    handoff: Handoff | None = None
+    """The post-save command and the transcriber (a journal sink), when configured."""
     calibration: Calibration | None = None
     near_misses: NearMisses | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -141,6 +147,8 @@ class Daemon:
         reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
         if self.fault is None:  # after a fault the indicator stays at error
             self.dispatch(self.machine.finish(reason))
+        if self.handoff:  # what it still does is published before `stopped`
+            self.handoff.close(wait_s=HANDOFF_STOP_S if self.flags.should_stop() else None)
         self.journal.publish(
             "stopped", reason="fault" if self.fault else reason.value, saved=self.saved
         )
@@ -254,6 +262,8 @@ class Daemon:
             return
         if config.audio != self.p.config.audio:
             log.warning("a changed [audio] section takes effect at the next start")
+        if (config.handoff, config.control) != (self.p.config.handoff, self.p.config.control):
+            log.warning("a changed [handoff] or [control] section takes effect at the next start")
         previous, self.p = self.p, pipeline
         if previous.chime is not None:
             previous.chime.close(wait_s=None)  # what it still plays finishes in the background
@@ -468,6 +478,7 @@ class Daemon:
                 None if self.last_audio_at is None else round(time.time() - self.last_audio_at, 1)
             ),
             **({"fault": self.fault} if self.fault else {}),
+            **({"handoff": self.handoff.status()} if self.handoff else {}),
         }
 
     def status_line(self) -> str:
@@ -523,6 +534,7 @@ def run(
     `runtime_dir`; a file source does so only when `runtime_dir` is given.
     """
     threads.WATCH.clear()
+    check_at_start(config)
     flags = Flags()
     flags.install()
     devices = Devices()
@@ -545,7 +557,16 @@ def run(
     daemon.set_calibration()  # a bad counters file stops the start here, before any audio
     if runtime_dir is None and source.live:
         runtime_dir = default_runtime_dir()
-    server = ControlServer(runtime_dir, daemon.control) if runtime_dir else None
+    server = (
+        ControlServer(
+            runtime_dir, daemon.control, journal=daemon.journal, group=config.control.group
+        )
+        if runtime_dir
+        else None
+    )
+    if not dry_run and (config.handoff.command or config.handoff.wyoming):
+        daemon.handoff = Handoff(config, daemon.journal)
+        daemon.journal.subscribe(daemon.handoff.sink)
     log.info(
         "listening on %s for %s (recordings in %s)%s",
         source.description,

@@ -1,11 +1,11 @@
 """The daemon's journal: what it did, as one record per happening, handed to every sink.
 
 A record is a flat JSON-able dict with an `event` key (`started`, `stopped`, `reloaded`, `state`,
-`wake`, `saved`, `discarded`, `deleted`, `muted`, `unmuted`, `device_lost`, `device_restored`),
-a sequence number `seq` (from 1 at each start) and the UTC time `time`, plus the event's own
-fields. The processing loop publishes; sinks (the event stream's subscribers, the audit log, the
-hand-off) each take the record and must not block: a sink that raises is logged and removed, so
-one broken consumer never stops the loop or the others.
+`wake`, `saved`, `transcribed`, `discarded`, `deleted`, `muted`, `unmuted`, `device_lost`,
+`device_restored`), a sequence number `seq` (from 1 at each start) and the UTC time `time`,
+plus the event's own fields. The processing loop publishes; sinks (the event stream's
+subscribers, the audit log, the hand-off) each take the record and must not block: a sink that
+raises is logged and removed, so one broken consumer never stops the loop or the others.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ EVENTS = (
     "state",
     "wake",
     "saved",
+    "transcribed",
     "discarded",
     "deleted",
     "muted",

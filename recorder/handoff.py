@@ -1,0 +1,327 @@
+"""The hand-off: what happens to a request once it is safely saved, off the audio loop.
+
+A journal sink takes each `saved` record and queues it, never blocking, for two workers:
+
+- the post-save command (`[handoff] command`), run as `COMMAND SIDECAR_PATH` without a shell,
+  with the sidecar JSON on its stdin and RECORDER_ID, RECORDER_AUDIO, RECORDER_WAKE_WORD in its
+  environment; its process group is killed after `timeout_s`;
+- the transcriber (`[handoff] wyoming`), which sends exactly the saved samples to a Wyoming
+  speech-to-text server on a Unix socket, writes `transcript` (or `transcript_error`) into the
+  sidecar atomically, publishes a `transcribed` record, and with `keep_audio =
+  "until_transcribed"` then deletes the audio.
+
+A full queue skips that request's hand-off with a log line and a count; a failure or timeout is
+logged and counted. The recording itself is never lost or changed by either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import hashlib
+import json
+import logging
+import os
+import queue
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recorder import stt, threads
+from recorder.audio import read_wav
+from recorder.config import Config, HandoffConfig
+from recorder.errors import RecorderError
+from recorder.journal import Journal, Record
+from recorder.storage import Recording, Storage, StorageError
+
+log = logging.getLogger("recorder")
+
+_POLL_S = 0.1
+
+
+def check_at_start(config: Config) -> None:
+    """What only the machine can tell: the command exists and may be run, the Wyoming package
+    is installed, the control group exists. Raises RecorderError (exit 2)."""
+    h = config.handoff
+    if h.command:
+        program = resolve_program(config, h.command)
+        if not os.access(program, os.X_OK):
+            raise RecorderError(f"[handoff] command: {program}: not executable")
+    if h.wyoming:
+        stt.require_wyoming()
+    if config.control.group:
+        control_gid(config.control.group)
+
+
+def control_gid(group: str) -> int:
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise RecorderError(f"[control] group: no group named {group!r} on this system") from None
+
+
+def resolve_program(config: Config, command: str) -> str:
+    """The command's program: a path (relative to the config file) or a name on $PATH."""
+    program = shlex.split(command)[0]
+    if "/" in program:
+        path = config.path(program)
+        if not path.is_file():
+            raise RecorderError(f"[handoff] command: {path}: no such file")
+        return str(path)
+    found = shutil.which(program)
+    if found is None:
+        raise RecorderError(f"[handoff] command: {program!r} not found on $PATH")
+    return found
+
+
+@dataclass
+class Counts:
+    commands_run: int = 0
+    command_failures: int = 0
+    transcribed: int = 0
+    transcription_failures: int = 0
+    skipped: int = 0
+    """Hand-offs dropped because a queue was full."""
+
+
+def load_recording(sidecar: Path) -> Recording:
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as e:
+        raise StorageError(f"{sidecar}: cannot read ({getattr(e, 'strerror', None) or e})") from e
+    if not isinstance(meta, dict):
+        raise StorageError(f"{sidecar}: not a JSON object")
+    return Recording(str(meta.get("id", sidecar.stem)), sidecar.with_suffix(".wav"), sidecar, meta)
+
+
+def transcribe_recording(
+    storage: Storage, rec: Recording, h: HandoffConfig
+) -> tuple[Recording, stt.Transcript | None, str | None]:
+    """Transcribe one saved request and record the outcome in its sidecar; then apply
+    keep_audio. Returns the updated recording, the transcript or the error."""
+    if not rec.has_audio:
+        return rec, None, "the audio was deleted"
+    try:
+        samples = read_wav(rec.wav)
+        if hashlib.sha256(samples.astype("<i2").tobytes()).hexdigest() != rec.meta.get(
+            "audio_sha256"
+        ):
+            raise stt.TranscriptionError("the audio does not match the sidecar's audio_sha256")
+        transcript = stt.transcribe(h.wyoming, samples, h.wyoming_timeout_s, h.language)
+    except (stt.TranscriptionError, RecorderError) as e:
+        if "transcript" not in rec.meta:  # a transcript from an earlier try is kept
+            with contextlib.suppress(StorageError):
+                rec = storage.update_meta(rec, transcript_error=str(e))
+        return rec, None, str(e)
+    meta = {k: v for k, v in rec.meta.items() if k != "transcript_error"}
+    rec = _rewrite(
+        storage, Recording(rec.id, rec.wav, rec.sidecar, meta), transcript=transcript.to_json()
+    )
+    if h.keep_audio == "until_transcribed":
+        rec = storage.drop_audio(rec, "transcribed")
+    return rec, transcript, None
+
+
+def _rewrite(storage: Storage, rec: Recording, **fields: Any) -> Recording:
+    """update_meta with keys removed as well as set: the sidecar is written whole."""
+    bare = Recording(rec.id, rec.wav, rec.sidecar, {})
+    return storage.update_meta(bare, **{**rec.meta, **fields})
+
+
+class Handoff:
+    """The two workers and their bounded queues; `sink` is the journal's subscriber."""
+
+    def __init__(self, config: Config, journal: Journal):
+        self.config = config
+        self.h = config.handoff
+        self.journal = journal
+        self.counts = Counts()
+        self._lock = threading.Lock()
+        self.argv = shlex.split(self.h.command) if self.h.command else []
+        if self.argv:
+            self.argv[0] = resolve_program(config, self.h.command)
+        self._commands: queue.Queue[Any] = queue.Queue(self.h.queue)
+        self._transcriptions: queue.Queue[Any] = queue.Queue(self.h.queue)
+        self._stopping = threading.Event()
+        self._abandon = threading.Event()
+        self._running: subprocess.Popen[bytes] | None = None
+        self._workers: list[threading.Thread] = []
+        if self.argv:
+            self._workers.append(self._start("handoff command", self._commands, self._run_command))
+        if self.h.wyoming:
+            self._workers.append(
+                self._start("handoff transcription", self._transcriptions, self._transcribe)
+            )
+
+    @property
+    def active(self) -> bool:
+        return bool(self._workers)
+
+    def _start(self, name: str, q: queue.Queue[Any], job: Any) -> threading.Thread:
+        def work() -> None:
+            while not self._abandon.is_set():
+                try:
+                    record = q.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if self._stopping.is_set():
+                        return  # everything queued was handed off
+                    continue
+                try:
+                    job(record)
+                except Exception:  # a bug in one hand-off: logged, counted, the next one runs
+                    log.exception("%s failed for %s", name, record.get("id"))
+                    self._count(
+                        "command_failures" if q is self._commands else "transcription_failures"
+                    )
+
+        return threads.start(name, work, keeps_running=lambda: not self._stopping.is_set())
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            setattr(self.counts, what, getattr(self.counts, what) + 1)
+
+    # --- on the audio loop's thread: never blocks ---------------------------------------------
+    def sink(self, record: Record) -> None:
+        if record["event"] != "saved" or record.get("dry_run") or self._stopping.is_set():
+            return
+        for q, name in ((self._commands, "command"), (self._transcriptions, "transcription")):
+            if (name == "command" and not self.argv) or (
+                name == "transcription" and not self.h.wyoming
+            ):
+                continue
+            try:
+                q.put_nowait(record)
+            except queue.Full:
+                self._count("skipped")
+                log.warning(
+                    "hand-off: %d requests already wait for the %s; skipped it for %s",
+                    self.h.queue,
+                    name,
+                    record["id"],
+                )
+
+    # --- the workers ----------------------------------------------------------------------
+    def _run_command(self, record: Record) -> None:
+        sidecar = Path(record["sidecar"])
+        try:
+            stdin = sidecar.read_bytes()
+        except OSError as e:
+            self._count("command_failures")
+            log.warning("hand-off command for %s: cannot read %s: %s", record["id"], sidecar, e)
+            return
+        env = {
+            **os.environ,
+            "RECORDER_ID": record["id"],
+            "RECORDER_AUDIO": record["audio"],
+            "RECORDER_WAKE_WORD": record.get("wake_word") or "",
+        }
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                [*self.argv, str(sidecar)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,  # its own process group, killed whole on timeout
+                close_fds=True,
+            )
+        except OSError as e:
+            self._count("command_failures")
+            log.warning("hand-off command for %s: cannot start: %s", record["id"], e.strerror or e)
+            return
+        self._running = proc
+        try:
+            _, err = proc.communicate(stdin, timeout=self.h.timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            self._count("command_failures")
+            log.warning(
+                "hand-off command for %s: killed after %g s (timeout_s)",
+                record["id"],
+                self.h.timeout_s,
+            )
+            return
+        finally:
+            self._running = None
+        if proc.returncode != 0:
+            self._count("command_failures")
+            last = err.decode("utf-8", "replace").strip().splitlines()[-1:] if err else []
+            log.warning(
+                "hand-off command for %s: exit status %d%s",
+                record["id"],
+                proc.returncode,
+                f": {last[0][:300]}" if last else "",
+            )
+            return
+        self._count("commands_run")
+        log.debug(
+            "hand-off command for %s done in %.3f s", record["id"], time.monotonic() - started
+        )
+
+    def _transcribe(self, record: Record) -> None:
+        sidecar = Path(record["sidecar"])
+        storage = Storage(sidecar.parent)
+        try:
+            rec = load_recording(sidecar)
+            rec, transcript, error = transcribe_recording(storage, rec, self.h)
+        except StorageError as e:
+            rec, transcript, error = None, None, str(e)
+        if error is not None:
+            self._count("transcription_failures")
+            log.warning("transcription of %s failed (audio kept): %s", record["id"], error)
+            self.journal.publish("transcribed", id=record["id"], error=error)
+            return
+        assert transcript is not None and rec is not None
+        self._count("transcribed")
+        log.info(
+            "transcribed %s in %.2f s (%d characters)",
+            record["id"],
+            transcript.seconds,
+            len(transcript.text),
+        )
+        self.journal.publish("transcribed", id=record["id"], transcript=transcript.to_json())
+        if not rec.has_audio:
+            self.journal.publish("deleted", id=record["id"], why="transcribed", audio_only=True)
+
+    # --- the daemon's side ----------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                **self.counts.__dict__,
+                "waiting": self._commands.qsize() + self._transcriptions.qsize(),
+            }
+
+    def close(self, wait_s: float | None = None) -> None:
+        """Let what is queued finish (each job bounded by its timeout), for `wait_s` seconds
+        at most when given; then a command still running is killed with its process group
+        and what is left is abandoned (its recordings stay saved; `recorder transcribe
+        --pending` finds the ones without a transcript)."""
+        self._stopping.set()
+        per_job = max(self.h.timeout_s, self.h.wyoming_timeout_s) + 1.0
+        deadline = time.monotonic() + (per_job * (self.h.queue + 1) if wait_s is None else wait_s)
+        for t in self._workers:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        if not any(t.is_alive() for t in self._workers):
+            return
+        self._abandon.set()
+        running = self._running
+        if running is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(running.pid, signal.SIGKILL)
+        left = self._commands.qsize() + self._transcriptions.qsize()
+        log.warning(
+            "hand-off: stopped before it finished (%d request(s) still queued)%s",
+            left,
+            "; killed the running command" if running is not None else "",
+        )
+        for t in self._workers:
+            t.join(timeout=1.0)

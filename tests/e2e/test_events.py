@@ -1,0 +1,238 @@
+"""`recorder events`: the running daemon's journal as it happens, to several subscribers; one
+that stops reading is cut off (and told why) while the others and the audio loop carry on. And
+who may talk to the daemon: its user and root, the control group for status and events only.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import RECORDER, wait_for
+from test_control import QUIET, SCENE, LiveDaemon
+
+from recorder import cli, control
+
+FRAME = bytes(1280 * 2)
+
+
+class Follower:
+    """`recorder events --json` in a subprocess, its lines collected as they come."""
+
+    def __init__(self, run_dir: Path, *extra: str, json_lines: bool = True):
+        self.proc = subprocess.Popen(
+            [
+                str(RECORDER),
+                "events",
+                *(["--json"] if json_lines else []),
+                "--runtime-dir",
+                str(run_dir),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.decode())
+
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in list(self.lines)]
+
+    def finish(self) -> tuple[int, str]:
+        code = self.proc.wait(timeout=30)
+        self.thread.join(timeout=10)
+        return code, self.proc.stderr.read().decode()
+
+
+def subscribe_raw(run_dir: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(str(run_dir / control.SOCKET_NAME))
+    s.sendall(b"events\n")
+    return s
+
+
+def status(d: LiveDaemon) -> dict:
+    reply = control.request(d.run_dir, "status")
+    assert reply is not None
+    return reply
+
+
+def test_two_subscribers_one_stops_reading(tmp_path):
+    d = LiveDaemon(tmp_path)
+    try:
+        reader = Follower(d.run_dir)
+        stalled = subscribe_raw(d.run_dir)  # reads its first line, then nothing more
+        wait_for(lambda: status(d)["subscribers"] == 2)
+        d.feed(QUIET + SCENE + QUIET)  # a request: wake, state, saved
+        wait_for(lambda: any(r["event"] == "saved" for r in reader.records()))
+        # mute and unmute until the stalled subscriber's backlog overflows
+        for _ in range(2000):
+            for command in ("mute", "unmute"):
+                assert control.request(d.run_dir, command)["ok"]
+                d.proc.stdin.write(FRAME)  # the loop applies a mute change between frames
+                d.proc.stdin.flush()
+            st = status(d)
+            if st["subscribers"] == 1:
+                break
+            # the reader keeps up (as a reader does); only the stalled one falls behind
+            wait_for(
+                lambda st=st: (
+                    reader.records() and reader.records()[-1]["seq"] >= st["last_event_seq"]
+                )
+            )
+        assert status(d)["subscribers"] == 1
+        assert status(d)["state"] == "listening"
+        # the stalled one, reading now, finds its last line saying why
+        stalled.settimeout(20)
+        data = b""
+        while chunk := stalled.recv(65536):
+            data += chunk
+        stalled.close()
+        last = json.loads(data.splitlines()[-1])
+        assert last == {"event": "cut_off", "reason": "it did not read its events in time"}
+        d.proc.stdin.close()  # end of the audio: the daemon stops
+        d.proc.wait(timeout=30)
+        err = d.proc.stderr.read().decode()
+        assert d.proc.returncode == 0, err
+        code, follower_err = reader.finish()
+    finally:
+        d.kill()
+    assert code == 0, follower_err
+    assert "events subscriber (pid" in err and "cut off" in err
+    records = reader.records()
+    seqs = [r["seq"] for r in records]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # every event, in order
+    assert records[-1]["event"] == "stopped"
+    kinds = {r["event"] for r in records}
+    assert {"wake", "state", "saved", "muted", "unmuted", "stopped"} <= kinds
+    saved = next(r for r in records if r["event"] == "saved")
+    assert Path(saved["sidecar"]).is_file() and Path(saved["audio"]).is_file()
+    assert saved["end_reason"] and saved["duration_s"] > 0
+    wake = next(r for r in records if r["event"] == "wake")
+    assert wake["model"] == "hey_jarvis" and 0 < wake["score"] <= 1 and wake["offset_s"] > 0
+    state = next(r for r in records if r["event"] == "state" and r["state"] == "recording")
+    assert state["previous"] == "listening" and state["time"].endswith("Z")
+    assert sum(r["event"] == "muted" for r in records) >= 10
+
+
+def test_events_as_text_and_without_a_daemon(tmp_path):
+    d = LiveDaemon(tmp_path)
+    try:
+        follower = Follower(d.run_dir, json_lines=False)
+        wait_for(lambda: status(d)["subscribers"] == 1)
+        d.feed(QUIET + SCENE + QUIET)
+        d.stop()
+        code, err = follower.finish()
+    finally:
+        d.kill()
+    assert code == 0, err
+    text = "".join(follower.lines)
+    assert " wake model=hey_jarvis score=" in text and " saved id=" in text
+    assert follower.lines[-1].split()[2] == "stopped"
+    gone = subprocess.run(
+        [str(RECORDER), "events", "--runtime-dir", str(tmp_path / "nowhere")], capture_output=True
+    )
+    assert gone.returncode == 3 and b"no daemon is running" in gone.stderr
+
+
+@pytest.fixture
+def shared_run_dir():
+    """A runtime directory that another uid can reach (pytest's own tmp is private to root)."""
+    base = Path(tempfile.mkdtemp(prefix="recorder-events-"))
+    base.chmod(0o711)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+class Nobody:
+    """`recorder ARGS` run by uid 65534 (nobody), in `groups` or in none: a forked child of
+    the test drops its credentials and runs the command line, its output going to files."""
+
+    def __init__(self, *args: str, groups: tuple[int, ...] = ()):
+        if os.geteuid() != 0:
+            pytest.skip("needs root to run a client under another uid")
+        self.out = tempfile.TemporaryFile()  # noqa: SIM115 - read after the child exits
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns into pytest
+            code = 99
+            try:
+                sys.stdout = open(self.out.fileno(), "w", closefd=False)  # noqa: SIM115
+                sys.stderr = open(self.err.fileno(), "w", closefd=False)  # noqa: SIM115
+                os.setgroups(list(groups))
+                os.setgid(65534)
+                os.setuid(65534)
+                code = cli.main(list(args))
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+        self.code: int | None = None
+
+    def done(self) -> bool:
+        if self.code is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.code = os.waitstatus_to_exitcode(status)
+        return self.code is not None
+
+    def finish(self) -> tuple[int, str, str]:
+        wait_for(self.done, timeout=60)
+        self.out.seek(0)
+        self.err.seek(0)
+        return self.code, self.out.read().decode(), self.err.read().decode()
+
+
+def test_another_uid_is_refused_and_the_control_group_may_only_watch(tmp_path, shared_run_dir):
+    try:
+        gid = grp.getgrnam("audio").gr_gid
+    except KeyError:
+        pytest.skip("no group named audio on this machine")
+    cfg = tmp_path / "recorder.toml"
+    cfg.write_text('[control]\ngroup = "audio"\n')
+    d = LiveDaemon(shared_run_dir, "--config", str(cfg))
+    try:
+        d.feed(QUIET)
+        sock = os.stat(d.run_dir / control.SOCKET_NAME)
+        assert (stat.S_IMODE(sock.st_mode), sock.st_gid) == (0o660, gid)
+        run_dir = os.stat(d.run_dir)
+        assert (stat.S_IMODE(run_dir.st_mode), run_dir.st_gid) == (0o710, gid)
+        where = ("--runtime-dir", str(d.run_dir))
+        # not in the group: the socket is out of reach
+        code, _, stderr = Nobody("status", "--json", *where).finish()
+        assert code == 2 and "permission denied" in stderr
+        # in the group: status and events, not mute
+        code, stdout, stderr = Nobody("status", "--json", *where, groups=(gid,)).finish()
+        assert code == 0, stderr
+        assert json.loads(stdout)["state"] == "listening"
+        code, _, stderr = Nobody("mute", *where, groups=(gid,)).finish()
+        assert code == 2
+        assert stderr.strip() == "recorder: error: permission denied: uid 65534 may not 'mute'"
+        assert control.request(d.run_dir, "status")["muted"] is False
+        watcher = Nobody("events", "--json", *where, groups=(gid,))
+        wait_for(lambda: control.request(d.run_dir, "status")["subscribers"] == 1)
+        d.feed(QUIET + SCENE + QUIET)
+        err = d.stop()
+        code, out, watcher_err = watcher.finish()
+    finally:
+        d.kill()
+    assert code == 0, watcher_err
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert "saved" in events and events[-1] == "stopped"
+    assert "refused 'mute' from uid 65534" in err
