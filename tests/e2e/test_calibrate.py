@@ -347,7 +347,9 @@ def test_enroll_from_a_live_source_keeps_no_audio(tmp_path):
     out = json.loads(proc.stdout)
     assert out["clips"] == 2 and out["detected"]["1"][THRESHOLDS.index(0.5)] == 2
     assert "clip 2/2" in proc.stderr.decode()
-    assert sorted(p.name for p in state.iterdir()) == ["enrollment.json"]
+    assert sorted(p.name for p in state.iterdir()) == ["enrollment.json", "enrollment.npz"]
+    with np.load(state / "enrollment.npz", allow_pickle=False) as f:  # features, not audio
+        assert f.files == ["hey_jarvis"] and f["hey_jarvis"].shape == (2, 192)
     proc = run_recorder(
         "enroll",
         "--model",
