@@ -51,10 +51,10 @@ log = logging.getLogger("recorder")
 
 HEARTBEAT_S = 10.0
 EXIT_THREAD_DIED = 1
+"""A thread the daemon depends on died: exit so that the service manager restarts it."""
 HANDOFF_STOP_S = 3.0
 """On a stop signal, the hand-off's queue gets this long (the service's TimeoutStopSec is 5 s);
 at the end of a file source it gets what its timeouts allow."""
-"""A thread the daemon depends on died: exit so that the service manager restarts it."""
 
 
 class Flags:
