@@ -21,6 +21,7 @@ from typing import Any
 from recorder import threads
 from recorder.activations import ActivationSaver
 from recorder.audio import Frame, frames_to_s, s_to_frames
+from recorder.audit import AuditLog
 from recorder.calibration import Calibration
 from recorder.config import Config
 from recorder.control import ControlServer, Peer, default_runtime_dir
@@ -371,6 +372,8 @@ class Daemon:
             sidecar=str(rec.sidecar),
             audio=str(rec.wav),
             audio_sha256=rec.meta.get("audio_sha256"),
+            written=rec.written,
+            sealed=rec.sealed,
             **self._saved_fields(meta),
         )
         self.notifier.send(f"STATUS={self.status_line()}")
@@ -531,6 +534,7 @@ def run(
         devices=devices,
     )
     daemon.set_calibration()  # a bad counters file stops the start here, before any audio
+    daemon.journal.subscribe(AuditLog(state_dir).sink)
     if runtime_dir is None and source.live:
         runtime_dir = default_runtime_dir()
     server = ControlServer(runtime_dir, daemon.control) if runtime_dir else None
