@@ -321,7 +321,7 @@ def cmd_mute(args: argparse.Namespace) -> int:
     if reply is None:
         switch = MuteSwitch(_state_dir(args))
         switch.set(muted)
-        _audit(args, args.command, uid=os.getuid())
+        _audit(args, "muted" if muted else "unmuted", uid=os.getuid())
         print(
             f"{args.command}d (the daemon is not running; a daemon using the state directory "
             f"{switch.state_dir} starts {'muted' if muted else 'listening'})"
