@@ -47,8 +47,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "saved": ("id", "written", "audio_sha256", "duration_s", "sealed", "dry_run"),
     "discarded": ("reason",),
     "deleted": ("id", "why"),
-    "muted": ("uid",),
-    "unmuted": ("uid",),
+    "muted": ("uid", "switch"),
+    "unmuted": ("uid", "switch"),
     "device_lost": ("reason",),
     "device_restored": (),
 }

@@ -305,6 +305,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.wait_for_device,
         reload_config=lambda: load_config(args),
         dry_run=args.dry_run,
+        explicit_state_dir=args.state_dir is not None,
     )
 
 

@@ -302,6 +302,9 @@ class MicSource:
         self.stream: Any = None
         self.format: OpenFormat | None = None
         self._closer: threading.Thread | None = None  # a close blocked in the background
+        self._want_closed = False
+        self.closed = False
+        """The stream was closed on request (mute) and its close has finished."""
         if not wait_for_device:
             self._open()
 
@@ -374,6 +377,11 @@ class MicSource:
             self._closer = None
         return self._closer is not None
 
+    def set_closed(self, closed: bool) -> None:
+        """Ask for the stream to be closed (the device released) or reopened; the generator
+        acts on it at its next step and `closed` turns True once the device is released."""
+        self._want_closed = closed
+
     def _drain(self) -> None:
         while not self.queue.empty():
             self.queue.get_nowait()
@@ -405,7 +413,20 @@ class MicSource:
         reframer: Reframer | None = None
         next_index = 0
         self._reported, self._reported_at = (0, 0), 0.0
+        closed_at: float | None = None
         while not should_stop():
+            if self._want_closed:
+                if closed_at is None:
+                    self._close()
+                    reframer, closed_at = None, time.monotonic()
+                self.closed = not self._closing()
+                time.sleep(TICK_S)
+                yield None
+                continue
+            if closed_at is not None:  # reopen; frame numbers go on as if time had passed
+                next_index += round((time.monotonic() - closed_at) / FRAME_S)
+                self.closed, closed_at = False, None
+                backoff.reset(now_too=True)
             if self.stream is None:
                 if not backoff.due() or self._closing():
                     time.sleep(min(TICK_S, backoff.remaining()) if not backoff.due() else TICK_S)
