@@ -370,6 +370,7 @@ class Daemon:
             self.machine.settings.thresholds[event.wake.wake_word],
             self.source.description,
             extra,
+            gaps=list(getattr(self.source, "gaps", ())),
         )
         end_s = meta.source_offset_s + meta.duration_s
         if self.dry_run:
@@ -475,9 +476,7 @@ class Daemon:
             os.utime(self.p.config.path(state_file))
 
     def status(self) -> dict[str, Any]:
-        muted = self.mute.is_muted() or (
-            self.mute_button is not None and self.mute_button.is_on()
-        )
+        muted = self.mute.is_muted() or (self.mute_button is not None and self.mute_button.is_on())
         state = self.machine.state
         return {
             "state": State.MUTED.value if muted and state is State.LISTENING else state.value,
