@@ -157,6 +157,30 @@ def test_sealed_daemon_run_decrypts_bit_exact_and_writes_no_plaintext(tmp_path, 
     proc = run_recorder("export", ids[0], "--to", str(out), "--recordings", str(rec))
     assert proc.returncode == 2 and b"--identity" in proc.stderr
 
+    # score and tune read sealed recordings with --identity, decrypted in memory
+    proc = run_recorder("score", str(rec), "--identity", str(key_path), "--json", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr.decode()
+    files = json.loads(proc.stdout)["files"]
+    assert sorted(Path(f["path"]).name for f in files) == [f"{i}.wav.age" for i in ids]
+    assert all(
+        abs(f["duration_s"] - len(p) / 2 / 16000) < 1e-3 for f, p in zip(files, saved, strict=True)
+    )
+    proc = run_recorder("score", str(rec), "--json")
+    assert proc.returncode == 2 and b"sealed; give --identity" in proc.stderr
+    proc = run_recorder(
+        "tune",
+        "--positives",
+        str(rec),
+        "--negatives",
+        str(AUDIO / "command_without_wake.wav"),
+        "--identity",
+        str(key_path),
+        "--json",
+        "--jobs",
+        "1",
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+
 
 def check_sealed_visible(rec: Path, unsealer: Unsealer) -> int:
     """Every sealed WAV is complete and matches its sealed sidecar; an index may briefly precede
