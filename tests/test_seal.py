@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime
 
 import numpy as np
@@ -155,3 +156,18 @@ def test_recipients_file_and_bad_recipients(tmp_path, key):
     bad.write_text("AGE-SECRET-KEY-1XYZ\n")
     with pytest.raises(RecorderError, match="not an age identity"):
         Unsealer(bad)
+
+
+def test_without_pyrage_sealing_is_a_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    from recorder import cli
+
+    monkeypatch.setitem(sys.modules, "pyrage", None)  # as if the crypto extra were missing
+    with pytest.raises(RecorderError, match=r"recorder\[crypto\]"):
+        sealer_for("age1qqqq", tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[storage]\nencrypt_to = "age1qqqq"\n')
+    wav = tmp_path / "a.wav"
+    assert cli.main(["keygen"]) == 2
+    assert cli.main(["run", "--config", str(cfg), "--source", f"file:{wav}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("recorder: error: [storage] encrypt_to needs the pyrage package")
