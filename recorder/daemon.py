@@ -189,7 +189,7 @@ class Daemon:
         if not directory or self.dry_run:
             self.activations = None
             return
-        storage = Storage(self.p.config.path(directory))
+        storage = Storage(self.p.config.path(directory), self.p.storage.sealer)  # sealed too
         storage.prepare()
         self.activations = ActivationSaver(storage, self.source.description, self.started_at)
 

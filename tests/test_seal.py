@@ -171,3 +171,29 @@ def test_without_pyrage_sealing_is_a_one_line_exit_2(tmp_path, monkeypatch, caps
     assert cli.main(["run", "--config", str(cfg), "--source", f"file:{wav}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("recorder: error: [storage] encrypt_to needs the pyrage package")
+
+
+def test_saved_activations_are_sealed_too(tmp_path, key):
+    from conftest import AUDIO
+
+    from recorder import daemon
+    from recorder.config import Config, StorageConfig, WakeConfig
+    from recorder.mute import MuteSwitch
+    from recorder.sources import FileSource
+
+    _, recipient = key
+    config = Config(
+        wake=WakeConfig(models=("hey_jarvis",), save_activations=str(tmp_path / "act")),
+        storage=StorageConfig(directory=str(tmp_path / "rec"), encrypt_to=(recipient,)),
+        base_dir=tmp_path,
+    )
+    d = daemon.build_daemon(
+        config, FileSource(AUDIO / "two_requests.wav"), MuteSwitch(tmp_path / "state")
+    )
+    d.p.storage.prepare()
+    d.run()
+    for directory in (tmp_path / "rec", tmp_path / "act"):
+        names = [p.name for p in directory.iterdir()]
+        assert names and not [n for n in names if n.endswith(".wav")], names
+        for p in directory.iterdir():
+            assert b"RIFF" not in p.read_bytes()
