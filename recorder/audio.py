@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import wave
 from dataclasses import dataclass
@@ -136,15 +137,16 @@ def _decode(raw: bytes, info: WavInfo) -> np.ndarray:
     return data.reshape(-1, info.channels)
 
 
-def read_wav(path: Path) -> np.ndarray:
-    """Read any supported WAV file as 16 kHz mono int16.
+def read_wav(path: Path, content: bytes | None = None) -> np.ndarray:
+    """Read any supported WAV file (or its bytes, `content`, already in memory) as 16 kHz mono
+    int16.
 
     16 kHz mono 16-bit files are returned bit-exact; other rates are resampled and channels
     averaged. Anything that cannot be read correctly raises RecorderError.
     """
     name = str(path)
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") if content is None else io.BytesIO(content) as f:
             info = read_wav_info(f, name)
             raw = f.read(info.n_frames * info.sample_width * info.channels)
     except FileNotFoundError:

@@ -15,11 +15,12 @@ import recorder.tools.events as events_tool
 import recorder.tools.transcribe as transcribe_tool
 from recorder import __version__, control, models
 from recorder import config as config_mod
+from recorder.audit import AuditLog
 from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.mute import MuteSwitch
 from recorder.storage import Storage
-from recorder.tools import calibrate, enroll, score, train_verifier, tune
+from recorder.tools import calibrate, enroll, export, score, train_verifier, tune
 from recorder.tools.options import add_wake_flags
 
 
@@ -53,7 +54,7 @@ def _add_dirs(p: argparse.ArgumentParser, runtime: bool, state: bool) -> None:
             "--state-dir",
             type=Path,
             metavar="DIR",
-            help="where the mute switch is kept (default: $STATE_DIRECTORY, "
+            help="where the mute switch and the audit log are kept (default: $STATE_DIRECTORY, "
             "$XDG_STATE_HOME/recorder or ~/.local/state/recorder)",
         )
 
@@ -136,8 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not ask before deleting every recording (--all on a terminal)",
     )
+    _add_dirs(dele, runtime=False, state=True)
     prune = sub.add_parser("prune", help="apply the [storage] retention limits now")
     _add_config(prune)
+    _add_dirs(prune, runtime=False, state=True)
+
+    aud = sub.add_parser(
+        "audit",
+        help="show or verify the audit log",
+        description="Show the audit log (what was started, saved, discarded, deleted, muted), "
+        "or check its hash chain: --verify exits 0 when intact, 1 naming the first bad line.",
+    )
+    _add_dirs(aud, runtime=False, state=True)
+    _add_json(aud, "the entries")
+    aud.add_argument(
+        "--since", metavar="WHEN", help="entries since a time ago (30m, 2d) or an ISO time"
+    )
+    aud.add_argument("--verify", action="store_true", help="check the hash chain")
 
     lst = sub.add_parser("list", help="list the saved recordings")
     _add_config(lst)
@@ -184,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="DIR",
             help="default: $RECORDER_MODELS_DIR, else ~/.local/share/recorder/models",
         )
+    export.add_parsers(sub, _add_config)
     score.add_parser(sub)
     events_tool.add_parser(sub)
     transcribe_tool.add_parser(sub)
@@ -233,6 +250,54 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return args.state_dir or control.default_state_dir()
 
 
+def _audit(args: argparse.Namespace, event: str, **fields: object) -> None:
+    try:
+        AuditLog(_state_dir(args)).append(event, by="cli", **fields)
+    except OSError as e:
+        raise RecorderError(f"audit log in {_state_dir(args)}: {e.strerror}") from None
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    log = AuditLog(_state_dir(args))
+    if args.verify:
+        verdict = log.verify()
+        if verdict.ok:
+            print(f"{log.path}: {verdict.message}; latest hash {verdict.head}")
+            return 0
+        print(f"{log.path}: broken at {verdict.message}", file=sys.stderr)
+        return 1
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+        except ValueError:
+            since = datetime.now(UTC) - timedelta(
+                seconds=config_mod.parse_duration(args.since, "--since")
+            )
+    for entry in log.entries():
+        if since is not None:
+            try:
+                if datetime.fromisoformat(str(entry.get("time")).replace("Z", "+00:00")) < since:
+                    continue
+            except ValueError:
+                continue
+        if args.json:
+            print(json.dumps(entry))
+        else:
+            rest = "  ".join(
+                f"{k}={v}" for k, v in entry.items() if k not in ("n", "time", "event", "prev")
+            )
+            print(f"{entry.get('n')}  {entry.get('time')}  {entry.get('event')}  {rest}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    return export.cmd_export(args, Storage(cfg.path(cfg.storage.directory)))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from recorder import daemon
 
@@ -245,6 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.wait_for_device,
         reload_config=lambda: load_config(args),
         dry_run=args.dry_run,
+        explicit_state_dir=args.state_dir is not None,
     )
 
 
@@ -261,6 +327,7 @@ def cmd_mute(args: argparse.Namespace) -> int:
     if reply is None:
         switch = MuteSwitch(_state_dir(args))
         switch.set(muted)
+        _audit(args, "muted" if muted else "unmuted", uid=os.getuid())
         print(
             f"{args.command}d (the daemon is not running; a daemon using the state directory "
             f"{switch.state_dir} starts {'muted' if muted else 'listening'})"
@@ -313,6 +380,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             return 1
     for r in doomed:
         storage.delete(r)
+        _audit(args, "deleted", id=r.id, why="delete command", uid=os.getuid())
     print(f"deleted {len(doomed)} recording(s)")
     return 0
 
@@ -327,6 +395,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         if storage.directory.is_dir()
         else []
     )
+    for r in gone:
+        _audit(args, "deleted", id=r.id, why="retention", uid=os.getuid())
     print(f"pruned {len(gone)} recording(s)")
     return 0
 
@@ -438,6 +508,9 @@ COMMANDS = {
     "status": cmd_status,
     "delete": cmd_delete,
     "prune": cmd_prune,
+    "audit": cmd_audit,
+    "keygen": export.cmd_keygen,
+    "export": cmd_export,
     "config": cmd_config,
     "doctor": cmd_doctor,
     "score": score.cmd_score,

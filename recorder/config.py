@@ -119,6 +119,9 @@ class StorageConfig:
     """Keep at most this many recordings (0: no limit)."""
     max_total_mb: float = field(default=0.0, metadata=_range(0.0, 10.0**9))
     """Keep at most this many megabytes of recordings (0: no limit)."""
+    encrypt_to: str | tuple[str, ...] = ""
+    """Seal every recording to these age recipients ("age1...") or recipients files (a
+    string or a list; needs `recorder[crypto]`); empty: plaintext WAV + JSON."""
 
     @property
     def max_age_s(self) -> float:
@@ -136,6 +139,9 @@ class IndicatorConfig:
     timeout_s: float = field(default=2.0, metadata=_range(0.01, 60.0))
     gpio_led: int | None = field(default=None, metadata=_range(0, 27))
     """An LED on this GPIO pin (BCM number; needs `recorder[pi]`)."""
+    mute_switch: int | None = field(default=None, metadata=_range(0, 27))
+    """A switch on this GPIO pin (BCM number, to ground; needs `recorder[pi]`) that mutes
+    while it is closed, whatever the control socket says."""
     gpio_recording: str = "on"
     """The LED's pattern per state: on, off, blink or pulse (pulse needs a PWM pin)."""
     gpio_listening: str = "dim"

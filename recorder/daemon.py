@@ -21,6 +21,7 @@ from typing import Any
 from recorder import threads
 from recorder.activations import ActivationSaver
 from recorder.audio import Frame, frames_to_s, s_to_frames
+from recorder.audit import AuditLog
 from recorder.calibration import Calibration
 from recorder.config import Config
 from recorder.control import ControlServer, Peer, default_runtime_dir
@@ -39,7 +40,7 @@ from recorder.machine import (
     UtteranceReady,
     WakeDetected,
 )
-from recorder.mute import MuteSwitch
+from recorder.mute import MuteButton, MuteSwitch
 from recorder.near_misses import NearMisses
 from recorder.notify import Notifier
 from recorder.pipeline import Pipeline, build_machine, build_pipeline, machine_settings, step
@@ -114,9 +115,20 @@ class Daemon:
     """Set when a watched thread died; the loop then stops with the indicator at error."""
     _last_watchdog: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    mute_button: MuteButton | None = None
+    """A physical switch that forces mute while it is on."""
+    soft_muted: bool | None = None
+    """The mute asked for by the control socket or the switch file (None: as at the start)."""
+    muted_by: int | None = None
+    _forced_before: bool = False
 
     def run(self) -> None:
         self.started_at = datetime.now(UTC)
+        if self.soft_muted is None:
+            self.soft_muted = self.machine.muted
+        close = getattr(self.source, "set_closed", None)
+        if close is not None and self.machine.muted:
+            close(True)  # started muted: the device is released before the first state
         self.set_activations()
         if self.calibration is None:
             self.set_calibration()
@@ -187,7 +199,7 @@ class Daemon:
         if not directory or self.dry_run:
             self.activations = None
             return
-        storage = Storage(self.p.config.path(directory))
+        storage = Storage(self.p.config.path(directory), self.p.storage.sealer)  # sealed too
         storage.prepare()
         self.activations = ActivationSaver(storage, self.source.description, self.started_at)
 
@@ -236,16 +248,37 @@ class Daemon:
             if now - self._last_watchdog >= self.notifier.watchdog_interval_s:
                 self.notifier.send("WATCHDOG=1")
                 self._last_watchdog = now
-        muted = self.flags.muted
-        if muted is not None and muted != self.machine.muted:
-            self.flags.muted = None
-            self.p.engine.reset()
-            self.dispatch(self.machine.set_muted(muted))
-            self.journal.publish("muted" if muted else "unmuted", uid=self.flags.muted_by)
-            self.notifier.send(f"STATUS={self.status_line()}")
+        self._apply_mute()
         if self.flags.reload and not self.machine.recording:
             self.flags.reload = False
             self.reload()
+
+    def _apply_mute(self) -> None:
+        """Bring the machine (and a closable source) to the mute state asked for: by the
+        control socket or the switch file, or forced by the mute switch. A source that can
+        close its device is closed first, and `muted` is shown only once it is closed."""
+        if self.flags.muted is not None:
+            self.soft_muted, self.muted_by = self.flags.muted, self.flags.muted_by
+            self.flags.muted = None
+        forced = self.mute_button is not None and self.mute_button.is_on()
+        want = bool(self.soft_muted) or forced
+        close = getattr(self.source, "set_closed", None)
+        if want == self.machine.muted:
+            return
+        if close is not None:
+            close(want)
+            if want and not getattr(self.source, "closed", False):
+                return  # shown as muted once the device is released
+        self.p.engine.reset()
+        self.dispatch(self.machine.set_muted(want))
+        by_switch = forced or (not want and self._forced_before)
+        self._forced_before = forced
+        self.journal.publish(
+            "muted" if want else "unmuted",
+            uid=None if by_switch else self.muted_by,
+            **({"switch": True} if by_switch else {}),
+        )
+        self.notifier.send(f"STATUS={self.status_line()}")
 
     def reload(self) -> None:
         if self.reload_config is None:
@@ -359,6 +392,7 @@ class Daemon:
             self.machine.settings.thresholds[event.wake.wake_word],
             self.source.description,
             extra,
+            gaps=list(getattr(self.source, "gaps", ())),
         )
         end_s = meta.source_offset_s + meta.duration_s
         if self.dry_run:
@@ -393,6 +427,8 @@ class Daemon:
             sidecar=str(rec.sidecar),
             audio=str(rec.wav),
             audio_sha256=rec.meta.get("audio_sha256"),
+            written=rec.written,
+            sealed=rec.sealed,
             **self._saved_fields(meta),
         )
         self.notifier.send(f"STATUS={self.status_line()}")
@@ -430,6 +466,12 @@ class Daemon:
     def control(self, command: str, peer: Peer | None = None) -> dict[str, Any]:
         with self._lock:
             if command in ("mute", "unmute"):
+                if (
+                    command == "unmute"
+                    and self.mute_button is not None
+                    and self.mute_button.is_on()
+                ):
+                    return {"ok": False, "error": "the mute switch is on; it overrides unmute"}
                 try:
                     self.mute.set(command == "mute")
                 except RecorderError as e:
@@ -456,7 +498,7 @@ class Daemon:
             os.utime(self.p.config.path(state_file))
 
     def status(self) -> dict[str, Any]:
-        muted = self.mute.is_muted()
+        muted = self.mute.is_muted() or (self.mute_button is not None and self.mute_button.is_on())
         state = self.machine.state
         return {
             "state": State.MUTED.value if muted and state is State.LISTENING else state.value,
@@ -500,12 +542,13 @@ def build_daemon(
     reload_config: Callable[[], Config] | None = None,
     observers: list[FrameObserver] | None = None,
     devices: Devices | None = None,
+    obey_mute: bool = False,
 ) -> Daemon:
     """The whole wiring for one source: the pipeline (unless given), a machine muted as the
-    switch says (for a live source), and the daemon that runs them."""
+    switch says (for a live source, or any when `obey_mute`), and the daemon that runs them."""
     devices = devices or Devices()
     pipeline = pipeline or build_pipeline(config, dry_run=dry_run, devices=devices)
-    muted = source.live and mute.is_muted()
+    muted = (source.live or obey_mute) and mute.is_muted()
     return Daemon(
         pipeline,
         source,
@@ -527,11 +570,13 @@ def run(
     reload_config: Callable[[], Config] | None = None,
     dry_run: bool = False,
     observers: list[FrameObserver] | None = None,
+    explicit_state_dir: bool = False,
 ) -> int:
     """Load everything (errors exit 2 before any audio), then run until EOF or a signal.
 
     A live source (microphone, stdin) obeys the mute switch and serves the control socket in
-    `runtime_dir`; a file source does so only when `runtime_dir` is given.
+    `runtime_dir`; a file source does so only when `runtime_dir` is given, and obeys the
+    switch when `runtime_dir` or an explicit state directory is given.
     """
     threads.WATCH.clear()
     check_at_start(config)
@@ -553,8 +598,12 @@ def run(
         reload_config=reload_config,
         observers=observers,
         devices=devices,
+        obey_mute=runtime_dir is not None or explicit_state_dir,
     )
+    if config.indicator.mute_switch is not None:
+        daemon.mute_button = MuteButton(config.indicator.mute_switch)
     daemon.set_calibration()  # a bad counters file stops the start here, before any audio
+    daemon.journal.subscribe(AuditLog(state_dir).sink)
     if runtime_dir is None and source.live:
         runtime_dir = default_runtime_dir()
     server = (
@@ -583,6 +632,8 @@ def run(
         if daemon.p.chime is not None:
             daemon.p.chime.close()
         devices.close_all()
+        if daemon.mute_button is not None:
+            daemon.mute_button.close()
     log.info(
         "stopped: %d recording(s) %s",
         daemon.saved,

@@ -1,9 +1,11 @@
-"""The persistent mute switch: a file in the state directory, so a restart never unmutes."""
+"""Mute switches: the persistent one (a file in the state directory, so a restart never
+unmutes) and an optional physical one on a GPIO pin that forces mute while it is on."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from recorder.dirs import private_dir
 from recorder.errors import RecorderError
@@ -48,3 +50,26 @@ class MuteSwitch:
                 os.close(dfd)
         except OSError as e:
             raise RecorderError(f"mute switch {self.path}: {e.strerror}") from None
+
+
+class MuteButton:
+    """A switch (to ground, internal pull-up) on a GPIO pin, read with gpiozero's `Button`;
+    closed means muted."""
+
+    def __init__(self, pin: int, pin_factory: Any = None):
+        try:
+            from gpiozero import Button
+        except ImportError:
+            raise RecorderError(
+                "[indicator] mute_switch needs gpiozero: pip install 'recorder[pi]'"
+            ) from None
+        try:
+            self._button = Button(pin, pull_up=True, pin_factory=pin_factory)
+        except Exception as e:
+            raise RecorderError(f"[indicator] mute_switch: GPIO {pin}: {e}") from None
+
+    def is_on(self) -> bool:
+        return bool(self._button.is_pressed)
+
+    def close(self) -> None:
+        self._button.close()

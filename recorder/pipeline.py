@@ -19,6 +19,7 @@ from recorder.indicators import Devices, Indicator, build_indicators
 from recorder.indicators.chime import ChimePlayer
 from recorder.indicators.chime import build as build_chime
 from recorder.machine import Event, Machine, MachineSettings, State
+from recorder.seal import sealer_for
 from recorder.storage import Storage
 from recorder.vad import SpeechDetector, WebRtcVad, gate_vad
 from recorder.verifier import WINDOW, Verifier
@@ -135,7 +136,10 @@ def build_pipeline(
 ) -> Pipeline:
     """`engine`: reuse a loaded one (a reload with the same models). `devices`: the Pi lights
     owned so far (a reload takes them over); a dry run creates no recordings directory."""
-    storage = Storage(config.path(config.storage.directory))
+    storage = Storage(
+        config.path(config.storage.directory),
+        sealer_for(config.storage.encrypt_to, config.base_dir),
+    )
     if not dry_run:
         storage.prepare()
     player = build_chime(config)

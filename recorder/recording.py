@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recorder import __version__
-from recorder.audio import SAMPLE_RATE, frames_to_s
+from recorder.audio import FRAME_SAMPLES, SAMPLE_RATE, frames_to_s
 from recorder.machine import UtteranceReady
+
+if TYPE_CHECKING:
+    from recorder.sources.base import Gap
 
 
 def utc_iso(t: datetime) -> str:
@@ -40,6 +43,8 @@ class RecordingMeta:
     """The end of the frame that detected the wake word, in the same time base."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Optional keys of other parts: the chime's offset and duration, the device's format."""
+    gaps: tuple[tuple[float, int], ...] = ()
+    """(offset_s, samples): `samples` were lost just before this point of the saved audio."""
 
     @classmethod
     def of(
@@ -49,8 +54,23 @@ class RecordingMeta:
         threshold: float,
         source: str,
         extra: Mapping[str, Any] | None = None,
+        gaps: Sequence[Gap] = (),
     ) -> RecordingMeta:
-        offset_s = frames_to_s(event.start_frame)
+        """The frames count delivered samples only; the samples the source lost (`gaps`)
+        are added back to the offsets, so they stay true to the source's time."""
+        start = event.start_frame * FRAME_SAMPLES
+        end = start + len(event.audio)
+        wake_end = (event.wake.frame_index + 1) * FRAME_SAMPLES
+
+        def lost_before(position: int) -> int:
+            return sum(g.samples for g in gaps if g.position <= position)
+
+        offset_s = frames_to_s(event.start_frame) + lost_before(start) / SAMPLE_RATE
+        inside = tuple(
+            (round((g.position - start) / SAMPLE_RATE, 4), g.samples)
+            for g in gaps
+            if start < g.position < end
+        )
         return cls(
             wake_word=event.wake.wake_word,
             score=event.wake.score,
@@ -60,8 +80,9 @@ class RecordingMeta:
             end_reason=event.end_reason.value,
             source=source,
             source_offset_s=offset_s,
-            wake_offset_s=frames_to_s(event.wake.frame_index + 1),
+            wake_offset_s=(wake_end + lost_before(wake_end)) / SAMPLE_RATE,
             extra=dict(extra or {}),
+            gaps=inside,
         )
 
     @property
@@ -88,5 +109,8 @@ class RecordingMeta:
             "source_offset_s": round(self.source_offset_s, 4),
             "wake_offset_s": round(self.wake_offset_s, 4),
             "recorder_version": __version__,
+            **(
+                {"gaps": [{"offset_s": o, "samples": n} for o, n in self.gaps]} if self.gaps else {}
+            ),
             **self.extra,
         }

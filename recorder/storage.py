@@ -4,18 +4,24 @@ A pair becomes visible in two renames, sidecar first, so a WAV is never without 
 Both temp files are complete and fsynced before either rename; a crash between the renames
 leaves a sidecar whose WAV is still a temp file, which `prepare()` completes at the next start.
 Deletion runs the other way (WAV first), so the invariant holds at every moment.
+
+Sealed (with a `Sealer`): the WAV and the full sidecar are built and encrypted in memory, and
+only ciphertext is written: `<id>.wav.age` and `<id>.json.age`, beside a plaintext index
+`<id>.json` holding only what listing and retention need. The renames run sealed sidecar,
+index, audio; the index plays the sidecar's part in the invariant above.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,9 +31,13 @@ import numpy as np
 from recorder.audio import write_wav
 from recorder.dirs import check_private_dir, private_dir
 from recorder.errors import RecorderError
+from recorder.seal import SEALED_SUFFIX, Sealer
 
 TMP_SUFFIX = ".tmp"
 MAX_SIDECAR_BYTES = 1 << 20
+INDEX_KEYS = ("id", "started_at", "duration_s", "audio_file", "meta_file", "encrypted")
+"""What a sealed recording's plaintext index holds (and `audio_deleted` once dropped)."""
+_SUFFIXES = (".wav" + SEALED_SUFFIX, ".json" + SEALED_SUFFIX, ".wav", ".json")
 
 
 class StorageError(Exception):
@@ -40,6 +50,15 @@ class Recording:
     wav: Path
     sidecar: Path
     meta: dict[str, Any]
+    """The sidecar; for a sealed recording read back from disk, only its plaintext index."""
+    sealed_meta: Path | None = None
+    """The sealed sidecar (`<id>.json.age`), None for a plaintext pair."""
+    written: dict[str, str] = field(default_factory=dict)
+    """File name -> SHA-256 of the bytes written, for a recording just saved."""
+
+    @property
+    def sealed(self) -> bool:
+        return self.sealed_meta is not None
 
     @property
     def has_audio(self) -> bool:
@@ -76,7 +95,9 @@ class Recording:
 
     def size_bytes(self) -> int:
         total = 0
-        for path in (self.wav, self.sidecar):
+        for path in (self.wav, self.sidecar, self.sealed_meta):
+            if path is None:
+                continue
             with contextlib.suppress(FileNotFoundError):
                 total += path.stat().st_size
         return total
@@ -100,8 +121,9 @@ def _new_file(path: Path) -> Iterator[Any]:
 
 
 class Storage:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, sealer: Sealer | None = None):
         self.directory = directory
+        self.sealer = sealer
 
     def prepare(self) -> None:
         """Create the directory (0700) or refuse one others can write to, check it is
@@ -127,75 +149,123 @@ class Storage:
         d = self.directory
         for tmp in d.glob(f".*{TMP_SUFFIX}"):
             final = d / tmp.name[1 : -len(TMP_SUFFIX)]
+            index = d / f"{_rid(final.name)}.json"
             if (
-                final.suffix == ".wav"
-                and final.with_suffix(".json").exists()
+                final.name.endswith((".wav", ".wav" + SEALED_SUFFIX))
+                and index.exists()
+                and not _audio_deleted(index)
                 and not final.exists()
             ):
                 os.replace(tmp, final)  # complete and fsynced: the sidecar was already renamed
             else:
                 tmp.unlink(missing_ok=True)
         for sidecar in d.glob("*.json"):
-            if not sidecar.with_suffix(".wav").exists() and not _audio_deleted(sidecar):
+            audio = [sidecar.with_suffix(".wav"), d / f"{sidecar.stem}.wav{SEALED_SUFFIX}"]
+            if not any(a.exists() for a in audio) and not _audio_deleted(sidecar):
                 sidecar.unlink(missing_ok=True)  # an interrupted deletion
-        for wav in d.glob("*.wav"):
-            if _audio_deleted(wav.with_suffix(".json")):
+        for sealed in d.glob(f"*.json{SEALED_SUFFIX}"):
+            if not (d / f"{_rid(sealed.name)}.json").exists():
+                sealed.unlink(missing_ok=True)  # an interrupted save or deletion
+        for wav in [*d.glob("*.wav"), *d.glob(f"*.wav{SEALED_SUFFIX}")]:
+            if _audio_deleted(d / f"{_rid(wav.name)}.json"):
                 wav.unlink(missing_ok=True)  # an interrupted drop_audio
         _fsync_dir(d)
 
     def _free_id(self, base: str) -> str:
         """`base`, or `base_1`, `base_2`, ... ('_' sorts after '.', so names keep time order)."""
         rid, n = base, 1
-        while (self.directory / f"{rid}.json").exists() or (self.directory / f"{rid}.wav").exists():
+        while any((self.directory / f"{rid}{suffix}").exists() for suffix in _SUFFIXES):
             rid, n = f"{base}_{n}", n + 1
         return rid
 
     def save(self, base_id: str, audio: np.ndarray, meta: dict[str, Any]) -> Recording:
-        """Write audio and sidecar atomically; on failure raise StorageError, leaving nothing."""
+        """Write audio and sidecar atomically (sealed when a sealer is set); on failure raise
+        StorageError, leaving nothing."""
         rid = self._free_id(base_id)
         d = self.directory
-        wav, sidecar = d / f"{rid}.wav", d / f"{rid}.json"
-        tmp_wav, tmp_json = d / f".{wav.name}{TMP_SUFFIX}", d / f".{sidecar.name}{TMP_SUFFIX}"
         samples = np.ascontiguousarray(audio, dtype="<i2")
+        buf = io.BytesIO()
+        write_wav(buf, samples)
+        wav_bytes = buf.getvalue()
+        sealed = self.sealer is not None
+        wav = d / f"{rid}.wav{SEALED_SUFFIX if sealed else ''}"
+        sidecar = d / f"{rid}.json"
+        sealed_meta = d / f"{rid}.json{SEALED_SUFFIX}" if sealed else None
         meta = {
             "id": rid,
             "audio_file": wav.name,
             **meta,
             "audio_sha256": hashlib.sha256(samples.tobytes()).hexdigest(),
         }
+        # (final path, bytes), in the order they are renamed into place
+        files: list[tuple[Path, bytes]] = []
+        if self.sealer is not None and sealed_meta is not None:
+            meta = {**meta, "meta_file": sealed_meta.name, "encrypted": True}
+            files.append((sealed_meta, self.sealer.seal(_json_bytes(meta))))
+            files.append((sidecar, _json_bytes(_index(meta))))
+            files.append((wav, self.sealer.seal(wav_bytes)))
+        else:
+            files.append((sidecar, _json_bytes(meta)))
+            files.append((wav, wav_bytes))
+        tmps = [d / f".{path.name}{TMP_SUFFIX}" for path, _ in files]
         try:
-            with _new_file(tmp_wav) as f:
-                write_wav(f, samples)
-            with _new_file(tmp_json) as f:
-                f.write((json.dumps(meta, indent=2) + "\n").encode())
-            os.replace(tmp_json, sidecar)
-            os.replace(tmp_wav, wav)
+            for tmp, (_, data) in zip(tmps, files, strict=True):
+                with _new_file(tmp) as f:
+                    f.write(data)
+            for tmp, (path, _) in zip(tmps, files, strict=True):
+                os.replace(tmp, path)
             _fsync_dir(d)
         except OSError as e:
-            for p in (tmp_wav, tmp_json):
+            for p in tmps:
                 with contextlib.suppress(OSError):
                     p.unlink(missing_ok=True)
             if not wav.exists():
-                with contextlib.suppress(OSError):
-                    sidecar.unlink(missing_ok=True)
+                for done in (sidecar, sealed_meta):
+                    if done is not None:
+                        with contextlib.suppress(OSError):
+                            done.unlink(missing_ok=True)
             raise StorageError(f"{wav}: {e.strerror or e}") from e
-        return Recording(rid, wav, sidecar, meta)
+        written = {path.name: hashlib.sha256(data).hexdigest() for path, data in files}
+        return Recording(rid, wav, sidecar, meta, sealed_meta, written)
 
     def update_meta(self, recording: Recording, **fields: Any) -> Recording:
         """Add or replace sidecar keys atomically (temp file, fsync, rename, directory fsync):
-        a reader sees the old sidecar or the new one, never a mix. Raises StorageError."""
+        a reader sees the old sidecar or the new one, never a mix. Raises StorageError.
+
+        A sealed recording's sidecar is sealed again (the index keeps its few keys); that
+        needs the full sidecar, so only a recording as `save` returned it can gain other keys
+        than the index's."""
         meta = {**recording.meta, **fields}
-        tmp = self.directory / f".{recording.sidecar.name}{TMP_SUFFIX}"
+        files: list[tuple[Path, bytes]] = []
+        if recording.sealed_meta is not None:
+            full = "audio_sha256" in recording.meta
+            if full and self.sealer is not None:
+                files.append((recording.sealed_meta, self.sealer.seal(_json_bytes(meta))))
+            elif set(fields) - {*INDEX_KEYS, "audio_deleted"}:
+                raise StorageError(
+                    f"{recording.sealed_meta}: sealed; only the process that sealed it can "
+                    "add to its metadata"
+                )
+            files.append((recording.sidecar, _json_bytes(_index(meta))))
+        else:
+            files.append((recording.sidecar, _json_bytes(meta)))
+        tmps = [self.directory / f".{path.name}{TMP_SUFFIX}" for path, _ in files]
         try:
-            with _new_file(tmp) as f:
-                f.write((json.dumps(meta, indent=2) + "\n").encode())
-            os.replace(tmp, recording.sidecar)
+            for tmp, (_, data) in zip(tmps, files, strict=True):
+                with _new_file(tmp) as f:
+                    f.write(data)
+            for tmp, (path, _) in zip(tmps, files, strict=True):
+                os.replace(tmp, path)
             _fsync_dir(self.directory)
         except OSError as e:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+            for tmp in tmps:
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
             raise StorageError(f"{recording.sidecar}: {e.strerror or e}") from e
-        return Recording(recording.id, recording.wav, recording.sidecar, meta)
+        written = {path.name: hashlib.sha256(data).hexdigest() for path, data in files}
+        return Recording(
+            recording.id, recording.wav, recording.sidecar, meta, recording.sealed_meta, written
+        )
 
     def drop_audio(self, recording: Recording, why: str) -> Recording:
         """Delete the audio and keep the sidecar, which then says so (`audio_file` null,
@@ -210,9 +280,12 @@ class Storage:
         return kept
 
     def delete(self, recording: Recording) -> None:
-        """WAV first, then the sidecar: a WAV is never left without its sidecar."""
+        """WAV first, then the sidecar (then the sealed sidecar): a WAV is never left without
+        its sidecar."""
         recording.wav.unlink(missing_ok=True)
         recording.sidecar.unlink(missing_ok=True)
+        if recording.sealed_meta is not None:
+            recording.sealed_meta.unlink(missing_ok=True)
 
     def enforce(
         self, max_age_s: float, max_count: int, max_total_bytes: int, now: datetime
@@ -254,12 +327,33 @@ class Storage:
             meta = _read_sidecar(sidecar)
             if meta is None:
                 continue
+            sealed_meta = None
+            if meta.get("encrypted") is True:
+                wav = self.directory / f"{sidecar.stem}.wav{SEALED_SUFFIX}"
+                sealed_meta = self.directory / f"{sidecar.stem}.json{SEALED_SUFFIX}"
             if meta.get("audio_file", wav.name) is None and meta.get("audio_deleted"):
                 pass  # kept without its audio, on purpose
             elif meta.get("audio_file", wav.name) != wav.name or not _is_regular(wav):
                 continue
-            out.append(Recording(sidecar.stem, wav, sidecar, meta))
+            out.append(Recording(sidecar.stem, wav, sidecar, meta, sealed_meta))
         return out
+
+
+def _json_bytes(meta: dict[str, Any]) -> bytes:
+    return (json.dumps(meta, indent=2) + "\n").encode()
+
+
+def _index(meta: dict[str, Any]) -> dict[str, Any]:
+    """A sealed recording's plaintext index: what listing and retention need, no more."""
+    keep = (*INDEX_KEYS, "audio_deleted")
+    return {k: meta[k] for k in keep if k in meta}
+
+
+def _rid(name: str) -> str:
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _audio_deleted(sidecar: Path) -> bool:

@@ -23,6 +23,16 @@ class DeviceRestored:
     description: str
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Samples the device captured but that were lost before reaching the frames (an input
+    overflow, the queue full): `samples` 16 kHz samples missing just before the delivered
+    sample `position` (counted like the frames: frame index * 1280 + offset in the frame)."""
+
+    position: int
+    samples: int
+
+
 SourceItem = Frame | DeviceLost | DeviceRestored | None
 """A frame, a change in the device's health, or None: no audio yet (a live source's tick)."""
 

@@ -16,6 +16,7 @@ restored) and `MicSource`, which owns the stream and strings them together.
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import queue
 import threading
@@ -29,12 +30,13 @@ import numpy as np
 from recorder import threads
 from recorder.audio import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Frame, StreamResampler, to_int16
 from recorder.errors import RecorderError
-from recorder.sources.base import DeviceLost, DeviceRestored, SourceItem, StopFlag
+from recorder.sources.base import DeviceLost, DeviceRestored, Gap, SourceItem, StopFlag
 
 log = logging.getLogger("recorder.mic")
 
 LOSS_REPORT_S = 10.0  # at most one warning this often while audio is being lost
 QUEUE_BLOCKS = 125  # 10 s of audio: rides out a slow indicator command or disk
+MAX_GAPS = 1000
 STALL_S = 2.0
 BACKOFF_S = (0.5, 5.0)  # first retry delay, doubling up to the maximum
 TICK_S = 0.1
@@ -199,6 +201,11 @@ class Reframer:
         self._pending = np.zeros(0, dtype=np.int16)
         self._resampler = StreamResampler(fmt.rate) if fmt.rate != SAMPLE_RATE else None
 
+    @property
+    def position(self) -> int:
+        """The next delivered sample's number (frame index * FRAME_SAMPLES + offset)."""
+        return self.index * FRAME_SAMPLES + len(self._pending)
+
     def push(self, block: np.ndarray) -> Iterator[Frame]:
         samples = self._convert(block)
         self._pending = np.concatenate([self._pending, samples]) if len(self._pending) else samples
@@ -296,12 +303,20 @@ class MicSource:
         self.live = True
         self.info: dict[str, Any] = {}
         """device_rate, device_channels and channel of the open stream (for the sidecar)."""
-        self.queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self.queue: queue.Queue[tuple[np.ndarray, int]] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        """(block, device samples lost just before it)."""
         self.dropped_blocks = 0
         self.overflows = 0
+        self.gaps: collections.deque[Gap] = collections.deque(maxlen=MAX_GAPS)
+        """The latest losses, in the frames' sample count, for the sidecars of requests."""
+        self._lost_pending = 0  # callback thread only: device samples lost since the last put
+        self._next_adc = 0.0
         self.stream: Any = None
         self.format: OpenFormat | None = None
         self._closer: threading.Thread | None = None  # a close blocked in the background
+        self._want_closed = False
+        self.closed = False
+        """The stream was closed on request (mute) and its close has finished."""
         if not wait_for_device:
             self._open()
 
@@ -374,9 +389,15 @@ class MicSource:
             self._closer = None
         return self._closer is not None
 
+    def set_closed(self, closed: bool) -> None:
+        """Ask for the stream to be closed (the device released) or reopened; the generator
+        acts on it at its next step and `closed` turns True once the device is released."""
+        self._want_closed = closed
+
     def _drain(self) -> None:
         while not self.queue.empty():
             self.queue.get_nowait()
+        self._lost_pending, self._next_adc = 0, 0.0
 
     def _rescan(self) -> None:
         """Re-initialise PortAudio so that devices plugged in since are seen.
@@ -392,12 +413,21 @@ class MicSource:
             log.debug("PortAudio re-initialisation failed: %s", e)
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        lost = self._lost_pending
+        adc = getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0
         if status.input_overflow:
             self.overflows += 1
+            if adc > 0 and self._next_adc > 0 and self.format is not None:
+                # what the device captured meanwhile, measured on its own clock
+                lost += max(0, round((adc - self._next_adc) * self.format.rate))
+        if adc > 0 and self.format is not None:
+            self._next_adc = adc + frames / self.format.rate
         try:
-            self.queue.put_nowait(indata.copy())
+            self.queue.put_nowait((indata.copy(), lost))
+            self._lost_pending = 0
         except queue.Full:
             self.dropped_blocks += 1
+            self._lost_pending = lost + frames
 
     def frames(self, should_stop: StopFlag) -> Iterator[SourceItem]:
         """Frames, numbered on across reopens; DeviceLost / DeviceRestored around a loss."""
@@ -405,7 +435,20 @@ class MicSource:
         reframer: Reframer | None = None
         next_index = 0
         self._reported, self._reported_at = (0, 0), 0.0
+        closed_at: float | None = None
         while not should_stop():
+            if self._want_closed:
+                if closed_at is None:
+                    self._close()
+                    reframer, closed_at = None, time.monotonic()
+                self.closed = not self._closing()
+                time.sleep(TICK_S)
+                yield None
+                continue
+            if closed_at is not None:  # reopen; frame numbers go on as if time had passed
+                next_index += round((time.monotonic() - closed_at) / FRAME_S)
+                self.closed, closed_at = False, None
+                backoff.reset(now_too=True)
             if self.stream is None:
                 if not backoff.due() or self._closing():
                     time.sleep(min(TICK_S, backoff.remaining()) if not backoff.due() else TICK_S)
@@ -419,7 +462,7 @@ class MicSource:
                 assert self.format is not None
                 reframer = Reframer(self.format, next_index)
             try:
-                block = self.queue.get(timeout=TICK_S)
+                block, lost = self.queue.get(timeout=TICK_S)
             except queue.Empty:
                 yield from self._check_silence(health, backoff)
                 continue
@@ -428,6 +471,10 @@ class MicSource:
                 backoff.reset()
                 yield DeviceRestored(self.description)
             self._report_losses(health.last_audio)
+            if lost:
+                self.gaps.append(
+                    Gap(reframer.position, round(lost * SAMPLE_RATE / reframer.fmt.rate))
+                )
             yield from reframer.push(block)
             next_index = reframer.index
 

@@ -29,6 +29,7 @@ from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.machine import EndReason, WakeDetected
 from recorder.pipeline import build_engine, build_machine, build_vad, build_verifiers, step
+from recorder.seal import Unsealer, is_sealed
 from recorder.sources import chunk
 from recorder.vad import gate_vad
 from recorder.verifier import WINDOW, features
@@ -45,7 +46,9 @@ def find_wavs(paths: Iterable[Path]) -> list[Path]:
     for p in paths:
         if p.is_dir():
             found += sorted(
-                f for f in p.rglob("*") if f.suffix.lower() == ".wav" and not f.is_dir()
+                f
+                for f in p.rglob("*")
+                if f.name.lower().endswith((".wav", ".wav.age")) and not f.is_dir()
             )
         else:
             found.append(p)  # an unreadable or missing file is skipped with its reason later
@@ -64,6 +67,16 @@ def estimate_s(path: Path) -> float:
     return max(frames, 0) / info.sample_rate
 
 
+def _read(job: Job) -> np.ndarray:
+    """A job's samples; a sealed recording is decrypted in memory with its identity."""
+    path = Path(job.path)
+    if not is_sealed(path):
+        return read_wav(path)
+    if job.identity is None:
+        raise RecorderError(f"{path}: sealed; give --identity FILE")
+    return read_wav(path, content=Unsealer(Path(job.identity)).read(path))
+
+
 def _reason(path: str, e: Exception) -> str:
     text = str(e)
     return text[len(path) + 2 :] if text.startswith(f"{path}: ") else text
@@ -73,6 +86,8 @@ def _reason(path: str, e: Exception) -> str:
 class Job:
     kind: str  # "score" (engine + VAD + machine), "positive" (padded clip), "negative"
     path: str
+    identity: str | None = None
+    """An age identity file, for a sealed recording (*.wav.age)."""
 
 
 @dataclass
@@ -110,7 +125,7 @@ class Worker:
 
     def run(self, job: Job) -> Result:
         try:
-            samples = read_wav(Path(job.path))
+            samples = _read(job)
         except RecorderError as e:
             return Result(job.path, skipped=_reason(job.path, e))
         except MemoryError:  # read_wav takes a data chunk of size 0 for one of unknown length

@@ -33,6 +33,17 @@ def add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_identity(p: argparse.ArgumentParser) -> None:
+    """--identity: read sealed recordings (*.wav.age) too, decrypted in memory."""
+    p.add_argument(
+        "--identity",
+        type=Path,
+        metavar="FILE",
+        help="age identity file: sealed recordings (*.wav.age) are decrypted in memory "
+        "(needs recorder[crypto])",
+    )
+
+
 def add_wake_flags(p: argparse.ArgumentParser) -> None:
     """--model, --threshold and --patience, as `recorder run` takes them."""
     p.add_argument(
@@ -59,6 +70,16 @@ def load_config(args: argparse.Namespace, models: Sequence[str] | None = None) -
         threshold=getattr(args, "threshold", None),
         patience=getattr(args, "patience_frames", None),
     )
+
+
+def identity_arg(args: argparse.Namespace) -> str | None:
+    """The --identity file, checked before any audio is processed."""
+    if getattr(args, "identity", None) is None:
+        return None
+    from recorder.seal import Unsealer
+
+    Unsealer(args.identity)  # a missing or bad file is a one-line error now, not per file
+    return str(args.identity.expanduser().resolve())
 
 
 def jobs_arg(args: argparse.Namespace) -> int:

@@ -11,7 +11,15 @@ from typing import Any
 from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
 from recorder.tools.jobs import Job, Progress, estimate_s, find_wavs, run_jobs
-from recorder.tools.options import add_common, add_wake_flags, check_plot, jobs_arg, load_config
+from recorder.tools.options import (
+    add_common,
+    add_identity,
+    add_wake_flags,
+    check_plot,
+    identity_arg,
+    jobs_arg,
+    load_config,
+)
 from recorder.tools.report import emit, report_skipped, score_json, score_table, write_csv
 
 MAX_PLOT_FILES = 12
@@ -35,6 +43,7 @@ def add_parser(sub: Any) -> None:
         help="WAV files, or directories searched for *.wav",
     )
     add_common(sc)
+    add_identity(sc)
     add_wake_flags(sc)
     out = sc.add_mutually_exclusive_group()
     out.add_argument(
@@ -73,7 +82,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     progress = Progress(sum(estimate_s(p) for p in paths))
     try:
         results = run_jobs(
-            config, engine, [Job("score", str(p)) for p in paths], jobs_arg(args), progress
+            config,
+            engine,
+            [Job("score", str(p), identity_arg(args)) for p in paths],
+            jobs_arg(args),
+            progress,
         )
     finally:
         progress.close()

@@ -22,7 +22,14 @@ from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
 from recorder.tools.jobs import PAD_S, Job, Progress, Result, estimate_s, find_wavs, run_jobs
-from recorder.tools.options import add_common, check_plot, jobs_arg, load_config
+from recorder.tools.options import (
+    add_common,
+    add_identity,
+    check_plot,
+    identity_arg,
+    jobs_arg,
+    load_config,
+)
 from recorder.tools.report import TuneRow, emit, report_skipped, tune_table
 
 DEFAULT_THRESHOLDS = "0.05:0.95:0.05"
@@ -62,6 +69,7 @@ def add_parser(sub: Any) -> None:
         help="recordings without the wake word",
     )
     add_common(tu)
+    add_identity(tu)
     tu.add_argument(
         "--model",
         metavar="NAME_OR_PATH[:CLASS]",
@@ -246,8 +254,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     engine = build_engine(config)
     name = pick_name(engine.names, cls, args.model or config.wake.models[0])
     column = list(engine.names).index(name)
-    jobs = [Job("positive", str(p)) for p in positives] + [
-        Job("negative", str(p)) for p in negatives
+    jobs = [Job("positive", str(p), identity_arg(args)) for p in positives] + [
+        Job("negative", str(p), identity_arg(args)) for p in negatives
     ]
     progress = Progress(
         sum(estimate_s(p) + 2 * PAD_S for p in positives) + sum(estimate_s(p) for p in negatives)

@@ -1,0 +1,168 @@
+"""Mute closes the microphone: while muted the daemon holds no descriptor on the device, and
+`muted` is shown only once it is released; unmute reopens it and requests are saved again.
+The physical mute switch (gpiozero's mock pins) forces mute and overrides unmute."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gpiozero
+import pytest
+from conftest import AUDIO, read_pcm, recordings, run_recorder
+from gpiozero.pins.mock import MockFactory
+from virtual_mic import VirtualMic
+from virtual_mic import mic_daemon as daemon
+
+from recorder import daemon as daemon_mod
+from recorder.config import Config, StorageConfig, WakeConfig
+from recorder.mute import MuteButton, MuteSwitch
+from recorder.sources import FileSource
+
+
+def holds(pid: int, path: Path) -> bool:
+    """Whether process `pid` has an open descriptor on `path`."""
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(fds / fd) == str(path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_mute_releases_the_device_and_unmute_records_again(tmp_path):
+    audio = read_pcm(AUDIO / "jarvis_pause_command.wav")
+    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+        d.wait_state("listening")
+        pid = d.proc.pid
+        assert holds(pid, mic.fifo)  # the open stream reads the device
+        ctl = ("--runtime-dir", str(tmp_path / "run"), "--state-dir", str(tmp_path / "state.d"))
+        proc = run_recorder("mute", *ctl)
+        assert proc.returncode == 0, proc.stderr.decode()
+        d.wait_state("muted", timeout=10)
+        assert not holds(pid, mic.fifo), d.log()  # shown muted: already released
+        assert list(d.rec_dir.glob("*.json")) == []
+        proc = run_recorder("unmute", *ctl)
+        assert proc.returncode == 0, proc.stderr.decode()
+        d.wait_state("listening", timeout=10)
+        d.wait_for("the device reopened", lambda: holds(pid, mic.fifo), 10)
+        start = mic.play(audio)
+        d.wait_for("a saved request", lambda: any(d.rec_dir.glob("*.json")), 30)
+        d.terminate()
+        [(meta, samples)] = recordings(d.rec_dir)
+        found = mic.find(samples)  # bit-exact audio from the device, played after the unmute
+        assert found and found[0] >= start, d.log()
+        audit = (tmp_path / "state.d" / "audit.log").read_text()
+        assert f'"event":"muted","by":"daemon","uid":{os.getuid()}' in audit
+
+
+def test_a_daemon_started_muted_never_holds_the_device(tmp_path):
+    state_dir = tmp_path / "state.d"
+    MuteSwitch(state_dir).set(True)
+    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+        d.wait_state("muted")
+        assert not holds(d.proc.pid, mic.fifo), d.log()
+
+
+@pytest.fixture
+def pins():
+    previous = gpiozero.Device.pin_factory
+    gpiozero.Device.pin_factory = MockFactory()
+    yield gpiozero.Device.pin_factory
+    gpiozero.Device.pin_factory.reset()
+    gpiozero.Device.pin_factory = previous
+
+
+class SwitchedAt:
+    """A file source during which the test flips the mute switch at given frames."""
+
+    def __init__(self, inner: FileSource, actions: dict[int, object]):
+        self.inner, self.actions = inner, actions
+        self.description, self.live = inner.description, inner.live
+
+    def frames(self, should_stop):
+        for frame in self.inner.frames(should_stop):
+            action = self.actions.get(frame.index)
+            if action is not None:
+                action()
+            yield frame
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_the_mute_switch_forces_mute_and_overrides_unmute(tmp_path, pins):
+    pin = pins.pin(17)
+    config = Config(
+        wake=WakeConfig(models=("hey_jarvis",)),
+        storage=StorageConfig(directory=str(tmp_path / "rec")),
+        base_dir=tmp_path,
+    )
+    replies = []
+    source = SwitchedAt(
+        FileSource(AUDIO / "two_requests.wav"),
+        {
+            1: lambda: pin.drive_low(),  # switch closed (to ground): muted
+            10: lambda: replies.append(d.control("unmute")),
+            75: lambda: pin.drive_high(),  # 6.0 s, between the two requests: open again
+        },
+    )
+    d = daemon_mod.build_daemon(config, source, MuteSwitch(tmp_path / "state"))
+    d.mute_button = MuteButton(17)
+    d.p.storage.prepare()
+    records = []
+    d.journal.subscribe(records.append)
+    d.run()
+    d.mute_button.close()
+    assert replies and replies[0]["ok"] is False and "switch" in replies[0]["error"]
+    events = [(r["event"], r.get("switch")) for r in records if "muted" in r["event"]]
+    assert events == [("muted", True), ("unmuted", True)]
+    recs = recordings(tmp_path / "rec")
+    assert len(recs) == 1  # the first request fell inside the switch's mute
+    assert recs[0][0]["source_offset_s"] > 6.0
+
+
+def test_mute_switch_without_gpiozero_is_one_line_exit_2(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[indicator]\nmute_switch = 17\n")
+    env = {"GPIOZERO_PIN_FACTORY": "nonexistent"}
+    proc = run_recorder(
+        "run",
+        "--config",
+        str(cfg),
+        "--source",
+        f"file:{AUDIO / 'jarvis_bare.wav'}",
+        "--recordings",
+        str(tmp_path / "rec"),
+        env=env,
+    )
+    assert proc.returncode == 2
+    [line] = proc.stderr.decode().strip().splitlines()[-1:]
+    assert line.startswith("recorder: error: [indicator] mute_switch"), proc.stderr
+
+
+def test_a_file_source_with_a_state_dir_honours_a_persisted_mute(tmp_path):
+    state, rec = tmp_path / "state", tmp_path / "rec"
+    scene = f"file:{AUDIO / 'jarvis_pause_command.wav'}"
+    assert (
+        run_recorder(
+            "mute", "--state-dir", str(state), "--runtime-dir", str(tmp_path / "r")
+        ).returncode
+        == 0
+    )
+    proc = run_recorder(
+        "run", "--source", scene, "--recordings", str(rec), "--state-dir", str(state)
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"(muted)" in proc.stderr and list(rec.glob("*.json")) == []
+    MuteSwitch(state).set(False)
+    proc = run_recorder(
+        "run", "--source", scene, "--recordings", str(rec), "--state-dir", str(state)
+    )
+    assert proc.returncode == 0 and len(list(rec.glob("*.json"))) == 1
+    # the default state directory muted: a file source without --state-dir does not obey it
+    assert run_recorder("mute", "--runtime-dir", str(tmp_path / "r")).returncode == 0
+    proc = run_recorder("run", "--source", scene, "--recordings", str(tmp_path / "rec2"))
+    assert proc.returncode == 0 and len(list((tmp_path / "rec2").glob("*.json"))) == 1
