@@ -421,6 +421,8 @@ class Daemon:
             meta.end_reason,
             meta.source_offset_s,
         )
+        if rec.sealed and self.handoff is not None:
+            self.handoff.hold(rec, event.audio)  # the transcriber cannot read the files back
         self.journal.publish(
             "saved",
             id=rec.id,
@@ -614,7 +616,7 @@ def run(
         else None
     )
     if not dry_run and (config.handoff.command or config.handoff.wyoming):
-        daemon.handoff = Handoff(config, daemon.journal)
+        daemon.handoff = Handoff(config, daemon.journal, daemon.p.storage)
         daemon.journal.subscribe(daemon.handoff.sink)
     log.info(
         "listening on %s for %s (recordings in %s)%s",

@@ -17,6 +17,7 @@ logged and counted. The recording itself is never lost or changed by either.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import grp
 import hashlib
 import json
@@ -32,6 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from recorder import stt, threads
 from recorder.audio import read_wav
@@ -101,14 +104,20 @@ def load_recording(sidecar: Path) -> Recording:
 
 
 def transcribe_recording(
-    storage: Storage, rec: Recording, h: HandoffConfig
+    storage: Storage, rec: Recording, h: HandoffConfig, samples: np.ndarray | None = None
 ) -> tuple[Recording, stt.Transcript | None, str | None]:
     """Transcribe one saved request and record the outcome in its sidecar; then apply
-    keep_audio. Returns the updated recording, the transcript or the error."""
+    keep_audio. Returns the updated recording, the transcript or the error.
+
+    `samples`: the request's audio as it was saved, held in memory (a sealed recording, which
+    this device cannot read back); otherwise the audio file is read."""
     if not rec.has_audio:
         return rec, None, "the audio was deleted"
+    if samples is None and (rec.sealed or rec.meta.get("encrypted")):
+        return rec, None, "sealed: this device cannot read it back (only at the save)"
     try:
-        samples = read_wav(rec.wav)
+        if samples is None:
+            samples = read_wav(rec.wav)
         if hashlib.sha256(samples.astype("<i2").tobytes()).hexdigest() != rec.meta.get(
             "audio_sha256"
         ):
@@ -120,9 +129,7 @@ def transcribe_recording(
                 rec = storage.update_meta(rec, transcript_error=str(e))
         return rec, None, str(e)
     meta = {k: v for k, v in rec.meta.items() if k != "transcript_error"}
-    rec = _rewrite(
-        storage, Recording(rec.id, rec.wav, rec.sidecar, meta), transcript=transcript.to_json()
-    )
+    rec = _rewrite(storage, dataclasses.replace(rec, meta=meta), transcript=transcript.to_json())
     if h.keep_audio == "until_transcribed":
         rec = storage.drop_audio(rec, "transcribed")
     return rec, transcript, None
@@ -130,14 +137,14 @@ def transcribe_recording(
 
 def _rewrite(storage: Storage, rec: Recording, **fields: Any) -> Recording:
     """update_meta with keys removed as well as set: the sidecar is written whole."""
-    bare = Recording(rec.id, rec.wav, rec.sidecar, {})
+    bare = dataclasses.replace(rec, meta={})
     return storage.update_meta(bare, **{**rec.meta, **fields})
 
 
 class Handoff:
     """The two workers and their bounded queues; `sink` is the journal's subscriber."""
 
-    def __init__(self, config: Config, journal: Journal):
+    def __init__(self, config: Config, journal: Journal, storage: Storage | None = None):
         self.config = config
         self.h = config.handoff
         self.journal = journal
@@ -151,6 +158,11 @@ class Handoff:
         self._stopping = threading.Event()
         self._abandon = threading.Event()
         self._running: subprocess.Popen[bytes] | None = None
+        self.storage = storage
+        """The daemon's storage: with its sealer, a sealed sidecar can gain the transcript."""
+        self._held: dict[str, tuple[Recording, np.ndarray]] = {}
+        """Sealed requests waiting for transcription: the recording as saved and its audio,
+        in memory only (the files on disk are ciphertext)."""
         self._workers: list[threading.Thread] = []
         if self.argv:
             self._workers.append(self._start("handoff command", self._commands, self._run_command))
@@ -187,6 +199,13 @@ class Handoff:
             setattr(self.counts, what, getattr(self.counts, what) + 1)
 
     # --- on the audio loop's thread: never blocks ---------------------------------------------
+    def hold(self, rec: Recording, samples: np.ndarray) -> None:
+        """Before a sealed request's `saved` record: keep what the transcriber needs in
+        memory, since the device cannot decrypt the files."""
+        if self.h.wyoming and not self._stopping.is_set():
+            with self._lock:
+                self._held[rec.id] = (rec, samples)
+
     def sink(self, record: Record) -> None:
         if record["event"] != "saved" or record.get("dry_run") or self._stopping.is_set():
             return
@@ -198,6 +217,9 @@ class Handoff:
             try:
                 q.put_nowait(record)
             except queue.Full:
+                if name == "transcription":
+                    with self._lock:
+                        self._held.pop(record["id"], None)
                 self._count("skipped")
                 log.warning(
                     "hand-off: %d requests already wait for the %s; skipped it for %s",
@@ -269,10 +291,15 @@ class Handoff:
 
     def _transcribe(self, record: Record) -> None:
         sidecar = Path(record["sidecar"])
-        storage = Storage(sidecar.parent)
+        with self._lock:
+            held = self._held.pop(record["id"], None)
+        storage = self.storage if self.storage is not None else Storage(sidecar.parent)
         try:
-            rec = load_recording(sidecar)
-            rec, transcript, error = transcribe_recording(storage, rec, self.h)
+            if held is not None:
+                rec, transcript, error = transcribe_recording(storage, held[0], self.h, held[1])
+            else:
+                rec = load_recording(sidecar)
+                rec, transcript, error = transcribe_recording(storage, rec, self.h)
         except StorageError as e:
             rec, transcript, error = None, None, str(e)
         if error is not None:

@@ -238,7 +238,7 @@ class Storage:
         meta = {**recording.meta, **fields}
         files: list[tuple[Path, bytes]] = []
         if recording.sealed_meta is not None:
-            full = "audio_sha256" in recording.meta
+            full = "audio_sha256" in meta  # the whole sidecar, as `save` returned it
             if full and self.sealer is not None:
                 files.append((recording.sealed_meta, self.sealer.seal(_json_bytes(meta))))
             elif set(fields) - {*INDEX_KEYS, "audio_deleted"}:

@@ -55,7 +55,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     storage.check()
     recs = storage.list()
     if args.pending:
-        chosen = [r for r in recs if r.has_audio and "transcript" not in r.meta]
+        chosen = [r for r in recs if r.has_audio and not r.sealed and "transcript" not in r.meta]
     else:
         by_id = {r.id: r for r in recs}
         missing = [i for i in args.ids if i not in by_id]

@@ -208,3 +208,33 @@ def test_the_transcript_is_published_as_a_transcribed_event(tmp_path):
     assert "music" in event["transcript"]["text"].split()
     assert json.loads(rec.sidecar.read_text())["transcript"] == event["transcript"]
     assert handoff.status()["transcribed"] == 1
+
+
+def test_a_sealed_request_is_transcribed_from_memory_and_the_transcript_is_sealed(tmp_path):
+    """The device cannot read back what it sealed: the transcriber gets the saved samples in
+    memory, and the transcript goes into the sealed sidecar only, never the plaintext index."""
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    sock, received = tmp_path / "stt.sock", tmp_path / "received"
+    received.mkdir()
+    extra = f'keep_audio = "until_transcribed"\n[storage]\nencrypt_to = ["{identity.to_public()}"]'
+    with stt_server(sock, "real", received):
+        run(tmp_path, config(tmp_path, sock, extra))
+    [index] = sidecars(tmp_path)
+    assert index["encrypted"] is True and "transcript" not in index and "audio_sha256" not in index
+    meta = json.loads(
+        pyrage.decrypt((tmp_path / "rec" / index["meta_file"]).read_bytes(), [identity])
+    )
+    assert "music" in meta["transcript"]["text"].split(), meta
+    assert [p.read_text() for p in received.iterdir()] == [meta["audio_sha256"]]
+    # the words are kept, the (sealed) voice deleted; the index says so
+    assert index["audio_file"] is None and index["audio_deleted"] == "transcribed"
+    assert meta["audio_deleted"] == "transcribed"
+    assert not list((tmp_path / "rec").glob("*.wav*"))
+    # a retry cannot read it back: it is not pending, and asking for it says why
+    cfg = config(tmp_path, sock, extra.replace('keep_audio = "until_transcribed"\n', ""))
+    pending = run_recorder(
+        "transcribe", "--pending", "--config", str(cfg), "--recordings", str(tmp_path / "rec")
+    )
+    assert pending.returncode == 0 and b"nothing to transcribe" in pending.stdout
