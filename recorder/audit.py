@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recorder.dirs import private_dir
+from recorder.dirs import fsync_dir, private_dir
 from recorder.errors import RecorderError
 from recorder.recording import utc_iso
 
@@ -112,7 +112,7 @@ class AuditLog:
             finally:
                 os.close(fd)
             if created:
-                _fsync_dir(self.state_dir)
+                fsync_dir(self.state_dir)
             return entry
         finally:
             os.close(lock_fd)
@@ -126,7 +126,7 @@ class AuditLog:
             for older, newer in zip(reversed(names[1:]), reversed(names[:-1]), strict=True):
                 if newer.exists():
                     os.replace(newer, older)
-        _fsync_dir(self.state_dir)
+        fsync_dir(self.state_dir)
 
     def _last_line(self) -> bytes | None:
         for path in reversed(self.files()):
@@ -202,11 +202,3 @@ class AuditLog:
             head = expected
             count += 1
         return Verdict(True, count, f"intact: {count} entries", head)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

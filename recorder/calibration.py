@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from recorder.audio import Frame
+from recorder.dirs import fsync_dir
 from recorder.errors import RecorderError
 from recorder.machine import State, WakeDetected
 
@@ -161,11 +162,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_dir(path.parent)
 
 
 class _Counter:

@@ -46,3 +46,12 @@ def private_dir(path: Path, what: str) -> Path:
         os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
     check_private_dir(path, what)
     return path
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the renames and removals in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

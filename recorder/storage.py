@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from recorder.audio import write_wav
-from recorder.dirs import check_private_dir, private_dir
+from recorder.dirs import check_private_dir, fsync_dir, private_dir
 from recorder.errors import RecorderError
 from recorder.seal import SEALED_SUFFIX, Sealer
 
@@ -103,14 +103,6 @@ class Recording:
         return total
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _new_file(path: Path) -> Iterator[Any]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -169,7 +161,7 @@ class Storage:
         for wav in [*d.glob("*.wav"), *d.glob(f"*.wav{SEALED_SUFFIX}")]:
             if _audio_deleted(d / f"{_rid(wav.name)}.json"):
                 wav.unlink(missing_ok=True)  # an interrupted drop_audio
-        _fsync_dir(d)
+        fsync_dir(d)
 
     def _free_id(self, base: str) -> str:
         """`base`, or `base_1`, `base_2`, ... ('_' sorts after '.', so names keep time order)."""
@@ -214,7 +206,7 @@ class Storage:
                     f.write(data)
             for tmp, (path, _) in zip(tmps, files, strict=True):
                 os.replace(tmp, path)
-            _fsync_dir(d)
+            fsync_dir(d)
         except OSError as e:
             for p in tmps:
                 with contextlib.suppress(OSError):
@@ -256,7 +248,7 @@ class Storage:
                     f.write(data)
             for tmp, (path, _) in zip(tmps, files, strict=True):
                 os.replace(tmp, path)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as e:
             for tmp in tmps:
                 with contextlib.suppress(OSError):
@@ -274,7 +266,7 @@ class Storage:
         kept = self.update_meta(recording, audio_file=None, audio_deleted=why)
         try:
             recording.wav.unlink(missing_ok=True)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as e:
             raise StorageError(f"{recording.wav}: {e.strerror or e}") from e
         return kept
@@ -310,7 +302,7 @@ class Storage:
         for r in doomed:
             self.delete(r)
         if doomed:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return doomed
 
     def list(self) -> list[Recording]:
