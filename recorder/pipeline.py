@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from recorder import models
 from recorder.audio import Frame, s_to_frames
 from recorder.config import Config
-from recorder.engine import OpenWakeWordEngine, WakeEngine
+from recorder.engines import OpenWakeWordEngine, WakeEngine
 from recorder.errors import RecorderError
 from recorder.indicators import Devices, Indicator, build_indicators
 from recorder.indicators.chime import ChimePlayer

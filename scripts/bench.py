@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from make_test_audio import noise_bed  # noqa: E402
 
 from recorder import models  # noqa: E402
-from recorder.engine import OpenWakeWordEngine  # noqa: E402
+from recorder.engines import OpenWakeWordEngine  # noqa: E402
 from recorder.vad import gate_vad  # noqa: E402
 
 RATE, FRAME = 16000, 1280

@@ -29,7 +29,7 @@ from make_test_audio import noise_bed  # noqa: E402
 
 from recorder import models  # noqa: E402
 from recorder.audio import SAMPLE_RATE, read_wav, resample  # noqa: E402
-from recorder.engine import OpenWakeWordEngine  # noqa: E402
+from recorder.engines import OpenWakeWordEngine  # noqa: E402
 from recorder.sources.mic import OpenFormat, Reframer  # noqa: E402
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "openwakeword"

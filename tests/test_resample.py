@@ -11,7 +11,7 @@ import pytest
 from conftest import AUDIO, RATE, oww_fixture, read_pcm
 
 from recorder.audio import read_wav, resample
-from recorder.engine import OpenWakeWordEngine
+from recorder.engines import OpenWakeWordEngine
 from recorder.models import resolve_wake_model
 from recorder.sources.mic import OpenFormat, Reframer
 

@@ -17,7 +17,7 @@ from conftest import AUDIO, RATE, SCENES, read_pcm, recordings, run_recorder
 from virtual_mic import VirtualMic, mic_daemon
 
 from recorder.audio import resample
-from recorder.engine import OpenWakeWordEngine
+from recorder.engines import OpenWakeWordEngine
 from recorder.models import resolve_wake_model
 from recorder.sources.mic import FormatError, MicFormat, OpenFormat, _negotiate
 

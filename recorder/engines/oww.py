@@ -17,9 +17,9 @@ holds speech gets the score the ungated engine would give.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -33,17 +33,6 @@ MEL_ROWS_PER_FRAME = 8
 MEL_BINS = 32
 EMBEDDING_WINDOW = 76  # mel rows per embedding
 EMBEDDING_DIM = 96
-
-
-class WakeEngine(Protocol):
-    """Turns frames into a score per wake word (model name, or model:class for multi-class)."""
-
-    @property
-    def names(self) -> Sequence[str]: ...
-
-    def process(self, samples: np.ndarray) -> Mapping[str, float]: ...
-
-    def reset(self) -> None: ...
 
 
 def _session(path: Path) -> Any:

@@ -8,7 +8,7 @@ from conftest import AUDIO, SCENES, oww_fixture, read_pcm
 
 from recorder import models
 from recorder.audio import FRAME_SAMPLES
-from recorder.engine import OpenWakeWordEngine
+from recorder.engines import OpenWakeWordEngine
 from recorder.errors import RecorderError
 
 MODELS = ["alexa", "hey_jarvis", "hey_mycroft", "hey_rhasspy", "weather"]
