@@ -300,7 +300,9 @@ class Daemon:
         previous, self.p = self.p, pipeline
         if previous.chime is not None:
             previous.chime.close(wait_s=None)  # what it still plays finishes in the background
-        self.machine.reconfigure(machine_settings(config, pipeline.engine.names))
+        engine = pipeline.engine
+        defaults = getattr(engine, "default_thresholds", None)
+        self.machine.reconfigure(machine_settings(config, engine.names, defaults))
         try:
             self.set_activations()
         except RecorderError as e:

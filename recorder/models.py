@@ -1,12 +1,16 @@
 """The model manifest: fetching openWakeWord's ONNX files, verifying them, resolving names.
 
 The manifest ships inside the package (`recorder/manifest.toml`); the downloaded `.onnx` files
-live in a data directory (see `models_dir`).
+live in a data directory (see `models_dir`). microWakeWord models ship inside the optional
+`pymicro-wakeword` package; the manifest names them and their licences, and `resolve_wake_model`
+turns `okay_nabu`, `micro:hey_jarvis` or a path to a microWakeWord JSON into a `MicroModelSpec`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import re
 import subprocess
@@ -14,7 +18,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.config import toml_key
@@ -33,6 +37,15 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
+class MicroFile:
+    """A microWakeWord model shipped in the pymicro-wakeword package: its JSON's name there."""
+
+    name: str
+    file: str
+    licence: str
+
+
+@dataclass(frozen=True)
 class Manifest:
     directory: Path
     distribution: str
@@ -41,6 +54,7 @@ class Manifest:
     path_in_wheel: str
     features: dict[str, ModelFile]
     wakewords: dict[str, ModelFile]
+    micro: dict[str, MicroFile] = field(default_factory=dict)
 
     def all_files(self) -> list[ModelFile]:
         return [*self.features.values(), *self.wakewords.values()]
@@ -125,6 +139,11 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
     for needed in ("melspectrogram", "embedding"):
         if needed not in features:
             raise RecorderError(f"{path}: invalid model manifest ([features] has no {needed})")
+    micro = {}
+    for name, e in table(data.get("micro", {}), "[micro]").items():
+        where = f"[micro.{toml_key(name)}]"
+        e = table(e, where)
+        micro[name] = MicroFile(name, text(e, "file", where, _FILE_NAME), text(e, "licence", where))
     return Manifest(
         directory,
         text(src, "distribution", "[source]"),
@@ -133,6 +152,7 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
         text(src, "path_in_wheel", "[source]"),
         features,
         entries("wakewords"),
+        micro,
     )
 
 
@@ -244,16 +264,110 @@ class WakeModelSpec:
     path: Path
 
 
-def resolve_wake_model(manifest: Manifest, name_or_path: str) -> WakeModelSpec:
-    """A manifest name (`hey_jarvis`) or a path to any openWakeWord-compatible .onnx model."""
+MICRO_PREFIX = "micro:"
+MICRO_EXTRA = "pip install 'recorder[micro]'"
+
+
+@dataclass(frozen=True)
+class MicroModelSpec:
+    """A microWakeWord model: its name (for scores and logs), JSON, TFLite file and the
+    detection settings its JSON gives (a detection is a sliding-window mean above the cutoff)."""
+
+    name: str
+    config: Path
+    path: Path
+    wake_word: str
+    probability_cutoff: float
+    sliding_window_size: int
+
+    @property
+    def default_threshold(self) -> float:
+        """The least score that detects: microWakeWord detects when the mean exceeds the cutoff,
+        the machine when the score reaches the threshold."""
+        return math.nextafter(self.probability_cutoff, math.inf)
+
+
+def micro_package_dir(name: str) -> Path:
+    """The installed pymicro_wakeword package's models directory; `name` is the model asked
+    for, for the error naming what is missing."""
+    try:
+        import pymicro_wakeword
+    except ImportError:
+        raise RecorderError(
+            f"micro model {name} needs the optional package pymicro-wakeword: {MICRO_EXTRA}"
+        ) from None
+    return Path(pymicro_wakeword.__file__).resolve().parent / "models"
+
+
+def micro_name(manifest: Manifest, key: str) -> str:
+    """The score name of a built-in micro model: bare unless an openWakeWord model has it."""
+    return MICRO_PREFIX + key if key in manifest.wakewords else key
+
+
+def load_micro_spec(config_path: Path, name: str | None = None) -> MicroModelSpec:
+    """A microWakeWord JSON (with its .tflite beside it), checked."""
+    where = f"micro model {config_path}"
+    try:
+        data = json.loads(config_path.read_text())
+    except FileNotFoundError:
+        raise RecorderError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecorderError(f"{where}: cannot read it ({e.__class__.__name__})") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise RecorderError(f"{where}: not valid JSON") from None
+    micro = data.get("micro") if isinstance(data, dict) else None
+    if not isinstance(micro, dict) or not isinstance(data.get("model"), str):
+        raise RecorderError(f'{where}: not a microWakeWord model (no "model" and "micro")')
+    cutoff, window = micro.get("probability_cutoff"), micro.get("sliding_window_size")
+    if not isinstance(cutoff, int | float) or isinstance(cutoff, bool) or not 0 < cutoff < 1:
+        raise RecorderError(f"{where}: probability_cutoff must be between 0 and 1, got {cutoff!r}")
+    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 1000:
+        raise RecorderError(f"{where}: sliding_window_size must be 1 to 1000, got {window!r}")
+    tflite = config_path.parent / data["model"]
+    try:
+        with open(tflite, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        raise RecorderError(f"{where}: its model file {tflite} cannot be read") from None
+    if head[4:8] != b"TFL3":
+        raise RecorderError(f"{where}: {tflite} is not a TensorFlow Lite model")
+    return MicroModelSpec(
+        name or config_path.stem,
+        config_path,
+        tflite,
+        str(data.get("wake_word") or config_path.stem),
+        float(cutoff),
+        window,
+    )
+
+
+def resolve_wake_model(manifest: Manifest, name_or_path: str) -> WakeModelSpec | MicroModelSpec:
+    """A manifest name (`hey_jarvis`), a microWakeWord name (`okay_nabu`, `micro:hey_jarvis`),
+    a path to an openWakeWord-compatible .onnx model or to a microWakeWord JSON (or its .tflite,
+    with the JSON beside it)."""
     if name_or_path in manifest.wakewords:
         entry = manifest.wakewords[name_or_path]
         verify_installed(manifest, [entry])
         return WakeModelSpec(entry.name, manifest.path(entry))
+    key = name_or_path.removeprefix(MICRO_PREFIX)
+    if key in manifest.micro:
+        name = micro_name(manifest, key)
+        return load_micro_spec(micro_package_dir(name) / manifest.micro[key].file, name)
     path = Path(name_or_path)
+    if path.suffix in (".json", ".tflite"):
+        config = path.with_suffix(".json")
+        if not path.is_file() or not config.is_file():
+            missing = path if not path.is_file() else config
+            raise RecorderError(f"micro model {name_or_path}: no such file {missing}")
+        return load_micro_spec(config)
     if path.suffix == ".onnx" or os.sep in name_or_path:
         if not path.is_file():
             raise RecorderError(f"model {name_or_path}: no such file")
         return WakeModelSpec(path.stem, path)
-    known = ", ".join(sorted(manifest.wakewords))
-    raise RecorderError(f"unknown model {name_or_path!r}: use one of {known} or a path to a .onnx")
+    known = ", ".join(
+        [*sorted(manifest.wakewords), *sorted(micro_name(manifest, k) for k in manifest.micro)]
+    )
+    raise RecorderError(
+        f"unknown model {name_or_path!r}: use one of {known}, or a path to a .onnx or a "
+        "microWakeWord .json"
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from recorder import models
 from recorder.audio import Frame, s_to_frames
 from recorder.config import Config
-from recorder.engines import OpenWakeWordEngine, WakeEngine
+from recorder.engines import CompositeEngine, OpenWakeWordEngine, WakeEngine
 from recorder.errors import RecorderError
 from recorder.indicators import Devices, Indicator, build_indicators
 from recorder.indicators.chime import ChimePlayer
@@ -27,11 +27,33 @@ from recorder.verifier import apply as apply_verifiers
 from recorder.verifier import load as load_verifier
 
 
-def machine_settings(config: Config, names: Iterable[str]) -> MachineSettings:
+def thresholds(
+    config: Config, names: Iterable[str], defaults: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """Each model's threshold: `[wake.per_model.NAME] threshold`, else the model's own default
+    (`defaults`: a microWakeWord model's cutoff), else `[wake] threshold`."""
+    w, defaults = config.wake, defaults or {}
+    out = {}
+    for n in names:
+        o = w.per_model.get(n) or w.per_model.get(n.split(":")[0])
+        own = o is not None and o.threshold is not None
+        out[n] = w.threshold_for(n) if own or n not in defaults else defaults[n]
+    return out
+
+
+def engine_thresholds(config: Config, engine: WakeEngine) -> dict[str, float]:
+    """`thresholds` for the models of `engine`, with the defaults it has."""
+    return thresholds(config, engine.names, getattr(engine, "default_thresholds", None))
+
+
+def machine_settings(
+    config: Config, names: Iterable[str], defaults: Mapping[str, float] | None = None
+) -> MachineSettings:
+    """`defaults`: the thresholds of models that have their own (see `thresholds`)."""
     w, v = config.wake, config.vad
     names = list(names)
     return MachineSettings(
-        thresholds={n: w.threshold_for(n) for n in names},
+        thresholds=thresholds(config, names, defaults),
         patience_frames={n: w.patience_for(n) for n in names},
         refractory_frames=s_to_frames(w.refractory_s),
         lookback_frames=s_to_frames(v.lookback_s),
@@ -42,24 +64,41 @@ def machine_settings(config: Config, names: Iterable[str]) -> MachineSettings:
     )
 
 
-def resolve_models(config: Config) -> tuple[models.Manifest, list[models.WakeModelSpec]]:
-    """The manifest and the wake-word models of `[wake]`, every file's hash verified."""
+def resolve_models(
+    config: Config,
+) -> tuple[models.Manifest, list[models.WakeModelSpec | models.MicroModelSpec]]:
+    """The manifest and the wake-word models of `[wake]`, every file's hash verified (the
+    feature models' only when an openWakeWord model is asked for)."""
     manifest = models.load_manifest(
         config.path(config.wake.models_dir) if config.wake.models_dir else None
     )
-    models.verify_installed(manifest, list(manifest.features.values()))
-    return manifest, [models.resolve_wake_model(manifest, m) for m in config.wake.models]
+    specs = [models.resolve_wake_model(manifest, m) for m in config.wake.models]
+    if any(isinstance(s, models.WakeModelSpec) for s in specs):
+        models.verify_installed(manifest, list(manifest.features.values()))
+    return manifest, specs
 
 
-def build_engine(config: Config) -> OpenWakeWordEngine:
-    """The wake-word models of `[wake]`, verified, on one feature pipeline."""
+def build_engine(config: Config) -> WakeEngine:
+    """The wake-word models of `[wake]`, verified: the openWakeWord models on one feature
+    pipeline, the microWakeWord models on one frontend; both kinds: a composite of the two."""
     manifest, specs = resolve_models(config)
-    return OpenWakeWordEngine(
-        manifest.path(manifest.features["melspectrogram"]),
-        manifest.path(manifest.features["embedding"]),
-        specs,
-        gate=gate_vad() if config.wake.gate else None,
-    )
+    oww_specs = [s for s in specs if isinstance(s, models.WakeModelSpec)]
+    micro_specs = [s for s in specs if isinstance(s, models.MicroModelSpec)]
+    engines: list[WakeEngine] = []
+    if oww_specs:
+        engines.append(
+            OpenWakeWordEngine(
+                manifest.path(manifest.features["melspectrogram"]),
+                manifest.path(manifest.features["embedding"]),
+                oww_specs,
+                gate=gate_vad() if config.wake.gate else None,
+            )
+        )
+    if micro_specs:
+        from recorder.engines.micro import MicroWakeWordEngine
+
+        engines.append(MicroWakeWordEngine(micro_specs))
+    return engines[0] if len(engines) == 1 else CompositeEngine(engines)
 
 
 def build_vad(config: Config) -> WebRtcVad:
@@ -67,7 +106,8 @@ def build_vad(config: Config) -> WebRtcVad:
 
 
 def build_machine(config: Config, engine: WakeEngine, muted: bool = False) -> Machine:
-    return Machine(machine_settings(config, engine.names), muted=muted)
+    settings = machine_settings(config, engine.names, getattr(engine, "default_thresholds", None))
+    return Machine(settings, muted=muted)
 
 
 @dataclass(frozen=True)
@@ -90,8 +130,8 @@ def step(
     if machine.state in (State.MUTED, State.OFF):
         return None
     scores = engine.process(frame.samples)
-    if verifiers and isinstance(engine, OpenWakeWordEngine):
-        recent = engine.recent_embeddings
+    recent = getattr(engine, "recent_embeddings", None)
+    if verifiers and recent is not None:
         scores = apply_verifiers(
             scores, lambda: recent(WINDOW), verifiers, machine.settings.thresholds
         )
@@ -145,6 +185,11 @@ def build_pipeline(
     player = build_chime(config)
     engine = engine or build_engine(config)
     verifiers = build_verifiers(config, engine.names)
+    if verifiers and not hasattr(engine, "recent_embeddings"):
+        raise RecorderError(
+            f"[wake.per_model.{next(iter(verifiers))}] verifier: a verifier reads openWakeWord's "
+            "embeddings; add an openWakeWord model to [wake] models or remove the verifier"
+        )
     # The indicator last: it takes over the lights of the configuration it replaces.
     return Pipeline(
         config,
