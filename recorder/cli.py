@@ -446,7 +446,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             + (f"installed {len(installed)}" if installed else "all present and verified")
         )
         return 0
-    rows = [
+    rows: list[dict[str, str | None]] = [
         {
             "name": e.name,
             "kind": "feature" if e.name in manifest.features else "wake word",
@@ -458,11 +458,27 @@ def cmd_models(args: argparse.Namespace) -> int:
         }
         for e in manifest.all_files()
     ]
+    for key, m in manifest.micro.items():
+        try:
+            path: Path | None = models.micro_package_dir(key) / m.file
+        except RecorderError:
+            path = None
+        rows.append(
+            {
+                "name": models.micro_name(manifest, key),
+                "kind": "micro wake word",
+                "licence": m.licence,
+                "status": "ok" if path and path.is_file() else "needs recorder[micro]",
+                "file": m.file,
+                "path": str(path) if path else None,
+                "sha256": None,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        print(f"{r['name']:<16} {r['kind']:<9} {r['licence']:<16} {r['status']:<13} {r['file']}")
+        print(f"{r['name']:<18} {r['kind']:<15} {r['licence']:<16} {r['status']:<13} {r['file']}")
     return 0
 
 

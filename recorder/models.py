@@ -140,10 +140,10 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
         if needed not in features:
             raise RecorderError(f"{path}: invalid model manifest ([features] has no {needed})")
     micro = {}
-    for name, e in table(data.get("micro", {}), "[micro]").items():
+    for name, m in table(data.get("micro", {}), "[micro]").items():
         where = f"[micro.{toml_key(name)}]"
-        e = table(e, where)
-        micro[name] = MicroFile(name, text(e, "file", where, _FILE_NAME), text(e, "licence", where))
+        m = table(m, where)
+        micro[name] = MicroFile(name, text(m, "file", where, _FILE_NAME), text(m, "licence", where))
     return Manifest(
         directory,
         text(src, "distribution", "[source]"),

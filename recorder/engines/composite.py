@@ -33,7 +33,7 @@ class CompositeEngine:
         self._oww = next((e for e in self.engines if hasattr(e, "recent_embeddings")), None)
         if self._oww is not None:
             # only then: callers look for it with getattr
-            self.recent_embeddings = self._oww.recent_embeddings  # type: ignore[attr-defined]
+            self.recent_embeddings = self._oww.recent_embeddings
 
     @property
     def gate(self) -> SpeechDetector | None:
