@@ -23,6 +23,7 @@ from recorder.audio import FRAME_S, Frame
 from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.machine import State
+from recorder.models import MICRO_EXTRA, MicroModelSpec
 from recorder.pipeline import resolve_models
 
 RECORD_S = 2.0
@@ -57,20 +58,25 @@ def check_config(path: Path | None, load: Callable[[], Config]) -> tuple[Check, 
 
 def _check_models(config: Config) -> Check:
     try:
-        manifest, _ = resolve_models(config)
+        manifest, specs = resolve_models(config)
     except RecorderError as e:
         return Check(
             "models",
             False,
             str(e),
-            "`recorder models fetch` downloads and verifies "
+            f"{MICRO_EXTRA} installs microWakeWord's models"
+            if MICRO_EXTRA in str(e)
+            else "`recorder models fetch` downloads and verifies "
             "them; `recorder models list` shows what is installed",
         )
-    return Check(
-        "models",
-        True,
-        f"{', '.join(config.wake.models)} and the feature models verified in {manifest.directory}",
-    )
+    oww = [s.name for s in specs if not isinstance(s, MicroModelSpec)]
+    micro = [s.name for s in specs if isinstance(s, MicroModelSpec)]
+    found = []
+    if oww:
+        found.append(f"{', '.join(oww)} and the feature models verified in {manifest.directory}")
+    if micro:
+        found.append(f"{', '.join(micro)} (microWakeWord) found")
+    return Check("models", True, "; ".join(found))
 
 
 def capture_holders() -> list[str]:
