@@ -7,7 +7,10 @@ Everything is measured in one run, on the same audio, on this machine:
     and four models at once;
   - per-frame processing time p50 / p99 of the daemon's engine (speech-gate back-fill included);
   - peak RSS and the time from process start to `listening` of `recorder run` on a file source,
-    and the peak RSS of a process that imports openWakeWord and runs one model.
+    and the peak RSS of a process that imports openWakeWord and runs one model;
+  - microWakeWord (with recorder[micro]): our engine against pymicro-wakeword's own streaming
+    loop and against openWakeWord, on the quiet home and continuous speech, four micro models
+    against one, and the peak RSS of `recorder run --model okay_nabu`.
 
     .venv/bin/python scripts/bench.py [--minutes 60] [--json]
 Needs the `openwakeword` package (the test extra).
@@ -178,6 +181,96 @@ def startup_and_rss() -> dict[str, float]:
         }
 
 
+MICRO_FOUR = ["okay_nabu", "micro:hey_jarvis", "micro:alexa", "micro:hey_mycroft"]
+
+
+def micro_rows(manifest, quiet: np.ndarray, speech: np.ndarray, out: dict[str, float]) -> None:
+    """microWakeWord's figures into `out` (nothing without pymicro-wakeword): CPU per hour of
+    our engine and of pymicro-wakeword's own loop (features then `process_streaming`, one
+    frontend per model, as its README runs it), and the ratios to openWakeWord and to our
+    openWakeWord engine (gated) measured in the same run."""
+    try:
+        import pymicro_wakeword as mww
+    except ImportError:
+        return
+    from recorder.engines import MicroWakeWordEngine
+
+    def ours(names: list[str]) -> MicroWakeWordEngine:
+        specs = [models.resolve_wake_model(manifest, n) for n in names]
+        return MicroWakeWordEngine(specs)  # type: ignore[arg-type]
+
+    def theirs(names: list[str]):
+        loops = [
+            (mww.MicroWakeWordFeatures(), mww.MicroWakeWord.from_builtin(mww.Model(k)))
+            for k in (n.removeprefix(models.MICRO_PREFIX) for n in names)
+        ]
+
+        def step(frame: np.ndarray) -> None:
+            pcm = frame.tobytes()
+            for features, model in loops:
+                for row in features.process_streaming(pcm):
+                    model.process_streaming(row)
+
+        return step
+
+    for label, audio, names in (
+        ("quiet_home", quiet, ["okay_nabu"]),
+        ("speech", speech, ["okay_nabu"]),
+        ("speech_four_models", speech, MICRO_FOUR),
+    ):
+        mine = cpu_per_hour(ours(names).process, audio)
+        out[f"{label}_micro_ours_cpu_s_per_h"] = mine
+        out[f"{label}_micro_pymicro_cpu_s_per_h"] = cpu_per_hour(theirs(names), audio)
+        out[f"{label}_micro_vs_pymicro"] = mine / out[f"{label}_micro_pymicro_cpu_s_per_h"]
+        if f"{label}_openwakeword_cpu_s_per_h" in out:
+            out[f"{label}_micro_vs_openwakeword"] = mine / out[f"{label}_openwakeword_cpu_s_per_h"]
+            out[f"{label}_micro_vs_ours_oww"] = mine / out[f"{label}_ours_cpu_s_per_h"]
+    out["micro_four_models_vs_one"] = (
+        out["speech_four_models_micro_ours_cpu_s_per_h"] / out["speech_micro_ours_cpu_s_per_h"]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "quiet.wav"
+        with wave.open(str(clip), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(RATE)
+            w.writeframes(quiet[: 60 * RATE].tobytes())
+        recorder = Path(sys.executable).parent / "recorder"
+        run = [str(recorder), "run", "--source", f"file:{clip}", "--recordings", f"{tmp}/rec"]
+        out["micro_peak_rss_mb"] = peak_rss_mb([*run, "--model", "okay_nabu"])
+        out["micro_and_oww_peak_rss_mb"] = peak_rss_mb(
+            [*run, "--model", "okay_nabu", "--model", "hey_jarvis"]
+        )
+
+
+def print_micro(out: dict[str, float]) -> None:
+    if "speech_micro_ours_cpu_s_per_h" not in out:
+        print("microWakeWord: not measured (pip install 'recorder[micro]')")
+        return
+    print(
+        f"{'microWakeWord':<22}{'ours':>14}{'pymicro loop':>14}{'vs pymicro':>12}"
+        f"{'vs openWakeWord':>17}{'vs ours (oww)':>15}"
+    )
+    for label in ("quiet_home", "speech", "speech_four_models"):
+        vs_oww = out.get(f"{label}_micro_vs_openwakeword")
+        vs_ours = out.get(f"{label}_micro_vs_ours_oww")
+        print(
+            f"{label:<22}{out[label + '_micro_ours_cpu_s_per_h']:>12.1f} s"
+            f"{out[label + '_micro_pymicro_cpu_s_per_h']:>12.1f} s"
+            f"{out[label + '_micro_vs_pymicro']:>12.2f}"
+            + (f"{vs_oww:>17.3f}" if vs_oww is not None else f"{'-':>17}")
+            + (f"{vs_ours:>15.2f}" if vs_ours is not None else f"{'-':>15}")
+        )
+    print(
+        f"(okay_nabu; four: {', '.join(MICRO_FOUR)}; four / one: "
+        f"{out['micro_four_models_vs_one']:.2f}x)"
+    )
+    print(
+        f"recorder run --model okay_nabu: peak RSS {out['micro_peak_rss_mb']:.0f} MB "
+        f"(with hey_jarvis too: {out['micro_and_oww_peak_rss_mb']:.0f} MB)"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0, help="length of the quiet-home audio")
@@ -212,6 +305,7 @@ def main() -> int:
         out["speech_four_models_ours_cpu_s_per_h"] / out["speech_ours_cpu_s_per_h"]
     )
     out.update(startup_and_rss())
+    micro_rows(manifest, quiet, speech, out)
     if args.json:
         print(json.dumps({k: round(v, 4) for k, v in out.items()}, indent=2))
         return 0
@@ -238,6 +332,7 @@ def main() -> int:
         f"peak RSS {out['peak_rss_mb']:.0f} MB "
         f"(openWakeWord process: {out['openwakeword_peak_rss_mb']:.0f} MB)"
     )
+    print_micro(out)
     return 0
 
 
