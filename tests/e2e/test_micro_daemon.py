@@ -3,6 +3,8 @@ virtual microphone, alone and beside openWakeWord models."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import AUDIO, REPO, SCENES, read_pcm, recordings, run_recorder, write_pcm
@@ -84,7 +86,7 @@ def test_real_human_okay_nabu_followed_by_a_command(tmp_path, clip):
     assert meta["wake_word"] == "okay_nabu"
 
 
-def test_dry_run_and_score_with_a_micro_model(tmp_path):
+def test_dry_run_score_and_tune_with_a_micro_model(tmp_path):
     path = AUDIO / "nabu_pause_command.wav"
     proc = run_file(path, tmp_path / "rec", "okay_nabu", extra=("--dry-run",))
     assert b"wake word okay_nabu detected" in proc.stderr
@@ -92,6 +94,24 @@ def test_dry_run_and_score_with_a_micro_model(tmp_path):
     scored = run_recorder("score", "--model", "okay_nabu", "--json", str(path))
     assert scored.returncode == 0, scored.stderr.decode()
     assert b'"wake_word": "okay_nabu"' in scored.stdout
+    # the real "Okay Nabu" clips against a stream of Hey Jarvis requests
+    tuned = run_recorder(
+        "tune",
+        "--model",
+        "okay_nabu",
+        "--positives",
+        str(NABU_CLIPS),
+        "--negatives",
+        str(AUDIO / "two_requests.wav"),
+        "--thresholds",
+        "0.85",
+        "--patience",
+        "1",
+        "--json",
+    )
+    assert tuned.returncode == 0, tuned.stderr.decode()
+    [row] = json.loads(tuned.stdout)["rows"]
+    assert row["false_reject_rate"] == 0.0 and row["false_accepts"] == 0
 
 
 def test_okay_nabu_through_the_mic_is_saved_bit_exact(tmp_path):
