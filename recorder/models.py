@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import tomllib
 import zipfile
 from dataclasses import dataclass
@@ -171,6 +170,8 @@ def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[
     todo = [e for e in manifest.all_files() if file_status(manifest, e) != "ok"]
     if not todo:
         return []
+    import tempfile  # here: the daemon's start does not need it
+
     with tempfile.TemporaryDirectory(prefix="recorder-models-") as tmp:
         wheel = (wheel_dir or Path(tmp)) / manifest.wheel
         if not wheel.exists():
