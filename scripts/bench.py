@@ -3,8 +3,8 @@
 
 Everything is measured in one run, on the same audio, on this machine:
   - CPU seconds per hour of audio, and the ratio to openWakeWord (ONNX, one thread), for a
-    quiet home (an hour of low brown noise and mains hum with ~6 % speech), continuous speech,
-    and four models at once;
+    silent room (low brown noise and mains hum alone), a quiet home (an hour of that noise bed
+    with ~6 % speech), continuous speech, and four models at once;
   - per-frame processing time p50 / p99 of the daemon's engine (speech-gate back-fill included);
   - peak RSS and the time from process start to `listening` of `recorder run` on a file source,
     against a bare process that imports numpy and onnxruntime and loads the same three models,
@@ -166,6 +166,36 @@ def _time_to_line(argv: list[str], marker: str, stream: str) -> float:
     return took
 
 
+_MIC_LAUNCHER = (
+    "import resource, signal, subprocess, sys, time; "
+    "p = subprocess.Popen(sys.argv[2:], stderr=subprocess.PIPE, text=True); "
+    "next(line for line in p.stderr if '-> listening' in line); "
+    "time.sleep(float(sys.argv[1])); p.send_signal(signal.SIGTERM); p.communicate(); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def mic_peak_rss_mb(model: str = "hey_jarvis", seconds: float = 10.0) -> float:
+    """Peak RSS of `recorder run` on the real PortAudio path (the tests' ALSA virtual
+    microphone, fed silence), `seconds` after it started listening."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from virtual_mic import VirtualMic
+
+    with tempfile.TemporaryDirectory() as tmp, VirtualMic(Path(tmp)) as mic:
+        recorder = Path(sys.executable).parent / "recorder"
+        argv = [str(recorder), "run", "--source", "mic:virtualmic", "--model", model]
+        argv += ["--recordings", str(Path(tmp) / "rec"), "--state-dir", str(Path(tmp) / "st")]
+        argv += ["--runtime-dir", str(Path(tmp) / "run")]
+        out = subprocess.run(
+            [sys.executable, "-c", _MIC_LAUNCHER, str(seconds), *argv],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=mic.env,
+        ).stdout
+    return int(out.split()[-1]) / 1024
+
+
 def startup_and_rss(manifest, model: str = "hey_jarvis", runs: int = 9) -> dict[str, float]:
     """Start to `listening` and peak RSS of `recorder run` on a file source, against the floor
     (a bare process loading the same three models), measured alternately in one run."""
@@ -239,6 +269,8 @@ def main() -> int:
         )
 
     times: list[float] = []
+    silent = np.clip(np.round(noise_bed(args.minutes * 60 / 6, 11)), -32768, 32767)
+    run("silent_room", silent.astype(np.int16), ["hey_jarvis"])
     run("quiet_home", quiet, ["hey_jarvis"], times)
     out["frame_p50_ms"] = float(np.percentile(times, 50) * 1000)
     out["frame_p99_ms"] = float(np.percentile(times, 99) * 1000)
@@ -249,15 +281,19 @@ def main() -> int:
         out["speech_four_models_ours_cpu_s_per_h"] / out["speech_ours_cpu_s_per_h"]
     )
     out.update(startup_and_rss(manifest))
+    out["mic_peak_rss_mb"] = mic_peak_rss_mb()
     if args.json:
         print(json.dumps({k: round(v, 4) for k, v in out.items()}, indent=2))
         return 0
-    print(f"audio: quiet home {args.minutes:g} min, continuous speech {args.speech_minutes:g} min")
+    print(
+        f"audio: silent room (the noise bed alone) {args.minutes / 6:g} min, quiet home "
+        f"{args.minutes:g} min, continuous speech {args.speech_minutes:g} min"
+    )
     print(
         f"{'case':<22}{'ours (gated)':>14}{'ours ungated':>14}{'openWakeWord':>14}"
         f"{'ratio':>8}{'gate open':>11}"
     )
-    for label in ("quiet_home", "speech", "speech_four_models"):
+    for label in ("silent_room", "quiet_home", "speech", "speech_four_models"):
         print(
             f"{label:<22}{out[label + '_ours_cpu_s_per_h']:>12.1f} s"
             f"{out[label + '_ungated_cpu_s_per_h']:>12.1f} s"
@@ -276,7 +312,8 @@ def main() -> int:
         f"{out['bare_load_s']:.3f} s: +{out['start_over_bare_s']:.3f} s (target <= 0.05 s)"
     )
     print(
-        f"peak RSS: recorder run {out['peak_rss_mb']:.1f} MB (target <= 64 MB), "
+        f"peak RSS: recorder run {out['peak_rss_mb']:.1f} MB on a file, "
+        f"{out['mic_peak_rss_mb']:.1f} MB on the microphone (target <= 64 MB), "
         f"the bare load {out['bare_load_peak_rss_mb']:.1f} MB, "
         f"an openWakeWord process {out['openwakeword_peak_rss_mb']:.0f} MB"
     )
