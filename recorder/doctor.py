@@ -57,20 +57,21 @@ def check_config(path: Path | None, load: Callable[[], Config]) -> tuple[Check, 
 
 def _check_models(config: Config) -> Check:
     try:
-        manifest, _ = resolve_models(config)
+        resolved = resolve_models(config)
     except RecorderError as e:
         return Check(
             "models",
             False,
             str(e),
-            "`recorder models fetch` downloads and verifies "
-            "them; `recorder models list` shows what is installed",
+            "`recorder models fetch` downloads and verifies them (microWakeWord's come with "
+            "`pip install 'recorder[micro]'`); `recorder models list` shows what is installed",
         )
-    return Check(
-        "models",
-        True,
-        f"{', '.join(config.wake.models)} and the feature models verified in {manifest.directory}",
+    where = (
+        f"the feature models verified in {resolved.manifest.directory}"
+        if resolved.oww
+        else "verified"
     )
+    return Check("models", True, f"{', '.join(config.wake.models)} and {where}")
 
 
 def capture_holders() -> list[str]:

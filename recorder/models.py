@@ -1,12 +1,15 @@
 """The model manifest: fetching openWakeWord's ONNX files, verifying them, resolving names.
 
 The manifest ships inside the package (`recorder/manifest.toml`); the downloaded `.onnx` files
-live in a data directory (see `models_dir`).
+live in a data directory (see `models_dir`). microWakeWord's models are the ones the optional
+pymicro-wakeword package installs; the manifest holds their hashes and licence.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -32,6 +35,18 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
+class MicroModelFile:
+    """A microWakeWord model: its JSON settings and its TFLite file, side by side."""
+
+    name: str
+    config: str
+    config_sha256: str
+    file: str
+    sha256: str
+    licence: str
+
+
+@dataclass(frozen=True)
 class Manifest:
     directory: Path
     distribution: str
@@ -40,6 +55,8 @@ class Manifest:
     path_in_wheel: str
     features: dict[str, ModelFile]
     wakewords: dict[str, ModelFile]
+    micro: dict[str, MicroModelFile] = dataclasses.field(default_factory=dict)
+    """microWakeWord's built-in models (in pymicro-wakeword's package directory)."""
 
     def all_files(self) -> list[ModelFile]:
         return [*self.features.values(), *self.wakewords.values()]
@@ -119,6 +136,21 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
             )
         return out
 
+    def micro_entries() -> dict[str, MicroModelFile]:
+        out = {}
+        for name, e in table(data.get("micro", {}), "[micro]").items():
+            where = f"[micro.{toml_key(name)}]"
+            e = table(e, where)
+            out[name] = MicroModelFile(
+                name,
+                text(e, "config", where, _FILE_NAME),
+                text(e, "config_sha256", where, _SHA256),
+                text(e, "file", where, _FILE_NAME),
+                text(e, "sha256", where, _SHA256),
+                text(e, "licence", where),
+            )
+        return out
+
     src = table(data.get("source"), "[source]")
     features = entries("features")
     for needed in ("melspectrogram", "embedding"):
@@ -132,6 +164,7 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
         text(src, "path_in_wheel", "[source]"),
         features,
         entries("wakewords"),
+        micro_entries(),
     )
 
 
@@ -257,4 +290,131 @@ def resolve_wake_model(manifest: Manifest, name_or_path: str) -> WakeModelSpec:
             raise RecorderError(f"model {name_or_path}: no such file")
         return WakeModelSpec(path.stem, path)
     known = ", ".join(sorted(manifest.wakewords))
-    raise RecorderError(f"unknown model {name_or_path!r}: use one of {known} or a path to a .onnx")
+    micro = ", ".join(
+        [n for n in sorted(manifest.micro) if n not in manifest.wakewords]
+        + [MICRO_PREFIX + n for n in sorted(manifest.micro)]
+    )
+    raise RecorderError(
+        f"unknown model {name_or_path!r}: use one of {known} (openWakeWord), {micro} "
+        "(microWakeWord), or a path to a .onnx or a microWakeWord .json"
+    )
+
+
+MICRO_PREFIX = "micro:"
+MICRO_PACKAGE = "pymicro_wakeword"
+MICRO_EXTRA = "pip install 'recorder[micro]' (or pymicro-wakeword)"
+
+
+@dataclass(frozen=True)
+class MicroModelSpec:
+    """A microWakeWord model to run: its name (for scores and logs), its files and settings."""
+
+    name: str
+    config: Path
+    model: Path
+    wake_word: str
+    probability_cutoff: float
+    """A detection is a sliding-window mean strictly above this."""
+    sliding_window_size: int
+    """Probabilities (one per 30 ms) averaged into the score."""
+
+
+def is_micro(manifest: Manifest, name: str) -> bool:
+    """`micro:NAME`, a microWakeWord name openWakeWord has not (`okay_nabu`), or a .json path."""
+    return (
+        name.startswith(MICRO_PREFIX)
+        or (name in manifest.micro and name not in manifest.wakewords)
+        or name.endswith(".json")
+    )
+
+
+def micro_models_dir(name: str) -> Path:
+    """Where pymicro-wakeword keeps its models; RecorderError when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(MICRO_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise RecorderError(
+            f"model {name}: microWakeWord models need the optional package pymicro-wakeword: "
+            f"{MICRO_EXTRA}"
+        )
+    return Path(spec.origin).parent / "models"
+
+
+def micro_status(entry: MicroModelFile) -> str:
+    """'ok', 'missing', 'hash mismatch' or 'not installed' (no pymicro-wakeword)."""
+    try:
+        d = micro_models_dir(entry.name)
+    except RecorderError:
+        return "not installed"
+    pairs = [(d / entry.config, entry.config_sha256), (d / entry.file, entry.sha256)]
+    if not all(path.is_file() for path, _ in pairs):
+        return "missing"
+    return "ok" if all(sha256_file(p) == h for p, h in pairs) else "hash mismatch"
+
+
+def resolve_micro_model(manifest: Manifest, name: str) -> MicroModelSpec:
+    """`okay_nabu`, `micro:NAME` (a built-in model, hashes checked) or a path to a
+    microWakeWord JSON file with its .tflite beside it."""
+    if name.endswith(".json"):
+        path = Path(name)
+        if not path.is_file():
+            raise RecorderError(f"model {name}: no such file")
+        return _read_micro_json(path, path.stem)
+    key = name.removeprefix(MICRO_PREFIX)
+    entry = manifest.micro.get(key)
+    if entry is None:
+        known = ", ".join(
+            [n for n in sorted(manifest.micro) if n not in manifest.wakewords]
+            + [MICRO_PREFIX + n for n in sorted(manifest.micro)]
+        )
+        raise RecorderError(
+            f"unknown microWakeWord model {name!r}: use one of {known} or a path to a .json"
+        )
+    d = micro_models_dir(name)
+    status = micro_status(entry)
+    if status != "ok":
+        raise RecorderError(
+            f"model {name} ({d / entry.file}): {status}; reinstall with {MICRO_EXTRA} "
+            "at the version the manifest names"
+        )
+    return _read_micro_json(d / entry.config, name)
+
+
+def _read_micro_json(path: Path, name: str) -> MicroModelSpec:
+    """A microWakeWord model's JSON: `model` (the .tflite beside it), `wake_word` and
+    `micro.probability_cutoff` / `micro.sliding_window_size`, every value checked."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecorderError(f"model {path}: cannot read ({e.__class__.__name__})") from None
+    except (ValueError, RecursionError):
+        raise RecorderError(f"model {path}: not a microWakeWord JSON file (invalid JSON)") from None
+    micro = data.get("micro") if isinstance(data, dict) else None
+    if not isinstance(micro, dict):
+        raise RecorderError(f'model {path}: not a microWakeWord JSON file (no "micro" object)')
+    cutoff, window = micro.get("probability_cutoff"), micro.get("sliding_window_size")
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) or not 0 < cutoff < 1:
+        raise RecorderError(f"model {path}: micro.probability_cutoff must be in (0, 1)")
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 1000:
+        raise RecorderError(f"model {path}: micro.sliding_window_size must be 1 to 1000")
+    model = data.get("model")
+    if not isinstance(model, str) or not _FILE_NAME.fullmatch(model):
+        raise RecorderError(f'model {path}: "model" must name a .tflite file beside it')
+    tflite = path.parent / model
+    try:
+        with open(tflite, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise RecorderError(f"model {path}: {tflite}: {e.strerror or e}") from None
+    if head[4:8] != b"TFL3":
+        raise RecorderError(f"model {path}: {tflite} is not a TFLite model")
+    wake_word = data.get("wake_word")
+    return MicroModelSpec(
+        name,
+        path,
+        tflite,
+        wake_word if isinstance(wake_word, str) else name,
+        float(cutoff),
+        window,
+    )

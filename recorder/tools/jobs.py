@@ -116,7 +116,7 @@ class Worker:
     ):
         self.config = config
         self.engine = engine
-        self.verifiers = build_verifiers(config, engine.names)  # as the daemon applies them
+        self.verifiers = build_verifiers(config, engine)  # as the daemon applies them
         self.report = report
         self.cancelled = cancelled
 

@@ -82,7 +82,9 @@ def write_csv(out: TextIO, results: Sequence[Result], names: Sequence[str]) -> N
             w.writerow([r.path, f"{frames_to_s(i + 1):.2f}", *(f"{v:.6f}" for v in row), int(sp)])
 
 
-def score_table(results: Sequence[Result], names: Sequence[str], config: Config) -> str:
+def score_table(
+    results: Sequence[Result], names: Sequence[str], config: Config, thresholds: dict[str, float]
+) -> str:
     data = score_json([r for r in results if r.skipped is None], names)["files"]
     width = max([len("file"), *(len(f["path"]) for f in data)])
     nw = max(len("wake word"), *(len(n) for n in names))
@@ -104,7 +106,7 @@ def score_table(results: Sequence[Result], names: Sequence[str], config: Config)
                 else f"{'':<{width}}  {'':>9}"
             )
             lines.append(
-                f"{head}  {name:<{nw}}  {config.wake.threshold_for(name):9.3f}  "
+                f"{head}  {name:<{nw}}  {thresholds[name]:9.3f}  "
                 f"{config.wake.patience_for(name):8d}  {peak['score']:6.3f}  "
                 f"{at:>8}  {det}"
             )
