@@ -17,9 +17,15 @@ DEMO_DIR := demo-recordings
 DEMO_SCENES := tests/audio/command_without_wake.wav tests/audio/two_requests.wav \
 	tests/audio/jarvis_pause_command.wav
 
-.PHONY: setup run test test-fast lint models portaudio demo clean
+.PHONY: setup run test test-fast lint models portaudio demo clean bytecode
 
-setup: $(BIN)/recorder portaudio models
+setup: $(BIN)/recorder portaudio models bytecode
+
+# Compiled once here, so that each start of the daemon does not compile the package again
+# (a service's checkout may be read-only, and PYTHONDONTWRITEBYTECODE stops the import from
+# writing the cache): about 60 ms of a 0.2 s start.
+bytecode: $(BIN)/recorder
+	@$(BIN)/python -m compileall -q recorder
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +151,8 @@ def to_json(models: Mapping[str, ModelCounts], refractory_frames: int) -> dict[s
 
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write `data` to `path` so that a reader or a crash sees the old or the new file whole."""
+    import tempfile  # here: the daemon's start does not need it
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -450,6 +450,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         {
             "name": e.name,
             "kind": "feature" if e.name in manifest.features else "wake word",
+            "engine": "openWakeWord",
             "licence": e.licence,
             "status": models.file_status(manifest, e),
             "file": e.file,
@@ -458,27 +459,32 @@ def cmd_models(args: argparse.Namespace) -> int:
         }
         for e in manifest.all_files()
     ]
-    for key, m in manifest.micro.items():
-        try:
-            path: Path | None = models.micro_package_dir(key) / m.file
-        except RecorderError:
-            path = None
+    for m in manifest.micro.values():
+        status = models.micro_status(m)
+        directory = models.micro_models_dir(m.name) if status != "not installed" else None
+        name = models.MICRO_PREFIX + m.name if m.name in manifest.wakewords else m.name
         rows.append(
             {
-                "name": models.micro_name(manifest, key),
-                "kind": "micro wake word",
+                "name": name,
+                "kind": "wake word",
+                "engine": "microWakeWord",
                 "licence": m.licence,
-                "status": "ok" if path and path.is_file() else "needs recorder[micro]",
+                "status": status,
                 "file": m.file,
-                "path": str(path) if path else None,
-                "sha256": None,
+                "path": str(directory / m.file) if directory else None,
+                "sha256": m.sha256,
             }
         )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        print(f"{r['name']:<18} {r['kind']:<15} {r['licence']:<16} {r['status']:<13} {r['file']}")
+        print(
+            f"{r['name']:<18} {r['kind']:<9} {r['engine']:<13} {r['licence']:<16} "
+            f"{r['status']:<13} {r['file']}"
+        )
+    if any(r["status"] == "not installed" for r in rows):
+        print(f"(microWakeWord's models come with its runtime: {models.MICRO_EXTRA})")
     return 0
 
 

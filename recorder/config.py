@@ -23,6 +23,8 @@ from recorder.errors import RecorderError
 from recorder.machine import State
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_THRESHOLD = 0.5
+"""An openWakeWord model's detection threshold unless the configuration sets one."""
 
 
 def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
@@ -62,7 +64,9 @@ class ModelOverride:
 class WakeConfig:
     models: tuple[str, ...] = ("hey_jarvis",)
     """Manifest names (`hey_jarvis`, `alexa`, ...) or paths to openWakeWord .onnx models."""
-    threshold: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
+    threshold: float | None = field(default=None, metadata=_range(0.0, 1.0, lo_open=True))
+    """Every model's detection threshold; unset: each model's own (0.5 for openWakeWord's,
+    the model's probability_cutoff for microWakeWord's)."""
     patience: int = field(default=1, metadata=_range(1, 100))
     """Consecutive 80 ms frames at or above the threshold."""
     refractory_s: float = field(default=2.0, metadata=_range(0.0, 3600.0))
@@ -79,9 +83,13 @@ class WakeConfig:
     per_model: dict[str, ModelOverride] = field(default_factory=dict)
     """[wake.per_model.NAME] threshold / patience for one model (or one `model:class`)."""
 
-    def threshold_for(self, name: str) -> float:
+    def threshold_for(self, name: str, model_default: float = DEFAULT_THRESHOLD) -> float:
+        """[wake.per_model.NAME] threshold, else [wake] threshold, else `model_default` (the
+        engine's: see `pipeline.thresholds`)."""
         o = self._override(name)
-        return o.threshold if o and o.threshold is not None else self.threshold
+        if o and o.threshold is not None:
+            return o.threshold
+        return self.threshold if self.threshold is not None else model_default
 
     def patience_for(self, name: str) -> int:
         o = self._override(name)

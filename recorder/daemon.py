@@ -43,7 +43,14 @@ from recorder.machine import (
 from recorder.mute import MuteButton, MuteSwitch
 from recorder.near_misses import NearMisses
 from recorder.notify import Notifier
-from recorder.pipeline import Pipeline, build_machine, build_pipeline, machine_settings, step
+from recorder.pipeline import (
+    Pipeline,
+    build_machine,
+    build_pipeline,
+    machine_settings,
+    model_thresholds,
+    step,
+)
 from recorder.recording import RecordingMeta, utc_iso
 from recorder.sources import DeviceLost, DeviceRestored, Source, open_source
 from recorder.storage import Storage, StorageError
@@ -300,9 +307,9 @@ class Daemon:
         previous, self.p = self.p, pipeline
         if previous.chime is not None:
             previous.chime.close(wait_s=None)  # what it still plays finishes in the background
-        engine = pipeline.engine
-        defaults = getattr(engine, "default_thresholds", None)
-        self.machine.reconfigure(machine_settings(config, engine.names, defaults))
+        self.machine.reconfigure(
+            machine_settings(config, pipeline.engine.names, model_thresholds(pipeline.engine))
+        )
         try:
             self.set_activations()
         except RecorderError as e:

@@ -23,7 +23,6 @@ from recorder.audio import FRAME_S, Frame
 from recorder.config import Config
 from recorder.errors import RecorderError
 from recorder.machine import State
-from recorder.models import MICRO_EXTRA, MicroModelSpec
 from recorder.pipeline import resolve_models
 
 RECORD_S = 2.0
@@ -58,25 +57,21 @@ def check_config(path: Path | None, load: Callable[[], Config]) -> tuple[Check, 
 
 def _check_models(config: Config) -> Check:
     try:
-        manifest, specs = resolve_models(config)
+        resolved = resolve_models(config)
     except RecorderError as e:
         return Check(
             "models",
             False,
             str(e),
-            f"{MICRO_EXTRA} installs microWakeWord's models"
-            if MICRO_EXTRA in str(e)
-            else "`recorder models fetch` downloads and verifies "
-            "them; `recorder models list` shows what is installed",
+            "`recorder models fetch` downloads and verifies them (microWakeWord's come with "
+            "`pip install 'recorder[micro]'`); `recorder models list` shows what is installed",
         )
-    oww = [s.name for s in specs if not isinstance(s, MicroModelSpec)]
-    micro = [s.name for s in specs if isinstance(s, MicroModelSpec)]
-    found = []
-    if oww:
-        found.append(f"{', '.join(oww)} and the feature models verified in {manifest.directory}")
-    if micro:
-        found.append(f"{', '.join(micro)} (microWakeWord) found")
-    return Check("models", True, "; ".join(found))
+    where = (
+        f"the feature models verified in {resolved.manifest.directory}"
+        if resolved.oww
+        else "verified"
+    )
+    return Check("models", True, f"{', '.join(config.wake.models)} and {where}")
 
 
 def capture_holders() -> list[str]:

@@ -1,24 +1,22 @@
 """The model manifest: fetching openWakeWord's ONNX files, verifying them, resolving names.
 
 The manifest ships inside the package (`recorder/manifest.toml`); the downloaded `.onnx` files
-live in a data directory (see `models_dir`). microWakeWord models ship inside the optional
-`pymicro-wakeword` package; the manifest names them and their licences, and `resolve_wake_model`
-turns `okay_nabu`, `micro:hey_jarvis` or a path to a microWakeWord JSON into a `MicroModelSpec`.
+live in a data directory (see `models_dir`). microWakeWord's models are the ones the optional
+pymicro-wakeword package installs; the manifest holds their hashes and licence.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import math
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import tomllib
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.config import toml_key
@@ -37,11 +35,14 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
-class MicroFile:
-    """A microWakeWord model shipped in the pymicro-wakeword package: its JSON's name there."""
+class MicroModelFile:
+    """A microWakeWord model: its JSON settings and its TFLite file, side by side."""
 
     name: str
+    config: str
+    config_sha256: str
     file: str
+    sha256: str
     licence: str
 
 
@@ -54,7 +55,8 @@ class Manifest:
     path_in_wheel: str
     features: dict[str, ModelFile]
     wakewords: dict[str, ModelFile]
-    micro: dict[str, MicroFile] = field(default_factory=dict)
+    micro: dict[str, MicroModelFile] = dataclasses.field(default_factory=dict)
+    """microWakeWord's built-in models (in pymicro-wakeword's package directory)."""
 
     def all_files(self) -> list[ModelFile]:
         return [*self.features.values(), *self.wakewords.values()]
@@ -134,16 +136,26 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
             )
         return out
 
+    def micro_entries() -> dict[str, MicroModelFile]:
+        out = {}
+        for name, e in table(data.get("micro", {}), "[micro]").items():
+            where = f"[micro.{toml_key(name)}]"
+            e = table(e, where)
+            out[name] = MicroModelFile(
+                name,
+                text(e, "config", where, _FILE_NAME),
+                text(e, "config_sha256", where, _SHA256),
+                text(e, "file", where, _FILE_NAME),
+                text(e, "sha256", where, _SHA256),
+                text(e, "licence", where),
+            )
+        return out
+
     src = table(data.get("source"), "[source]")
     features = entries("features")
     for needed in ("melspectrogram", "embedding"):
         if needed not in features:
             raise RecorderError(f"{path}: invalid model manifest ([features] has no {needed})")
-    micro = {}
-    for name, m in table(data.get("micro", {}), "[micro]").items():
-        where = f"[micro.{toml_key(name)}]"
-        m = table(m, where)
-        micro[name] = MicroFile(name, text(m, "file", where, _FILE_NAME), text(m, "licence", where))
     return Manifest(
         directory,
         text(src, "distribution", "[source]"),
@@ -152,7 +164,7 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
         text(src, "path_in_wheel", "[source]"),
         features,
         entries("wakewords"),
-        micro,
+        micro_entries(),
     )
 
 
@@ -191,6 +203,8 @@ def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[
     todo = [e for e in manifest.all_files() if file_status(manifest, e) != "ok"]
     if not todo:
         return []
+    import tempfile  # here: the daemon's start does not need it
+
     with tempfile.TemporaryDirectory(prefix="recorder-models-") as tmp:
         wheel = (wheel_dir or Path(tmp)) / manifest.wheel
         if not wheel.exists():
@@ -264,110 +278,143 @@ class WakeModelSpec:
     path: Path
 
 
-MICRO_PREFIX = "micro:"
-MICRO_EXTRA = "pip install 'recorder[micro]'"
-
-
-@dataclass(frozen=True)
-class MicroModelSpec:
-    """A microWakeWord model: its name (for scores and logs), JSON, TFLite file and the
-    detection settings its JSON gives (a detection is a sliding-window mean above the cutoff)."""
-
-    name: str
-    config: Path
-    path: Path
-    wake_word: str
-    probability_cutoff: float
-    sliding_window_size: int
-
-    @property
-    def default_threshold(self) -> float:
-        """The least score that detects: microWakeWord detects when the mean exceeds the cutoff,
-        the machine when the score reaches the threshold."""
-        return math.nextafter(self.probability_cutoff, math.inf)
-
-
-def micro_package_dir(name: str) -> Path:
-    """The installed pymicro_wakeword package's models directory; `name` is the model asked
-    for, for the error naming what is missing."""
-    try:
-        import pymicro_wakeword
-    except ImportError:
-        raise RecorderError(
-            f"micro model {name} needs the optional package pymicro-wakeword: {MICRO_EXTRA}"
-        ) from None
-    return Path(pymicro_wakeword.__file__).resolve().parent / "models"
-
-
-def micro_name(manifest: Manifest, key: str) -> str:
-    """The score name of a built-in micro model: bare unless an openWakeWord model has it."""
-    return MICRO_PREFIX + key if key in manifest.wakewords else key
-
-
-def load_micro_spec(config_path: Path, name: str | None = None) -> MicroModelSpec:
-    """A microWakeWord JSON (with its .tflite beside it), checked."""
-    where = f"micro model {config_path}"
-    try:
-        data = json.loads(config_path.read_text())
-    except FileNotFoundError:
-        raise RecorderError(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise RecorderError(f"{where}: cannot read it ({e.__class__.__name__})") from None
-    except (json.JSONDecodeError, RecursionError):
-        raise RecorderError(f"{where}: not valid JSON") from None
-    micro = data.get("micro") if isinstance(data, dict) else None
-    if not isinstance(micro, dict) or not isinstance(data.get("model"), str):
-        raise RecorderError(f'{where}: not a microWakeWord model (no "model" and "micro")')
-    cutoff, window = micro.get("probability_cutoff"), micro.get("sliding_window_size")
-    if not isinstance(cutoff, int | float) or isinstance(cutoff, bool) or not 0 < cutoff < 1:
-        raise RecorderError(f"{where}: probability_cutoff must be between 0 and 1, got {cutoff!r}")
-    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 1000:
-        raise RecorderError(f"{where}: sliding_window_size must be 1 to 1000, got {window!r}")
-    tflite = config_path.parent / data["model"]
-    try:
-        with open(tflite, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        raise RecorderError(f"{where}: its model file {tflite} cannot be read") from None
-    if head[4:8] != b"TFL3":
-        raise RecorderError(f"{where}: {tflite} is not a TensorFlow Lite model")
-    return MicroModelSpec(
-        name or config_path.stem,
-        config_path,
-        tflite,
-        str(data.get("wake_word") or config_path.stem),
-        float(cutoff),
-        window,
-    )
-
-
-def resolve_wake_model(manifest: Manifest, name_or_path: str) -> WakeModelSpec | MicroModelSpec:
-    """A manifest name (`hey_jarvis`), a microWakeWord name (`okay_nabu`, `micro:hey_jarvis`),
-    a path to an openWakeWord-compatible .onnx model or to a microWakeWord JSON (or its .tflite,
-    with the JSON beside it)."""
+def resolve_wake_model(manifest: Manifest, name_or_path: str) -> WakeModelSpec:
+    """A manifest name (`hey_jarvis`) or a path to any openWakeWord-compatible .onnx model."""
     if name_or_path in manifest.wakewords:
         entry = manifest.wakewords[name_or_path]
         verify_installed(manifest, [entry])
         return WakeModelSpec(entry.name, manifest.path(entry))
-    key = name_or_path.removeprefix(MICRO_PREFIX)
-    if key in manifest.micro:
-        name = micro_name(manifest, key)
-        return load_micro_spec(micro_package_dir(name) / manifest.micro[key].file, name)
     path = Path(name_or_path)
-    if path.suffix in (".json", ".tflite"):
-        config = path.with_suffix(".json")
-        if not path.is_file() or not config.is_file():
-            missing = path if not path.is_file() else config
-            raise RecorderError(f"micro model {name_or_path}: no such file {missing}")
-        return load_micro_spec(config)
     if path.suffix == ".onnx" or os.sep in name_or_path:
         if not path.is_file():
             raise RecorderError(f"model {name_or_path}: no such file")
         return WakeModelSpec(path.stem, path)
-    known = ", ".join(
-        [*sorted(manifest.wakewords), *sorted(micro_name(manifest, k) for k in manifest.micro)]
+    known = ", ".join(sorted(manifest.wakewords))
+    micro = ", ".join(
+        [n for n in sorted(manifest.micro) if n not in manifest.wakewords]
+        + [MICRO_PREFIX + n for n in sorted(manifest.micro)]
     )
     raise RecorderError(
-        f"unknown model {name_or_path!r}: use one of {known}, or a path to a .onnx or a "
-        "microWakeWord .json"
+        f"unknown model {name_or_path!r}: use one of {known} (openWakeWord), {micro} "
+        "(microWakeWord), or a path to a .onnx or a microWakeWord .json"
+    )
+
+
+MICRO_PREFIX = "micro:"
+MICRO_PACKAGE = "pymicro_wakeword"
+MICRO_EXTRA = "pip install 'recorder[micro]' (or pymicro-wakeword)"
+
+
+@dataclass(frozen=True)
+class MicroModelSpec:
+    """A microWakeWord model to run: its name (for scores and logs), its files and settings."""
+
+    name: str
+    config: Path
+    model: Path
+    wake_word: str
+    probability_cutoff: float
+    """A detection is a sliding-window mean strictly above this."""
+    sliding_window_size: int
+    """Probabilities (one per 30 ms) averaged into the score."""
+
+
+def is_micro(manifest: Manifest, name: str) -> bool:
+    """`micro:NAME`, a microWakeWord name openWakeWord has not (`okay_nabu`), or a .json path."""
+    return (
+        name.startswith(MICRO_PREFIX)
+        or (name in manifest.micro and name not in manifest.wakewords)
+        or name.endswith(".json")
+    )
+
+
+def micro_models_dir(name: str) -> Path:
+    """Where pymicro-wakeword keeps its models; RecorderError when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(MICRO_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise RecorderError(
+            f"model {name}: microWakeWord models need the optional package pymicro-wakeword: "
+            f"{MICRO_EXTRA}"
+        )
+    return Path(spec.origin).parent / "models"
+
+
+def micro_status(entry: MicroModelFile) -> str:
+    """'ok', 'missing', 'hash mismatch' or 'not installed' (no pymicro-wakeword)."""
+    try:
+        d = micro_models_dir(entry.name)
+    except RecorderError:
+        return "not installed"
+    pairs = [(d / entry.config, entry.config_sha256), (d / entry.file, entry.sha256)]
+    if not all(path.is_file() for path, _ in pairs):
+        return "missing"
+    return "ok" if all(sha256_file(p) == h for p, h in pairs) else "hash mismatch"
+
+
+def resolve_micro_model(manifest: Manifest, name: str) -> MicroModelSpec:
+    """`okay_nabu`, `micro:NAME` (a built-in model, hashes checked) or a path to a
+    microWakeWord JSON file with its .tflite beside it."""
+    if name.endswith(".json"):
+        path = Path(name)
+        if not path.is_file():
+            raise RecorderError(f"model {name}: no such file")
+        return _read_micro_json(path, path.stem)
+    key = name.removeprefix(MICRO_PREFIX)
+    entry = manifest.micro.get(key)
+    if entry is None:
+        known = ", ".join(
+            [n for n in sorted(manifest.micro) if n not in manifest.wakewords]
+            + [MICRO_PREFIX + n for n in sorted(manifest.micro)]
+        )
+        raise RecorderError(
+            f"unknown microWakeWord model {name!r}: use one of {known} or a path to a .json"
+        )
+    d = micro_models_dir(name)
+    status = micro_status(entry)
+    if status != "ok":
+        raise RecorderError(
+            f"model {name} ({d / entry.file}): {status}; reinstall with {MICRO_EXTRA} "
+            "at the version the manifest names"
+        )
+    return _read_micro_json(d / entry.config, name)
+
+
+def _read_micro_json(path: Path, name: str) -> MicroModelSpec:
+    """A microWakeWord model's JSON: `model` (the .tflite beside it), `wake_word` and
+    `micro.probability_cutoff` / `micro.sliding_window_size`, every value checked."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecorderError(f"model {path}: cannot read ({e.__class__.__name__})") from None
+    except (ValueError, RecursionError):
+        raise RecorderError(f"model {path}: not a microWakeWord JSON file (invalid JSON)") from None
+    micro = data.get("micro") if isinstance(data, dict) else None
+    if not isinstance(micro, dict):
+        raise RecorderError(f'model {path}: not a microWakeWord JSON file (no "micro" object)')
+    cutoff, window = micro.get("probability_cutoff"), micro.get("sliding_window_size")
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) or not 0 < cutoff < 1:
+        raise RecorderError(f"model {path}: micro.probability_cutoff must be in (0, 1)")
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 1000:
+        raise RecorderError(f"model {path}: micro.sliding_window_size must be 1 to 1000")
+    model = data.get("model")
+    if not isinstance(model, str) or not _FILE_NAME.fullmatch(model):
+        raise RecorderError(f'model {path}: "model" must name a .tflite file beside it')
+    tflite = path.parent / model
+    try:
+        with open(tflite, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise RecorderError(f"model {path}: {tflite}: {e.strerror or e}") from None
+    if head[4:8] != b"TFL3":
+        raise RecorderError(f"model {path}: {tflite} is not a TFLite model")
+    wake_word = data.get("wake_word")
+    return MicroModelSpec(
+        name,
+        path,
+        tflite,
+        wake_word if isinstance(wake_word, str) else name,
+        float(cutoff),
+        window,
     )

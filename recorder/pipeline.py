@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from recorder import models
 from recorder.audio import Frame, s_to_frames
-from recorder.config import Config
-from recorder.engines import CompositeEngine, OpenWakeWordEngine, WakeEngine
+from recorder.config import DEFAULT_THRESHOLD, Config
+from recorder.engines import OpenWakeWordEngine, WakeEngine
+from recorder.engines.composite import CompositeEngine
 from recorder.errors import RecorderError
 from recorder.indicators import Devices, Indicator, build_indicators
 from recorder.indicators.chime import ChimePlayer
@@ -27,33 +28,26 @@ from recorder.verifier import apply as apply_verifiers
 from recorder.verifier import load as load_verifier
 
 
-def thresholds(
-    config: Config, names: Iterable[str], defaults: Mapping[str, float] | None = None
-) -> dict[str, float]:
-    """Each model's threshold: `[wake.per_model.NAME] threshold`, else the model's own default
-    (`defaults`: a microWakeWord model's cutoff), else `[wake] threshold`."""
-    w, defaults = config.wake, defaults or {}
-    out = {}
-    for n in names:
-        o = w.per_model.get(n) or w.per_model.get(n.split(":")[0])
-        own = o is not None and o.threshold is not None
-        out[n] = w.threshold_for(n) if own or n not in defaults else defaults[n]
-    return out
+def model_thresholds(engine: WakeEngine) -> Mapping[str, float]:
+    """The engine's own default threshold per score name (microWakeWord's: just above each
+    model's probability_cutoff); names it does not list get DEFAULT_THRESHOLD."""
+    return getattr(engine, "default_thresholds", {})
 
 
-def engine_thresholds(config: Config, engine: WakeEngine) -> dict[str, float]:
-    """`thresholds` for the models of `engine`, with the defaults it has."""
-    return thresholds(config, engine.names, getattr(engine, "default_thresholds", None))
+def thresholds(config: Config, engine: WakeEngine) -> dict[str, float]:
+    """Every score name's threshold: per-model setting, [wake] threshold, the model's own."""
+    own = model_thresholds(engine)
+    return {n: config.wake.threshold_for(n, own.get(n, DEFAULT_THRESHOLD)) for n in engine.names}
 
 
 def machine_settings(
-    config: Config, names: Iterable[str], defaults: Mapping[str, float] | None = None
+    config: Config, names: Iterable[str], model_defaults: Mapping[str, float] | None = None
 ) -> MachineSettings:
-    """`defaults`: the thresholds of models that have their own (see `thresholds`)."""
     w, v = config.wake, config.vad
     names = list(names)
+    own = model_defaults or {}
     return MachineSettings(
-        thresholds=thresholds(config, names, defaults),
+        thresholds={n: w.threshold_for(n, own.get(n, DEFAULT_THRESHOLD)) for n in names},
         patience_frames={n: w.patience_for(n) for n in names},
         refractory_frames=s_to_frames(w.refractory_s),
         lookback_frames=s_to_frames(v.lookback_s),
@@ -64,40 +58,49 @@ def machine_settings(
     )
 
 
-def resolve_models(
-    config: Config,
-) -> tuple[models.Manifest, list[models.WakeModelSpec | models.MicroModelSpec]]:
-    """The manifest and the wake-word models of `[wake]`, every file's hash verified (the
-    feature models' only when an openWakeWord model is asked for)."""
+@dataclass(frozen=True)
+class ResolvedModels:
+    manifest: models.Manifest
+    oww: list[models.WakeModelSpec]
+    micro: list[models.MicroModelSpec]
+
+
+def resolve_models(config: Config) -> ResolvedModels:
+    """The wake-word models of `[wake]`, of either kind, every file's hash verified."""
     manifest = models.load_manifest(
         config.path(config.wake.models_dir) if config.wake.models_dir else None
     )
-    specs = [models.resolve_wake_model(manifest, m) for m in config.wake.models]
-    if any(isinstance(s, models.WakeModelSpec) for s in specs):
+    if not all(models.is_micro(manifest, m) for m in config.wake.models):
+        # the shared feature models first: without them no openWakeWord model runs
         models.verify_installed(manifest, list(manifest.features.values()))
-    return manifest, specs
+    oww, micro = [], []
+    for m in config.wake.models:
+        if models.is_micro(manifest, m):
+            micro.append(models.resolve_micro_model(manifest, m))
+        else:
+            oww.append(models.resolve_wake_model(manifest, m))
+    return ResolvedModels(manifest, oww, micro)
 
 
 def build_engine(config: Config) -> WakeEngine:
-    """The wake-word models of `[wake]`, verified: the openWakeWord models on one feature
-    pipeline, the microWakeWord models on one frontend; both kinds: a composite of the two."""
-    manifest, specs = resolve_models(config)
-    oww_specs = [s for s in specs if isinstance(s, models.WakeModelSpec)]
-    micro_specs = [s for s in specs if isinstance(s, models.MicroModelSpec)]
+    """The wake-word models of `[wake]`, verified: openWakeWord's on one feature pipeline,
+    microWakeWord's on another, both on the same audio when both kinds are asked for."""
+    resolved = resolve_models(config)
+    manifest = resolved.manifest
     engines: list[WakeEngine] = []
-    if oww_specs:
+    if resolved.oww:
         engines.append(
             OpenWakeWordEngine(
                 manifest.path(manifest.features["melspectrogram"]),
                 manifest.path(manifest.features["embedding"]),
-                oww_specs,
+                resolved.oww,
                 gate=gate_vad() if config.wake.gate else None,
             )
         )
-    if micro_specs:
-        from recorder.engines.micro import MicroWakeWordEngine
+    if resolved.micro:
+        from recorder.engines.micro import MicroEngine  # only a micro model needs its runtime
 
-        engines.append(MicroWakeWordEngine(micro_specs))
+        engines.append(MicroEngine(resolved.micro))
     return engines[0] if len(engines) == 1 else CompositeEngine(engines)
 
 
@@ -106,8 +109,7 @@ def build_vad(config: Config) -> WebRtcVad:
 
 
 def build_machine(config: Config, engine: WakeEngine, muted: bool = False) -> Machine:
-    settings = machine_settings(config, engine.names, getattr(engine, "default_thresholds", None))
-    return Machine(settings, muted=muted)
+    return Machine(machine_settings(config, engine.names, model_thresholds(engine)), muted=muted)
 
 
 @dataclass(frozen=True)
@@ -152,12 +154,18 @@ class Pipeline:
     verifiers: dict[str, Verifier] = field(default_factory=dict)
 
 
-def build_verifiers(config: Config, names: Iterable[str]) -> dict[str, Verifier]:
-    """`[wake.per_model.NAME] verifier` files, each checked to be trained for its model."""
+def build_verifiers(config: Config, engine: WakeEngine) -> dict[str, Verifier]:
+    """`[wake.per_model.NAME] verifier` files, each checked to be trained for its model.
+    A verifier reads openWakeWord's embeddings, so only openWakeWord models take one."""
     out = {}
-    for name in names:
+    for name in engine.names:
         value = config.wake.verifier_for(name)
         if value:
+            embeddings = getattr(engine, "recent_embeddings", None)
+            if name in model_thresholds(engine) or embeddings is None:
+                raise RecorderError(
+                    f"[wake.per_model.{name}] verifier: only openWakeWord models take a verifier"
+                )
             v = load_verifier(config.path(value))
             if v.model != name:
                 raise RecorderError(
@@ -184,12 +192,7 @@ def build_pipeline(
         storage.prepare()
     player = build_chime(config)
     engine = engine or build_engine(config)
-    verifiers = build_verifiers(config, engine.names)
-    if verifiers and not hasattr(engine, "recent_embeddings"):
-        raise RecorderError(
-            f"[wake.per_model.{next(iter(verifiers))}] verifier: a verifier reads openWakeWord's "
-            "embeddings; add an openWakeWord model to [wake] models or remove the verifier"
-        )
+    verifiers = build_verifiers(config, engine)
     # The indicator last: it takes over the lights of the configuration it replaces.
     return Pipeline(
         config,

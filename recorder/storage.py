@@ -170,6 +170,24 @@ class Storage:
             rid, n = f"{base}_{n}", n + 1
         return rid
 
+    def _install(self, files: list[tuple[Path, bytes]]) -> None:
+        """Write each (path, bytes) to a temp file and fsync it, then rename them all into
+        place in the given order and fsync the directory. On OSError the temp files are
+        removed and the error raised; the renames already done stay."""
+        tmps = [self.directory / f".{path.name}{TMP_SUFFIX}" for path, _ in files]
+        try:
+            for tmp, (_, data) in zip(tmps, files, strict=True):
+                with _new_file(tmp) as f:
+                    f.write(data)
+            for tmp, (path, _) in zip(tmps, files, strict=True):
+                os.replace(tmp, path)
+            fsync_dir(self.directory)
+        except OSError:
+            for tmp in tmps:
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+            raise
+
     def save(self, base_id: str, audio: np.ndarray, meta: dict[str, Any]) -> Recording:
         """Write audio and sidecar atomically (sealed when a sealer is set); on failure raise
         StorageError, leaving nothing."""
@@ -199,18 +217,9 @@ class Storage:
         else:
             files.append((sidecar, _json_bytes(meta)))
             files.append((wav, wav_bytes))
-        tmps = [d / f".{path.name}{TMP_SUFFIX}" for path, _ in files]
         try:
-            for tmp, (_, data) in zip(tmps, files, strict=True):
-                with _new_file(tmp) as f:
-                    f.write(data)
-            for tmp, (path, _) in zip(tmps, files, strict=True):
-                os.replace(tmp, path)
-            fsync_dir(d)
+            self._install(files)
         except OSError as e:
-            for p in tmps:
-                with contextlib.suppress(OSError):
-                    p.unlink(missing_ok=True)
             if not wav.exists():
                 for done in (sidecar, sealed_meta):
                     if done is not None:
@@ -241,18 +250,9 @@ class Storage:
             files.append((recording.sidecar, _json_bytes(_index(meta))))
         else:
             files.append((recording.sidecar, _json_bytes(meta)))
-        tmps = [self.directory / f".{path.name}{TMP_SUFFIX}" for path, _ in files]
         try:
-            for tmp, (_, data) in zip(tmps, files, strict=True):
-                with _new_file(tmp) as f:
-                    f.write(data)
-            for tmp, (path, _) in zip(tmps, files, strict=True):
-                os.replace(tmp, path)
-            fsync_dir(self.directory)
+            self._install(files)
         except OSError as e:
-            for tmp in tmps:
-                with contextlib.suppress(OSError):
-                    tmp.unlink(missing_ok=True)
             raise StorageError(f"{recording.sidecar}: {e.strerror or e}") from e
         written = {path.name: hashlib.sha256(data).hexdigest() for path, data in files}
         return Recording(

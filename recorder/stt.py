@@ -8,17 +8,19 @@ and the server's `transcript`. The whole exchange has one deadline. The `wyoming
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recorder.audio import SAMPLE_RATE
 from recorder.errors import RecorderError
+
+if TYPE_CHECKING:
+    import asyncio
 
 CHUNK_SAMPLES = 1024
 """Samples per `audio-chunk` (64 ms)."""
@@ -58,6 +60,8 @@ def socket_path(uri: str) -> str:
 
 def transcribe(uri: str, samples: np.ndarray, timeout_s: float, language: str = "") -> Transcript:
     """Send exactly `samples` (int16, 16 kHz mono) and return the server's transcript."""
+    import asyncio  # here, not at the top: asyncio costs the daemon ~5 MB of memory
+
     path = socket_path(uri)
     started = time.monotonic()
     try:
@@ -82,6 +86,8 @@ MAX_EVENT_BYTES = 1 << 20
 async def _read_event(reader: asyncio.StreamReader) -> Any:
     """The next event, None at the end of the stream; TranscriptionError for anything that is
     not a Wyoming event (the wyoming package's reader takes junk for the end)."""
+    import asyncio
+
     from wyoming.event import Event
 
     try:
@@ -110,6 +116,8 @@ async def _read_event(reader: asyncio.StreamReader) -> Any:
 
 
 async def _exchange(path: str, samples: np.ndarray, language: str) -> tuple[str, str | None]:
+    import asyncio
+
     from wyoming.asr import Transcribe
     from wyoming.asr import Transcript as WyTranscript
     from wyoming.audio import AudioChunk, AudioStart, AudioStop

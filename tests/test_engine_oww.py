@@ -191,7 +191,7 @@ def test_speech_gate_changes_no_detection_and_no_score_near_speech(manifest):
         a_arr, b_arr, is_open = np.array(a_runs), np.array(b_runs), np.array(open_flags)
         frames += len(is_open)
         closed += int((~is_open).sum())
-        assert np.abs(a_arr[is_open] - b_arr[is_open]).max(initial=0) < 1e-4, name
+        assert np.array_equal(a_arr[is_open], b_arr[is_open]), name  # bit for bit
         assert (b_arr[~is_open] == 0).all()
         for m in range(a_arr.shape[1]):
             assert detections(a_arr[:, m]) == detections(b_arr[:, m]), (name, gated.names[m])
@@ -203,3 +203,44 @@ def test_speech_gate_changes_no_detection_and_no_score_near_speech(manifest):
         gated.process(quiet[i : i + FRAME_SAMPLES])
         open_frames += gated._gate_open
     assert open_frames / (len(quiet) / FRAME_SAMPLES) < 0.5  # a noise bed mostly keeps it shut
+
+
+class _CountingSession:
+    """The real onnxruntime session, counting its runs."""
+
+    def __init__(self, session):
+        self.session, self.runs = session, 0
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        return self.session.run(*args, **kwargs)
+
+
+def test_a_shut_gate_runs_no_model_and_opening_back_fills_only_what_was_missed(manifest):
+    from recorder.vad import gate_vad
+
+    gated = OpenWakeWordEngine(
+        manifest.path(manifest.features["melspectrogram"]),
+        manifest.path(manifest.features["embedding"]),
+        [models.resolve_wake_model(manifest, "hey_jarvis")],
+        gate=gate_vad(),
+    )
+    mel, emb = _CountingSession(gated._mel), _CountingSession(gated._emb)
+    gated._mel, gated._emb = mel, emb
+    quiet = np.zeros(50 * FRAME_SAMPLES, dtype=np.int16)
+    for i in range(0, len(quiet), FRAME_SAMPLES):
+        assert gated.process(quiet[i : i + FRAME_SAMPLES]) == {"hey_jarvis": 0.0}
+    assert (mel.runs, emb.runs) == (0, 0)  # a quiet room costs the gate's VAD only
+    speech = read_pcm(oww_fixture("alexa_test.wav"))
+    first = next(
+        i
+        for i in range(0, len(speech), FRAME_SAMPLES)
+        if gated.gate.is_speech(speech[i : i + FRAME_SAMPLES])
+    )
+    for i in range(0, first + FRAME_SAMPLES, FRAME_SAMPLES):
+        gated.process(speech[i : i + FRAME_SAMPLES])
+    # the gate opened on the first speech frame: one catch-up for the whole missed window
+    n_mel_frames = 16 + 76 // 8
+    assert mel.runs == n_mel_frames and emb.runs == 16
+    gated.process(speech[first + FRAME_SAMPLES : first + 2 * FRAME_SAMPLES])
+    assert (mel.runs, emb.runs) == (n_mel_frames + 1, 17)  # then one of each per frame

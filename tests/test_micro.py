@@ -1,11 +1,12 @@
-"""microWakeWord: our engine against pymicro-wakeword's own streaming loop, names, errors."""
+"""The microWakeWord engine against pymicro-wakeword's own streaming loop, on the same audio."""
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,271 +15,216 @@ from conftest import AUDIO, REPO, SCENES, oww_fixture, read_pcm
 from recorder import models
 from recorder.audio import FRAME_SAMPLES
 from recorder.config import Config, ModelOverride, WakeConfig
-from recorder.engines import CompositeEngine, MicroWakeWordEngine, OpenWakeWordEngine
+from recorder.engines.composite import CompositeEngine
 from recorder.errors import RecorderError
-from recorder.pipeline import build_engine, engine_thresholds
+from recorder.pipeline import build_engine, build_machine, build_verifiers, thresholds
+from recorder.sources import chunk
 
-mww = pytest.importorskip("pymicro_wakeword", reason="needs recorder[micro]")
+mww = pytest.importorskip("pymicro_wakeword", reason="needs pymicro-wakeword (recorder[micro])")
 
-MICRO = ["okay_nabu", "micro:hey_jarvis", "micro:alexa", "micro:hey_mycroft"]
-MWW_FIXTURES = REPO / "tests" / "fixtures" / "microwakeword"
+CHUNK = 160  # pymicro-wakeword's 10 ms
 PAD = np.zeros(16000, dtype=np.int16)
-CHUNK = 160  # pymicro-wakeword's own loop, fed 10 ms at a time
+BUILTIN = {"okay_nabu": "okay_nabu", "micro:hey_jarvis": "hey_jarvis"}
+BUILTIN |= {"micro:alexa": "alexa", "micro:hey_mycroft": "hey_mycroft"}
 
 
-def config_for(*names: str, **wake) -> Config:
-    return Config(wake=WakeConfig(models=names, **wake))
+def engine_for(*names: str):
+    return build_engine(Config(wake=WakeConfig(models=names)))
 
 
-def reference(key: str, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """pymicro-wakeword alone, 10 ms at a time: per 80 ms frame the highest probability its
-    `process_streaming_prob` returned, and whether its `process_streaming` detected."""
-    model = mww.Model(key)
-    probs_model = mww.MicroWakeWord.from_builtin(model)
-    detect_model = mww.MicroWakeWord.from_builtin(model)
-    f_probs, f_detect = mww.MicroWakeWordFeatures(), mww.MicroWakeWordFeatures()
-    n_frames = -(-len(audio) // FRAME_SAMPLES)
-    scores, detected = np.zeros(n_frames), np.zeros(n_frames, dtype=bool)
-    pcm = audio.astype("<i2").tobytes()
-    for c in range(0, len(audio), CHUNK):
-        frame = c // FRAME_SAMPLES
-        for row in f_probs.process_streaming(pcm[2 * c : 2 * (c + CHUNK)]):
-            scores[frame] = max(scores[frame], probs_model.process_streaming_prob(row))
-        for row in f_detect.process_streaming(pcm[2 * c : 2 * (c + CHUNK)]):
-            detected[frame] |= bool(detect_model.process_streaming(row))
-    return scores, detected
-
-
-def ours(engine, audio: np.ndarray, names: list[str]) -> np.ndarray:
-    engine.reset()
-    rows = []
-    for i in range(0, len(audio), FRAME_SAMPLES):
-        s = engine.process(audio[i : i + FRAME_SAMPLES].astype(np.float32))
-        rows.append([s[n] for n in names])
-    return np.array(rows)
-
-
-def streams() -> list[tuple[str, np.ndarray]]:
-    real = [MWW_FIXTURES / f"okay_nabu_{i}.wav" for i in (1, 2)]
-    real += [oww_fixture(c) for c in ("alexa_test.wav", "hey_mycroft_test.wav", "hey_jane.wav")]
-    out = [(p.name, np.concatenate([PAD, read_pcm(p), PAD])) for p in real]
-    scenes = ["nabu_pause_command", "nabu_runon_command", "speech_then_nabu", "nabu_two_requests"]
-    out += [(s, read_pcm(AUDIO / f"{s}.wav")) for s in [*scenes, "two_requests"]]
-    return out
-
-
-# which (stream, model) pairs must detect: the parity must hold on real detections too
-MUST_DETECT = {
-    ("okay_nabu_1.wav", "okay_nabu"),
-    ("okay_nabu_2.wav", "okay_nabu"),
-    ("alexa_test.wav", "micro:alexa"),
-    ("hey_mycroft_test.wav", "micro:hey_mycroft"),
-    ("nabu_pause_command", "okay_nabu"),
-    ("nabu_runon_command", "okay_nabu"),
-    ("speech_then_nabu", "okay_nabu"),
-    ("nabu_two_requests", "okay_nabu"),
-}
-
-
-@pytest.fixture(scope="module")
-def engine():
-    return build_engine(config_for(*MICRO))
-
-
-@pytest.mark.parametrize("name, audio", streams(), ids=lambda v: v if isinstance(v, str) else "")
-def test_scores_and_detections_equal_pymicro_wakewords_own_loop(engine, name, audio):
-    assert isinstance(engine, MicroWakeWordEngine)
-    got = ours(engine, audio, MICRO)
-    thresholds = engine_thresholds(config_for(*MICRO), engine)
-    for k, model in enumerate(MICRO):
-        want, detected = reference(model.removeprefix("micro:"), audio)
-        np.testing.assert_array_equal(got[:, k], want, err_msg=f"{name} {model}")
-        ours_detect = got[:, k] >= thresholds[model]
-        np.testing.assert_array_equal(ours_detect, detected, err_msg=f"{name} {model}")
-        assert detected.any() == ((name, model) in MUST_DETECT), (name, model)
-
-
-def test_the_machine_detects_where_pymicro_wakeword_does_and_keeps_no_audio_before_the_phrase():
-    """The daemon's own step over an Okay Nabu scene: one request per wake phrase, detected at
-    the frame where pymicro-wakeword first detects, kept from inside the phrase to past the
-    command."""
-    from recorder.audio import Frame
-    from recorder.machine import UtteranceReady, WakeDetected
-    from recorder.pipeline import build_machine, build_vad, step
-
-    config = config_for("okay_nabu")
-    engine = build_engine(config)
-    machine, vad = build_machine(config, engine), build_vad(config)
-    machine.start()
-    audio = read_pcm(AUDIO / "nabu_two_requests.wav")
-    _, detected = reference("okay_nabu", audio)
-    wakes, ready = [], []
-    for i in range(len(audio) // FRAME_SAMPLES):
-        x = audio[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES].astype(np.float32)
-        a = step(machine, engine, vad, Frame(i, x))
-        assert a is not None
-        wakes += [e.frame_index for e in a.events if isinstance(e, WakeDetected)]
-        ready += [e for e in a.events if isinstance(e, UtteranceReady)]
-    first_detections = [i for i in np.flatnonzero(detected) if i == 0 or not detected[i - 1]]
-    assert wakes == first_detections and len(wakes) == 2
-    assert len(ready) == 2
-    frame_s = FRAME_SAMPLES / 16000
-    for u, (wake, command) in zip(ready, (("wake", "command"), ("wake2", "command2")), strict=True):
-        (w0, w1), (_, c1) = SCENES["nabu_two_requests"][wake], SCENES["nabu_two_requests"][command]
-        assert w0 - frame_s < u.start_frame * frame_s < w1, (wake, u.start_frame)
-        assert u.end_frame * frame_s > c1
-        np.testing.assert_array_equal(
-            u.audio, audio[u.start_frame * FRAME_SAMPLES : u.end_frame * FRAME_SAMPLES]
-        )
-
-
-def test_names_defaults_and_per_model_overrides(manifest):
-    spec = models.resolve_wake_model(manifest, "okay_nabu")
-    assert isinstance(spec, models.MicroModelSpec) and spec.name == "okay_nabu"
-    assert models.resolve_wake_model(manifest, "micro:okay_nabu").name == "okay_nabu"
-    jarvis = models.resolve_wake_model(manifest, "micro:hey_jarvis")
-    assert isinstance(jarvis, models.MicroModelSpec) and jarvis.name == "micro:hey_jarvis"
-    assert isinstance(models.resolve_wake_model(manifest, "hey_jarvis"), models.WakeModelSpec)
-    # the cutoff as microWakeWord reads it from the JSON; the least score above it detects
-    cutoff = json.loads(spec.config.read_text())["micro"]["probability_cutoff"]
-    assert spec.probability_cutoff == cutoff and spec.default_threshold > cutoff
-    assert np.nextafter(spec.default_threshold, 0) == cutoff
-    config = config_for(
-        "okay_nabu",
-        "micro:hey_jarvis",
-        "alexa",
-        threshold=0.4,
-        per_model={"micro:hey_jarvis": ModelOverride(threshold=0.6, patience=3)},
+def reference(model: str, audio: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """pymicro-wakeword's own loop, fed 10 ms at a time: each 80 ms frame's highest
+    probability (the sliding-window mean) and the frames where it detects."""
+    wake = mww.MicroWakeWord.from_builtin(mww.Model(model))
+    features = mww.MicroWakeWordFeatures()
+    # a second instance makes the detections with pymicro-wakeword's own process_streaming
+    deciding, deciding_features = (
+        mww.MicroWakeWord.from_builtin(mww.Model(model)),
+        mww.MicroWakeWordFeatures(),
     )
-    engine = build_engine(config)
-    assert isinstance(engine, CompositeEngine)
-    assert engine.names == ["alexa", "okay_nabu", "micro:hey_jarvis"]
-    t = engine_thresholds(config, engine)
-    assert t == {"alexa": 0.4, "okay_nabu": spec.default_threshold, "micro:hey_jarvis": 0.6}
-    assert config.wake.patience_for("micro:hey_jarvis") == 3
+    n_frames = len(audio) // FRAME_SAMPLES
+    best, detected = np.zeros(n_frames), set()
+    for c in range(n_frames * FRAME_SAMPLES // CHUNK):
+        frame = c * CHUNK // FRAME_SAMPLES
+        pcm = audio[c * CHUNK : (c + 1) * CHUNK].tobytes()
+        for f in features.process_streaming(pcm):
+            p = wake.process_streaming_prob(f)
+            best[frame] = max(best[frame], p)
+        for f in deciding_features.process_streaming(pcm):
+            if deciding.process_streaming(f):
+                detected.add(frame)
+    return best, sorted(detected)
 
 
-def test_a_path_to_a_json_and_tflite_pair(tmp_path, manifest):
-    package = models.micro_package_dir("okay_nabu")
-    for suffix in (".json", ".tflite"):
-        (tmp_path / f"my_nabu{suffix}").write_bytes((package / f"okay_nabu{suffix}").read_bytes())
-    data = json.loads((tmp_path / "my_nabu.json").read_text())
-    data["model"] = "my_nabu.tflite"
-    (tmp_path / "my_nabu.json").write_text(json.dumps(data))
-    for given in ("my_nabu.json", "my_nabu.tflite"):
-        spec = models.resolve_wake_model(manifest, str(tmp_path / given))
-        assert isinstance(spec, models.MicroModelSpec) and spec.name == "my_nabu"
-    engine = MicroWakeWordEngine([spec])
-    audio = read_pcm(AUDIO / "nabu_pause_command.wav")
-    assert ours(engine, audio, ["my_nabu"]).max() > spec.probability_cutoff
+def ours(engine, audio: np.ndarray) -> dict[str, np.ndarray]:
+    engine.reset()
+    rows = [engine.process(f.samples) for f in chunk(audio) if len(f.samples) == FRAME_SAMPLES]
+    return {n: np.array([r[n] for r in rows]) for n in engine.names}
+
+
+def audio_cases() -> list[tuple[str, np.ndarray]]:
+    real = ["alexa_test.wav", "hey_mycroft_test.wav", "hey_jane.wav", "negative_reference.wav"]
+    out = [(c, np.concatenate([PAD, read_pcm(oww_fixture(c)), PAD])) for c in real]
+    # people saying "Okay Nabu" (pymicro-wakeword's test recordings)
+    nabu = [REPO / "tests" / "fixtures" / "microwakeword" / f"okay_nabu_{i}.wav" for i in (1, 2)]
+    out += [(p.name, np.concatenate([PAD, read_pcm(p), PAD])) for p in nabu]
+    scenes = ["nabu_pause_command", "nabu_two_requests", "speech_then_nabu", "nabu_and_jarvis"]
+    return out + [(s, read_pcm(AUDIO / f"{s}.wav")) for s in scenes]
 
 
 @pytest.mark.parametrize(
-    "change, message",
-    [
-        (lambda d: d.pop("micro"), 'not a microWakeWord model (no "model" and "micro")'),
-        (lambda d: d["micro"].update(probability_cutoff=1.5), "probability_cutoff must be"),
-        (lambda d: d["micro"].update(sliding_window_size=0), "sliding_window_size must be"),
-        (lambda d: d.update(model="missing.tflite"), "missing.tflite cannot be read"),
-        (lambda d: d.update(model="my.json"), "is not a TensorFlow Lite model"),
-    ],
+    "name, audio", audio_cases(), ids=lambda v: v if isinstance(v, str) else ""
 )
-def test_a_bad_micro_model_is_one_clear_error(tmp_path, manifest, change, message):
-    package = models.micro_package_dir("okay_nabu")
-    data = json.loads((package / "okay_nabu.json").read_text())
-    (tmp_path / "okay_nabu.tflite").write_bytes((package / "okay_nabu.tflite").read_bytes())
-    data["model"] = "okay_nabu.tflite"
-    change(data)
-    (tmp_path / "my.json").write_text(json.dumps(data))
-    with pytest.raises(RecorderError, match="micro model .*my.json: ") as e:
-        models.resolve_wake_model(manifest, str(tmp_path / "my.json"))
-    assert message in str(e.value) and "\n" not in str(e.value)
+def test_scores_and_detections_equal_pymicro_wakewords_own_loop(name, audio):
+    engine = engine_for(*BUILTIN)
+    limits = thresholds(Config(), engine)
+    got = ours(engine, audio)
+    for ours_name, model in BUILTIN.items():
+        best, detected = reference(model, audio)
+        assert np.array_equal(got[ours_name], best), (name, ours_name)
+        ours_detected = np.flatnonzero(got[ours_name] >= limits[ours_name]).tolist()
+        assert ours_detected == detected, (name, ours_name)
 
 
-def test_unknown_names_list_both_kinds(manifest):
-    with pytest.raises(RecorderError) as e:
-        models.resolve_wake_model(manifest, "okay_nab")
-    assert "okay_nabu" in str(e.value) and "micro:hey_jarvis" in str(e.value)
-
-
-def test_composite_shares_the_audio_and_serves_the_openwakeword_embeddings(manifest):
-    config = config_for("hey_jarvis", "okay_nabu")
-    both = build_engine(config)
-    assert isinstance(both, CompositeEngine)
-    alone_oww = build_engine(config_for("hey_jarvis"))
-    alone_micro = build_engine(config_for("okay_nabu"))
-    assert isinstance(alone_oww, OpenWakeWordEngine)
-    audio = np.concatenate(
-        [read_pcm(AUDIO / "two_requests.wav"), read_pcm(AUDIO / "nabu_pause_command.wav")]
-    )
-    got = ours(both, audio, ["hey_jarvis", "okay_nabu"])
-    np.testing.assert_array_equal(got[:, 0], ours(alone_oww, audio, ["hey_jarvis"])[:, 0])
-    np.testing.assert_array_equal(got[:, 1], ours(alone_micro, audio, ["okay_nabu"])[:, 0])
-    assert got[:, 0].max() > 0.5 and got[:, 1].max() > 0.85
-    np.testing.assert_array_equal(both.recent_embeddings(16), alone_oww.recent_embeddings(16))
-    assert both.gate is not None and not hasattr(alone_micro, "recent_embeddings")
-    micro_only = CompositeEngine([alone_micro])
-    assert not hasattr(micro_only, "recent_embeddings") and micro_only.gate is None
-    with pytest.raises(RecorderError, match="same name"):
-        CompositeEngine([alone_oww, build_engine(config_for("hey_jarvis"))])
-
-
-def test_without_pymicro_wakeword_a_micro_model_is_a_one_line_error(tmp_path):
-    """The optional package blocked from import, as if not installed: exit 2, one line."""
-    wav = tmp_path / "x.wav"
-    wav.write_bytes((AUDIO / "nabu_pause_command.wav").read_bytes())
-    rec = tmp_path / "rec"
-    code = (
-        "import sys; sys.modules['pymicro_wakeword'] = None\n"
-        "from recorder.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))"
-    )
-    runs = {
-        "okay_nabu": ["score", "--model", "okay_nabu", str(wav)],
-        "micro:alexa": ["run", "--model", "micro:alexa", "--source", f"file:{wav}"],
+def test_real_and_synthesized_wake_words_are_detected():
+    engine = engine_for(*BUILTIN)
+    limits = thresholds(Config(), engine)
+    expect = {
+        "alexa_test.wav": "micro:alexa",
+        "hey_mycroft_test.wav": "micro:hey_mycroft",
+        "okay_nabu_1.wav": "okay_nabu",
+        "okay_nabu_2.wav": "okay_nabu",
+        "nabu_pause_command": "okay_nabu",
+        "speech_then_nabu": "okay_nabu",
     }
-    for name, args in runs.items():
+    for name, audio in audio_cases():
+        got = ours(engine, audio)
+        fired = {n for n in engine.names if (got[n] >= limits[n]).any()}
+        if name in expect:
+            assert expect[name] in fired, (name, fired)
+        if name in ("hey_jane.wav", "negative_reference.wav"):
+            assert fired == set(), name
+
+
+def test_okay_nabu_is_detected_after_the_phrase_starts_and_before_the_command():
+    engine = engine_for("okay_nabu")
+    machine = build_machine(Config(wake=WakeConfig(models=("okay_nabu",))), engine)
+    marks = SCENES["nabu_two_requests"]
+    audio = read_pcm(AUDIO / "nabu_two_requests.wav")
+    scores = ours(engine, audio)["okay_nabu"]
+    threshold = machine.settings.thresholds["okay_nabu"]
+    onsets = [i for i in range(1, len(scores)) if scores[i] >= threshold > scores[i - 1]]
+    assert len(onsets) == 2
+    phrases = [("wake", "command"), ("wake2", "command2")]
+    for onset, (wake, command) in zip(onsets, phrases, strict=True):
+        t = (onset + 1) * FRAME_SAMPLES / 16000
+        assert marks[wake][0] < t <= marks[command][0] + 0.5, (wake, t)
+        # where the score begins to rise (the machine's look-back floor) is inside the phrase
+        rise = onset
+        while rise > 0 and scores[rise - 1] >= threshold / 10:
+            rise -= 1
+        assert rise * FRAME_SAMPLES / 16000 >= marks[wake][0], (wake, rise)
+
+
+def test_default_thresholds_and_overrides():
+    engine = engine_for("okay_nabu", "hey_jarvis")
+    assert isinstance(engine, CompositeEngine)
+    own = thresholds(Config(), engine)
+    assert own["hey_jarvis"] == 0.5
+    assert own["okay_nabu"] == math.nextafter(0.85, 1.0)  # "above the cutoff", as microWakeWord
+    cfg = Config(wake=WakeConfig(models=("okay_nabu", "hey_jarvis"), threshold=0.7))
+    assert set(thresholds(cfg, engine).values()) == {0.7}
+    tomlish = Config(
+        wake=WakeConfig(
+            models=("okay_nabu",), per_model={"okay_nabu": ModelOverride(threshold=0.9)}
+        )
+    )
+    assert thresholds(tomlish, engine)["okay_nabu"] == 0.9
+
+
+def test_both_engines_share_the_audio_and_keep_their_own_scores():
+    audio = read_pcm(AUDIO / "nabu_and_jarvis.wav")
+    both = ours(engine_for("okay_nabu", "hey_jarvis"), audio)
+    alone = {**ours(engine_for("okay_nabu"), audio), **ours(engine_for("hey_jarvis"), audio)}
+    assert set(both) == {"okay_nabu", "hey_jarvis"}
+    for name in both:
+        assert np.array_equal(both[name], alone[name]), name
+    composite = engine_for("okay_nabu", "hey_jarvis")
+    assert composite.recent_embeddings is not None  # openWakeWord's, for the verifiers
+    assert composite.recent_embeddings(16).shape == (16, 96)
+    assert not hasattr(engine_for("okay_nabu"), "recent_embeddings")
+
+
+def test_names_paths_and_bad_micro_models(tmp_path):
+    manifest = models.load_manifest()
+    assert models.is_micro(manifest, "okay_nabu") and models.is_micro(manifest, "micro:alexa")
+    assert not models.is_micro(manifest, "hey_jarvis")  # openWakeWord's
+    spec = models.resolve_micro_model(manifest, "okay_nabu")
+    assert (spec.probability_cutoff, spec.sliding_window_size) == (0.85, 5)
+    with pytest.raises(RecorderError, match="unknown microWakeWord model 'micro:nope'.*okay_nabu"):
+        models.resolve_micro_model(manifest, "micro:nope")
+    # a JSON + TFLite pair given by path, named by its file
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    shutil.copy(spec.model, pair / "mine.tflite")
+    settings = json.loads(spec.config.read_text())
+    settings["model"] = "mine.tflite"
+    (pair / "nabu2.json").write_text(json.dumps(settings))
+    audio = read_pcm(AUDIO / "nabu_pause_command.wav")
+    by_path = ours(engine_for(str(pair / "nabu2.json")), audio)["nabu2"]
+    assert np.array_equal(by_path, ours(engine_for("okay_nabu"), audio)["okay_nabu"])
+    bad = {
+        "no micro": ({"model": "mine.tflite"}, 'no "micro" object'),
+        "cutoff": ({**settings, "micro": {"probability_cutoff": 1.5}}, "probability_cutoff"),
+        "window": (
+            {**settings, "micro": {"probability_cutoff": 0.5, "sliding_window_size": 0}},
+            "sliding_window_size",
+        ),
+        "escape": ({**settings, "model": "../mine.tflite"}, '"model" must name'),
+        "absent": ({**settings, "model": "gone.tflite"}, "gone.tflite"),
+    }
+    for case, (data, message) in bad.items():
+        path = pair / f"{case.replace(' ', '_')}.json"
+        path.write_text(json.dumps(data))
+        with pytest.raises(RecorderError, match=message) as e:
+            models.resolve_micro_model(manifest, str(path))
+        assert "\n" not in str(e.value)
+    (pair / "junk.tflite").write_bytes(b"\0" * 64)
+    path = pair / "junk.json"
+    path.write_text(json.dumps({**settings, "model": "junk.tflite"}))
+    with pytest.raises(RecorderError, match="not a TFLite model"):
+        models.resolve_micro_model(manifest, str(path))
+
+
+def test_a_verifier_is_refused_for_a_micro_model(tmp_path):
+    cfg = Config(
+        wake=WakeConfig(
+            models=("okay_nabu",), per_model={"okay_nabu": ModelOverride(verifier="v.npz")}
+        )
+    )
+    with pytest.raises(RecorderError, match="only openWakeWord models take a verifier"):
+        build_verifiers(cfg, engine_for("okay_nabu"))
+
+
+def test_without_pymicro_wakeword_a_micro_model_is_one_line_and_exit_2(tmp_path):
+    code = (
+        "import sys; sys.modules['pymicro_wakeword'] = None; "
+        "from recorder.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    scene = AUDIO / "nabu_pause_command.wav"
+    for model in ("okay_nabu", "micro:hey_jarvis"):
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                code,
-                *args,
-                *(["--recordings", str(rec)] if args[0] == "run" else []),
-            ],
+            [sys.executable, "-c", code, "run", "--source", f"file:{scene}", "--model", model]
+            + ["--recordings", str(tmp_path / "rec"), "--dry-run"],
             capture_output=True,
             text=True,
-            timeout=120,
+            cwd=REPO,
         )
         assert proc.returncode == 2, proc.stderr
-        assert proc.stderr == (
-            f"recorder: error: micro model {name} needs the optional package pymicro-wakeword: "
-            "pip install 'recorder[micro]'\n"
-        )
-        assert not rec.exists() or not any(rec.iterdir())
-    # openWakeWord models need nothing of it
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "score", "--model", "hey_jarvis", str(wav)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "pymicro-wakeword" in lines[0] and model in lines[0], lines
+        assert "recorder[micro]" in lines[0]
+    listed = subprocess.run(
+        [sys.executable, "-c", code, "models", "list"], capture_output=True, text=True
     )
-    assert proc.returncode == 0, proc.stderr
-
-
-def test_models_list_shows_both_kinds_with_licences():
-    from conftest import run_recorder
-
-    proc = run_recorder("models", "list", "--json")
-    assert proc.returncode == 0, proc.stderr
-    rows = {r["name"]: r for r in json.loads(proc.stdout)}
-    assert rows["okay_nabu"]["kind"] == "micro wake word"
-    assert rows["okay_nabu"]["licence"] == "Apache-2.0" and rows["okay_nabu"]["status"] == "ok"
-    assert rows["micro:hey_jarvis"]["kind"] == "micro wake word"
-    assert Path(rows["micro:hey_jarvis"]["path"]).name == "hey_jarvis.json"
-    assert rows["hey_jarvis"]["kind"] == "wake word"
-    assert rows["hey_jarvis"]["licence"] == "CC-BY-NC-SA-4.0"
-    text = run_recorder("models", "list").stdout.decode()
-    assert any(
-        line.startswith("micro:alexa") and "Apache-2.0" in line for line in text.splitlines()
-    )
+    assert listed.returncode == 0 and "not installed" in listed.stdout

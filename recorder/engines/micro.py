@@ -1,85 +1,90 @@
-"""microWakeWord models as a wake-word engine, through the pymicro-wakeword package.
+"""microWakeWord models on pymicro-wakeword (its TFLite runtime and TFLite Micro's front end).
 
-The package's own streaming pieces do the work: `MicroWakeWordFeatures` turns 10 ms of audio
-into one feature row (one frontend, shared by every model), and each `MicroWakeWord` runs its
-TFLite model on every `stride` rows and keeps the mean of its last `sliding_window_size`
-probabilities (0 until that window is full). microWakeWord detects when that mean exceeds the
-model's `probability_cutoff`.
+One feature stream (40 mel-like features per 10 ms, computed by the microfrontend) feeds every
+micro model; each model runs on every third feature (30 ms) and keeps a sliding window of its
+last `sliding_window_size` probabilities. pymicro-wakeword's own loop detects when the window's
+mean is strictly above the model's `probability_cutoff`.
 
-An 80 ms frame holds 8 feature rows, so 2 or 3 model runs. A frame's score is the highest
-sliding-window mean reached inside it (0 when no run completed): the score reaches a threshold
-exactly when some mean inside the frame does, so with the threshold just above the cutoff
-(`MicroModelSpec.default_threshold`) the frames that detect are the frames in which
-microWakeWord's own loop detects.
+The score of an 80 ms frame is the highest sliding-window mean reached inside it (0 until the
+window is full), so a frame's score is above the cutoff exactly when pymicro-wakeword's loop
+detects inside that frame. The default threshold is the smallest float above the cutoff, so
+that "score >= threshold" is microWakeWord's "mean > cutoff".
 
-pymicro_wakeword is imported here only, when a micro model is asked for.
+Unlike openWakeWord's engine, this one cannot skip quiet frames: the front end's noise
+estimate and the models' streaming state carry over from frame to frame, so every frame is
+processed (a few percent of openWakeWord's cost; see scripts/bench.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from recorder.audio import FRAME_SAMPLES
 from recorder.errors import RecorderError
-from recorder.models import MICRO_EXTRA, MicroModelSpec
+from recorder.models import MICRO_EXTRA, MICRO_PACKAGE, MicroModelSpec
 
 
-def _package(name: str) -> Any:
+def _package(name: str) -> ModuleType:
     try:
         import pymicro_wakeword
     except ImportError:
         raise RecorderError(
-            f"micro model {name} needs the optional package pymicro-wakeword: {MICRO_EXTRA}"
+            f"model {name}: microWakeWord models need the optional package pymicro-wakeword: "
+            f"{MICRO_EXTRA}"
         ) from None
+    assert pymicro_wakeword.__name__ == MICRO_PACKAGE
     return pymicro_wakeword
 
 
-def _load(package: Any, spec: MicroModelSpec) -> Any:
-    try:
-        model = package.MicroWakeWord.from_config(spec.config)
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise RecorderError(f"micro model {spec.config}: cannot be loaded ({e})") from None
-    if not model.interpreter:
-        raise RecorderError(f"micro model {spec.config}: cannot be loaded")
-    return model
+def default_threshold(spec: MicroModelSpec) -> float:
+    """The smallest threshold a score must reach to be a detection: just above the cutoff."""
+    return math.nextafter(spec.probability_cutoff, 1.0)
 
 
-class MicroWakeWordEngine:
-    """One microWakeWord frontend feeding every micro model, one 80 ms frame at a time."""
+class MicroEngine:
+    """Several microWakeWord models on one feature stream, scored per 80 ms frame."""
 
     def __init__(self, specs: Sequence[MicroModelSpec]):
         if not specs:
             raise RecorderError("no wake-word model given")
-        package = _package(specs[0].name)
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise RecorderError(f"wake-word models with the same name: {', '.join(names)}")
+        package = _package(names[0])
+        self.names: list[str] = names
         self.specs = list(specs)
-        self.names: list[str] = [s.name for s in specs]
-        if len(set(self.names)) != len(self.names):
-            raise RecorderError(f"wake-word models with the same name: {', '.join(self.names)}")
-        self.default_thresholds: dict[str, float] = {s.name: s.default_threshold for s in specs}
-        """Per model, the least score that detects as microWakeWord does."""
-        self._models = [_load(package, s) for s in specs]
+        self.default_thresholds = {s.name: default_threshold(s) for s in specs}
         self._features = package.MicroWakeWordFeatures()
-
-    def reset(self) -> None:
-        """Forget all audio: frontend, pending feature rows, probabilities and model state."""
-        self._features.reset()
-        for m in self._models:
-            m.reset()
+        self._models: list[Any] = []
+        for s in specs:
+            try:
+                model = package.MicroWakeWord.from_config(s.config)
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                raise RecorderError(f"model {s.config}: cannot be loaded ({e})") from None
+            # the checked values, whatever the JSON says on a second reading
+            model.probability_cutoff = s.probability_cutoff
+            model.sliding_window_size = s.sliding_window_size
+            self._models.append(model)
 
     def process(self, samples: np.ndarray) -> dict[str, float]:
-        pcm = np.clip(np.rint(samples[:FRAME_SAMPLES]), -32768, 32767).astype("<i2")
-        scores = dict.fromkeys(self.names, 0.0)
-        for row in self._features.process_streaming(pcm.tobytes()):
-            for name, model in zip(self.names, self._models, strict=True):
-                p = model.process_streaming_prob(row)
-                if p is not None and p > scores[name]:
-                    scores[name] = float(p)
-        return scores
+        x = np.asarray(samples)
+        if x.dtype != np.int16:
+            x = np.clip(np.round(x), -32768, 32767)
+        pcm = x.astype("<i2").tobytes()
+        best = [0.0] * len(self._models)
+        for features in self._features.process_streaming(pcm):
+            for i, model in enumerate(self._models):
+                p = model.process_streaming_prob(features)
+                if p is not None and p > best[i]:
+                    best[i] = p
+        return dict(zip(self.names, best, strict=True))
 
-    def close(self) -> None:
-        """Release the TFLite interpreters."""
-        for m in self._models:
-            m.close()
+    def reset(self) -> None:
+        """Forget all audio: the front end and every model start afresh."""
+        self._features.reset()
+        for model in self._models:
+            model.reset()

@@ -6,17 +6,20 @@ runs on the last 76 mel rows (one 96-value embedding per frame); each classifier
 last N embeddings (16 for most models). The stream is treated as if it were preceded by digital
 silence, so the first frames are scored deterministically.
 
-Speech gate (optional): the embedding model is about 95 % of the cost, and most of a smart
-speaker's day is silence. With a gate, embeddings and classifiers run only while the gate's VAD
-has heard speech within the last `hold_frames` (the classifier window plus one embedding window,
-about 2 s), and every other frame scores 0. When speech starts, the embeddings of the whole
-classifier window are back-filled from the mel history, so every frame whose window
-holds speech gets the score the ungated engine would give.
+Speech gate (optional): the embedding model is about 90 % of the cost and the melspectrogram
+most of the rest, and most of a smart speaker's day is silence. With a gate, only the gate's VAD
+runs on every frame: the engine keeps the raw audio of the frames its windows read (a bounded
+ring of about 2 s) and computes mel rows, embeddings and scores only while the gate's VAD has
+heard speech within the last `hold_frames` (the classifier window plus one embedding window), and
+every other frame scores 0. When the gate opens, the mel rows and embeddings of the frames heard
+while it was shut are back-filled from the ring, so every frame whose window holds speech gets
+the score the ungated engine would give.
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -107,6 +110,8 @@ class OpenWakeWordEngine:
             raise RecorderError(f"wake-word models with the same name: {', '.join(names)}")
         self.names: list[str] = names
         self._n_embeddings = max(c.n_embeddings for c in self._classifiers)
+        self._mel_frames = self._n_embeddings + EMBEDDING_WINDOW // MEL_ROWS_PER_FRAME
+        """Frames whose mel rows the classifier windows read (the oldest one in part)."""
         self._mel_capacity = EMBEDDING_WINDOW + MEL_ROWS_PER_FRAME * (self._n_embeddings - 1)
         self.gate = gate
         self.hold_frames = self._n_embeddings + EMBEDDING_WINDOW // MEL_ROWS_PER_FRAME + 1
@@ -121,9 +126,14 @@ class OpenWakeWordEngine:
 
     def reset(self) -> None:
         """Forget all audio: the engine is as if it had heard only silence."""
-        self._context = np.zeros(MEL_CONTEXT_SAMPLES, dtype=np.float32)
+        # the raw audio of the frames the mel rows are made from, plus one for its context
+        silent_frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+        self._audio: deque[np.ndarray] = deque(
+            [silent_frame] * (self._mel_frames + 1), maxlen=self._mel_frames + 1
+        )
         self._mel_rows = np.tile(self._silent_mel_row, (self._mel_capacity, 1))
         self._embeddings = np.tile(self._silent_embedding, (self._n_embeddings, 1))
+        self._stale_frames = 0  # the latest frames with neither mel rows nor embeddings yet
         self._since_speech = self.hold_frames  # the gate starts closed
         self._gate_open = False
 
@@ -145,31 +155,40 @@ class OpenWakeWordEngine:
     def process(self, samples: np.ndarray) -> dict[str, float]:
         frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         frame[: len(samples)] = samples[:FRAME_SAMPLES]
-        audio = np.concatenate([self._context, frame])
-        self._context = audio[-MEL_CONTEXT_SAMPLES:]
-        rows = self._melspectrogram(audio[None, :])
-        self._mel_rows = np.concatenate([self._mel_rows[MEL_ROWS_PER_FRAME:], rows])
+        self._audio.append(frame)
+        self._stale_frames += 1
         if self.gate is not None:
             speech = self.gate.is_speech(samples)
             self._since_speech = 0 if speech else self._since_speech + 1
-            if self._since_speech >= self.hold_frames:
-                self._gate_open = False
+            self._gate_open = self._since_speech < self.hold_frames
+            if not self._gate_open:  # only the raw audio is kept: a quiet room costs the VAD
                 return dict(self._zeros)
             self.gate_open_frames += 1
-            if not self._gate_open:  # back-fill the whole classifier window
-                self._gate_open = True
-                # one window per run: a batch would be no faster here, and its activations
-                # would raise the peak memory by ~25 MB
-                self._embeddings = np.concatenate(
-                    [
-                        self._embed(self._window(k)[None])
-                        for k in range(self._n_embeddings - 1, -1, -1)
-                    ]
-                )
-                return self._classify()
-        embedding = self._embed(self._window(0)[None])
-        self._embeddings = np.concatenate([self._embeddings[1:], embedding])
+        self._catch_up()
         return self._classify()
+
+    def _catch_up(self) -> None:
+        """Mel rows, then embeddings, for the frames heard since the last ones computed.
+
+        Each frame's mel rows come from its own audio and the 480 samples before it, and each
+        embedding from the 76 mel rows ending at its frame, so these are the values the engine
+        would hold had it computed every frame as it came.
+        """
+        stale, self._stale_frames = self._stale_frames, 0
+        mel_frames = min(stale, self._mel_frames)
+        audio = list(self._audio)
+        rows = [
+            self._melspectrogram(
+                np.concatenate([audio[i - 1][-MEL_CONTEXT_SAMPLES:], audio[i]])[None]
+            )
+            for i in range(len(audio) - mel_frames, len(audio))
+        ]
+        self._mel_rows = np.concatenate([self._mel_rows, *rows])[-self._mel_capacity :]
+        n = min(stale, self._n_embeddings)
+        # one window per run: a batch would be no faster here, and its activations would raise
+        # the peak memory by ~25 MB
+        new = [self._embed(self._window(k)[None]) for k in range(n - 1, -1, -1)]
+        self._embeddings = np.concatenate([self._embeddings[n:], *new])
 
     def recent_embeddings(self, n: int) -> np.ndarray:
         """The last `n` embeddings (n, 96), oldest first: what a second-stage verifier reads."""

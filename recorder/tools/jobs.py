@@ -8,7 +8,6 @@ machine), so the detections reported are the ones `recorder run --source file:..
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import queue as queue_mod
 import signal
@@ -16,8 +15,6 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -119,7 +116,7 @@ class Worker:
     ):
         self.config = config
         self.engine = engine
-        self.verifiers = build_verifiers(config, engine.names)  # as the daemon applies them
+        self.verifiers = build_verifiers(config, engine)  # as the daemon applies them
         self.report = report
         self.cancelled = cancelled
 
@@ -308,6 +305,11 @@ def run_jobs(
     if workers <= 1:
         local = Worker(config, engine, progress.add)
         return [local.run(job) for job in jobs]
+    # imported here, not at the top: `recorder run` loads this module and needs no pool
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     ctx = mp.get_context("spawn")  # fresh processes: nothing of onnxruntime is forked
     reports, cancel = ctx.Queue(), ctx.Event()
     order = sorted(range(len(jobs)), key=lambda i: -estimate_s(Path(jobs[i].path)))

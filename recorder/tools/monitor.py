@@ -19,7 +19,7 @@ from recorder.audio import Frame, s_to_frames
 from recorder.config import Config
 from recorder.machine import State
 from recorder.mute import MuteSwitch
-from recorder.pipeline import build_pipeline, engine_thresholds
+from recorder.pipeline import build_pipeline, thresholds
 from recorder.sources import open_source
 
 BAR = 40
@@ -96,9 +96,7 @@ def run(config: Config, out: TextIO = sys.stdout) -> int:
     pipeline = build_pipeline(config, dry_run=True)
     source = open_source(config.audio.source, config.audio.realtime, audio=config.audio)
     try:
-        meter = Meter(
-            engine_thresholds(config, pipeline.engine).__getitem__, out, out.isatty(), lines
-        )
+        meter = Meter(thresholds(config, pipeline.engine).__getitem__, out, out.isatty(), lines)
         d = daemon.build_daemon(
             config,
             source,

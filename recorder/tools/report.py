@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -83,12 +83,8 @@ def write_csv(out: TextIO, results: Sequence[Result], names: Sequence[str]) -> N
 
 
 def score_table(
-    results: Sequence[Result],
-    names: Sequence[str],
-    config: Config,
-    thresholds: Mapping[str, float] | None = None,
+    results: Sequence[Result], names: Sequence[str], config: Config, thresholds: dict[str, float]
 ) -> str:
-    """`thresholds`: each model's (default: `[wake]`'s)."""
     data = score_json([r for r in results if r.skipped is None], names)["files"]
     width = max([len("file"), *(len(f["path"]) for f in data)])
     nw = max(len("wake word"), *(len(n) for n in names))
@@ -110,8 +106,7 @@ def score_table(
                 else f"{'':<{width}}  {'':>9}"
             )
             lines.append(
-                f"{head}  {name:<{nw}}  "
-                f"{(thresholds or {}).get(name, config.wake.threshold_for(name)):9.3f}  "
+                f"{head}  {name:<{nw}}  {thresholds[name]:9.3f}  "
                 f"{config.wake.patience_for(name):8d}  {peak['score']:6.3f}  "
                 f"{at:>8}  {det}"
             )

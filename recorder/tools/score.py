@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.errors import RecorderError
-from recorder.pipeline import build_engine, engine_thresholds
+from recorder.pipeline import build_engine, thresholds
 from recorder.tools.jobs import Job, Progress, estimate_s, find_wavs, run_jobs
 from recorder.tools.options import (
     add_common,
@@ -109,9 +109,9 @@ def cmd_score(args: argparse.Namespace) -> int:
                 args.csv.expanduser().write_text(buf.getvalue())
             except OSError as e:
                 raise RecorderError(f"--csv {args.csv}: cannot write ({e.strerror})") from None
-        emit(score_table(scored, names, config, engine_thresholds(config, engine)) + "\n")
+        emit(score_table(scored, names, config, thresholds(config, engine)) + "\n")
     if args.plot is not None:
         from recorder.tools import plots
 
-        plots.score_timelines(args.plot, scored, names, engine_thresholds(config, engine))
+        plots.score_timelines(args.plot, scored, names, thresholds(config, engine))
     return 0

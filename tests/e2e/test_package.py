@@ -87,9 +87,10 @@ def test_wheel_installs_fetches_models_and_records_outside_the_checkout(dist: Pa
     models = tmp_path / "data/recorder/models"
     assert f"models in {models}: installed 8" in fetched.stdout, fetched.stdout
     listed = run(recorder, "models", "list", cwd=tmp_path, env=env).stdout.splitlines()
-    micro = [row for row in listed if " micro wake word " in row]  # without recorder[micro]
-    assert len(micro) == 4 and all("needs recorder[micro]" in row for row in micro), micro
-    listed = [row for row in listed if row not in micro]
+    micro = [row for row in listed if " microWakeWord " in row]  # without recorder[micro]
+    assert len(micro) == 4 and all(" not installed " in row for row in micro), micro
+    assert listed[-1].startswith("(microWakeWord's models come with its runtime"), listed
+    listed = [row for row in listed[:-1] if row not in micro]
     assert len(listed) == 8 and all(row.split()[-2] == "ok" for row in listed), listed
 
     rec = tmp_path / "recordings"
