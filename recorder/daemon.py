@@ -223,9 +223,9 @@ class Daemon:
         if w.calibrate:
             embeddings = getattr(self.p.engine, "recent_embeddings", None)
             if embeddings is not None:  # the room's negatives for `recorder verifier train`
-                self.near_misses = NearMisses(
-                    self.mute.state_dir, self.machine.settings.thresholds, embeddings
-                )
+                micro = model_thresholds(self.p.engine)  # no embeddings of their own
+                oww = {n: t for n, t in self.machine.settings.thresholds.items() if n not in micro}
+                self.near_misses = NearMisses(self.mute.state_dir, oww, embeddings)
             self.calibration = Calibration(
                 self.mute.state_dir,
                 {n: w.patience_for(n) for n in self.p.engine.names},

@@ -8,10 +8,12 @@ Everything is measured in one run, on the same audio, on this machine:
   - per-frame processing time p50 / p99 of the daemon's engine (speech-gate back-fill included);
   - peak RSS and the time from process start to `listening` of `recorder run` on a file source,
     against a bare process that imports numpy and onnxruntime and loads the same three models,
-    and the peak RSS of a process that imports openWakeWord and runs one model.
+    and the peak RSS of a process that imports openWakeWord and runs one model;
+  - microWakeWord (okay_nabu): our engine against pymicro-wakeword's own streaming loop, and
+    against openWakeWord, on the quiet-home and speech streams, and its peak RSS.
 
     .venv/bin/python scripts/bench.py [--minutes 60] [--json]
-Needs the `openwakeword` package (the test extra).
+Needs the `openwakeword` and `pymicro-wakeword` packages (the test extra).
 """
 
 from __future__ import annotations
@@ -122,6 +124,26 @@ def cpu_per_hour(step, audio: np.ndarray, times: list[float] | None = None) -> f
     return (time.process_time() - c0) / (len(audio) / RATE / 3600)
 
 
+def micro_cpu(audio: np.ndarray, model: str = "okay_nabu") -> dict[str, float]:
+    """microWakeWord: our engine against pymicro-wakeword's own streaming loop (its features and
+    `process_streaming`), both fed the same 80 ms frames."""
+    from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
+
+    from recorder.engines.micro import MicroEngine
+
+    ours = MicroEngine([models.resolve_micro_model(models.load_manifest(), model)])
+    wake, features = MicroWakeWord.from_builtin(Model(model)), MicroWakeWordFeatures()
+
+    def theirs(frame: np.ndarray) -> None:
+        for f in features.process_streaming(frame.tobytes()):
+            wake.process_streaming(f)
+
+    return {
+        "ours": cpu_per_hour(ours.process, audio),
+        "pymicro": cpu_per_hour(theirs, audio),
+    }
+
+
 # Peak RSS of a command, measured by a small launcher process: a child forked straight from
 # this (large) process would count this process's pages in its own peak until it execs.
 _LAUNCHER = (
@@ -194,6 +216,22 @@ def mic_peak_rss_mb(model: str = "hey_jarvis", seconds: float = 10.0) -> float:
             env=mic.env,
         ).stdout
     return int(out.split()[-1]) / 1024
+
+
+def micro_peak_rss_mb(model: str = "okay_nabu") -> float:
+    """Peak RSS of `recorder run` with one microWakeWord model on a 1-minute file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "quiet.wav"
+        with wave.open(str(clip), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(RATE)
+            w.writeframes(quiet_home(1.0).tobytes())
+        recorder = Path(sys.executable).parent / "recorder"
+        return peak_rss_mb(
+            [str(recorder), "run", "--source", f"file:{clip}", "--model", model]
+            + ["--recordings", str(Path(tmp) / "rec")]
+        )
 
 
 def startup_and_rss(manifest, model: str = "hey_jarvis", runs: int = 9) -> dict[str, float]:
@@ -280,8 +318,12 @@ def main() -> int:
     out["four_models_vs_one"] = (
         out["speech_four_models_ours_cpu_s_per_h"] / out["speech_ours_cpu_s_per_h"]
     )
+    for label, audio in (("quiet_home", quiet), ("speech", speech)):
+        for who, cpu in micro_cpu(audio).items():
+            out[f"micro_{label}_{who}_cpu_s_per_h"] = cpu
     out.update(startup_and_rss(manifest))
     out["mic_peak_rss_mb"] = mic_peak_rss_mb()
+    out["micro_peak_rss_mb"] = micro_peak_rss_mb()
     if args.json:
         print(json.dumps({k: round(v, 4) for k, v in out.items()}, indent=2))
         return 0
@@ -301,6 +343,15 @@ def main() -> int:
             f"{out[label + '_ratio']:>8.2f}{out[label + '_gate_open']:>10.1%}"
         )
     print("(CPU seconds per hour of audio; ratio = ours gated / openWakeWord)")
+    print(
+        f"{'microWakeWord okay_nabu':<26}{'ours':>10}{'pymicro-wakeword':>18}{'ratio':>8}"
+        f"{'vs openWakeWord':>17}"
+    )
+    for label in ("quiet_home", "speech"):
+        o = out[f"micro_{label}_ours_cpu_s_per_h"]
+        t = out[f"micro_{label}_pymicro_cpu_s_per_h"]
+        w = out[f"{label}_openwakeword_cpu_s_per_h"]
+        print(f"{label:<26}{o:>8.1f} s{t:>16.1f} s{o / t:>8.2f}{o / w:>16.2f}x")
     print(f"four models / one model (ours, speech): {out['four_models_vs_one']:.2f}x")
     print(
         f"per frame (ours, quiet home): p50 {out['frame_p50_ms']:.2f} ms, "
@@ -313,7 +364,8 @@ def main() -> int:
     )
     print(
         f"peak RSS: recorder run {out['peak_rss_mb']:.1f} MB on a file, "
-        f"{out['mic_peak_rss_mb']:.1f} MB on the microphone (target <= 64 MB), "
+        f"{out['mic_peak_rss_mb']:.1f} MB on the microphone (target <= 64 MB); "
+        f"with okay_nabu (microWakeWord) {out['micro_peak_rss_mb']:.1f} MB; "
         f"the bare load {out['bare_load_peak_rss_mb']:.1f} MB, "
         f"an openWakeWord process {out['openwakeword_peak_rss_mb']:.0f} MB"
     )
