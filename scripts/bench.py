@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -110,23 +111,41 @@ def their_model(manifest, names: list[str]):
     )
 
 
-def cpu_per_hour(step, audio: np.ndarray, times: list[float] | None = None) -> float:
+def cpu_per_hour(
+    steps: dict[str, Callable[[np.ndarray], object]],
+    audio: np.ndarray,
+    times: list[float] | None = None,
+    block_frames: int = 250,
+) -> dict[str, float]:
+    """CPU seconds per hour of audio of each stepper, all fed the same frames.
+
+    The steppers take turns, 20 s of audio each, in a rotating order, so that a change in the
+    machine's load during the run weighs on each of them alike. `times`: the per-frame wall
+    times of the first stepper."""
     frames = [audio[i : i + FRAME] for i in range(0, len(audio) - FRAME + 1, FRAME)]
-    c0 = time.process_time()
-    if times is None:
-        for f in frames:
-            step(f)
-    else:
-        for f in frames:
-            t = time.perf_counter()
-            step(f)
-            times.append(time.perf_counter() - t)
-    return (time.process_time() - c0) / (len(audio) / RATE / 3600)
+    spent = dict.fromkeys(steps, 0.0)
+    names = list(steps)
+    for b, start in enumerate(range(0, len(frames), block_frames)):
+        block = frames[start : start + block_frames]
+        for name in names[b % len(names) :] + names[: b % len(names)]:
+            step = steps[name]
+            c0 = time.process_time()
+            if times is not None and name == names[0]:
+                for f in block:
+                    t = time.perf_counter()
+                    step(f)
+                    times.append(time.perf_counter() - t)
+            else:
+                for f in block:
+                    step(f)
+            spent[name] += time.process_time() - c0
+    hours = len(audio) / RATE / 3600
+    return {name: cpu / hours for name, cpu in spent.items()}
 
 
-def micro_cpu(audio: np.ndarray, model: str = "okay_nabu") -> dict[str, float]:
-    """microWakeWord: our engine against pymicro-wakeword's own streaming loop (its features and
-    `process_streaming`), both fed the same 80 ms frames."""
+def micro_steps(model: str = "okay_nabu") -> dict[str, Callable[[np.ndarray], object]]:
+    """microWakeWord: our engine, and pymicro-wakeword's own streaming loop (its features and
+    `process_streaming`), each to be fed the same 80 ms frames."""
     from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
 
     from recorder.engines.micro import MicroEngine
@@ -138,10 +157,7 @@ def micro_cpu(audio: np.ndarray, model: str = "okay_nabu") -> dict[str, float]:
         for f in features.process_streaming(frame.tobytes()):
             wake.process_streaming(f)
 
-    return {
-        "ours": cpu_per_hour(ours.process, audio),
-        "pymicro": cpu_per_hour(theirs, audio),
-    }
+    return {"micro_ours": ours.process, "micro_pymicro": theirs}
 
 
 # Peak RSS of a command, measured by a small launcher process: a child forked straight from
@@ -294,14 +310,17 @@ def main() -> int:
     speech = continuous_speech(args.speech_minutes)
     out: dict[str, float] = {}
 
-    def run(label: str, audio: np.ndarray, names: list[str], times=None) -> None:
+    def run(label: str, audio: np.ndarray, names: list[str], times=None, extra=None) -> None:
         ours = our_engine(manifest, names, gated=True)
-        out[f"{label}_ours_cpu_s_per_h"] = cpu_per_hour(ours.process, audio, times)
+        steps = {
+            "ours": ours.process,
+            "ungated": our_engine(manifest, names, gated=False).process,
+            "openwakeword": their_model(manifest, names).predict,
+            **(extra or {}),
+        }
+        for name, cpu in cpu_per_hour(steps, audio, times).items():
+            out[f"{label}_{name}_cpu_s_per_h"] = cpu
         out[f"{label}_gate_open"] = ours.gate_open_frames / (len(audio) // FRAME)
-        ungated = our_engine(manifest, names, gated=False)
-        out[f"{label}_ungated_cpu_s_per_h"] = cpu_per_hour(ungated.process, audio)
-        theirs = their_model(manifest, names)
-        out[f"{label}_openwakeword_cpu_s_per_h"] = cpu_per_hour(theirs.predict, audio)
         out[f"{label}_ratio"] = (
             out[f"{label}_ours_cpu_s_per_h"] / out[f"{label}_openwakeword_cpu_s_per_h"]
         )
@@ -309,18 +328,16 @@ def main() -> int:
     times: list[float] = []
     silent = np.clip(np.round(noise_bed(args.minutes * 60 / 6, 11)), -32768, 32767)
     run("silent_room", silent.astype(np.int16), ["hey_jarvis"])
-    run("quiet_home", quiet, ["hey_jarvis"], times)
+    run("quiet_home", quiet, ["hey_jarvis"], times, micro_steps())
     out["frame_p50_ms"] = float(np.percentile(times, 50) * 1000)
     out["frame_p99_ms"] = float(np.percentile(times, 99) * 1000)
     out["frame_max_ms"] = float(np.max(times) * 1000)
-    run("speech", speech, ["hey_jarvis"])
-    run("speech_four_models", speech, FOUR)
+    run("speech", speech, ["hey_jarvis"], extra=micro_steps())
+    one = our_engine(manifest, ["hey_jarvis"], gated=True)
+    run("speech_four_models", speech, FOUR, extra={"one_model": one.process})
     out["four_models_vs_one"] = (
-        out["speech_four_models_ours_cpu_s_per_h"] / out["speech_ours_cpu_s_per_h"]
+        out["speech_four_models_ours_cpu_s_per_h"] / out["speech_four_models_one_model_cpu_s_per_h"]
     )
-    for label, audio in (("quiet_home", quiet), ("speech", speech)):
-        for who, cpu in micro_cpu(audio).items():
-            out[f"micro_{label}_{who}_cpu_s_per_h"] = cpu
     out.update(startup_and_rss(manifest))
     out["mic_peak_rss_mb"] = mic_peak_rss_mb()
     out["micro_peak_rss_mb"] = micro_peak_rss_mb()
@@ -348,8 +365,8 @@ def main() -> int:
         f"{'vs openWakeWord':>17}"
     )
     for label in ("quiet_home", "speech"):
-        o = out[f"micro_{label}_ours_cpu_s_per_h"]
-        t = out[f"micro_{label}_pymicro_cpu_s_per_h"]
+        o = out[f"{label}_micro_ours_cpu_s_per_h"]
+        t = out[f"{label}_micro_pymicro_cpu_s_per_h"]
         w = out[f"{label}_openwakeword_cpu_s_per_h"]
         print(f"{label:<26}{o:>8.1f} s{t:>16.1f} s{o / t:>8.2f}{o / w:>16.2f}x")
     print(f"four models / one model (ours, speech): {out['four_models_vs_one']:.2f}x")

@@ -74,7 +74,7 @@ class MicroEngine:
         x = np.asarray(samples)
         if x.dtype != np.int16:
             x = np.clip(np.round(x), -32768, 32767)
-        pcm = x.astype("<i2").tobytes()
+        pcm = np.ascontiguousarray(x, dtype="<i2").tobytes()
         best = [0.0] * len(self._models)
         for features in self._features.process_streaming(pcm):
             for i, model in enumerate(self._models):

@@ -75,18 +75,21 @@ def test_score_and_dry_run_with_both_engines(tmp_path):
     marks = SCENES["nabu_and_jarvis"]
     assert marks["wake"][0] < dict(found)["okay_nabu"] < marks["command"][0] + 0.5
     dry = run_recorder(
-        "run",
-        "--dry-run",
-        "--source",
-        f"file:{scene}",
-        "--model",
-        "okay_nabu",
-        "--recordings",
-        str(tmp_path / "rec"),
-    )
+        "run", "--dry-run", "--source", f"file:{scene}", "--model", "okay_nabu",
+        "--recordings", str(tmp_path / "rec"),
+    )  # fmt: skip
     assert dry.returncode == 0, dry.stderr.decode()
     assert dry.stderr.decode().count("dry run: would save") == 1
     assert not (tmp_path / "rec").exists()
+    config = tmp_path / "activations.toml"
+    config.write_text(f'[wake]\nsave_activations = "{tmp_path / "act"}"\n')
+    kept = run_recorder(
+        "run", "--config", config, "--source", f"file:{scene}", "--model", "okay_nabu",
+        "--recordings", str(tmp_path / "rec2"),
+    )  # fmt: skip
+    assert kept.returncode == 0, kept.stderr.decode()
+    [(meta, samples)] = recordings(tmp_path / "act")
+    assert meta["wake_word"] == "okay_nabu" and len(samples) > 0
 
 
 def test_okay_nabu_through_the_microphone_is_saved_bit_exact(tmp_path):
