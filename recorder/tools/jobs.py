@@ -148,8 +148,9 @@ class Worker:
     def _fresh_engine(self) -> Any:
         """The engine as a newly started daemon has it: no audio heard, a new gate VAD."""
         engine = self.engine
-        if getattr(engine, "gate", None) is not None:
-            engine.gate = gate_vad()
+        for member in getattr(engine, "engines", [engine]):  # a composite's members too
+            if getattr(member, "gate", None) is not None:
+                member.gate = gate_vad()
         engine.reset()
         return engine
 
