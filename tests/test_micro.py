@@ -228,3 +228,16 @@ def test_without_pymicro_wakeword_a_micro_model_is_one_line_and_exit_2(tmp_path)
         [sys.executable, "-c", code, "models", "list"], capture_output=True, text=True
     )
     assert listed.returncode == 0 and "not installed" in listed.stdout
+
+
+def test_score_gives_each_file_the_same_result_whatever_came_before():
+    from recorder.tools.jobs import Job, Worker
+
+    config = Config(wake=WakeConfig(models=("okay_nabu", "hey_jarvis")))
+    scene = str(AUDIO / "nabu_and_jarvis.wav")
+    alone = Worker(config, build_engine(config), lambda _s: None).run(Job("score", scene))
+    worker = Worker(config, build_engine(config), lambda _s: None)
+    worker.run(Job("score", str(AUDIO / "speech_then_wake.wav")))  # speech at its end
+    after = worker.run(Job("score", scene))
+    assert alone.scores is not None and after.scores is not None
+    assert np.array_equal(np.asarray(alone.scores), np.asarray(after.scores))
