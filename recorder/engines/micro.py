@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from recorder.errors import RecorderError
-from recorder.models import MICRO_EXTRA, MICRO_PACKAGE, MicroModelSpec
+from recorder.models import MICRO_EXTRA, MicroModelSpec
 
 
 def _package(name: str) -> ModuleType:
@@ -36,7 +36,6 @@ def _package(name: str) -> ModuleType:
             f"model {name}: microWakeWord models need the optional package pymicro-wakeword: "
             f"{MICRO_EXTRA}"
         ) from None
-    assert pymicro_wakeword.__name__ == MICRO_PACKAGE
     return pymicro_wakeword
 
 
