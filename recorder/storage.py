@@ -89,7 +89,7 @@ class Recording:
             duration = 0.0
         return (
             f"{self.id}  {str(m.get('started_at', '?'))[:40]}  {duration:6.2f} s  "
-            f"{str(m.get('wake_word', '?'))[:40]:<12} {str(m.get('end_reason', '?'))[:20]:<10} "
+            f"{str(m.get('wake_word', '?'))[:40]:<17} {str(m.get('end_reason', '?'))[:20]:<10} "
             f"{self.wav}"
         )
 

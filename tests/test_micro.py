@@ -241,3 +241,14 @@ def test_score_gives_each_file_the_same_result_whatever_came_before():
     after = worker.run(Job("score", scene))
     assert alone.scores is not None and after.scores is not None
     assert np.array_equal(np.asarray(alone.scores), np.asarray(after.scores))
+
+
+def test_train_verifier_refuses_a_micro_model(tmp_path):
+    from conftest import run_recorder
+
+    proc = run_recorder("train-verifier", "--model", "okay_nabu", "--state-dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.decode().strip().splitlines() == [
+        "recorder: error: train-verifier: okay_nabu is a microWakeWord model; a verifier reads "
+        "openWakeWord's embeddings, so only openWakeWord models take one"
+    ]

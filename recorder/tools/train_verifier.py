@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from recorder import models
 from recorder.control import default_state_dir
 from recorder.errors import RecorderError
 from recorder.near_misses import load as load_near_misses
@@ -89,6 +90,11 @@ def cross_validate(
 def cmd_train_verifier(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or default_state_dir()
     name = args.model
+    if models.is_micro(models.load_manifest(), name):
+        raise RecorderError(
+            f"train-verifier: {name} is a microWakeWord model; a verifier reads openWakeWord's "
+            "embeddings, so only openWakeWord models take one"
+        )
     positives = enroll.load_features(state_dir).get(name)
     near = load_near_misses(state_dir).get(name)
     n_pos = 0 if positives is None else len(positives)
