@@ -123,36 +123,20 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
             raise RecorderError(f"{path}: invalid model manifest ({where} {key}: {value!r})")
         return value
 
-    def entries(section: str) -> dict[str, ModelFile]:
+    file_keys = [("file", _FILE_NAME), ("sha256", _SHA256), ("licence", None)]
+    micro_keys = [("config", _FILE_NAME), ("config_sha256", _SHA256), *file_keys]
+
+    def entries(section: str, keys: list, make: type, default: dict | None = None) -> dict:
+        """Each `[section.NAME]` table as `make(NAME, value of each key, in order)`."""
         out = {}
-        for name, e in table(data.get(section), f"[{section}]").items():
+        for name, e in table(data.get(section, default), f"[{section}]").items():
             where = f"[{section}.{toml_key(name)}]"
             e = table(e, where)
-            out[name] = ModelFile(
-                name,
-                text(e, "file", where, _FILE_NAME),
-                text(e, "sha256", where, _SHA256),
-                text(e, "licence", where),
-            )
-        return out
-
-    def micro_entries() -> dict[str, MicroModelFile]:
-        out = {}
-        for name, e in table(data.get("micro", {}), "[micro]").items():
-            where = f"[micro.{toml_key(name)}]"
-            e = table(e, where)
-            out[name] = MicroModelFile(
-                name,
-                text(e, "config", where, _FILE_NAME),
-                text(e, "config_sha256", where, _SHA256),
-                text(e, "file", where, _FILE_NAME),
-                text(e, "sha256", where, _SHA256),
-                text(e, "licence", where),
-            )
+            out[name] = make(name, *(text(e, key, where, pattern) for key, pattern in keys))
         return out
 
     src = table(data.get("source"), "[source]")
-    features = entries("features")
+    features = entries("features", file_keys, ModelFile)
     for needed in ("melspectrogram", "embedding"):
         if needed not in features:
             raise RecorderError(f"{path}: invalid model manifest ([features] has no {needed})")
@@ -163,8 +147,8 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
         text(src, "wheel_sha256", "[source]", _SHA256),
         text(src, "path_in_wheel", "[source]"),
         features,
-        entries("wakewords"),
-        micro_entries(),
+        entries("wakewords", file_keys, ModelFile),
+        entries("micro", micro_keys, MicroModelFile, default={}),
     )
 
 

@@ -36,8 +36,11 @@ def model_thresholds(engine: WakeEngine) -> Mapping[str, float]:
 
 def thresholds(config: Config, engine: WakeEngine) -> dict[str, float]:
     """Every score name's threshold: per-model setting, [wake] threshold, the model's own."""
-    own = model_thresholds(engine)
-    return {n: config.wake.threshold_for(n, own.get(n, DEFAULT_THRESHOLD)) for n in engine.names}
+    return _thresholds(config, engine.names, model_thresholds(engine))
+
+
+def _thresholds(config: Config, names: Iterable[str], own: Mapping[str, float]) -> dict[str, float]:
+    return {n: config.wake.threshold_for(n, own.get(n, DEFAULT_THRESHOLD)) for n in names}
 
 
 def machine_settings(
@@ -45,9 +48,8 @@ def machine_settings(
 ) -> MachineSettings:
     w, v = config.wake, config.vad
     names = list(names)
-    own = model_defaults or {}
     return MachineSettings(
-        thresholds={n: w.threshold_for(n, own.get(n, DEFAULT_THRESHOLD)) for n in names},
+        thresholds=_thresholds(config, names, model_defaults or {}),
         patience_frames={n: w.patience_for(n) for n in names},
         refractory_frames=s_to_frames(w.refractory_s),
         lookback_frames=s_to_frames(v.lookback_s),

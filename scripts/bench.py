@@ -234,43 +234,29 @@ def mic_peak_rss_mb(model: str = "hey_jarvis", seconds: float = 10.0) -> float:
     return int(out.split()[-1]) / 1024
 
 
+def _recorder_run(tmp: str, model: str) -> list[str]:
+    """`recorder run` on a minute of the quiet home, written to a WAV in `tmp`."""
+    clip = Path(tmp) / "quiet.wav"
+    with wave.open(str(clip), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(quiet_home(1.0).tobytes())
+    recorder = Path(sys.executable).parent / "recorder"
+    return [str(recorder), "run", "--source", f"file:{clip}", "--model", model]
+
+
 def micro_peak_rss_mb(model: str = "okay_nabu") -> float:
     """Peak RSS of `recorder run` with one microWakeWord model on a 1-minute file."""
     with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(tmp) / "quiet.wav"
-        with wave.open(str(clip), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(RATE)
-            w.writeframes(quiet_home(1.0).tobytes())
-        recorder = Path(sys.executable).parent / "recorder"
-        return peak_rss_mb(
-            [str(recorder), "run", "--source", f"file:{clip}", "--model", model]
-            + ["--recordings", str(Path(tmp) / "rec")]
-        )
+        return peak_rss_mb(_recorder_run(tmp, model) + ["--recordings", str(Path(tmp) / "rec")])
 
 
 def startup_and_rss(manifest, model: str = "hey_jarvis", runs: int = 9) -> dict[str, float]:
     """Start to `listening` and peak RSS of `recorder run` on a file source, against the floor
     (a bare process loading the same three models), measured alternately in one run."""
     with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(tmp) / "quiet.wav"
-        with wave.open(str(clip), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(RATE)
-            w.writeframes(quiet_home(1.0).tobytes())
-        recorder = Path(sys.executable).parent / "recorder"
-        run = [
-            str(recorder),
-            "run",
-            "--source",
-            f"file:{clip}",
-            "--model",
-            model,
-            "--recordings",
-            str(Path(tmp) / "rec"),
-        ]
+        run = _recorder_run(tmp, model) + ["--recordings", str(Path(tmp) / "rec")]
         paths = [
             str(manifest.path(manifest.features["melspectrogram"])),
             str(manifest.path(manifest.features["embedding"])),

@@ -55,7 +55,6 @@ class MicroEngine:
             raise RecorderError(f"wake-word models with the same name: {', '.join(names)}")
         package = _package(names[0])
         self.names: list[str] = names
-        self.specs = list(specs)
         self.default_thresholds = {s.name: default_threshold(s) for s in specs}
         self._features = package.MicroWakeWordFeatures()
         self._models: list[Any] = []

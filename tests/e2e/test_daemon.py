@@ -132,11 +132,19 @@ def test_nothing_is_saved_without_a_request_after_a_wake_word(tmp_path, path):
     "clip, model", [("alexa_test.wav", "alexa"), ("hey_mycroft_test.wav", "hey_mycroft")]
 )
 def test_real_human_wake_words_followed_by_a_command(tmp_path, clip, model):
-    wake = read_pcm(oww_fixture(clip))
-    scene = read_pcm(AUDIO / "jarvis_pause_command.wav")
-    c0, c1 = SCENES["jarvis_pause_command"]["command"]
-    command = scene[int(c0 * RATE) - 800 : int(c1 * RATE) + 800]
-    quiet = scene[:RATE]  # the scene's noise bed before its wake word
+    meta = check_wake_then_command(tmp_path, oww_fixture(clip), "jarvis_pause_command", model)
+    assert meta["wake_word"] == model and meta["score"] >= 0.5
+
+
+def check_wake_then_command(tmp_path: Path, clip: Path, scene: str, model: str) -> dict:
+    """A real recording of a wake word, then the scene's command, over the scene's noise bed,
+    through `recorder run --model MODEL`: the one request saved is a bit-exact slice that
+    starts inside the wake word and holds the whole command. Returns its sidecar."""
+    wake = read_pcm(clip)
+    audio = read_pcm(AUDIO / f"{scene}.wav")
+    c0, c1 = SCENES[scene]["command"]
+    command = audio[int(c0 * RATE) - 800 : int(c1 * RATE) + 800]
+    quiet = audio[:RATE]  # the scene's noise bed before its wake word
     stream = np.concatenate([quiet, quiet, wake, quiet[:4000], command, quiet, quiet])
     path = write_pcm(tmp_path / "stream.wav", stream)
     rec = tmp_path / "rec"
@@ -150,7 +158,7 @@ def test_real_human_wake_words_followed_by_a_command(tmp_path, clip, model):
     command_start = wake_start + (len(wake) + 4000) / RATE
     assert wake_start <= start_s <= command_start
     assert end_s >= command_start + len(command) / RATE - 0.05
-    assert meta["wake_word"] == model and meta["score"] >= 0.5
+    return meta
 
 
 def test_stream_ending_mid_request_is_saved_with_reason_eof(tmp_path):

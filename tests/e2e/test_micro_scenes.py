@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import AUDIO, REPO, SCENES, read_pcm, recordings, run_recorder, write_pcm
-from test_daemon import check_slice
+from conftest import AUDIO, REPO, SCENES, read_pcm, recordings, run_recorder
+from test_daemon import check_slice, check_wake_then_command
 from test_mic import locate
 from virtual_mic import VirtualMic
 from virtual_mic import mic_daemon as daemon
@@ -118,28 +118,7 @@ def test_okay_nabu_through_the_microphone_is_saved_bit_exact(tmp_path):
 
 @pytest.mark.parametrize("clip", ["okay_nabu_1.wav", "okay_nabu_2.wav"])
 def test_real_human_okay_nabu_followed_by_a_command(tmp_path, clip):
-    wake = read_pcm(NABU_CLIPS / clip)
-    scene = read_pcm(AUDIO / "nabu_pause_command.wav")
-    c0, c1 = SCENES["nabu_pause_command"]["command"]
-    command = scene[int(c0 * RATE) - 800 : int(c1 * RATE) + 800]
-    quiet = scene[:RATE]  # the scene's noise bed before its wake word
-    stream = np.concatenate([quiet, quiet, wake, quiet[:4000], command, quiet, quiet])
-    path = write_pcm(tmp_path / "stream.wav", stream)
-    proc = run_recorder(
-        "run",
-        "--source",
-        f"file:{path}",
-        "--recordings",
-        str(tmp_path / "rec"),
-        "--model",
-        "okay_nabu",
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    [(meta, samples)] = recordings(tmp_path / "rec")
-    start_s, end_s = check_slice(meta, samples, stream)
-    command_start = 2.0 + (len(wake) + 4000) / RATE
-    assert 2.0 <= start_s <= command_start
-    assert end_s >= command_start + len(command) / RATE - 0.05
+    meta = check_wake_then_command(tmp_path, NABU_CLIPS / clip, "nabu_pause_command", "okay_nabu")
     assert meta["wake_word"] == "okay_nabu"
 
 
