@@ -12,6 +12,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,27 +61,19 @@ def listen_for_ready(path: Path) -> queue.Queue:
     return ready
 
 
-def test_kill_9_never_leaves_a_broken_recording(tmp_path):
-    rec = tmp_path / "rec"
-    rng = random.Random(1234)
+def kill_while_saving(
+    tmp_path: Path, rec: Path, args: list[str], check: Callable[[Path], int], kills: int, seed: int
+) -> int:
+    """`kills` times: start `recorder run ARGS --source stdin` on a stream of requests, wait for
+    READY=1, SIGKILL it at a random moment while it saves, then `check` what is visible (which
+    returns the number of complete recordings: it never goes down). Returns the last count."""
+    rng = random.Random(seed)
     saved_before = 0
     ready = listen_for_ready(tmp_path / "notify.sock")
-    for _ in range(KILLS):
+    for _ in range(kills):
         proc = subprocess.Popen(
-            [
-                str(RECORDER),
-                "run",
-                "--source",
-                "stdin",
-                "--model",
-                "hey_jarvis",
-                "--recordings",
-                str(rec),
-                "--runtime-dir",
-                str(tmp_path / "run"),
-                "--state-dir",
-                str(tmp_path / "state"),
-            ],
+            [str(RECORDER), "run", *args, "--source", "stdin", "--recordings", str(rec)]
+            + ["--runtime-dir", str(tmp_path / "run"), "--state-dir", str(tmp_path / "state")],
             stdin=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")},
@@ -99,9 +92,17 @@ def test_kill_9_never_leaves_a_broken_recording(tmp_path):
         proc.wait(timeout=10)
         writer.join(timeout=10)
         assert rec.exists()
-        count = check_visible(rec)
+        count = check(rec)
         assert count >= saved_before  # nothing that was complete was lost
         saved_before = count
+    return saved_before
+
+
+def test_kill_9_never_leaves_a_broken_recording(tmp_path):
+    rec = tmp_path / "rec"
+    saved_before = kill_while_saving(
+        tmp_path, rec, ["--model", "hey_jarvis"], check_visible, KILLS, seed=1234
+    )
     assert saved_before >= KILLS  # every daemon had saved before it was killed
     # a clean start completes or removes whatever the last kill interrupted
     proc = run_recorder(

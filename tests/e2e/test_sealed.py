@@ -6,19 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import re
 import shutil
-import signal
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import AUDIO, RECORDER, read_pcm, run_recorder
-from test_crash import feed, listen_for_ready
+from test_crash import kill_while_saving
 
 from recorder.seal import Unsealer
 
@@ -203,43 +199,14 @@ def test_kill_9_in_sealed_mode_never_leaves_a_broken_recording(tmp_path, key):
     unsealer = Unsealer(key_path)
     config = sealed_config(tmp_path, recipient)
     rec = tmp_path / "rec"
-    rng = random.Random(4321)
-    saved_before = 0
-    ready = listen_for_ready(tmp_path / "notify.sock")
-    for _ in range(8):
-        proc = subprocess.Popen(
-            [
-                str(RECORDER),
-                "run",
-                "--config",
-                str(config),
-                "--source",
-                "stdin",
-                "--recordings",
-                str(rec),
-                "--runtime-dir",
-                str(tmp_path / "run"),
-                "--state-dir",
-                str(tmp_path / "state"),
-            ],
-            stdin=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")},
-        )
-        writer = threading.Thread(target=feed, args=(proc,), daemon=True)
-        writer.start()
-        ready.get(timeout=60)
-        target = saved_before + rng.randint(1, 3)
-        deadline = time.monotonic() + 120
-        while len(list(rec.glob("*.json"))) < target and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, 0.15))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        writer.join(timeout=10)
-        count = check_sealed_visible(rec, unsealer)
-        assert count >= saved_before
-        saved_before = count
+    saved_before = kill_while_saving(
+        tmp_path,
+        rec,
+        ["--config", str(config)],
+        lambda r: check_sealed_visible(r, unsealer),
+        kills=8,
+        seed=4321,
+    )
     assert saved_before >= 8
     proc = run_recorder(
         "run",
