@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
@@ -46,13 +46,20 @@ class MachineSettings:
     silence_frames: int = 10
     no_speech_timeout_frames: int = 50
     max_length_frames: int = 188
+    wake_tail_frames: int = 5
+    """Speech running on from the detecting frame is the wake phrase's rest, not a command,
+    unless it lasts this long (a command said straight after the wake word, without a pause)."""
 
 
 @dataclass(frozen=True)
 class WakeDetected:
+    """`start_frame`: the first frame a request keeps, inside the wake phrase (where the score
+    began to rise, at most the look-back before `frame_index`)."""
+
     frame_index: int
     wake_word: str
     score: float
+    start_frame: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,15 @@ class _Utterance:
     wake: WakeDetected
     frames: list[Frame]
     speaking: bool = False
+    in_wake: bool = True  # speech has run on from the detecting frame so far
+    heard_tail: bool = False  # speech ran on from the detecting frame
+
+    @property
+    def no_speech_reason(self) -> str:
+        """Why a request without a command is dropped: only the wake phrase's rest was heard
+        after the detection ("no_command"), or nothing at all ("no_speech")."""
+        return "no_command" if self.heard_tail else "no_speech"
+
     speech_run: int = 0
     silence_run: int = 0
 
@@ -203,18 +219,26 @@ class Machine:
             lookback = min(s.lookback_frames, max(0, s.max_length_frames - 2))
             first = max(frame.index + 1 - lookback, onset if onset is not None else 0)
             kept = [f for f in self._lookback if f.index >= first]
-            self._utterance = _Utterance(wake, [*kept, frame])
+            wake = replace(wake, start_frame=kept[0].index if kept else frame.index)
+            self._utterance = _Utterance(wake, [*kept, frame], in_wake=is_speech)
             self._lookback.clear()
             return [*events, wake, *self._sync(frame.index)]
 
         u.frames.append(frame)
+        if u.in_wake:  # the rest of the wake phrase is not the command
+            u.in_wake = is_speech and frame.index - u.wake.frame_index < s.wake_tail_frames
+            u.heard_tail = u.heard_tail or u.in_wake
+            is_speech = is_speech and not u.in_wake
+            if not u.in_wake and is_speech:  # spoken straight on: the run so far counts
+                u.speech_run = s.wake_tail_frames - 1
         if not u.speaking:
             u.speech_run = u.speech_run + 1 if is_speech else 0
             if u.speech_run >= s.min_speech_frames:
                 u.speaking = True
                 events.append(SpeechStarted(frame.index))
             elif frame.index - u.wake.frame_index >= s.no_speech_timeout_frames:
-                return events + self._drop_utterance("no_speech") + self._sync(frame.index)
+                dropped = self._drop_utterance(u.no_speech_reason)
+                return events + dropped + self._sync(frame.index)
         else:
             u.silence_run = 0 if is_speech else u.silence_run + 1
             if u.silence_run >= s.silence_frames:
@@ -256,7 +280,7 @@ class Machine:
         u = self._utterance
         if u is None:
             return []
-        return self._end(reason) if u.speaking else self._drop_utterance("no_speech")
+        return self._end(reason) if u.speaking else self._drop_utterance(u.no_speech_reason)
 
     def _forget_audio(self) -> None:
         self._lookback.clear()

@@ -121,7 +121,7 @@ def test_bare_wake_word_saves_nothing():
     # the wake word's tail is speech for two frames after the detection, then silence
     events = drive(m, "." * 10 + "wW" + "ss" + "." * 60)
     discarded = [e for e in events if isinstance(e, UtteranceDiscarded)]
-    assert [e.reason for e in discarded] == ["no_speech"]
+    assert [e.reason for e in discarded] == ["no_command"]  # the wake phrase and nothing else
     assert discarded[0].frame_index == 11 + 50  # exactly no_speech_timeout after the detection
     assert not any(isinstance(e, UtteranceReady) for e in events)
     assert m.state is State.LISTENING
@@ -203,3 +203,44 @@ def test_highest_scoring_model_wins_and_thresholds_are_per_model():
     )
     wakes = [e for e in events if isinstance(e, WakeDetected)]
     assert [(w.wake_word, w.score) for w in wakes] == [(W, pytest.approx(0.72))]
+
+
+def test_wake_with_no_speech_after_it_is_dropped_as_no_speech():
+    m = started()
+    events = drive(m, "." * 10 + "wh" + "." * 60)  # detected on a frame without speech
+    assert [e.reason for e in events if isinstance(e, UtteranceDiscarded)] == ["no_speech"]
+
+
+def test_the_rest_of_the_wake_phrase_does_not_start_the_command():
+    """The detection comes while the phrase is still being said; its rest (4 frames of speech,
+    longer than min_speech) is not the command, and the pause after it does not end the
+    request: the command after the pause is kept whole."""
+    m = started()
+    spec = "." * 10 + "wW" + "s" * 4 + "." * 15 + "s" * 12 + "." * 12
+    events = drive(m, spec)
+    ready = [e for e in events if isinstance(e, UtteranceReady)]
+    assert len(ready) == 1
+    command = range(10 + 2 + 4 + 15, 10 + 2 + 4 + 15 + 12)
+    assert set(command) <= set(saved_frames(ready[0]))
+    assert [e.frame_index for e in events if isinstance(e, SpeechStarted)] == [command[0] + 2]
+
+
+def test_a_command_said_straight_on_after_the_wake_word_is_kept():
+    """Speech running on from the detection past wake_tail_frames is a command: it starts the
+    request at once, with no pause needed."""
+    m = started(settings(wake_tail_frames=5))
+    events = drive(m, "." * 10 + "wW" + "s" * 20 + "." * 12)
+    started_at = [e.frame_index for e in events if isinstance(e, SpeechStarted)]
+    assert started_at == [11 + 5]
+    ready = next(e for e in events if isinstance(e, UtteranceReady))
+    assert saved_frames(ready) == list(range(10, 11 + 1 + 20 + 10))
+
+
+def test_a_short_burst_in_the_pause_does_not_end_the_wait_for_the_command():
+    """Two frames of a click or a breath after the tail: too short to start the command."""
+    m = started()
+    spec = "." * 10 + "wW" + "ss" + "." * 6 + "ss" + "." * 8 + "s" * 10 + "." * 12
+    events = drive(m, spec)
+    ready = [e for e in events if isinstance(e, UtteranceReady)]
+    assert len(ready) == 1 and ready[0].end_reason is EndReason.SILENCE
+    assert max(saved_frames(ready[0])) >= 10 + 2 + 2 + 6 + 2 + 8 + 10 - 1
