@@ -17,14 +17,30 @@ class SpeechDetector(Protocol):
     def is_speech(self, samples: np.ndarray) -> bool: ...
 
 
-def gate_vad() -> WebRtcVad:
-    """The wake-word engine's speech gate: any 20 ms of speech opens it.
+def gate_vad() -> LevelGate:
+    """The wake-word engine's speech gate: any 20 ms of speech by webrtcvad's strict mode, or a
+    frame standing out of the room's noise floor, opens it.
 
     Mode 3 rejects a quiet room's noise bed (the lenient modes take a third of it for speech),
     and one speech sub-frame anywhere in a wake phrase is enough, since the gate back-fills the
-    whole classifier window when it opens.
+    whole classifier window when it opens. The level rule opens it where mode 3 hears nothing:
+    a quiet talker, or a voice in steady noise.
     """
-    return WebRtcVad(aggressiveness=3, min_speech_subframes=1)
+    return LevelGate(WebRtcVad(aggressiveness=3, min_speech_subframes=1))
+
+
+SILENT_DB = -120.0
+FLOOR_MIN_DB = -100.0
+"""Below this a frame is digital silence, not a room: the gate's floor never follows it."""
+
+
+def level_db(samples: np.ndarray) -> float:
+    """A frame's level in dBFS after a first-difference pre-emphasis (x[n] - 0.97 x[n-1]),
+    which leaves out rumble and mains hum: the speech band's level (digital silence: -120)."""
+    x = np.asarray(samples[:FRAME_SAMPLES], dtype=np.float64)
+    d = x[1:] - 0.97 * x[:-1]
+    power = float(np.dot(d, d)) / (max(len(d), 1) * 32768.0**2)
+    return 10.0 * float(np.log10(power)) if power > 10 ** (SILENT_DB / 10) else SILENT_DB
 
 
 class WebRtcVad:
@@ -48,3 +64,32 @@ class WebRtcVad:
             for i in range(0, len(raw), step)
         )
         return bool(votes >= self._min)
+
+
+class LevelGate:
+    """The speech gate for real rooms: webrtcvad's strict decision, or a frame that stands out
+    of the room's noise floor.
+
+    webrtcvad's strict mode misses quiet talkers (a far microphone, a low gain) and speech in
+    steady noise, so the wake-word models would never run on a phrase they would detect. The
+    level here is taken after a first-difference pre-emphasis, which leaves out the rumble and
+    mains hum whose slow swings move a plain level by several dB: over the rest, a steady noise
+    varies by a fraction of a dB from frame to frame, so `open_db` above the floor is a new
+    sound, however quiet the talker or loud the fan. The floor follows a quieter frame at once
+    and a louder room slowly (`rise_db_per_frame`).
+    """
+
+    def __init__(self, vad: SpeechDetector, open_db: float = 3.0, rise_db_per_frame: float = 0.05):
+        self._vad = vad
+        self.open_db = open_db
+        self.rise_db_per_frame = rise_db_per_frame
+        self.floor_db: float | None = None
+
+    def is_speech(self, samples: np.ndarray) -> bool:
+        level = level_db(samples)
+        if level > FLOOR_MIN_DB:  # digital silence (padding, a muted input) is no room's floor
+            floor = self.floor_db
+            self.floor_db = level if floor is None else min(level, floor + self.rise_db_per_frame)
+        floor = FLOOR_MIN_DB if self.floor_db is None else self.floor_db
+        speech = self._vad.is_speech(samples)  # every frame: webrtcvad adapts to what it hears
+        return speech or level >= floor + self.open_db

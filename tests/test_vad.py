@@ -52,3 +52,25 @@ def test_the_gate_opens_on_less_speech_than_the_request_detector():
         gate_opened += gate_vad().is_speech(one)  # ms of a word (fresh detectors: no history)
         request_speech += WebRtcVad(3).is_speech(one)
     assert gate_opened > request_speech + 5, (gate_opened, request_speech)
+
+
+def test_level_gate_opens_for_a_far_talker_where_webrtcvad_stays_shut():
+    """The room scene's talker at -50 dBFS over fan noise 10 dB below: webrtcvad's strict mode
+    never opens during the wake phrase; the level rule does, and the noise alone does not."""
+    import json
+
+    from conftest import AUDIO, read_pcm
+
+    from recorder.vad import LevelGate
+
+    marks = json.loads((AUDIO / "rooms" / "rooms.json").read_text())["quiet_talker_in_noise"]
+    samples = read_pcm(AUDIO / "rooms" / "quiet_talker_in_noise.wav")
+    n = len(samples) // FRAME_SAMPLES
+    phrase = range(int(marks["wake"][0] / 0.08), int(marks["wake"][1] / 0.08) + 1)
+    noise_only = range(1, int(marks["wake"][0] / 0.08) - 1)
+    strict, gate = WebRtcVad(3, 1), LevelGate(WebRtcVad(3, 1))
+    s = [strict.is_speech(samples[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]) for i in range(n)]
+    g = [gate.is_speech(samples[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]) for i in range(n)]
+    assert not any(s[i] for i in phrase)
+    assert sum(g[i] for i in phrase) >= 3
+    assert not any(g[i] for i in noise_only)
