@@ -106,7 +106,8 @@ class WakeConfig:
 @dataclass(frozen=True)
 class VadConfig:
     aggressiveness: int = field(default=3, metadata=_range(0, 3))
-    """webrtcvad's mode: 0 (least) to 3 (most aggressive in rejecting non-speech)."""
+    """webrtcvad's mode: 0 (least) to 3 (most aggressive in rejecting non-speech); a request
+    judged against the room (judge_room) hears with mode 1 and judges what it lets through."""
     silence_s: float = field(default=0.8, metadata=_range(0.08, 60.0))
     """A request ends after this much non-speech once speech has begun."""
     max_length_s: float = field(default=15.0, metadata=_range(0.5, 3600.0))
@@ -116,6 +117,14 @@ class VadConfig:
     """Speech this long after the detection starts a request (the wake word's tail is shorter)."""
     lookback_s: float = field(default=1.0, metadata=_range(0.0, 5.0))
     """At most this much audio from before the detecting frame's end is kept."""
+    judge_room: bool = True
+    """After a wake word, speech counts only where it stands out of the room heard before it
+    and comes near the talker's level (recorder/endpoint.py); false: webrtcvad's decision."""
+    talker_range_db: float = field(default=12.0, metadata=_range(1.0, 60.0))
+    """A frame more than this far below the wake phrase's loudest is not the talker's speech."""
+    room_margin_db: float = field(default=3.0, metadata=_range(0.0, 30.0))
+    """The last frames must stand at most this far above the room's level (less in a steady
+    room, and at most half the talker's lead over the room)."""
 
 
 @dataclass(frozen=True)

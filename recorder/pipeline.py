@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 from recorder import models
 from recorder.audio import Frame, s_to_frames
 from recorder.config import DEFAULT_THRESHOLD, Config
+from recorder.endpoint import JUDGED_AGGRESSIVENESS, Endpointer
 from recorder.engines import OpenWakeWordEngine, WakeEngine
 from recorder.engines.composite import CompositeEngine
 from recorder.errors import RecorderError
 from recorder.indicators import Devices, Indicator, build_indicators
 from recorder.indicators.chime import ChimePlayer
 from recorder.indicators.chime import build as build_chime
-from recorder.machine import Event, Machine, MachineSettings, State
+from recorder.machine import Event, Machine, MachineSettings, State, WakeDetected
 from recorder.seal import sealer_for
 from recorder.storage import Storage
-from recorder.vad import SpeechDetector, WebRtcVad, gate_vad
+from recorder.vad import WebRtcVad, gate_vad
 from recorder.verifier import WINDOW, Verifier
 from recorder.verifier import apply as apply_verifiers
 from recorder.verifier import load as load_verifier
@@ -106,8 +107,14 @@ def build_engine(config: Config) -> WakeEngine:
     return engines[0] if len(engines) == 1 else CompositeEngine(engines)
 
 
-def build_vad(config: Config) -> WebRtcVad:
-    return WebRtcVad(config.vad.aggressiveness)
+def build_vad(config: Config) -> Endpointer:
+    v = config.vad
+    return Endpointer(
+        WebRtcVad(v.aggressiveness),
+        WebRtcVad(JUDGED_AGGRESSIVENESS),
+        talker_range_db=v.talker_range_db if v.judge_room else None,
+        margin_db=v.room_margin_db,
+    )
 
 
 def build_machine(config: Config, engine: WakeEngine, muted: bool = False) -> Machine:
@@ -126,7 +133,7 @@ class Analysis:
 def step(
     machine: Machine,
     engine: WakeEngine,
-    vad: SpeechDetector,
+    vad: Endpointer,
     frame: Frame,
     verifiers: Mapping[str, Verifier] | None = None,
 ) -> Analysis | None:
@@ -140,7 +147,14 @@ def step(
             scores, lambda: recent(WINDOW), verifiers, machine.settings.thresholds
         )
     speech = vad.is_speech(frame.samples)
-    return Analysis(scores, speech, machine.step(frame, scores, speech))
+    events = machine.step(frame, scores, speech)
+    for event in events:
+        if isinstance(event, WakeDetected):
+            start = frame.index if event.start_frame is None else event.start_frame
+            vad.wake(frame.index + 1 - start)
+    if not machine.recording:
+        vad.release()
+    return Analysis(scores, speech, events)
 
 
 @dataclass
@@ -149,7 +163,7 @@ class Pipeline:
 
     config: Config
     engine: WakeEngine
-    vad: SpeechDetector
+    vad: Endpointer
     storage: Storage
     indicator: Indicator
     chime: ChimePlayer | None = None

@@ -1,0 +1,141 @@
+"""Is the talker still speaking? webrtcvad's decision, judged against the room and the talker.
+
+webrtcvad alone answers "is there speech-like sound here", so a TV, a radio or music keeps it
+saying yes, and a breath or a microphone's hiss close to the talker can say yes too. At a wake
+word the recorder knows more: the frames before it (levels only, never audio) tell how loud the
+room is, and the wake phrase tells how loud the talker is. While a request is open, a frame is
+the talker's speech when
+
+- webrtcvad says speech,
+- its level is within `talker_range_db` of the wake phrase's loudest frame (a breath, a click's
+  tail or a hiss far below the talker is not the command), and
+- the mean level of the last `window_frames` frames stands out of the room's mean level
+  before the wake word by a margin: `margin_db` at most, half the spread of the room's levels
+  in a steady room (a fan), and never more than half the talker's lead over the room. The
+  talker adds to the room; when the talker stops, the level falls back to the room's,
+  whatever the room is playing.
+
+Where the talker is barely louder than the room (a TV as loud as the person), the margin shrinks
+with the lead, so a request is kept whole, if long, rather than cut short. Pure and
+frame-counted like the machine: one call per 80 ms frame, no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from recorder.audio import FRAME_SAMPLES
+from recorder.vad import SpeechDetector
+
+ROOM_FRAMES = 62
+"""Frames of levels kept for the room (5 s): levels only, never audio."""
+MIN_ROOM_FRAMES = 6
+"""With fewer frames of room before the wake phrase, the room is not judged."""
+PHRASE_FRAMES = 12
+"""The wake phrase's loudest frame is looked for in at least this many last frames (1 s)."""
+JUDGED_AGGRESSIVENESS = 1
+"""webrtcvad's mode inside a judged request: lenient, since the room and the talker's level
+decide what of its yes is the talker (mode 3 drops quiet syllables in noise and cuts commands)."""
+WINDOW_FRAMES = 6
+"""The talker is heard while the mean level of this many last frames (0.48 s) stands out."""
+SPREAD_FACTOR = 0.5
+"""The room margin is at most this times the spread (standard deviation, dB) of its levels."""
+NO_ROOM = -200.0
+TALKING_FRAMES = 3
+"""Frames in a row at the talker's level after which the talker counts as speaking."""
+PHRASE_REST_FRAMES = 5
+"""Loud frames straight after the detection that may still be the wake phrase (as the machine's
+wake_tail_frames)."""
+ROOM_CLEAR_DB = 12.0
+"""A frame this far above the room's mean level is loud enough to be the talker's."""
+
+
+def rms_db(samples: np.ndarray) -> float:
+    """A frame's RMS level in dBFS, all frequencies (digital silence: -120)."""
+    x = np.asarray(samples[:FRAME_SAMPLES], dtype=np.float64)
+    power = float(np.dot(x, x)) / (max(len(x), 1) * 32768.0**2)
+    return 10.0 * float(np.log10(power)) if power > 1e-12 else -120.0
+
+
+class Endpointer:
+    """The per-frame speech decision a request ends on.
+
+    `is_speech(samples)` on every frame; `wake(phrase_frames)` when a wake word is detected,
+    with the frames the wake phrase took (the detecting frame included); `release()` once no
+    request is open. Outside a judged request, and with `talker_range_db=None`, the decision is
+    `vad`'s alone; inside one, `judged_vad` (a lenient webrtcvad, whose yes the room and the
+    talker then judge) hears the frames.
+    """
+
+    def __init__(
+        self,
+        vad: SpeechDetector,
+        judged_vad: SpeechDetector,
+        talker_range_db: float | None = 12.0,
+        margin_db: float = 3.0,
+        window_frames: int = WINDOW_FRAMES,
+    ):
+        self._vad = vad
+        self._judged_vad = judged_vad
+        self.talker_range_db = talker_range_db
+        self.margin_db = margin_db
+        self.window_frames = max(1, window_frames)
+        self._levels: deque[float] = deque(maxlen=ROOM_FRAMES)
+        self.floor_db: float | None = None
+        """While a request is open: the level a frame of the talker's speech reaches."""
+        self.room_db = NO_ROOM
+        """While a request is open: the level the last frames' mean must reach."""
+        self._loud_run = 0
+        self._talking = False
+        self._past_phrase = False
+
+    def is_speech(self, samples: np.ndarray) -> bool:
+        level = rms_db(samples)
+        self._levels.append(level)
+        if self.floor_db is None:
+            return self._vad.is_speech(samples)
+        strict = self._vad.is_speech(samples)
+        lenient = self._judged_vad.is_speech(samples)
+        recent = list(self._levels)[-self.window_frames :]
+        if sum(recent) / len(recent) < self.room_db:
+            self._loud_run = 0
+            return False
+        if level >= self.floor_db and lenient:
+            self._loud_run += 1
+            # the wake phrase's own rest, right after the detection, is not the talker speaking
+            needed = TALKING_FRAMES if self._past_phrase else TALKING_FRAMES + PHRASE_REST_FRAMES
+            self._talking = self._talking or self._loud_run >= needed
+            return True
+        self._loud_run = 0
+        self._past_phrase = True
+        # once the talker is heard, a quieter syllable or a word's fading end that webrtcvad's
+        # strict mode calls speech still counts; before, only the floor starts anything
+        return self._talking and strict
+
+    def wake(self, phrase_frames: int) -> None:
+        """Measure the room before the wake phrase, and the talker in the phrase."""
+        self.floor_db, self.room_db = None, NO_ROOM
+        levels = list(self._levels)
+        n = max(1, min(max(phrase_frames, PHRASE_FRAMES), len(levels)))
+        room, phrase = levels[:-n], levels[-n:]
+        if self.talker_range_db is None or len(room) < MIN_ROOM_FRAMES:
+            return
+        room_mean = sum(room) / len(room)
+        voiced = sorted(phrase)[len(phrase) // 2 :]  # the phrase's louder half
+        lead = sum(voiced) / len(voiced) - room_mean
+        # a steady room needs a small margin, a changing one (talk, music) a larger one; never
+        # more than half the talker's lead, so a talker as loud as the room is still heard
+        margin = min(self.margin_db, SPREAD_FACTOR * float(np.std(room)), max(lead, 0.0) / 2)
+        # within the talker's range, or well clear of the room: a command said more softly
+        # than the wake word still counts, a breath near the room's own level does not
+        self.floor_db = min(max(phrase) - self.talker_range_db, room_mean + ROOM_CLEAR_DB)
+        self.room_db = room_mean + margin
+
+    def release(self) -> None:
+        """No request is open: the room is measured afresh from here on (a request's own
+        speech is not the room)."""
+        if self.floor_db is not None or self.room_db != NO_ROOM:
+            self._levels.clear()
+            self.floor_db, self.room_db = None, NO_ROOM
