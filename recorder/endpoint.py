@@ -3,17 +3,20 @@
 webrtcvad alone answers "is there speech-like sound here", so a TV, a radio or music keeps it
 saying yes, and a breath or a microphone's hiss close to the talker can say yes too. At a wake
 word the recorder knows more: the frames before it (levels only, never audio) tell how loud the
-room is, and the wake phrase tells how loud the talker is. While a request is open, a frame is
-the talker's speech when
+room is, and the wake phrase tells how loud the talker is. While a request is open:
 
-- webrtcvad says speech,
-- its level is within `talker_range_db` of the wake phrase's loudest frame (a breath, a click's
-  tail or a hiss far below the talker is not the command), and
-- the mean level of the last `window_frames` frames stands out of the room's mean level
-  before the wake word by a margin: `margin_db` at most, half the spread of the room's levels
-  in a steady room (a fan), and never more than half the talker's lead over the room. The
-  talker adds to the room; when the talker stops, the level falls back to the room's,
-  whatever the room is playing.
+- Nothing counts while the mean level of the last `window_frames` frames is not above the room's
+  mean level before the wake word by a margin: `margin_db` at most, half the spread of the
+  room's levels (a fan's steady noise needs little), and never more than half the talker's lead
+  over the room. The talker adds to the room; when the talker stops, the level falls back to
+  the room's, whatever the room is playing, and the request ends.
+- A frame the lenient webrtcvad (mode 1) calls speech counts when it reaches the talker's floor:
+  within `talker_range_db` of the wake phrase's loudest frame, or `ROOM_CLEAR_DB` above the
+  room's mean (a command said more softly than the wake word). A breath, a click's tail or a
+  hiss near the room's level starts nothing.
+- Once the talker has spoken (`TALKING_FRAMES` such frames in a row, after the wake phrase's
+  own rest), a quieter syllable or a word's fading end that webrtcvad's strict mode calls
+  speech counts too.
 
 Where the talker is barely louder than the room (a TV as loud as the person), the margin shrinks
 with the lead, so a request is kept whole, if long, rather than cut short. Pure and
