@@ -9,6 +9,9 @@ phrase starts and ends, in seconds. Needs espeak-ng, sox and numpy.
 
     python3 scripts/make_room_audio.py [OUT_DIR]
 
+sox dithers espeak-ng's output, so a new run differs from the committed files by a sample value
+or two; the committed files are the ones the tests were measured on.
+
 - breath_pause: a quiet room; after "Alexa" the talker breathes (0.4 s of shaped noise 20 dB
   below the voice) and the microphone clicks, then, 1.6 s after the wake word, the command.
 - tv_talk: a TV's talk 10 dB below the talker from 3 s before the wake word to 12 s after the
@@ -18,7 +21,6 @@ phrase starts and ends, in seconds. Needs espeak-ng, sox and numpy.
 
 from __future__ import annotations
 
-import json
 import sys
 import wave
 from pathlib import Path
@@ -28,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 from bench_voices import active_level_db, pink_noise  # noqa: E402
-from make_test_audio import noise_bed, speak  # noqa: E402
+from make_test_audio import noise_bed, speak, write_scenes  # noqa: E402
 
 RATE = 16000
 FIXTURES = REPO / "tests" / "fixtures" / "openwakeword"
@@ -99,16 +101,14 @@ def main() -> None:
     fan *= 32768 * 10 ** ((far - 10) / 20) / np.sqrt(np.mean(fan**2))
     scenes["quiet_talker_in_noise"] = (x + fan, marks)
 
-    meta = {}
-    for name, (x, marks) in sorted(scenes.items()):
-        samples = np.clip(np.round(x), -32768, 32767).astype("<i2")
-        with wave.open(str(out / f"{name}.wav"), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(RATE)
-            w.writeframes(samples.tobytes())
-        meta[name] = {"duration_s": round(len(samples) / RATE, 4), **marks}
-    (out / "rooms.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    write_scenes(
+        out,
+        "rooms.json",
+        {
+            name: (np.clip(np.round(x), -32768, 32767).astype("<i2"), marks)
+            for name, (x, marks) in scenes.items()
+        },
+    )
 
 
 if __name__ == "__main__":

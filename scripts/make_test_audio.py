@@ -137,17 +137,24 @@ def main() -> None:
     }
     seeds.update({name: 100 + i for i, name in enumerate(sorted(nabu_scenes))})
     scenes.update(nabu_scenes)
+    write_scenes(
+        out,
+        "scenes.json",
+        {name: scene(parts, tail, seeds[name]) for name, (parts, tail) in scenes.items()},
+    )
+
+
+def write_scenes(out: Path, index: str, scenes: dict[str, tuple[np.ndarray, dict]]) -> None:
+    """Each scene as OUT/NAME.wav (16 kHz mono s16) and its marks, with its length, in INDEX."""
     meta = {}
-    for name, (parts, tail) in sorted(scenes.items()):
-        seed = seeds[name]
-        samples, marks = scene(parts, tail, seed)
+    for name, (samples, marks) in sorted(scenes.items()):
         with wave.open(str(out / f"{name}.wav"), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(RATE)
             w.writeframes(samples.tobytes())
         meta[name] = {"duration_s": round(len(samples) / RATE, 4), **marks}
-    (out / "scenes.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    (out / index).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
