@@ -102,15 +102,14 @@ class _Utterance:
     speaking: bool = False
     in_wake: bool = True  # speech has run on from the detecting frame so far
     heard_tail: bool = False  # speech ran on from the detecting frame
+    speech_run: int = 0
+    silence_run: int = 0
 
     @property
     def no_speech_reason(self) -> str:
         """Why a request without a command is dropped: only the wake phrase's rest was heard
         after the detection ("no_command"), or nothing at all ("no_speech")."""
         return "no_command" if self.heard_tail else "no_speech"
-
-    speech_run: int = 0
-    silence_run: int = 0
 
 
 ONSET_FRACTION = 0.1

@@ -38,6 +38,10 @@ def span(marks: list[float]) -> slice:
     return slice(int(marks[0] / FRAME_S) + 1, int(marks[1] / FRAME_S))
 
 
+def span_samples(marks: list[float]) -> slice:
+    return slice(int(marks[0] * 16000), int(marks[1] * 16000))
+
+
 def longest_run(flags: np.ndarray, value: bool) -> int:
     best = run = 0
     for f in flags:
@@ -92,10 +96,6 @@ def test_a_room_as_loud_as_the_talker_does_not_cut_the_command():
             ep.wake(9)
     assert ep.room_db > -200.0  # the room was judged
     assert longest_run(np.array(out)[span(marks["command"])], False) < 10
-
-
-def span_samples(marks: list[float]) -> slice:
-    return slice(int(marks[0] * 16000), int(marks[1] * 16000))
 
 
 def test_release_forgets_the_room_and_too_little_room_is_not_judged():
