@@ -106,6 +106,8 @@ def test_a_hanging_command_does_not_delay_the_next_recording(tmp_path):
         assert st["handoff"]["commands_run"] == 0
         os.kill(hanging, signal.SIGKILL)  # now the queued hand-off runs
         wait_for(lambda: len(list(out.glob("2*.json"))) == 1)
+        # the hand-off counts a command once its process has exited, after it wrote its file
+        wait_for(lambda: control.request(d.run_dir, "status")["handoff"]["commands_run"] == 1)
         st = control.request(d.run_dir, "status")
         assert st["handoff"]["command_failures"] == 1 and st["handoff"]["commands_run"] == 1
         err = d.stop()

@@ -127,7 +127,9 @@ def test_a_failing_server_leaves_the_request_saved_with_the_reason(tmp_path, mod
     assert "transcription of" in err and "(audio kept)" in err
     if mode != "down":
         return
-    # once the server is up, `recorder transcribe --pending` retries
+    # once the server is up, `recorder transcribe --pending` retries (with time for the real
+    # recognizer on a loaded machine: the 2-s limit was for the failing servers above)
+    cfg = config(tmp_path, sock, 'keep_audio = "until_transcribed"\nwyoming_timeout_s = 30')
     with stt_server(sock, "real"):
         proc = run_recorder(
             "transcribe", "--pending", "--config", str(cfg), "--recordings", str(tmp_path / "rec")
