@@ -24,7 +24,8 @@ room is, and the wake phrase tells how loud the talker is. While a request is op
   taken for the talker's.
 
 Where the talker is barely louder than the room (a TV as loud as the person), the margin shrinks
-with the lead, so a request is kept whole, if long, rather than cut short. Pure and
+with the lead, and each of the talker's frames holds the next `HOLD_FRAMES` (a syllable the room
+drowns), so a request is kept whole, if long, rather than cut short. Pure and
 frame-counted like the machine: one call per 80 ms frame, no clock, no I/O.
 """
 
@@ -56,6 +57,11 @@ TALKING_FRAMES = 3
 PHRASE_REST_FRAMES = 5
 """Loud frames straight after the detection that may still be the wake phrase (as the machine's
 wake_tail_frames)."""
+LOW_LEAD_DB = 3.0
+"""A talker whose wake phrase stood less than this above the room is barely heard over it..."""
+HOLD_FRAMES = 6
+"""...so, once that talker has spoken, this many frames after each of the talker's frames count
+too: the softer syllables the room drowns do not end the request."""
 ROOM_CLEAR_DB = 12.0
 """A frame this far above the room's mean level is loud enough to be the talker's."""
 
@@ -67,15 +73,16 @@ def rms_db(samples: np.ndarray) -> float:
     return 10.0 * float(np.log10(power)) if power > 1e-12 else -120.0
 
 
-def _room_bar(room: list[float], phrase: list[float], margin_db: float) -> float:
-    """The level the mean of the last frames must reach for the talker to be heard."""
+def _room_bar(room: list[float], phrase: list[float], margin_db: float) -> tuple[float, float]:
+    """The level the mean of the last frames must reach for the talker to be heard, and the
+    talker's lead over the room."""
     room_mean = sum(room) / len(room)
     voiced = sorted(phrase)[len(phrase) // 2 :]  # the phrase's louder half
     lead = sum(voiced) / len(voiced) - room_mean
     # a steady room needs a small margin, a changing one (talk, music) a larger one; never
     # more than half the talker's lead, so a talker as loud as the room is still heard
     margin = min(margin_db, SPREAD_FACTOR * float(np.std(room)), max(lead, 0.0) / 2)
-    return room_mean + margin
+    return room_mean + margin, lead
 
 
 class Endpointer:
@@ -112,8 +119,24 @@ class Endpointer:
         self._past_phrase = False
         self.in_band = False
         """While a request is open: the room is judged on the speech band's level."""
+        self._spoke = False  # the talker has spoken in this request
+        self._hold = 0
+        self._hold_frames = 0
 
     def is_speech(self, samples: np.ndarray) -> bool:
+        heard = self._heard(samples)
+        if self.floor_db is None:
+            return heard
+        self._spoke = self._spoke or self._talking
+        if heard:
+            self._hold = self._hold_frames if self._spoke else 0
+            return True
+        if self._hold > 0:  # a syllable the room drowned, close after the talker's speech
+            self._hold -= 1
+            return True
+        return False
+
+    def _heard(self, samples: np.ndarray) -> bool:
         level = rms_db(samples)
         self._levels.append(level)
         self._bands.append(level_db(samples))
@@ -142,6 +165,7 @@ class Endpointer:
         """Measure the room before the wake phrase, and the talker in the phrase."""
         self.floor_db, self.room_db, self.in_band = None, NO_ROOM, False
         self._loud_run, self._talking, self._past_phrase = 0, False, False
+        self._spoke, self._hold, self._hold_frames = False, 0, 0
         levels = list(self._levels)
         n = max(1, min(max(phrase_frames, PHRASE_FRAMES), len(levels)))
         room, phrase = levels[:-n], levels[-n:]
@@ -155,9 +179,10 @@ class Endpointer:
         band_room, band_phrase = bands[:-n], bands[-n:]
         self.in_band = float(np.std(band_room)) < float(np.std(room))
         if self.in_band:
-            self.room_db = _room_bar(band_room, band_phrase, self.margin_db)
+            self.room_db, lead = _room_bar(band_room, band_phrase, self.margin_db)
         else:
-            self.room_db = _room_bar(room, phrase, self.margin_db)
+            self.room_db, lead = _room_bar(room, phrase, self.margin_db)
+        self._hold_frames = HOLD_FRAMES if lead < LOW_LEAD_DB else 0
         # within the talker's range, or well clear of the room: a command said more softly
         # than the wake word still counts, a breath near the room's own level does not
         self.floor_db = min(max(phrase) - self.talker_range_db, room_mean + ROOM_CLEAR_DB)

@@ -7,8 +7,9 @@ import json
 import numpy as np
 from conftest import AUDIO, read_pcm
 
+from recorder import endpoint
 from recorder.audio import FRAME_S, FRAME_SAMPLES
-from recorder.endpoint import Endpointer, rms_db
+from recorder.endpoint import HOLD_FRAMES, Endpointer, rms_db
 from recorder.vad import WebRtcVad
 
 ROOMS = AUDIO / "rooms"
@@ -200,3 +201,29 @@ def test_after_the_talker_pauses_only_the_talkers_level_counts():
         room = [ep.is_speech(noise_at(-37, rng)) for _ in range(20)]
         assert not any(pause[3:]) and not any(room)
         ep.release()
+
+
+def after_the_command(room_db: float, talker_db: float) -> list[bool]:
+    """A VAD that hears everything; the room steady at `room_db`, the talker at `talker_db`;
+    the decisions on 20 frames after the command, when the level drops 10 dB under the room
+    (a stretch of the command the room drowns would not drop, but its decision is the same)."""
+    rng = np.random.default_rng(2)
+    ep = Endpointer(HearsEverything(), HearsEverything())
+    for _ in range(30):
+        ep.is_speech(noise_at(room_db, rng))
+    for _ in range(6):
+        ep.is_speech(noise_at(talker_db, rng))
+    ep.wake(6)
+    assert all(ep.is_speech(noise_at(talker_db, rng)) for _ in range(12))
+    return [ep.is_speech(noise_at(room_db - 10, rng)) for _ in range(20)]
+
+
+def test_a_talker_barely_above_the_room_is_held_over_drowned_syllables(monkeypatch):
+    """Less than LOW_LEAD_DB between the talker and the room: each of the talker's frames
+    holds HOLD_FRAMES more, so the syllables the room drowns do not end the command. A talker
+    well above the room is not held."""
+    barely, clear = after_the_command(-30, -28), after_the_command(-50, -30)
+    monkeypatch.setattr(endpoint, "HOLD_FRAMES", 0)
+    assert sum(barely) == sum(after_the_command(-30, -28)) + HOLD_FRAMES
+    assert sum(clear) == sum(after_the_command(-50, -30))
+    assert not any(barely[-5:])  # the hold ends
