@@ -48,7 +48,6 @@ from recorder.pipeline import (
     build_machine,
     build_pipeline,
     machine_settings,
-    model_thresholds,
     step,
 )
 from recorder.recording import RecordingMeta, utc_iso
@@ -133,9 +132,8 @@ class Daemon:
         self.started_at = datetime.now(UTC)
         if self.soft_muted is None:
             self.soft_muted = self.machine.muted
-        close = getattr(self.source, "set_closed", None)
-        if close is not None and self.machine.muted:
-            close(True)  # started muted: the device is released before the first state
+        if self.source.closable and self.machine.muted:
+            self.source.set_closed(True)  # started muted: released before the first state
         self.set_activations()
         if self.calibration is None:
             self.set_calibration()
@@ -221,10 +219,14 @@ class Daemon:
             self.calibration = self.near_misses = None
         w = self.p.config.wake
         if w.calibrate:
-            embeddings = getattr(self.p.engine, "recent_embeddings", None)
+            engine = self.p.engine
+            embeddings = engine.embeddings
             if embeddings is not None:  # the room's negatives for `recorder verifier train`
-                micro = model_thresholds(self.p.engine)  # no embeddings of their own
-                oww = {n: t for n, t in self.machine.settings.thresholds.items() if n not in micro}
+                oww = {
+                    n: t
+                    for n, t in self.machine.settings.thresholds.items()
+                    if engine.takes_verifier(n)
+                }
                 self.near_misses = NearMisses(self.mute.state_dir, oww, embeddings)
             self.calibration = Calibration(
                 self.mute.state_dir,
@@ -269,12 +271,11 @@ class Daemon:
             self.flags.muted = None
         forced = self.mute_button is not None and self.mute_button.is_on()
         want = bool(self.soft_muted) or forced
-        close = getattr(self.source, "set_closed", None)
         if want == self.machine.muted:
             return
-        if close is not None:
-            close(want)
-            if want and not getattr(self.source, "closed", False):
+        if self.source.closable:
+            self.source.set_closed(want)
+            if want and not self.source.closed:
                 return  # shown as muted once the device is released
         self.p.engine.reset()
         self.dispatch(self.machine.set_muted(want))
@@ -308,7 +309,7 @@ class Daemon:
         if previous.chime is not None:
             previous.chime.close(wait_s=None)  # what it still plays finishes in the background
         self.machine.reconfigure(
-            machine_settings(config, pipeline.engine.names, model_thresholds(pipeline.engine))
+            machine_settings(config, pipeline.engine.names, pipeline.engine.default_thresholds)
         )
         try:
             self.set_activations()
@@ -392,7 +393,7 @@ class Daemon:
 
     def _save(self, event: UtteranceReady) -> str | None:
         """Save the request; the failure that dropped it, if any."""
-        extra: dict[str, Any] = dict(getattr(self.source, "info", None) or {})
+        extra: dict[str, Any] = dict(self.source.info)
         if self.p.chime is not None:  # where the awake chime started, for consumers to skip
             extra.update(self.p.chime.awake_meta(event.wake.frame_index))
         meta = RecordingMeta.of(
@@ -401,7 +402,7 @@ class Daemon:
             self.machine.settings.thresholds[event.wake.wake_word],
             self.source.description,
             extra,
-            gaps=list(getattr(self.source, "gaps", ())),
+            gaps=list(self.source.gaps),
         )
         end_s = meta.source_offset_s + meta.duration_s
         if self.dry_run:

@@ -29,15 +29,9 @@ from recorder.verifier import apply as apply_verifiers
 from recorder.verifier import load as load_verifier
 
 
-def model_thresholds(engine: WakeEngine) -> Mapping[str, float]:
-    """The engine's own default threshold per score name (microWakeWord's: just above each
-    model's probability_cutoff); names it does not list get DEFAULT_THRESHOLD."""
-    return getattr(engine, "default_thresholds", {})
-
-
 def thresholds(config: Config, engine: WakeEngine) -> dict[str, float]:
     """Every score name's threshold: per-model setting, [wake] threshold, the model's own."""
-    return _thresholds(config, engine.names, model_thresholds(engine))
+    return _thresholds(config, engine.names, engine.default_thresholds)
 
 
 def _thresholds(config: Config, names: Iterable[str], own: Mapping[str, float]) -> dict[str, float]:
@@ -97,7 +91,7 @@ def build_engine(config: Config) -> WakeEngine:
                 manifest.path(manifest.features["melspectrogram"]),
                 manifest.path(manifest.features["embedding"]),
                 resolved.oww,
-                gate=gate_vad() if config.wake.gate else None,
+                new_gate=gate_vad if config.wake.gate else None,
             )
         )
     if resolved.micro:
@@ -118,7 +112,7 @@ def build_vad(config: Config) -> Endpointer:
 
 
 def build_machine(config: Config, engine: WakeEngine, muted: bool = False) -> Machine:
-    return Machine(machine_settings(config, engine.names, model_thresholds(engine)), muted=muted)
+    return Machine(machine_settings(config, engine.names, engine.default_thresholds), muted=muted)
 
 
 @dataclass(frozen=True)
@@ -141,7 +135,7 @@ def step(
     if machine.state in (State.MUTED, State.OFF):
         return None
     scores = engine.process(frame.samples)
-    recent = getattr(engine, "recent_embeddings", None)
+    recent = engine.embeddings
     if verifiers and recent is not None:
         scores = apply_verifiers(
             scores, lambda: recent(WINDOW), verifiers, machine.settings.thresholds
@@ -177,8 +171,7 @@ def build_verifiers(config: Config, engine: WakeEngine) -> dict[str, Verifier]:
     for name in engine.names:
         value = config.wake.verifier_for(name)
         if value:
-            embeddings = getattr(engine, "recent_embeddings", None)
-            if name in model_thresholds(engine) or embeddings is None:
+            if not engine.takes_verifier(name):
                 raise RecorderError(
                     f"[wake.per_model.{name}] verifier: only openWakeWord models take a verifier"
                 )
