@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recorder import threads
+from recorder import records, threads
 from recorder.activations import ActivationSaver
 from recorder.audio import Frame, frames_to_s, s_to_frames
 from recorder.audit import AuditLog
@@ -147,12 +147,12 @@ class Daemon:
                 self.frames_seen += 1
                 self.last_audio_at = time.time()
             elif isinstance(item, DeviceLost):
-                self.journal.publish("device_lost", reason=item.reason)
+                self.journal.publish(records.DeviceLost(reason=item.reason))
                 self.dispatch(self.machine.device_lost())
                 self.notifier.send(f"STATUS=audio source lost ({item.reason}); retrying")
             elif isinstance(item, DeviceRestored):
                 self.p.engine.reset()  # the audio before the gap is not context for what follows
-                self.journal.publish("device_restored")
+                self.journal.publish(records.DeviceRestored())
                 self.dispatch(self.machine.device_restored())
                 self.notifier.send(f"STATUS={self.status_line()}")
             self.tick()
@@ -167,7 +167,7 @@ class Daemon:
         if self.handoff:  # what it still does is published before `stopped`
             self.handoff.close(wait_s=HANDOFF_STOP_S if self.flags.should_stop() else None)
         self.journal.publish(
-            "stopped", reason="fault" if self.fault else reason.value, saved=self.saved
+            records.Stopped(reason="fault" if self.fault else reason.value, saved=self.saved)
         )
         if self.activations:
             self.activations.flush()
@@ -178,11 +178,12 @@ class Daemon:
         if lost:
             self.machine.device_lost()  # before start(): the first state shown is then error
         self.journal.publish(
-            "started",
-            source=self.source.description,
-            models=list(self.p.engine.names),
-            pid=os.getpid(),
-            muted=self.machine.muted,
+            records.Started(
+                source=self.source.description,
+                models=tuple(self.p.engine.names),
+                pid=os.getpid(),
+                muted=self.machine.muted,
+            )
         )
         self.dispatch(self.machine.start())
         self.enforce_retention()
@@ -281,11 +282,8 @@ class Daemon:
         self.dispatch(self.machine.set_muted(want))
         by_switch = forced or (not want and self._forced_before)
         self._forced_before = forced
-        self.journal.publish(
-            "muted" if want else "unmuted",
-            uid=None if by_switch else self.muted_by,
-            **({"switch": True} if by_switch else {}),
-        )
+        change = records.Muted if want else records.Unmuted
+        self.journal.publish(change(uid=None if by_switch else self.muted_by, switch=by_switch))
         self.notifier.send(f"STATUS={self.status_line()}")
 
     def reload(self) -> None:
@@ -320,7 +318,7 @@ class Daemon:
         except RecorderError as e:
             log.error("calibration: %s", e)
         log.info("configuration reloaded")
-        self.journal.publish("reloaded")
+        self.journal.publish(records.Reloaded())
         self.enforce_retention()
 
     def dispatch(self, events: list[Event]) -> None:
@@ -338,10 +336,11 @@ class Daemon:
                         frames_to_s(event.frame_index + 1),
                     )
                     self.journal.publish(
-                        "wake",
-                        model=event.wake_word,
-                        score=round(event.score, 4),
-                        offset_s=round(frames_to_s(event.frame_index + 1), 4),
+                        records.Wake(
+                            model=event.wake_word,
+                            score=round(event.score, 4),
+                            offset_s=round(frames_to_s(event.frame_index + 1), 4),
+                        )
                     )
                     if self.activations:
                         self.activations.on_wake(
@@ -361,7 +360,7 @@ class Daemon:
                         event.reason,
                     )
                     self.journal.publish(
-                        "discarded", reason=event.reason, wake_word=event.wake.wake_word
+                        records.Discarded(reason=event.reason, wake_word=event.wake.wake_word)
                     )
                 case UtteranceReady():
                     saving_failed = self._save(event)
@@ -374,9 +373,10 @@ class Daemon:
     def _show(self, event: StateChanged) -> str | None:
         """Show the state; the failure that discards the request, if any."""
         self.journal.publish(
-            "state",
-            state=event.state.value,
-            previous=None if event.previous is None else event.previous.value,
+            records.StateShown(
+                state=event.state.value,
+                previous=None if event.previous is None else event.previous.value,
+            )
         )
         failure = None
         try:
@@ -416,7 +416,7 @@ class Daemon:
                 meta.wake_offset_s,
             )
             self.saved += 1
-            self.journal.publish("saved", dry_run=True, **self._saved_fields(meta))
+            self.journal.publish(self._saved(meta, None))
             return None
         try:
             rec = self.p.storage.save(meta.id, event.audio, meta.to_json())
@@ -433,28 +433,28 @@ class Daemon:
         )
         if rec.sealed and self.handoff is not None:
             self.handoff.hold(rec, event.audio)  # the transcriber cannot read the files back
-        self.journal.publish(
-            "saved",
+        files = records.SavedFiles(
             id=rec.id,
             sidecar=str(rec.sidecar),
             audio=str(rec.wav),
             audio_sha256=rec.meta.get("audio_sha256"),
             written=rec.written,
             sealed=rec.sealed,
-            **self._saved_fields(meta),
         )
+        self.journal.publish(self._saved(meta, files))
         self.notifier.send(f"STATUS={self.status_line()}")
         self.enforce_retention()
         return None
 
     @staticmethod
-    def _saved_fields(meta: RecordingMeta) -> dict[str, Any]:
-        return {
-            "wake_word": meta.wake_word,
-            "duration_s": round(meta.duration_s, 4),
-            "end_reason": meta.end_reason,
-            "source_offset_s": round(meta.source_offset_s, 4),
-        }
+    def _saved(meta: RecordingMeta, files: records.SavedFiles | None) -> records.Saved:
+        return records.Saved(
+            files=files,
+            wake_word=meta.wake_word,
+            duration_s=round(meta.duration_s, 4),
+            end_reason=meta.end_reason,
+            source_offset_s=round(meta.source_offset_s, 4),
+        )
 
     def enforce_retention(self) -> None:
         s = self.p.config.storage
@@ -472,7 +472,7 @@ class Daemon:
                 "retention deleted %d recording(s): %s", len(gone), ", ".join(r.id for r in gone)
             )
         for r in gone:
-            self.journal.publish("deleted", id=r.id, why="retention")
+            self.journal.publish(records.Deleted(id=r.id, why="retention"))
 
     # --- the control socket (runs on its thread) -----------------------------------------
     def control(self, command: str, peer: Peer | None = None) -> dict[str, Any]:
