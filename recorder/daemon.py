@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import signal
 import threading
 import time
@@ -40,7 +41,7 @@ from recorder.machine import (
     UtteranceReady,
     WakeDetected,
 )
-from recorder.mute import MuteButton, MuteSwitch
+from recorder.mute import MuteButton, MuteControl, MuteSwitch
 from recorder.near_misses import NearMisses
 from recorder.notify import Notifier
 from recorder.pipeline import (
@@ -70,8 +71,6 @@ class Flags:
     def __init__(self) -> None:
         self.stop_signal: int | None = None
         self.reload = False
-        self.muted: bool | None = None  # a requested mute state not yet applied
-        self.muted_by: int | None = None  # the uid that asked for it over the control socket
 
     def should_stop(self) -> bool:
         return self.stop_signal is not None
@@ -123,15 +122,16 @@ class Daemon:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     mute_button: MuteButton | None = None
     """A physical switch that forces mute while it is on."""
-    soft_muted: bool | None = None
-    """The mute asked for by the control socket or the switch file (None: as at the start)."""
-    muted_by: int | None = None
-    _forced_before: bool = False
+    mute_requests: queue.SimpleQueue[tuple[bool, int | None]] = field(
+        default_factory=queue.SimpleQueue
+    )
+    """(muted, uid) from the control thread, taken by the loop between frames."""
+
+    def __post_init__(self) -> None:
+        self.mutes = MuteControl(self.machine.muted)
 
     def run(self) -> None:
         self.started_at = datetime.now(UTC)
-        if self.soft_muted is None:
-            self.soft_muted = self.machine.muted
         if self.source.closable and self.machine.muted:
             self.source.set_closed(True)  # started muted: released before the first state
         self.set_activations()
@@ -263,27 +263,30 @@ class Daemon:
             self.flags.reload = False
             self.reload()
 
+    def _switch_on(self) -> bool:
+        return self.mute_button is not None and self.mute_button.is_on()
+
     def _apply_mute(self) -> None:
-        """Bring the machine (and a closable source) to the mute state asked for: by the
-        control socket or the switch file, or forced by the mute switch. A source that can
-        close its device is closed first, and `muted` is shown only once it is closed."""
-        if self.flags.muted is not None:
-            self.soft_muted, self.muted_by = self.flags.muted, self.flags.muted_by
-            self.flags.muted = None
-        forced = self.mute_button is not None and self.mute_button.is_on()
-        want = bool(self.soft_muted) or forced
-        if want == self.machine.muted:
+        """Bring the machine (and a closable source) to the mute state MuteControl decides."""
+        while not self.mute_requests.empty():
+            self.mutes.request(*self.mute_requests.get_nowait())
+        step = self.mutes.step(
+            muted=self.machine.muted,
+            forced=self._switch_on(),
+            closable=self.source.closable,
+            closed=self.source.closed,
+        )
+        if step is None:
             return
-        if self.source.closable:
-            self.source.set_closed(want)
-            if want and not self.source.closed:
-                return  # shown as muted once the device is released
+        if step.close_device is not None:
+            self.source.set_closed(step.close_device)
+        change = step.change
+        if change is None:
+            return  # shown as muted once the device is released
         self.p.engine.reset()
-        self.dispatch(self.machine.set_muted(want))
-        by_switch = forced or (not want and self._forced_before)
-        self._forced_before = forced
-        change = records.Muted if want else records.Unmuted
-        self.journal.publish(change(uid=None if by_switch else self.muted_by, switch=by_switch))
+        self.dispatch(self.machine.set_muted(change.muted))
+        record = records.Muted if change.muted else records.Unmuted
+        self.journal.publish(record(uid=change.uid, switch=change.by_switch))
         self.notifier.send(f"STATUS={self.status_line()}")
 
     def reload(self) -> None:
@@ -478,18 +481,15 @@ class Daemon:
     def control(self, command: str, peer: Peer | None = None) -> dict[str, Any]:
         with self._lock:
             if command in ("mute", "unmute"):
-                if (
-                    command == "unmute"
-                    and self.mute_button is not None
-                    and self.mute_button.is_on()
-                ):
-                    return {"ok": False, "error": "the mute switch is on; it overrides unmute"}
+                muted = command == "mute"
+                refusal = MuteControl.refusal(muted, forced=self._switch_on())
+                if refusal is not None:
+                    return {"ok": False, "error": refusal}
                 try:
-                    self.mute.set(command == "mute")
+                    self.mute.set(muted)
                 except RecorderError as e:
                     return {"ok": False, "error": str(e)}
-                self.flags.muted = command == "mute"
-                self.flags.muted_by = None if peer is None else peer.uid
+                self.mute_requests.put((muted, None if peer is None else peer.uid))
                 return {"ok": True, **self.status()}
             if command == "status":
                 return {"ok": True, **self.status()}
@@ -510,7 +510,7 @@ class Daemon:
             os.utime(self.p.config.path(state_file))
 
     def status(self) -> dict[str, Any]:
-        muted = self.mute.is_muted() or (self.mute_button is not None and self.mute_button.is_on())
+        muted = MuteControl.shown_muted(self.mute.is_muted(), forced=self._switch_on())
         state = self.machine.state
         return {
             "state": State.MUTED.value if muted and state is State.LISTENING else state.value,
