@@ -1,7 +1,9 @@
 """Wiring: source -> engine + VAD -> machine -> events -> storage, indicator, log.
 
-The loop is plain and synchronous. Signal handlers and the control-socket thread only set
-flags; the loop acts on them between frames, and shutdown runs one path whatever the reason.
+The loop is plain and synchronous. Signal handlers only set flags and the control-socket
+thread only queues mute requests; the loop acts on them between frames, hands each frame and
+each of the machine's events to one ordered list of handlers (`recorder.handlers`), and
+shutdown runs one path whatever the reason.
 """
 
 from __future__ import annotations
@@ -27,20 +29,22 @@ from recorder.calibration import Calibration
 from recorder.config import Config
 from recorder.control import ControlServer, Peer, default_runtime_dir
 from recorder.errors import RecorderError
-from recorder.handoff import Handoff, check_at_start
-from recorder.indicators import Devices, IndicatorError
-from recorder.journal import Journal
-from recorder.machine import (
-    EndReason,
-    Event,
-    Machine,
-    SpeechStarted,
-    State,
-    StateChanged,
-    UtteranceDiscarded,
-    UtteranceReady,
-    WakeDetected,
+from recorder.handlers import (
+    Calibrate,
+    FrameObserver,
+    Handler,
+    JournalEvents,
+    LogEvents,
+    ObserveFrames,
+    SaveActivations,
+    SaveRequests,
+    ShowState,
+    handle,
 )
+from recorder.handoff import Handoff, check_at_start
+from recorder.indicators import Devices
+from recorder.journal import Journal
+from recorder.machine import EndReason, Event, Machine, State
 from recorder.mute import MuteButton, MuteControl, MuteSwitch
 from recorder.near_misses import NearMisses
 from recorder.notify import Notifier
@@ -51,9 +55,9 @@ from recorder.pipeline import (
     machine_settings,
     step,
 )
-from recorder.recording import RecordingMeta, utc_iso
+from recorder.recording import utc_iso
 from recorder.sources import DeviceLost, DeviceRestored, Source, open_source
-from recorder.storage import Storage, StorageError
+from recorder.storage import Storage
 
 log = logging.getLogger("recorder")
 
@@ -66,7 +70,7 @@ at the end of a file source it gets what its timeouts allow."""
 
 
 class Flags:
-    """Set from signal handlers and the control thread; read by the loop between frames."""
+    """Set from signal handlers; read by the loop between frames."""
 
     def __init__(self) -> None:
         self.stop_signal: int | None = None
@@ -85,10 +89,6 @@ class Flags:
 
     def _reload(self, _signum: int, _frame: object) -> None:
         self.reload = True
-
-
-FrameObserver = Callable[[Frame, dict[str, float], bool, State], None]
-"""Sees every analysed frame with its scores, VAD decision and the state after it."""
 
 
 @dataclass
@@ -129,6 +129,8 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self.mutes = MuteControl(self.machine.muted)
+        self.handlers: list[Handler] = []
+        self._wire()
 
     def run(self) -> None:
         self.started_at = datetime.now(UTC)
@@ -137,6 +139,7 @@ class Daemon:
         self.set_activations()
         if self.calibration is None:
             self.set_calibration()
+        self._wire()
         started = False
         for item in self.source.frames(self.flags.should_stop):
             if not started:  # announce the first state once the source has said how it is
@@ -193,11 +196,42 @@ class Daemon:
         analysis = step(self.machine, self.p.engine, self.p.vad, frame, self.p.verifiers)
         if analysis is None:
             return  # muted audio is dropped without being analysed
-        if self.activations:
-            self.activations.push(frame)
-        for observe in self.observers:
-            observe(frame, dict(analysis.scores), analysis.speech, self.machine.state)
+        for h in self.handlers:
+            h.on_frame(frame, analysis, self.machine.state)
         self.dispatch(analysis.events)
+
+    def _wire(self) -> None:
+        """The handlers, in their order, for the pipeline, activations and calibration now."""
+        thresholds = self.machine.settings.thresholds
+        activations = [SaveActivations(self.activations, thresholds)] if self.activations else []
+        calibration = [Calibrate(self.calibration, self.near_misses)] if self.calibration else []
+        saving = SaveRequests(
+            self.p,
+            self.source,
+            thresholds,
+            self.started_at,
+            self.journal,
+            self.handoff,
+            self.dry_run,
+            counted=self._count_saved,
+            written=self._after_write,
+        )
+        self.handlers = [
+            LogEvents(),
+            JournalEvents(self.journal),
+            *activations,
+            ObserveFrames(self.observers),
+            ShowState(self.p),
+            saving,
+            *calibration,
+        ]
+
+    def _count_saved(self) -> None:
+        self.saved += 1
+
+    def _after_write(self) -> None:
+        self.notifier.send(f"STATUS={self.status_line()}")
+        self.enforce_retention()
 
     def set_activations(self) -> None:
         """Start (or stop) saving activations as the configuration says."""
@@ -213,9 +247,6 @@ class Daemon:
         """Start, restart (new settings) or stop calibrating as the configuration says; the
         counts so far are written first and read back."""
         if self.calibration is not None:
-            self.observers.remove(self.calibration.observe)
-            if self.near_misses is not None:
-                self.observers.remove(self.near_misses.observe)
             self.calibration.close()
             self.calibration = self.near_misses = None
         w = self.p.config.wake
@@ -235,9 +266,6 @@ class Daemon:
                 s_to_frames(w.refractory_s),
                 also_save=[self.near_misses.save] if self.near_misses else [],
             )
-            self.observers.append(self.calibration.observe)
-            if self.near_misses is not None:
-                self.observers.append(self.near_misses.observe)
 
     def tick(self) -> None:
         """Between frames: dead threads, heartbeat, watchdog, mute requests, a pending reload."""
@@ -320,144 +348,17 @@ class Daemon:
             self.set_calibration()
         except RecorderError as e:
             log.error("calibration: %s", e)
+        self._wire()
         log.info("configuration reloaded")
         self.journal.publish(records.Reloaded())
         self.enforce_retention()
 
     def dispatch(self, events: list[Event]) -> None:
-        """Hand events to the log, indicator and storage, in order. A handler returns its
-        failure; it is reported to the machine once the batch is done, so the states shown
-        stay in order."""
-        failure: str | None = None
-        for event in events:
-            match event:
-                case WakeDetected():
-                    log.info(
-                        "wake word %s detected (score %.3f) at %.2f s",
-                        event.wake_word,
-                        event.score,
-                        frames_to_s(event.frame_index + 1),
-                    )
-                    self.journal.publish(
-                        records.Wake(
-                            model=event.wake_word,
-                            score=round(event.score, 4),
-                            offset_s=round(frames_to_s(event.frame_index + 1), 4),
-                        )
-                    )
-                    if self.activations:
-                        self.activations.on_wake(
-                            event, self.machine.settings.thresholds[event.wake_word]
-                        )
-                    if self.calibration:
-                        self.calibration.on_wake(event)
-                case StateChanged():
-                    failure = self._show(event) or failure
-                case SpeechStarted():
-                    log.debug("speech started at %.2f s", frames_to_s(event.frame_index))
-                case UtteranceDiscarded():
-                    log.info(
-                        "discarded the request after %s at %.2f s: %s",
-                        event.wake.wake_word,
-                        frames_to_s(event.wake.frame_index + 1),
-                        event.reason,
-                    )
-                    self.journal.publish(
-                        records.Discarded(reason=event.reason, wake_word=event.wake.wake_word)
-                    )
-                case UtteranceReady():
-                    saving_failed = self._save(event)
-                    if saving_failed is None and self.calibration:
-                        self.calibration.on_saved(event.wake)
-                    failure = saving_failed or failure
+        """Hand events to the handlers, in order. A handler returns its failure; it is
+        reported to the machine once the batch is done, so the states shown stay in order."""
+        failure = handle(self.handlers, events)
         if failure:
             self.dispatch(self.machine.fail(failure))
-
-    def _show(self, event: StateChanged) -> str | None:
-        """Show the state; the failure that discards the request, if any."""
-        self.journal.publish(
-            records.StateShown(
-                state=event.state.value,
-                previous=None if event.previous is None else event.previous.value,
-            )
-        )
-        failure = None
-        try:
-            self.p.indicator.show(event.state, event.previous)
-        except IndicatorError as e:
-            if event.state is State.RECORDING and self.p.config.indicator.required:
-                log.error("indicator failed, discarding the request: %s", e)
-                failure = "indicator failed"
-            else:
-                log.warning("indicator failed: %s", e)
-        if self.p.chime is not None:  # after the light; never blocks
-            self.p.chime.on_state(event, discarded=failure is not None)
-        return failure
-
-    def _save(self, event: UtteranceReady) -> str | None:
-        """Save the request; the failure that dropped it, if any."""
-        extra: dict[str, Any] = dict(self.source.info)
-        if self.p.chime is not None:  # where the awake chime started, for consumers to skip
-            extra.update(self.p.chime.awake_meta(event.wake.frame_index))
-        meta = RecordingMeta.of(
-            event,
-            self.started_at,
-            self.machine.settings.thresholds[event.wake.wake_word],
-            self.source.description,
-            extra,
-            gaps=list(self.source.gaps),
-        )
-        end_s = meta.source_offset_s + meta.duration_s
-        if self.dry_run:
-            log.info(
-                "dry run: would save %.2f s from %.2f s to %.2f s (%s, wake word %s at %.2f s)",
-                meta.duration_s,
-                meta.source_offset_s,
-                end_s,
-                meta.end_reason,
-                meta.wake_word,
-                meta.wake_offset_s,
-            )
-            self.saved += 1
-            self.journal.publish(self._saved(meta, None))
-            return None
-        try:
-            rec = self.p.storage.save(meta.id, event.audio, meta.to_json())
-        except StorageError as e:
-            log.error("could not save the request, dropped it: %s", e)
-            return "storage failed"
-        self.saved += 1
-        log.info(
-            "saved %s (%.2f s, %s, from %.2f s)",
-            rec.wav.name,
-            meta.duration_s,
-            meta.end_reason,
-            meta.source_offset_s,
-        )
-        if rec.sealed and self.handoff is not None:
-            self.handoff.hold(rec, event.audio)  # the transcriber cannot read the files back
-        files = records.SavedFiles(
-            id=rec.id,
-            sidecar=str(rec.sidecar),
-            audio=str(rec.wav),
-            audio_sha256=rec.meta.get("audio_sha256"),
-            written=rec.written,
-            sealed=rec.sealed,
-        )
-        self.journal.publish(self._saved(meta, files))
-        self.notifier.send(f"STATUS={self.status_line()}")
-        self.enforce_retention()
-        return None
-
-    @staticmethod
-    def _saved(meta: RecordingMeta, files: records.SavedFiles | None) -> records.Saved:
-        return records.Saved(
-            files=files,
-            wake_word=meta.wake_word,
-            duration_s=round(meta.duration_s, 4),
-            end_reason=meta.end_reason,
-            source_offset_s=round(meta.source_offset_s, 4),
-        )
 
     def enforce_retention(self) -> None:
         s = self.p.config.storage
