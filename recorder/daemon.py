@@ -513,22 +513,7 @@ def run(
         devices=devices,
         obey_mute=runtime_dir is not None or explicit_state_dir,
     )
-    if config.indicator.mute_switch is not None:
-        daemon.mute_button = MuteButton(config.indicator.mute_switch)
-    daemon.set_calibration()  # a bad counters file stops the start here, before any audio
-    daemon.journal.subscribe(AuditLog(state_dir).sink)
-    if runtime_dir is None and source.live:
-        runtime_dir = default_runtime_dir()
-    server = (
-        ControlServer(
-            runtime_dir, daemon.control, journal=daemon.journal, group=config.control.group
-        )
-        if runtime_dir
-        else None
-    )
-    if not dry_run and (config.handoff.command or config.handoff.wyoming):
-        daemon.handoff = Handoff(config, daemon.journal, daemon.p.storage)
-        daemon.journal.subscribe(daemon.handoff.sink)
+    server = _attach(daemon, config, runtime_dir, state_dir)
     log.info(
         "listening on %s for %s (recordings in %s)%s",
         source.description,
@@ -539,17 +524,46 @@ def run(
     try:
         daemon.run()
     finally:
-        if server:
-            server.close()
-        source.close()
-        if daemon.p.chime is not None:
-            daemon.p.chime.close()
-        devices.close_all()
-        if daemon.mute_button is not None:
-            daemon.mute_button.close()
+        _release(daemon, server)
     log.info(
         "stopped: %d recording(s) %s",
         daemon.saved,
         "would have been saved (dry run)" if dry_run else "saved",
     )
     return EXIT_THREAD_DIED if daemon.fault else 0
+
+
+def _attach(
+    daemon: Daemon, config: Config, runtime_dir: Path | None, state_dir: Path
+) -> ControlServer | None:
+    """What a running daemon has besides its pipeline: the mute switch, the calibration, the
+    audit log, the control socket (returned, when served) and the hand-off."""
+    if config.indicator.mute_switch is not None:
+        daemon.mute_button = MuteButton(config.indicator.mute_switch)
+    daemon.set_calibration()  # a bad counters file stops the start here, before any audio
+    daemon.journal.subscribe(AuditLog(state_dir).sink)
+    if runtime_dir is None and daemon.source.live:
+        runtime_dir = default_runtime_dir()
+    server = (
+        ControlServer(
+            runtime_dir, daemon.control, journal=daemon.journal, group=config.control.group
+        )
+        if runtime_dir
+        else None
+    )
+    if not daemon.dry_run and (config.handoff.command or config.handoff.wyoming):
+        daemon.handoff = Handoff(config, daemon.journal, daemon.p.storage)
+        daemon.journal.subscribe(daemon.handoff.sink)
+    return server
+
+
+def _release(daemon: Daemon, server: ControlServer | None) -> None:
+    """After the loop, whatever ended it: the socket, the source, the chime, the devices."""
+    if server:
+        server.close()
+    daemon.source.close()
+    if daemon.p.chime is not None:
+        daemon.p.chime.close()
+    daemon.devices.close_all()
+    if daemon.mute_button is not None:
+        daemon.mute_button.close()
