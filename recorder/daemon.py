@@ -23,9 +23,8 @@ from typing import Any
 
 from recorder import records, threads
 from recorder.activations import ActivationSaver
-from recorder.audio import Frame, frames_to_s, s_to_frames
+from recorder.audio import Frame, frames_to_s
 from recorder.audit import AuditLog
-from recorder.calibration import Calibration
 from recorder.config import Config
 from recorder.control import ControlServer, Peer, default_runtime_dir
 from recorder.errors import RecorderError
@@ -46,7 +45,6 @@ from recorder.indicators import Devices
 from recorder.journal import Journal
 from recorder.machine import EndReason, Event, Machine, State
 from recorder.mute import MuteButton, MuteControl, MuteSwitch
-from recorder.near_misses import NearMisses
 from recorder.notify import Notifier
 from recorder.pipeline import (
     Pipeline,
@@ -108,8 +106,8 @@ class Daemon:
     activations: ActivationSaver | None = None
     handoff: Handoff | None = None
     """The post-save command and the transcriber (a journal sink), when configured."""
-    calibration: Calibration | None = None
-    near_misses: NearMisses | None = None
+    calibrate: Calibrate | None = None
+    """`[wake] calibrate`: the counters and near misses, a handler."""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     saved: int = 0
     frames_seen: int = 0
@@ -137,7 +135,7 @@ class Daemon:
         if self.source.closable and self.machine.muted:
             self.source.set_closed(True)  # started muted: released before the first state
         self.set_activations()
-        if self.calibration is None:
+        if self.calibrate is None:
             self.set_calibration()
         self._wire()
         started = False
@@ -174,8 +172,8 @@ class Daemon:
         )
         if self.activations:
             self.activations.flush()
-        if self.calibration:
-            self.calibration.close()
+        if self.calibrate:
+            self.calibrate.close()
 
     def _start(self, lost: bool) -> None:
         if lost:
@@ -204,8 +202,7 @@ class Daemon:
         """The handlers, in their order, for the pipeline, activations and calibration now."""
         thresholds = self.machine.settings.thresholds
         activations = [SaveActivations(self.activations, thresholds)] if self.activations else []
-        calibration = [Calibrate(self.calibration, self.near_misses)] if self.calibration else []
-        saving = SaveRequests(
+        self.saving = SaveRequests(
             self.p,
             self.source,
             thresholds,
@@ -222,8 +219,8 @@ class Daemon:
             *activations,
             ObserveFrames(self.observers),
             ShowState(self.p),
-            saving,
-            *calibration,
+            self.saving,
+            *([self.calibrate] if self.calibrate else []),
         ]
 
     def _count_saved(self) -> None:
@@ -231,7 +228,6 @@ class Daemon:
 
     def _after_write(self) -> None:
         self.notifier.send(f"STATUS={self.status_line()}")
-        self.enforce_retention()
 
     def set_activations(self) -> None:
         """Start (or stop) saving activations as the configuration says."""
@@ -246,26 +242,12 @@ class Daemon:
     def set_calibration(self) -> None:
         """Start, restart (new settings) or stop calibrating as the configuration says; the
         counts so far are written first and read back."""
-        if self.calibration is not None:
-            self.calibration.close()
-            self.calibration = self.near_misses = None
-        w = self.p.config.wake
-        if w.calibrate:
-            engine = self.p.engine
-            embeddings = engine.embeddings
-            if embeddings is not None:  # the room's negatives for `recorder verifier train`
-                oww = {
-                    n: t
-                    for n, t in self.machine.settings.thresholds.items()
-                    if engine.takes_verifier(n)
-                }
-                self.near_misses = NearMisses(self.mute.state_dir, oww, embeddings)
-            self.calibration = Calibration(
-                self.mute.state_dir,
-                {n: w.patience_for(n) for n in self.p.engine.names},
-                s_to_frames(w.refractory_s),
-                also_save=[self.near_misses.save] if self.near_misses else [],
-            )
+        if self.calibrate is not None:
+            self.calibrate.close()
+            self.calibrate = None
+        self.calibrate = Calibrate.for_config(
+            self.p.config, self.p.engine, self.machine.settings.thresholds, self.mute.state_dir
+        )
 
     def tick(self) -> None:
         """Between frames: dead threads, heartbeat, watchdog, mute requests, a pending reload."""
@@ -361,22 +343,7 @@ class Daemon:
             self.dispatch(self.machine.fail(failure))
 
     def enforce_retention(self) -> None:
-        s = self.p.config.storage
-        if self.dry_run or not (s.max_age or s.max_count or s.max_total_mb):
-            return
-        try:
-            gone = self.p.storage.enforce(
-                s.max_age_s, s.max_count, int(s.max_total_mb * 1e6), datetime.now(UTC)
-            )
-        except OSError as e:
-            log.error("retention: %s", e)
-            return
-        if gone:
-            log.info(
-                "retention deleted %d recording(s): %s", len(gone), ", ".join(r.id for r in gone)
-            )
-        for r in gone:
-            self.journal.publish(records.Deleted(id=r.id, why="retention"))
+        self.saving.enforce_retention()
 
     # --- the control socket (runs on its thread) -----------------------------------------
     def control(self, command: str, peer: Peer | None = None) -> dict[str, Any]:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from recorder import records
 from recorder.activations import ActivationSaver
-from recorder.audio import Frame, frames_to_s
+from recorder.audio import Frame, frames_to_s, s_to_frames
 from recorder.calibration import Calibration
+from recorder.config import Config
+from recorder.engines import WakeEngine
 from recorder.handoff import Handoff
 from recorder.indicators import IndicatorError
 from recorder.journal import Journal
@@ -183,6 +186,36 @@ class Calibrate(Handles):
     def __init__(self, calibration: Calibration, near_misses: NearMisses | None):
         self.calibration, self.near_misses = calibration, near_misses
 
+    @classmethod
+    def for_config(
+        cls,
+        config: Config,
+        engine: WakeEngine,
+        thresholds: Mapping[str, float],
+        state_dir: Path,
+    ) -> Calibrate | None:
+        """The counters (the file's counts read back first) and, for the models a verifier
+        can check, the near misses; None when the configuration does not calibrate."""
+        w = config.wake
+        if not w.calibrate:
+            return None
+        near_misses = None
+        embeddings = engine.embeddings
+        if embeddings is not None:  # the room's negatives for `recorder verifier train`
+            oww = {n: t for n, t in thresholds.items() if engine.takes_verifier(n)}
+            near_misses = NearMisses(state_dir, oww, embeddings)
+        calibration = Calibration(
+            state_dir,
+            {n: w.patience_for(n) for n in engine.names},
+            s_to_frames(w.refractory_s),
+            also_save=[near_misses.save] if near_misses else [],
+        )
+        return cls(calibration, near_misses)
+
+    def close(self) -> None:
+        """Write the counts (and the near misses)."""
+        self.calibration.close()
+
     def on_frame(self, frame: Frame, analysis: Analysis, state: State) -> None:
         scores = dict(analysis.scores)
         self.calibration.observe(frame, scores, analysis.speech, state)
@@ -201,7 +234,7 @@ class SaveRequests(Handles):
     """Each ready request saved (or, in a dry run, logged), and its `saved` record published.
 
     `counted` is called for each request saved or that a dry run would save, before its
-    record; `written` after the record of one written."""
+    record; `written` after the record of one written, before the retention."""
 
     def __init__(
         self,
@@ -263,7 +296,27 @@ class SaveRequests(Handles):
         )
         self.journal.publish(_saved(meta, files))
         self.written()
+        self.enforce_retention()
         return None
+
+    def enforce_retention(self) -> None:
+        """`[storage]` max_age, max_count, max_total_mb: the recordings past them deleted."""
+        s = self.p.config.storage
+        if self.dry_run or not (s.max_age or s.max_count or s.max_total_mb):
+            return
+        try:
+            gone = self.p.storage.enforce(
+                s.max_age_s, s.max_count, int(s.max_total_mb * 1e6), datetime.now(UTC)
+            )
+        except OSError as e:
+            log.error("retention: %s", e)
+            return
+        if gone:
+            log.info(
+                "retention deleted %d recording(s): %s", len(gone), ", ".join(r.id for r in gone)
+            )
+        for r in gone:
+            self.journal.publish(records.Deleted(id=r.id, why="retention"))
 
     def _meta(self, event: UtteranceReady) -> RecordingMeta:
         extra: dict[str, Any] = dict(self.source.info)

@@ -80,3 +80,15 @@ def test_the_journal_handler_publishes_wakes_and_states_but_not_saves():
     assert [r["event"] for r in got] == ["wake", "state"]
     assert (got[0]["model"], got[0]["score"], got[0]["offset_s"]) == ("hey_jarvis", 0.9, 0.8)
     assert (got[1]["state"], got[1]["previous"]) == ("recording", "listening")
+
+
+def test_no_calibration_handler_unless_the_configuration_calibrates(tmp_path):
+    from recorder.config import Config
+    from recorder.handlers import Calibrate
+
+    class NoEngine:  # never asked: a configuration that does not calibrate needs none
+        def __getattr__(self, name):
+            raise AssertionError(name)
+
+    assert Calibrate.for_config(Config(), NoEngine(), {}, tmp_path) is None
+    assert not any(tmp_path.iterdir())
