@@ -110,6 +110,9 @@ class VadConfig:
     judged against the room (judge_room) hears with mode 1 and judges what it lets through."""
     silence_s: float = field(default=0.8, metadata=_range(0.08, 60.0))
     """A request ends after this much non-speech once speech has begun."""
+    pause_s: float = field(default=1.6, metadata=_range(0.08, 60.0))
+    """...or after this much, while less than 1 s of the command has been heard (a pause after
+    a first word, or after a sound in the pause that followed the wake word)."""
     max_length_s: float = field(default=15.0, metadata=_range(0.5, 3600.0))
     no_speech_timeout_s: float = field(default=4.0, metadata=_range(0.08, 600.0))
     """Nothing is saved when no speech starts within this time after the wake word."""

@@ -9,14 +9,19 @@ room is, and the wake phrase tells how loud the talker is. While a request is op
   mean level before the wake word by a margin: `margin_db` at most, half the spread of the
   room's levels (a fan's steady noise needs little), and never more than half the talker's lead
   over the room. The talker adds to the room; when the talker stops, the level falls back to
-  the room's, whatever the room is playing, and the request ends.
+  the room's, whatever the room is playing, and the request ends. The level is the one the
+  room holds steadier before the wake word: the speech band's (after pre-emphasis) where a
+  steady rumble fills the low frequencies and swings the whole level by several dB from frame
+  to frame (a fan, traffic), the whole level where the room changes (talk, music).
 - A frame the lenient webrtcvad (mode 1) calls speech counts when it reaches the talker's floor:
   within `talker_range_db` of the wake phrase's loudest frame, or `ROOM_CLEAR_DB` above the
   room's mean (a command said more softly than the wake word). A breath, a click's tail or a
   hiss near the room's level starts nothing.
 - Once the talker has spoken (`TALKING_FRAMES` such frames in a row, after the wake phrase's
   own rest), a quieter syllable or a word's fading end that webrtcvad's strict mode calls
-  speech counts too.
+  speech counts too, until the level falls back to the room's (the talker paused): from
+  there only the talker's level starts anything again, so the TV's talk after a pause is not
+  taken for the talker's.
 
 Where the talker is barely louder than the room (a TV as loud as the person), the margin shrinks
 with the lead, so a request is kept whole, if long, rather than cut short. Pure and
@@ -30,7 +35,7 @@ from collections import deque
 import numpy as np
 
 from recorder.audio import FRAME_SAMPLES
-from recorder.vad import SpeechDetector
+from recorder.vad import SpeechDetector, level_db
 
 ROOM_FRAMES = 62
 """Frames of levels kept for the room (5 s): levels only, never audio."""
@@ -62,6 +67,17 @@ def rms_db(samples: np.ndarray) -> float:
     return 10.0 * float(np.log10(power)) if power > 1e-12 else -120.0
 
 
+def _room_bar(room: list[float], phrase: list[float], margin_db: float) -> float:
+    """The level the mean of the last frames must reach for the talker to be heard."""
+    room_mean = sum(room) / len(room)
+    voiced = sorted(phrase)[len(phrase) // 2 :]  # the phrase's louder half
+    lead = sum(voiced) / len(voiced) - room_mean
+    # a steady room needs a small margin, a changing one (talk, music) a larger one; never
+    # more than half the talker's lead, so a talker as loud as the room is still heard
+    margin = min(margin_db, SPREAD_FACTOR * float(np.std(room)), max(lead, 0.0) / 2)
+    return room_mean + margin
+
+
 class Endpointer:
     """The per-frame speech decision a request ends on.
 
@@ -86,6 +102,7 @@ class Endpointer:
         self.margin_db = margin_db
         self.window_frames = max(1, window_frames)
         self._levels: deque[float] = deque(maxlen=ROOM_FRAMES)
+        self._bands: deque[float] = deque(maxlen=ROOM_FRAMES)
         self.floor_db: float | None = None
         """While a request is open: the level a frame of the talker's speech reaches."""
         self.room_db = NO_ROOM
@@ -93,17 +110,21 @@ class Endpointer:
         self._loud_run = 0
         self._talking = False
         self._past_phrase = False
+        self.in_band = False
+        """While a request is open: the room is judged on the speech band's level."""
 
     def is_speech(self, samples: np.ndarray) -> bool:
         level = rms_db(samples)
         self._levels.append(level)
+        self._bands.append(level_db(samples))
         if self.floor_db is None:
             return self._vad.is_speech(samples)
         strict = self._vad.is_speech(samples)
         lenient = self._judged_vad.is_speech(samples)
-        recent = list(self._levels)[-self.window_frames :]
+        recent = list(self._bands if self.in_band else self._levels)[-self.window_frames :]
         if sum(recent) / len(recent) < self.room_db:
             self._loud_run = 0
+            self._talking = False  # the talker paused: speak up at the talker's level again
             return False
         if level >= self.floor_db and lenient:
             self._loud_run += 1
@@ -119,26 +140,32 @@ class Endpointer:
 
     def wake(self, phrase_frames: int) -> None:
         """Measure the room before the wake phrase, and the talker in the phrase."""
-        self.floor_db, self.room_db = None, NO_ROOM
+        self.floor_db, self.room_db, self.in_band = None, NO_ROOM, False
+        self._loud_run, self._talking, self._past_phrase = 0, False, False
         levels = list(self._levels)
         n = max(1, min(max(phrase_frames, PHRASE_FRAMES), len(levels)))
         room, phrase = levels[:-n], levels[-n:]
         if self.talker_range_db is None or len(room) < MIN_ROOM_FRAMES:
             return
         room_mean = sum(room) / len(room)
-        voiced = sorted(phrase)[len(phrase) // 2 :]  # the phrase's louder half
-        lead = sum(voiced) / len(voiced) - room_mean
-        # a steady room needs a small margin, a changing one (talk, music) a larger one; never
-        # more than half the talker's lead, so a talker as loud as the room is still heard
-        margin = min(self.margin_db, SPREAD_FACTOR * float(np.std(room)), max(lead, 0.0) / 2)
+        # the room is judged on the level it holds steadier: the speech band's where a steady
+        # rumble fills the low frequencies (a fan, pink noise: within a fraction of a dB),
+        # the whole level where it changes (talk, music)
+        bands = list(self._bands)
+        band_room, band_phrase = bands[:-n], bands[-n:]
+        self.in_band = float(np.std(band_room)) < float(np.std(room))
+        if self.in_band:
+            self.room_db = _room_bar(band_room, band_phrase, self.margin_db)
+        else:
+            self.room_db = _room_bar(room, phrase, self.margin_db)
         # within the talker's range, or well clear of the room: a command said more softly
         # than the wake word still counts, a breath near the room's own level does not
         self.floor_db = min(max(phrase) - self.talker_range_db, room_mean + ROOM_CLEAR_DB)
-        self.room_db = room_mean + margin
 
     def release(self) -> None:
         """No request is open: the room is measured afresh from here on (a request's own
         speech is not the room)."""
         if self.floor_db is not None or self.room_db != NO_ROOM:
             self._levels.clear()
+            self._bands.clear()
             self.floor_db, self.room_db = None, NO_ROOM

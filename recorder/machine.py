@@ -44,6 +44,10 @@ class MachineSettings:
     lookback_frames: int = 12
     min_speech_frames: int = 3
     silence_frames: int = 10
+    pause_frames: int = 20
+    """While the command has had less than `SHORT_COMMAND_FRAMES` of speech, the silence that
+    ends it must last this long (a word after the wake phrase, then a pause: the talker may be
+    waiting for the light, or about to say the rest)."""
     no_speech_timeout_frames: int = 50
     max_length_frames: int = 188
     wake_tail_frames: int = 5
@@ -100,10 +104,25 @@ class _Utterance:
     wake: WakeDetected
     frames: list[Frame]
     speaking: bool = False
-    in_wake: bool = True  # speech has run on from the detecting frame so far
+    phrase_end: int = 0  # the last frame whose score still reached the threshold
+    ran_on: bool = True  # the last frame of the phrase (or of speech running on from it) was speech
+    in_wake: bool = True  # the wake phrase, or speech running on from its end
     heard_tail: bool = False  # speech ran on from the detecting frame
     speech_run: int = 0
     silence_run: int = 0
+    command_frames: int = 0  # frames of speech since the command began
+    waiting_from: int = 0  # the frame since which the command is awaited
+    last_speech: bool = False
+
+    def restart(self, index: int, is_speech: bool) -> None:
+        """The wake word heard again before much of a command: wait for the command anew."""
+        self.in_wake, self.ran_on, self.phrase_end, self.waiting_from = (
+            True,
+            is_speech,
+            index,
+            index,
+        )
+        self.speaking, self.speech_run, self.silence_run, self.command_frames = False, 0, 0, 0
 
     @property
     def no_speech_reason(self) -> str:
@@ -112,6 +131,8 @@ class _Utterance:
         return "no_command" if self.heard_tail else "no_speech"
 
 
+SHORT_COMMAND_FRAMES = 12
+"""A command with less speech than this (about 1 s) so far ends only after `pause_frames`."""
 ONSET_FRACTION = 0.1
 """A wake word's score run starts where it first reaches this fraction of the threshold."""
 
@@ -219,29 +240,52 @@ class Machine:
             first = max(frame.index + 1 - lookback, onset if onset is not None else 0)
             kept = [f for f in self._lookback if f.index >= first]
             wake = replace(wake, start_frame=kept[0].index if kept else frame.index)
-            self._utterance = _Utterance(wake, [*kept, frame], in_wake=is_speech)
+            self._utterance = _Utterance(
+                wake,
+                [*kept, frame],
+                phrase_end=frame.index,
+                ran_on=is_speech,
+                waiting_from=frame.index,
+            )
             self._lookback.clear()
             return [*events, wake, *self._sync(frame.index)]
 
         u.frames.append(frame)
+        name = u.wake.wake_word
+        held = scores.get(name, 0.0) >= s.thresholds[name]
+        said_again = self._above[name] >= s.patience_frames[name]
+        if said_again and not u.in_wake and u.command_frames < SHORT_COMMAND_FRAMES:
+            u.restart(frame.index, is_speech)
         if u.in_wake:  # the rest of the wake phrase is not the command
-            u.in_wake = is_speech and frame.index - u.wake.frame_index < s.wake_tail_frames
-            u.heard_tail = u.heard_tail or u.in_wake
+            if held:  # the model still hears its wake word
+                u.phrase_end = frame.index
+            u.in_wake = held or (
+                is_speech and u.ran_on and frame.index - u.phrase_end < s.wake_tail_frames
+            )
+            u.ran_on = is_speech
+            u.heard_tail = u.heard_tail or (u.in_wake and is_speech)
             is_speech = is_speech and not u.in_wake
             if not u.in_wake and is_speech:  # spoken straight on: the run so far counts
                 u.speech_run = s.wake_tail_frames - 1
         if not u.speaking:
-            u.speech_run = u.speech_run + 1 if is_speech else 0
+            # a single frame's gap (a flicker of the VAD in noise) does not break the run
+            u.speech_run = u.speech_run + 1 if is_speech else u.speech_run * u.last_speech
             if u.speech_run >= s.min_speech_frames:
                 u.speaking = True
+                u.command_frames = u.speech_run
                 events.append(SpeechStarted(frame.index))
-            elif frame.index - u.wake.frame_index >= s.no_speech_timeout_frames:
+            elif frame.index - u.waiting_from >= s.no_speech_timeout_frames:
                 dropped = self._drop_utterance(u.no_speech_reason)
                 return events + dropped + self._sync(frame.index)
         else:
             u.silence_run = 0 if is_speech else u.silence_run + 1
-            if u.silence_run >= s.silence_frames:
+            u.command_frames += is_speech
+            short = u.command_frames < SHORT_COMMAND_FRAMES
+            if u.silence_run >= (
+                max(s.pause_frames, s.silence_frames) if short else s.silence_frames
+            ):
                 return events + self._end(EndReason.SILENCE) + self._sync(frame.index)
+        u.last_speech = is_speech
         if len(u.frames) >= s.max_length_frames:
             return events + self._close_utterance(EndReason.MAX_LENGTH) + self._sync(frame.index)
         return events

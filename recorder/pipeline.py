@@ -50,6 +50,7 @@ def machine_settings(
         lookback_frames=s_to_frames(v.lookback_s),
         min_speech_frames=max(1, s_to_frames(v.min_speech_s)),
         silence_frames=max(1, s_to_frames(v.silence_s)),
+        pause_frames=max(1, s_to_frames(v.pause_s)),
         no_speech_timeout_frames=max(1, s_to_frames(v.no_speech_timeout_s)),
         max_length_frames=max(1, s_to_frames(v.max_length_s)),
     )

@@ -29,6 +29,7 @@ a configuration value for the recorder's run, e.g. `--set wake.gate=false`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -264,9 +265,29 @@ class Run:
     wakes: list[float] = field(default_factory=list)  # detection times, s
 
 
-def recorder_run(audio: np.ndarray, model: str, settings: list[str]) -> Run:
+class Replay:
+    """The engine's per-frame scores, as a cached run of the same engine on the same audio
+    gave them (the models are deterministic): the endpointing can be re-measured without
+    running the models again."""
+
+    def __init__(self, names: list[str], scores: np.ndarray, gate_open_frames: int):
+        self.names = names
+        self.scores = scores
+        self.gate_open_frames = gate_open_frames
+        self._i = 0
+
+    def process(self, samples: np.ndarray) -> dict[str, float]:
+        row = self.scores[self._i]
+        self._i += 1
+        return {n: float(v) for n, v in zip(self.names, row, strict=True)}
+
+
+def recorder_run(
+    audio: np.ndarray, model: str, settings: list[str], scores_file: Path | None = None
+) -> Run:
     """The daemon's own per-frame step (pipeline.step: engine, gate, VAD, machine) over the
-    stream, with the shipped configuration and `settings` (KEY=VALUE) on top."""
+    stream, with the shipped configuration and `settings` (KEY=VALUE) on top. With
+    `scores_file`, the engine's scores are kept there, and read from there on the next run."""
     from recorder import pipeline
     from recorder.config import load as load_config
     from recorder.machine import EndReason, UtteranceDiscarded, UtteranceReady, WakeDetected
@@ -289,6 +310,12 @@ def recorder_run(audio: np.ndarray, model: str, settings: list[str]) -> Run:
     machine = pipeline.build_machine(config, engine)
     vad = pipeline.build_vad(config)
     run = Run([], [], 0.0)
+    n = len(audio) // FRAME_SAMPLES
+    live = engine
+    if scores_file is not None and scores_file.exists():
+        cached = np.load(scores_file)
+        engine = Replay(list(engine.names), cached["scores"], int(cached["gate_open_frames"]))
+    recorded: list[list[float]] = []
 
     def collect(events: list) -> None:
         for e in events:
@@ -302,15 +329,18 @@ def recorder_run(audio: np.ndarray, model: str, settings: list[str]) -> Run:
                 run.discarded.append((e.wake.frame_index * FRAME_S, e.reason))
 
     collect(machine.start())
-    n = len(audio) // FRAME_SAMPLES
     for i in range(n):
         a = pipeline.step(
             machine, engine, vad, Frame(i, audio[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
         )
         if a is not None:
             collect(a.events)
+            recorded.append([a.scores.get(name, 0.0) for name in engine.names])
     collect(machine.finish(EndReason.EOF))
-    run.gate_open = getattr(engine, "gate_open_frames", n) / max(n, 1)
+    gate_open = getattr(engine, "gate_open_frames", n)
+    run.gate_open = gate_open / max(n, 1)
+    if scores_file is not None and engine is live and len(recorded) == n:
+        np.savez(scores_file, scores=np.array(recorded), gate_open_frames=gate_open)
     return run
 
 
@@ -373,7 +403,11 @@ def one_condition(args: tuple) -> tuple[str, dict]:
         if ref_file is not None:
             ref_file.parent.mkdir(parents=True, exist_ok=True)
             np.save(ref_file, ref)
-    run = recorder_run(scene.audio, model, settings)
+    # the engine's scores depend on the audio, the model and the [wake] settings only
+    wake = sorted(s for s in settings if s.startswith("wake."))
+    tag = hashlib.sha256("\n".join(wake).encode()).hexdigest()[:8]
+    scores_file = ref_file.with_name(f"{ref_file.stem}_scores_{tag}.npz") if ref_file else None
+    run = recorder_run(scene.audio, model, settings, scores_file)
     out = count(scene, ref, run)
     out["audio_min"] = len(scene.audio) / RATE / 60
     out["cpu_s"] = time.process_time() - t0
@@ -387,7 +421,12 @@ def main() -> int:
     ap.add_argument("--model", default="alexa")
     ap.add_argument("--conditions", default=",".join(CONDITIONS))
     ap.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE")
-    ap.add_argument("--cache", default="", help="keep openWakeWord's detections here")
+    ap.add_argument(
+        "--cache",
+        default="",
+        help="keep openWakeWord's detections and the recorder's scores here (to re-measure "
+        "the endpointing without running the models again)",
+    )
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()

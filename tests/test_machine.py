@@ -29,6 +29,7 @@ def settings(**kw) -> MachineSettings:
         lookback_frames=12,
         min_speech_frames=3,
         silence_frames=10,
+        pause_frames=10,  # the pause after a short first command: tested on its own below
         no_speech_timeout_frames=50,
         max_length_frames=188,
     )
@@ -244,3 +245,85 @@ def test_a_short_burst_in_the_pause_does_not_end_the_wait_for_the_command():
     ready = [e for e in events if isinstance(e, UtteranceReady)]
     assert len(ready) == 1 and ready[0].end_reason is EndReason.SILENCE
     assert max(saved_frames(ready[0])) >= 10 + 2 + 2 + 6 + 2 + 8 + 10 - 1
+
+
+def test_speech_while_the_model_still_hears_its_wake_word_is_the_phrase():
+    """A slow wake word, detected early: 8 more frames of speech scoring above the threshold,
+    a gap, 2 more of its end; then a pause and the command. None of the phrase starts the
+    command, so the pause does not end the request."""
+    m = started()
+    spec = "." * 10 + "wW" + "W" * 8 + ".." + "ss" + "." * 14 + "s" * 15 + "." * 12
+    events = drive(m, spec)
+    command = 10 + 2 + 8 + 2 + 2 + 14
+    assert [e.frame_index for e in events if isinstance(e, SpeechStarted)] == [command + 2]
+    [ready] = [e for e in events if isinstance(e, UtteranceReady)]
+    assert set(range(command, command + 15)) <= set(saved_frames(ready))
+
+
+def test_the_model_hearing_its_wake_word_without_speech_after_it_is_no_command():
+    m = started()
+    events = drive(m, "." * 10 + "wW" + "W" * 6 + "." * 60)
+    assert [e.reason for e in events if isinstance(e, UtteranceDiscarded)] == ["no_command"]
+
+
+@pytest.mark.parametrize(
+    ("first_word", "pause", "kept_whole"),
+    [
+        (6, 15, True),  # a short first word, a 1.2-s pause: the rest is still to come
+        (6, 25, False),  # a pause longer than pause_frames ends it after the first word
+        (14, 15, False),  # 1 s of command heard: silence_frames ends it
+    ],
+)
+def test_a_short_first_word_needs_the_longer_pause_to_end_it(first_word, pause, kept_whole):
+    m = started(settings(silence_frames=10, pause_frames=20))
+    spec = "." * 10 + "wW" + "..." + "s" * first_word + "." * pause + "s" * 15 + "." * 25
+    events = drive(m, spec)
+    ready = [e for e in events if isinstance(e, UtteranceReady)]
+    rest = 10 + 2 + 3 + first_word + pause
+    assert (set(range(rest, rest + 15)) <= set(saved_frames(ready[0]))) is kept_whole
+    first_end = 10 + 2 + 3 + first_word
+    if not kept_whole:  # ended by the silence after the first word
+        assert ready[0].end_frame == first_end + (20 if first_word < 12 else 10)
+
+
+def test_the_wake_word_said_again_before_the_command_restarts_the_wait():
+    """ "Alexa ... Alexa, <command>": a second wake word after a pause, before any command, is
+    the phrase again; the wait for the command (and its timeout) starts anew from it."""
+    m = started(settings(no_speech_timeout_frames=20))
+    spec = "." * 10 + "wW" + "." * 15 + "wW" + "." * 12 + "s" * 12 + "." * 12
+    events = drive(m, spec)
+    assert [type(e) for e in events if not isinstance(e, StateChanged)] == [
+        WakeDetected,
+        SpeechStarted,
+        UtteranceReady,
+    ]
+    [ready] = [e for e in events if isinstance(e, UtteranceReady)]
+    command = 10 + 2 + 15 + 2 + 12
+    assert set(range(command, command + 12)) <= set(saved_frames(ready))
+    assert ready.start_frame == 10  # the request still starts at the first wake phrase
+
+
+def test_a_wake_word_again_after_a_long_command_does_not_restart_it():
+    """Once a command of 1 s or more is heard, a score above the threshold inside it starts
+    nothing new: the request ends on silence after it."""
+    m = started()
+    spec = "." * 10 + "wW" + ".." + "s" * 14 + "W" + "s" * 2 + "." * 12
+    events = drive(m, spec)
+    [ready] = [e for e in events if isinstance(e, UtteranceReady)]
+    assert ready.end_frame == 10 + 2 + 2 + 14 + 1 + 2 + 10
+    assert len([e for e in events if isinstance(e, SpeechStarted)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "starts"),
+    [
+        ("ss.ss.ss", True),  # a VAD flickering in noise: single-frame gaps bridge
+        ("s.s.s", True),  # three frames of speech, each gap a single frame
+        ("ss..ss..ss", False),  # two-frame gaps break the run
+        ("s..s..s..s", False),
+    ],
+)
+def test_a_single_frame_gap_does_not_break_the_start_of_the_command(command, starts):
+    m = started(settings(no_speech_timeout_frames=30))
+    events = drive(m, "." * 10 + "wW" + "..." + command + "." * 40)
+    assert bool([e for e in events if isinstance(e, SpeechStarted)]) is starts

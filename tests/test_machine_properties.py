@@ -54,6 +54,7 @@ class MachinePromises(RuleBasedStateMachine):
         lookback=st.integers(0, 15),
         min_speech=st.integers(1, 5),
         silence=st.integers(1, 12),
+        pause=st.integers(1, 24),
         no_speech=st.integers(1, 30),
         max_length=st.integers(6, 16) | st.integers(6, 60),
         muted=st.booleans(),
@@ -66,6 +67,7 @@ class MachinePromises(RuleBasedStateMachine):
         lookback,
         min_speech,
         silence,
+        pause,
         no_speech,
         max_length,
         muted,
@@ -78,6 +80,7 @@ class MachinePromises(RuleBasedStateMachine):
             lookback_frames=lookback,
             min_speech_frames=min_speech,
             silence_frames=silence,
+            pause_frames=pause,
             no_speech_timeout_frames=no_speech,
             max_length_frames=max_length,
         )
@@ -204,7 +207,8 @@ TestMachinePromises = MachinePromises.TestCase
 
 def test_a_look_back_longer_than_max_length_still_ends_within_max_length():
     """The case the properties found: 10 frames of the score's rise, a detection with a
-    15-frame look-back and max_length_frames 6; the request once came out 12 frames long."""
+    15-frame look-back and max_length_frames 6; the request once came out 12 frames long.
+    (The score falls after the detection: speech while it stays up is the wake phrase.)"""
     settings_ = MachineSettings(
         thresholds={"a": 0.5},
         patience_frames={"a": 1},
@@ -218,7 +222,7 @@ def test_a_look_back_longer_than_max_length_still_ends_within_max_length():
     m = Machine(settings_)
     m.start()
     events = []
-    for i, (score, speech) in enumerate([(0.25, False)] * 10 + [(0.6, False)] + [(0.6, True)] * 6):
+    for i, (score, speech) in enumerate([(0.25, False)] * 10 + [(0.6, False)] + [(0.0, True)] * 6):
         events += m.step(Frame(i, np.full(FRAME_SAMPLES, i, dtype=np.int16)), {"a": score}, speech)
     [ready] = [e for e in events if isinstance(e, UtteranceReady)]
     assert ready.end_frame - ready.start_frame == 6 and ready.end_reason is EndReason.MAX_LENGTH

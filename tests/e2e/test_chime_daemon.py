@@ -143,7 +143,9 @@ def test_a_hung_output_device_holds_up_nothing(tmp_path):
     check_request(meta, samples, read_pcm(AUDIO / f"{SCENE}.wav"), SCENES[SCENE])
     assert meta["chime_offset_s"] == meta["wake_offset_s"]
     assert "the output device 'stuckspk' takes no audio" in log
-    assert took < 6, log
+    # a daemon held up by the chime would never exit (timeout=30 kills it); the bound leaves
+    # room for a loaded machine
+    assert took < 20, log
 
 
 def test_the_microphone_records_through_the_chime(tmp_path):
