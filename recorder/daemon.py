@@ -8,13 +8,10 @@ shutdown runs one path whatever the reason.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import queue
 import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,44 +19,31 @@ from pathlib import Path
 from typing import Any
 
 from recorder import records, threads
-from recorder.activations import ActivationSaver
-from recorder.audio import Frame, frames_to_s
+from recorder.audio import Frame
 from recorder.audit import AuditLog
 from recorder.config import Config
 from recorder.control import ControlServer, Peer, default_runtime_dir
 from recorder.errors import RecorderError
-from recorder.handlers import (
-    Calibrate,
-    FrameObserver,
-    Handler,
-    JournalEvents,
-    LogEvents,
-    ObserveFrames,
-    SaveActivations,
-    SaveRequests,
-    ShowState,
-    handle,
-)
+from recorder.handlers import FrameObserver, HandlerSet
 from recorder.handoff import Handoff, check_at_start
 from recorder.indicators import Devices
 from recorder.journal import Journal
-from recorder.machine import EndReason, Event, Machine, State
-from recorder.mute import MuteButton, MuteControl, MuteSwitch
+from recorder.machine import EndReason, Event, Machine
+from recorder.mute import MuteButton, MuteRequests, MuteSwitch
 from recorder.notify import Notifier
 from recorder.pipeline import (
     Pipeline,
     build_machine,
     build_pipeline,
-    machine_settings,
+    reloaded,
+    settings_for,
     step,
 )
-from recorder.recording import utc_iso
 from recorder.sources import DeviceLost, DeviceRestored, Source, open_source
-from recorder.storage import Storage
+from recorder.vitals import Vitals
 
 log = logging.getLogger("recorder")
 
-HEARTBEAT_S = 10.0
 EXIT_THREAD_DIED = 1
 """A thread the daemon depends on died: exit so that the service manager restarts it."""
 HANDOFF_STOP_S = 3.0
@@ -90,7 +74,31 @@ class Flags:
 
 
 @dataclass
+class ControlCommands:
+    """The control socket's commands, run on its thread: mute and unmute go to the loop
+    through `MuteRequests`, and each reply carries the status."""
+
+    muting: MuteRequests
+    status: Callable[[], dict[str, Any]]
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, command: str, peer: Peer | None = None) -> dict[str, Any]:
+        with self._lock:
+            if command in ("mute", "unmute"):
+                error = self.muting.ask(command == "mute", None if peer is None else peer.uid)
+                if error is not None:
+                    return {"ok": False, "error": error}
+                return {"ok": True, **self.status()}
+            if command == "status":
+                return {"ok": True, **self.status()}
+            return {"ok": False, "error": f"unknown command {command!r}"}
+
+
+@dataclass
 class Daemon:
+    """The loop: frames from the source through the pipeline to the handlers, and between
+    frames the thread watch, the signs of life, mute and a pending reload."""
+
     p: Pipeline
     source: Source
     machine: Machine
@@ -103,39 +111,43 @@ class Daemon:
     observers: list[FrameObserver] = field(default_factory=list)
     journal: Journal = field(default_factory=Journal)
     """What the daemon did, for the event stream, the audit log and the hand-off."""
-    activations: ActivationSaver | None = None
     handoff: Handoff | None = None
     """The post-save command and the transcriber (a journal sink), when configured."""
-    calibrate: Calibrate | None = None
-    """`[wake] calibrate`: the counters and near misses, a handler."""
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    saved: int = 0
-    frames_seen: int = 0
-    last_audio_at: float | None = None
-    """Wall-clock time of the last frame from the source (None: none yet)."""
-    _last_heartbeat: float = 0.0
+    vitals: Vitals = field(default_factory=Vitals)
     fault: str | None = None
     """Set when a watched thread died; the loop then stops with the indicator at error."""
-    _last_watchdog: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    mute_button: MuteButton | None = None
-    """A physical switch that forces mute while it is on."""
-    mute_requests: queue.SimpleQueue[tuple[bool, int | None]] = field(
-        default_factory=queue.SimpleQueue
-    )
-    """(muted, uid) from the control thread, taken by the loop between frames."""
 
     def __post_init__(self) -> None:
-        self.mutes = MuteControl(self.machine.muted)
-        self.handlers: list[Handler] = []
+        self.muting = MuteRequests(self.mute, self.machine.muted)
+        self.handlers = HandlerSet(
+            self.journal,
+            self.observers,
+            self.dry_run,
+            counted=self.vitals.count_saved,
+            written=lambda: self.notifier.send(f"STATUS={self.status_line()}"),
+        )
         self._wire()
+        self.control = ControlCommands(self.muting, self.status)
+        """The control socket's commands (run on its thread)."""
+
+    @property
+    def saved(self) -> int:
+        return self.vitals.saved
+
+    @property
+    def mute_button(self) -> MuteButton | None:
+        return self.muting.button
+
+    @mute_button.setter
+    def mute_button(self, button: MuteButton | None) -> None:
+        self.muting.button = button
 
     def run(self) -> None:
-        self.started_at = datetime.now(UTC)
+        self.vitals.started_at = datetime.now(UTC)
         if self.source.closable and self.machine.muted:
             self.source.set_closed(True)  # started muted: released before the first state
         self.set_activations()
-        if self.calibrate is None:
+        if self.handlers.calibrate is None:
             self.set_calibration()
         self._wire()
         started = False
@@ -145,8 +157,7 @@ class Daemon:
                 self._start(lost=isinstance(item, DeviceLost))
             if isinstance(item, Frame):
                 self.step(item)
-                self.frames_seen += 1
-                self.last_audio_at = time.time()
+                self.vitals.audio()
             elif isinstance(item, DeviceLost):
                 self.journal.publish(records.DeviceLost(reason=item.reason))
                 self.dispatch(self.machine.device_lost())
@@ -161,19 +172,7 @@ class Daemon:
                 break
         if not started:
             self._start(lost=False)
-        self.notifier.send("STOPPING=1", "STATUS=stopping")
-        reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
-        if self.fault is None:  # after a fault the indicator stays at error
-            self.dispatch(self.machine.finish(reason))
-        if self.handoff:  # what it still does is published before `stopped`
-            self.handoff.close(wait_s=HANDOFF_STOP_S if self.flags.should_stop() else None)
-        self.journal.publish(
-            records.Stopped(reason="fault" if self.fault else reason.value, saved=self.saved)
-        )
-        if self.activations:
-            self.activations.flush()
-        if self.calibrate:
-            self.calibrate.close()
+        self._stop()
 
     def _start(self, lost: bool) -> None:
         if lost:
@@ -187,67 +186,45 @@ class Daemon:
             )
         )
         self.dispatch(self.machine.start())
-        self.enforce_retention()
+        self.handlers.enforce_retention()
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
+
+    def _stop(self) -> None:
+        self.notifier.send("STOPPING=1", "STATUS=stopping")
+        reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
+        if self.fault is None:  # after a fault the indicator stays at error
+            self.dispatch(self.machine.finish(reason))
+        if self.handoff:  # what it still does is published before `stopped`
+            self.handoff.close(wait_s=HANDOFF_STOP_S if self.flags.should_stop() else None)
+        self.journal.publish(
+            records.Stopped(reason="fault" if self.fault else reason.value, saved=self.saved)
+        )
+        self.handlers.close()
 
     def step(self, frame: Frame) -> None:
         analysis = step(self.machine, self.p.engine, self.p.vad, frame, self.p.verifiers)
         if analysis is None:
             return  # muted audio is dropped without being analysed
-        for h in self.handlers:
-            h.on_frame(frame, analysis, self.machine.state)
+        self.handlers.on_frame(frame, analysis, self.machine.state)
         self.dispatch(analysis.events)
 
+    def dispatch(self, events: list[Event]) -> None:
+        """Hand events to the handlers, in order. A handler returns its failure; it is
+        reported to the machine once the batch is done, so the states shown stay in order."""
+        failure = self.handlers.on_events(events)
+        if failure:
+            self.dispatch(self.machine.fail(failure))
+
     def _wire(self) -> None:
-        """The handlers, in their order, for the pipeline, activations and calibration now."""
         thresholds = self.machine.settings.thresholds
-        activations = [SaveActivations(self.activations, thresholds)] if self.activations else []
-        self.saving = SaveRequests(
-            self.p,
-            self.source,
-            thresholds,
-            self.started_at,
-            self.journal,
-            self.handoff,
-            self.dry_run,
-            counted=self._count_saved,
-            written=self._after_write,
-        )
-        self.handlers = [
-            LogEvents(),
-            JournalEvents(self.journal),
-            *activations,
-            ObserveFrames(self.observers),
-            ShowState(self.p),
-            self.saving,
-            *([self.calibrate] if self.calibrate else []),
-        ]
-
-    def _count_saved(self) -> None:
-        self.saved += 1
-
-    def _after_write(self) -> None:
-        self.notifier.send(f"STATUS={self.status_line()}")
+        self.handlers.wire(self.p, self.source, thresholds, self.vitals.started_at, self.handoff)
 
     def set_activations(self) -> None:
-        """Start (or stop) saving activations as the configuration says."""
-        directory = self.p.config.wake.save_activations
-        if not directory or self.dry_run:
-            self.activations = None
-            return
-        storage = Storage(self.p.config.path(directory), self.p.storage.sealer)  # sealed too
-        storage.prepare()
-        self.activations = ActivationSaver(storage, self.source.description, self.started_at)
+        self.handlers.set_activations(self.p, self.source.description, self.vitals.started_at)
 
     def set_calibration(self) -> None:
-        """Start, restart (new settings) or stop calibrating as the configuration says; the
-        counts so far are written first and read back."""
-        if self.calibrate is not None:
-            self.calibrate.close()
-            self.calibrate = None
-        self.calibrate = Calibrate.for_config(
-            self.p.config, self.p.engine, self.machine.settings.thresholds, self.mute.state_dir
-        )
+        thresholds = self.machine.settings.thresholds
+        self.handlers.set_calibration(self.p, thresholds, self.mute.state_dir)
 
     def tick(self) -> None:
         """Between frames: dead threads, heartbeat, watchdog, mute requests, a pending reload."""
@@ -262,29 +239,17 @@ class Daemon:
             self.notifier.send(f"STATUS=failed: {failure}")
             self.dispatch(self.machine.fail(self.fault))  # drops a request, shows error
             return
-        self._heartbeat()
-        if self.notifier.watchdog_interval_s is not None:
-            now = time.monotonic()
-            if now - self._last_watchdog >= self.notifier.watchdog_interval_s:
-                self.notifier.send("WATCHDOG=1")
-                self._last_watchdog = now
+        self.vitals.heartbeat(self.p)
+        self.vitals.watchdog(self.notifier)
         self._apply_mute()
         if self.flags.reload and not self.machine.recording:
             self.flags.reload = False
             self.reload()
 
-    def _switch_on(self) -> bool:
-        return self.mute_button is not None and self.mute_button.is_on()
-
     def _apply_mute(self) -> None:
         """Bring the machine (and a closable source) to the mute state MuteControl decides."""
-        while not self.mute_requests.empty():
-            self.mutes.request(*self.mute_requests.get_nowait())
-        step = self.mutes.step(
-            muted=self.machine.muted,
-            forced=self._switch_on(),
-            closable=self.source.closable,
-            closed=self.source.closed,
+        step = self.muting.next_step(
+            muted=self.machine.muted, closable=self.source.closable, closed=self.source.closed
         )
         if step is None:
             return
@@ -302,26 +267,13 @@ class Daemon:
     def reload(self) -> None:
         if self.reload_config is None:
             return
-        try:
-            config = self.reload_config()
-            w, was = config.wake, self.p.config.wake
-            same_engine = (w.models, w.models_dir, w.gate) == (was.models, was.models_dir, was.gate)
-            pipeline = build_pipeline(
-                config, self.p.engine if same_engine else None, self.dry_run, self.devices
-            )
-        except RecorderError as e:
-            log.error("reload refused, keeping the running configuration: %s", e)
+        pipeline = reloaded(self.reload_config, self.p, self.dry_run, self.devices)
+        if pipeline is None:
             return
-        if config.audio != self.p.config.audio:
-            log.warning("a changed [audio] section takes effect at the next start")
-        if (config.handoff, config.control) != (self.p.config.handoff, self.p.config.control):
-            log.warning("a changed [handoff] or [control] section takes effect at the next start")
         previous, self.p = self.p, pipeline
         if previous.chime is not None:
             previous.chime.close(wait_s=None)  # what it still plays finishes in the background
-        self.machine.reconfigure(
-            machine_settings(config, pipeline.engine.names, pipeline.engine.default_thresholds)
-        )
+        self.machine.reconfigure(settings_for(pipeline.config, pipeline.engine))
         try:
             self.set_activations()
         except RecorderError as e:
@@ -333,82 +285,14 @@ class Daemon:
         self._wire()
         log.info("configuration reloaded")
         self.journal.publish(records.Reloaded())
-        self.enforce_retention()
-
-    def dispatch(self, events: list[Event]) -> None:
-        """Hand events to the handlers, in order. A handler returns its failure; it is
-        reported to the machine once the batch is done, so the states shown stay in order."""
-        failure = handle(self.handlers, events)
-        if failure:
-            self.dispatch(self.machine.fail(failure))
-
-    def enforce_retention(self) -> None:
-        self.saving.enforce_retention()
-
-    # --- the control socket (runs on its thread) -----------------------------------------
-    def control(self, command: str, peer: Peer | None = None) -> dict[str, Any]:
-        with self._lock:
-            if command in ("mute", "unmute"):
-                muted = command == "mute"
-                refusal = MuteControl.refusal(muted, forced=self._switch_on())
-                if refusal is not None:
-                    return {"ok": False, "error": refusal}
-                try:
-                    self.mute.set(muted)
-                except RecorderError as e:
-                    return {"ok": False, "error": str(e)}
-                self.mute_requests.put((muted, None if peer is None else peer.uid))
-                return {"ok": True, **self.status()}
-            if command == "status":
-                return {"ok": True, **self.status()}
-            return {"ok": False, "error": f"unknown command {command!r}"}
-
-    def _heartbeat(self) -> None:
-        """While audio arrives, the state file's modification time is refreshed every
-        HEARTBEAT_S: a state file older than that means no audio (or no daemon)."""
-        state_file = self.p.config.indicator.state_file
-        if (
-            not state_file
-            or self.last_audio_at is None
-            or self.last_audio_at - self._last_heartbeat < HEARTBEAT_S
-        ):
-            return
-        self._last_heartbeat = self.last_audio_at
-        with contextlib.suppress(OSError):  # a state file that fails shows at the next change
-            os.utime(self.p.config.path(state_file))
+        self.handlers.enforce_retention()
 
     def status(self) -> dict[str, Any]:
-        muted = MuteControl.shown_muted(self.mute.is_muted(), forced=self._switch_on())
-        state = self.machine.state
-        return {
-            "state": State.MUTED.value if muted and state is State.LISTENING else state.value,
-            "muted": muted,
-            "recordings": len(self.p.storage.list()),
-            "saved_since_start": self.saved,
-            "uptime_s": round((datetime.now(UTC) - self.started_at).total_seconds(), 1),
-            "audio_s": round(frames_to_s(self.frames_seen), 2),
-            "source": self.source.description,
-            "models": list(self.p.engine.names),
-            "recordings_dir": str(self.p.storage.directory),
-            "pid": os.getpid(),
-            "last_audio_at": (
-                None
-                if self.last_audio_at is None
-                else utc_iso(datetime.fromtimestamp(self.last_audio_at, UTC))
-            ),
-            "last_audio_s_ago": (
-                None if self.last_audio_at is None else round(time.time() - self.last_audio_at, 1)
-            ),
-            **({"fault": self.fault} if self.fault else {}),
-            **({"handoff": self.handoff.status()} if self.handoff else {}),
-        }
+        muted, state = self.muting.shown_muted(), self.machine.state
+        return self.vitals.status(state, muted, self.p, self.source, self.fault, self.handoff)
 
     def status_line(self) -> str:
-        state = self.machine.state.value
-        return (
-            f"{state} on {self.source.description} for {', '.join(self.p.engine.names)}; "
-            f"{self.saved} saved"
-        )
+        return self.vitals.status_line(self.machine.state, self.p, self.source)
 
 
 def build_daemon(

@@ -38,7 +38,7 @@ from recorder.near_misses import NearMisses
 from recorder.pipeline import Analysis, Pipeline
 from recorder.recording import RecordingMeta
 from recorder.sources import Source
-from recorder.storage import StorageError
+from recorder.storage import Storage, StorageError
 
 log = logging.getLogger("recorder")
 
@@ -340,3 +340,93 @@ def _saved(meta: RecordingMeta, files: records.SavedFiles | None) -> records.Sav
         end_reason=meta.end_reason,
         source_offset_s=round(meta.source_offset_s, 4),
     )
+
+
+class HandlerSet:
+    """The daemon's handlers in their order, wired again whenever the pipeline changes, with
+    the activations and the calibration that the configuration asks for."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        observers: list[FrameObserver],
+        dry_run: bool,
+        counted: Callable[[], None],
+        written: Callable[[], None],
+    ) -> None:
+        self.journal, self.observers, self.dry_run = journal, observers, dry_run
+        self.counted, self.written = counted, written
+        self.activations: ActivationSaver | None = None
+        self.calibrate: Calibrate | None = None
+        """`[wake] calibrate`: the counters and near misses, a handler."""
+        self.handlers: list[Handler] = []
+
+    def wire(
+        self,
+        pipeline: Pipeline,
+        source: Source,
+        thresholds: Mapping[str, float],
+        started_at: datetime,
+        handoff: Handoff | None,
+    ) -> None:
+        """The handlers, in their order, for the pipeline, activations and calibration now."""
+        activations = [SaveActivations(self.activations, thresholds)] if self.activations else []
+        self.saving = SaveRequests(
+            pipeline,
+            source,
+            thresholds,
+            started_at,
+            self.journal,
+            handoff,
+            self.dry_run,
+            counted=self.counted,
+            written=self.written,
+        )
+        self.handlers = [
+            LogEvents(),
+            JournalEvents(self.journal),
+            *activations,
+            ObserveFrames(self.observers),
+            ShowState(pipeline),
+            self.saving,
+            *([self.calibrate] if self.calibrate else []),
+        ]
+
+    def set_activations(self, pipeline: Pipeline, source: str, started_at: datetime) -> None:
+        """Start (or stop) saving activations as the configuration says."""
+        directory = pipeline.config.wake.save_activations
+        if not directory or self.dry_run:
+            self.activations = None
+            return
+        storage = Storage(pipeline.config.path(directory), pipeline.storage.sealer)  # sealed too
+        storage.prepare()
+        self.activations = ActivationSaver(storage, source, started_at)
+
+    def set_calibration(
+        self, pipeline: Pipeline, thresholds: Mapping[str, float], state_dir: Path
+    ) -> None:
+        """Start, restart (new settings) or stop calibrating as the configuration says; the
+        counts so far are written first and read back."""
+        if self.calibrate is not None:
+            self.calibrate.close()
+            self.calibrate = None
+        self.calibrate = Calibrate.for_config(
+            pipeline.config, pipeline.engine, thresholds, state_dir
+        )
+
+    def on_frame(self, frame: Frame, analysis: Analysis, state: State) -> None:
+        for h in self.handlers:
+            h.on_frame(frame, analysis, state)
+
+    def on_events(self, events: list[Event]) -> str | None:
+        return handle(self.handlers, events)
+
+    def enforce_retention(self) -> None:
+        self.saving.enforce_retention()
+
+    def close(self) -> None:
+        """At the end of the run: the activations written, the calibration's counts saved."""
+        if self.activations:
+            self.activations.flush()
+        if self.calibrate:
+            self.calibrate.close()

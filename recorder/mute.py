@@ -5,6 +5,7 @@ decides from them what the daemon's loop does."""
 from __future__ import annotations
 
 import os
+import queue
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,43 @@ class MuteControl:
         self._forced_before = forced
         change = MuteChange(want, None if by_switch else self.uid, by_switch)
         return MuteStep(close_device=want if closable else None, change=change)
+
+
+class MuteRequests:
+    """Mute as the daemon keeps it: the switch file, the physical switch, the requests that the
+    control thread queues and the `MuteControl` that the loop steps between frames."""
+
+    def __init__(self, switch: MuteSwitch, muted: bool) -> None:
+        self.switch = switch
+        self.button: MuteButton | None = None
+        """A physical switch that forces mute while it is on."""
+        self.control = MuteControl(muted)
+        self.queue: queue.SimpleQueue[tuple[bool, int | None]] = queue.SimpleQueue()
+        """(muted, uid) from the control thread, taken by the loop between frames."""
+
+    def forced(self) -> bool:
+        return self.button is not None and self.button.is_on()
+
+    def ask(self, muted: bool, uid: int | None) -> str | None:
+        """On the control thread: the switch file set and the request queued for the loop, or
+        why not."""
+        refusal = MuteControl.refusal(muted, forced=self.forced())
+        if refusal is not None:
+            return refusal
+        try:
+            self.switch.set(muted)
+        except RecorderError as e:
+            return str(e)
+        self.queue.put((muted, uid))
+        return None
+
+    def shown_muted(self) -> bool:
+        return MuteControl.shown_muted(self.switch.is_muted(), forced=self.forced())
+
+    def next_step(self, *, muted: bool, closable: bool, closed: bool) -> MuteStep | None:
+        """On the loop: the queued requests taken, then `MuteControl.step`."""
+        while not self.queue.empty():
+            self.control.request(*self.queue.get_nowait())
+        return self.control.step(
+            muted=muted, forced=self.forced(), closable=closable, closed=closed
+        )

@@ -7,7 +7,8 @@ what the daemon detects.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from recorder import models
@@ -27,6 +28,8 @@ from recorder.vad import WebRtcVad, gate_vad
 from recorder.verifier import WINDOW, Verifier
 from recorder.verifier import apply as apply_verifiers
 from recorder.verifier import load as load_verifier
+
+log = logging.getLogger("recorder")
 
 
 def thresholds(config: Config, engine: WakeEngine) -> dict[str, float]:
@@ -112,8 +115,13 @@ def build_vad(config: Config) -> Endpointer:
     )
 
 
+def settings_for(config: Config, engine: WakeEngine) -> MachineSettings:
+    """The machine's settings for a configuration and the engine that runs its models."""
+    return machine_settings(config, engine.names, engine.default_thresholds)
+
+
 def build_machine(config: Config, engine: WakeEngine, muted: bool = False) -> Machine:
-    return Machine(machine_settings(config, engine.names, engine.default_thresholds), muted=muted)
+    return Machine(settings_for(config, engine), muted=muted)
 
 
 @dataclass(frozen=True)
@@ -213,3 +221,23 @@ def build_pipeline(
         player,
         verifiers,
     )
+
+
+def reloaded(
+    load: Callable[[], Config], running: Pipeline, dry_run: bool, devices: Devices
+) -> Pipeline | None:
+    """The pipeline of the configuration `load` reads now, with the running engine kept when
+    the models are the same; None (logged) when that configuration is refused."""
+    try:
+        config = load()
+        w, was = config.wake, running.config.wake
+        same_engine = (w.models, w.models_dir, w.gate) == (was.models, was.models_dir, was.gate)
+        pipeline = build_pipeline(config, running.engine if same_engine else None, dry_run, devices)
+    except RecorderError as e:
+        log.error("reload refused, keeping the running configuration: %s", e)
+        return None
+    if config.audio != running.config.audio:
+        log.warning("a changed [audio] section takes effect at the next start")
+    if (config.handoff, config.control) != (running.config.handoff, running.config.control):
+        log.warning("a changed [handoff] or [control] section takes effect at the next start")
+    return pipeline
