@@ -213,19 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_config(args: argparse.Namespace) -> Config:
     """The config file in force with whichever of the command's flags were given."""
-    return config_mod.with_overrides(
-        config_mod.load(config_mod.locate(args.config)),
-        recordings=getattr(args, "recordings", None),
-        source=getattr(args, "source", None),
-        realtime=getattr(args, "realtime", False),
-        models=getattr(args, "model", None),
-        threshold=getattr(args, "threshold", None),
-        patience=getattr(args, "patience_frames", None),
-        indicator_command=getattr(args, "indicator_command", None),
-        log_level=getattr(args, "log_level", None),
-        calibrate=getattr(args, "calibrate", False),
-        models_dir=getattr(args, "models_dir", None),
-    )
+    overrides = config_mod.Overrides.from_args(args)
+    return overrides.apply(config_mod.load(config_mod.locate(args.config)))
 
 
 def _setup_logging(level: str) -> None:
