@@ -1,4 +1,7 @@
-"""The `recorder` command line. User errors print one line and exit with status 2."""
+"""The `recorder` command line. User errors print one line and exit with status 2.
+
+Each subcommand has one home: its `add_*` function beside its `cmd_*` handler (here, or in its
+tool's module), paired in `SUBCOMMANDS`."""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import recorder.tools.events as events_tool
 import recorder.tools.transcribe as transcribe_tool
@@ -22,6 +26,8 @@ from recorder.mute import MuteSwitch
 from recorder.storage import Storage
 from recorder.tools import calibrate, enroll, export, score, train_verifier, tune
 from recorder.tools.options import add_wake_flags
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,7 +73,107 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="recorder", description="Wake-word gated, on-device voice recorder.")
     parser.add_argument("--version", action="version", version=f"recorder {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add, _ in SUBCOMMANDS:
+        add(sub)
+    return parser
 
+
+def load_config(args: argparse.Namespace) -> Config:
+    """The config file in force with whichever of the command's flags were given."""
+    overrides = config_mod.Overrides.from_args(args)
+    return overrides.apply(config_mod.load(config_mod.locate(args.config)))
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(levelname)s %(message)s")
+
+
+def _ask_daemon(args: argparse.Namespace, command: str) -> dict | None:
+    """The daemon's reply; without --runtime-dir, the system service's socket is tried too."""
+    dirs = (
+        [args.runtime_dir]
+        if args.runtime_dir
+        else [control.default_runtime_dir(), control.SYSTEM_RUNTIME_DIR]
+    )
+    for directory in dict.fromkeys(dirs):
+        reply = control.request(directory, command)
+        if reply is not None:
+            return reply
+    return None
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return args.state_dir or control.default_state_dir()
+
+
+def _audit(args: argparse.Namespace, event: str, **fields: object) -> None:
+    try:
+        AuditLog(_state_dir(args)).append(event, by="cli", **fields)
+    except OSError as e:
+        raise RecorderError(f"audit log in {_state_dir(args)}: {e.strerror}") from None
+
+
+def add_audit(sub: Any) -> None:
+    aud = sub.add_parser(
+        "audit",
+        help="show or verify the audit log",
+        description="Show the audit log (what was started, saved, discarded, deleted, muted), "
+        "or check its hash chain: --verify exits 0 when intact, 1 naming the first bad line.",
+    )
+    _add_dirs(aud, runtime=False, state=True)
+    _add_json(aud, "the entries")
+    aud.add_argument(
+        "--since", metavar="WHEN", help="entries since a time ago (30m, 2d) or an ISO time"
+    )
+    aud.add_argument("--verify", action="store_true", help="check the hash chain")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    log = AuditLog(_state_dir(args))
+    if args.verify:
+        verdict = log.verify()
+        if verdict.ok:
+            print(f"{log.path}: {verdict.message}; latest hash {verdict.head}")
+            return 0
+        print(f"{log.path}: broken at {verdict.message}", file=sys.stderr)
+        return 1
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+        except ValueError:
+            since = datetime.now(UTC) - timedelta(
+                seconds=config_mod.parse_duration(args.since, "--since")
+            )
+    for entry in log.entries():
+        if since is not None:
+            try:
+                if datetime.fromisoformat(str(entry.get("time")).replace("Z", "+00:00")) < since:
+                    continue
+            except ValueError:
+                continue
+        if args.json:
+            print(json.dumps(entry))
+        else:
+            rest = "  ".join(
+                f"{k}={v}" for k, v in entry.items() if k not in ("n", "time", "event", "prev")
+            )
+            print(f"{entry.get('n')}  {entry.get('time')}  {entry.get('event')}  {rest}")
+    return 0
+
+
+def add_export(sub: Any) -> None:
+    export.add_parsers(sub, _add_config)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    return export.cmd_export(args, Storage(cfg.path(cfg.storage.directory)))
+
+
+def add_run(sub: Any) -> None:
     run = sub.add_parser(
         "run",
         help="run the daemon",
@@ -107,196 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dirs(run, runtime=True, state=True)
 
-    mon = sub.add_parser("monitor", help="live meter of the scores, VAD and recorder state")
-    _add_config(mon, recordings=False)
-    mon.add_argument("--source", help="as for run (a file is paced in real time)")
-    add_wake_flags(mon)
-    mon.set_defaults(realtime=True)
-
-    for name, text in [
-        ("mute", "stop listening (persists across restarts)"),
-        ("unmute", "listen again"),
-    ]:
-        p = sub.add_parser(name, help=text)
-        _add_dirs(p, runtime=True, state=True)
-    st = sub.add_parser("status", help="the running daemon's state")
-    _add_dirs(st, runtime=True, state=True)
-    _add_json(st, "the state")
-
-    dele = sub.add_parser("delete", help="delete recordings")
-    _add_config(dele)
-    dele.add_argument("ids", nargs="*", metavar="ID", help="recording ids, as `list` shows them")
-    dele.add_argument(
-        "--older-than",
-        metavar="DURATION",
-        help="every recording older than this, e.g. 30d, 12h, 15m",
-    )
-    dele.add_argument("--all", action="store_true", help="every recording")
-    dele.add_argument(
-        "--yes",
-        action="store_true",
-        help="do not ask before deleting every recording (--all on a terminal)",
-    )
-    _add_dirs(dele, runtime=False, state=True)
-    prune = sub.add_parser("prune", help="apply the [storage] retention limits now")
-    _add_config(prune)
-    _add_dirs(prune, runtime=False, state=True)
-
-    aud = sub.add_parser(
-        "audit",
-        help="show or verify the audit log",
-        description="Show the audit log (what was started, saved, discarded, deleted, muted), "
-        "or check its hash chain: --verify exits 0 when intact, 1 naming the first bad line.",
-    )
-    _add_dirs(aud, runtime=False, state=True)
-    _add_json(aud, "the entries")
-    aud.add_argument(
-        "--since", metavar="WHEN", help="entries since a time ago (30m, 2d) or an ISO time"
-    )
-    aud.add_argument("--verify", action="store_true", help="check the hash chain")
-
-    lst = sub.add_parser("list", help="list the saved recordings")
-    _add_config(lst)
-    lst.add_argument("--json", action="store_true", help="one JSON array of the sidecars")
-
-    dev = sub.add_parser("devices", help="list audio input devices")
-    _add_json(dev, "the devices")
-
-    doc = sub.add_parser(
-        "doctor",
-        help="check the set-up and say how to fix what fails",
-        description="Check, in order: the config, the models, the microphone "
-        "(2 s recorded and measured, nothing kept), whether another process "
-        "holds it, the indicator hook, the recordings and state directories, "
-        "the service. Exit status 0 when all pass, 1 otherwise.",
-    )
-    _add_config(doc)
-    _add_dirs(doc, runtime=False, state=True)
-    _add_json(doc, "the checks")
-
-    cfg = sub.add_parser("config", help="the configuration in force")
-    csub = cfg.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
-    for name, text in [
-        ("path", "print which config file every command uses"),
-        ("show", "print the effective configuration as TOML"),
-    ]:
-        _add_config(csub.add_parser(name, help=text), recordings=False)
-
-    mdl = sub.add_parser("models", help="fetch or list the wake-word models")
-    msub = mdl.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
-    fetch = msub.add_parser("fetch", help="download, verify and install the models")
-    fetch.add_argument(
-        "--wheel-dir",
-        type=Path,
-        metavar="DIR",
-        help="take the openwakeword wheel from this directory instead of PyPI",
-    )
-    mlist = msub.add_parser("list", help="show the installed models, licences and hash status")
-    _add_json(mlist, "the models")
-    for p in (fetch, mlist):
-        p.add_argument(
-            "--models-dir",
-            type=Path,
-            metavar="DIR",
-            help="default: $RECORDER_MODELS_DIR, else ~/.local/share/recorder/models",
-        )
-    export.add_parsers(sub, _add_config)
-    score.add_parser(sub)
-    events_tool.add_parser(sub)
-    transcribe_tool.add_parser(sub)
-    tune.add_parser(sub)
-    calibrate.add_parser(sub)
-    enroll.add_parser(sub)
-    train_verifier.add_parser(sub)
-    return parser
-
-
-def load_config(args: argparse.Namespace) -> Config:
-    """The config file in force with whichever of the command's flags were given."""
-    return config_mod.with_overrides(
-        config_mod.load(config_mod.locate(args.config)),
-        recordings=getattr(args, "recordings", None),
-        source=getattr(args, "source", None),
-        realtime=getattr(args, "realtime", False),
-        models=getattr(args, "model", None),
-        threshold=getattr(args, "threshold", None),
-        patience=getattr(args, "patience_frames", None),
-        indicator_command=getattr(args, "indicator_command", None),
-        log_level=getattr(args, "log_level", None),
-        calibrate=getattr(args, "calibrate", False),
-        models_dir=getattr(args, "models_dir", None),
-    )
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(levelname)s %(message)s")
-
-
-def _ask_daemon(args: argparse.Namespace, command: str) -> dict | None:
-    """The daemon's reply; without --runtime-dir, the system service's socket is tried too."""
-    dirs = (
-        [args.runtime_dir]
-        if args.runtime_dir
-        else [control.default_runtime_dir(), control.SYSTEM_RUNTIME_DIR]
-    )
-    for directory in dict.fromkeys(dirs):
-        reply = control.request(directory, command)
-        if reply is not None:
-            return reply
-    return None
-
-
-def _state_dir(args: argparse.Namespace) -> Path:
-    return args.state_dir or control.default_state_dir()
-
-
-def _audit(args: argparse.Namespace, event: str, **fields: object) -> None:
-    try:
-        AuditLog(_state_dir(args)).append(event, by="cli", **fields)
-    except OSError as e:
-        raise RecorderError(f"audit log in {_state_dir(args)}: {e.strerror}") from None
-
-
-def cmd_audit(args: argparse.Namespace) -> int:
-    log = AuditLog(_state_dir(args))
-    if args.verify:
-        verdict = log.verify()
-        if verdict.ok:
-            print(f"{log.path}: {verdict.message}; latest hash {verdict.head}")
-            return 0
-        print(f"{log.path}: broken at {verdict.message}", file=sys.stderr)
-        return 1
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
-            if since.tzinfo is None:
-                since = since.replace(tzinfo=UTC)
-        except ValueError:
-            since = datetime.now(UTC) - timedelta(
-                seconds=config_mod.parse_duration(args.since, "--since")
-            )
-    for entry in log.entries():
-        if since is not None:
-            try:
-                if datetime.fromisoformat(str(entry.get("time")).replace("Z", "+00:00")) < since:
-                    continue
-            except ValueError:
-                continue
-        if args.json:
-            print(json.dumps(entry))
-        else:
-            rest = "  ".join(
-                f"{k}={v}" for k, v in entry.items() if k not in ("n", "time", "event", "prev")
-            )
-            print(f"{entry.get('n')}  {entry.get('time')}  {entry.get('event')}  {rest}")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    cfg = load_config(args)
-    return export.cmd_export(args, Storage(cfg.path(cfg.storage.directory)))
-
 
 def cmd_run(args: argparse.Namespace) -> int:
     from recorder import daemon
@@ -314,10 +230,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def add_monitor(sub: Any) -> None:
+    mon = sub.add_parser("monitor", help="live meter of the scores, VAD and recorder state")
+    _add_config(mon, recordings=False)
+    mon.add_argument("--source", help="as for run (a file is paced in real time)")
+    add_wake_flags(mon)
+    mon.set_defaults(realtime=True)
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from recorder.tools import monitor
 
     return monitor.run(load_config(args))
+
+
+def add_mute(sub: Any) -> None:
+    for name, text in [
+        ("mute", "stop listening (persists across restarts)"),
+        ("unmute", "listen again"),
+    ]:
+        p = sub.add_parser(name, help=text)
+        _add_dirs(p, runtime=True, state=True)
 
 
 def cmd_mute(args: argparse.Namespace) -> int:
@@ -339,6 +272,12 @@ def cmd_mute(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_status(sub: Any) -> None:
+    st = sub.add_parser("status", help="the running daemon's state")
+    _add_dirs(st, runtime=True, state=True)
+    _add_json(st, "the state")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     reply = _ask_daemon(args, "status")
     if reply is None:
@@ -351,6 +290,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print("  ".join(f"{k}: {v}" for k, v in reply.items()))
     return 0 if reply["running"] else 3
+
+
+def add_delete(sub: Any) -> None:
+    dele = sub.add_parser("delete", help="delete recordings")
+    _add_config(dele)
+    dele.add_argument("ids", nargs="*", metavar="ID", help="recording ids, as `list` shows them")
+    dele.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        help="every recording older than this, e.g. 30d, 12h, 15m",
+    )
+    dele.add_argument("--all", action="store_true", help="every recording")
+    dele.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask before deleting every recording (--all on a terminal)",
+    )
+    _add_dirs(dele, runtime=False, state=True)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -385,6 +342,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_prune(sub: Any) -> None:
+    prune = sub.add_parser("prune", help="apply the [storage] retention limits now")
+    _add_config(prune)
+    _add_dirs(prune, runtime=False, state=True)
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     s = cfg.storage
@@ -401,6 +364,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_list(sub: Any) -> None:
+    lst = sub.add_parser("list", help="list the saved recordings")
+    _add_config(lst)
+    lst.add_argument("--json", action="store_true", help="one JSON array of the sidecars")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     storage = Storage(cfg.path(cfg.storage.directory))
@@ -414,6 +383,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not recordings:
         print("no recordings", file=sys.stderr)
     return 0
+
+
+def add_devices(sub: Any) -> None:
+    dev = sub.add_parser("devices", help="list audio input devices")
+    _add_json(dev, "the devices")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -435,6 +409,27 @@ def cmd_devices(args: argparse.Namespace) -> int:
             f"        [audio] " + d["config"].replace("\n", "; ")
         )
     return 0
+
+
+def add_models(sub: Any) -> None:
+    mdl = sub.add_parser("models", help="fetch or list the wake-word models")
+    msub = mdl.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    fetch = msub.add_parser("fetch", help="download, verify and install the models")
+    fetch.add_argument(
+        "--wheel-dir",
+        type=Path,
+        metavar="DIR",
+        help="take the openwakeword wheel from this directory instead of PyPI",
+    )
+    mlist = msub.add_parser("list", help="show the installed models, licences and hash status")
+    _add_json(mlist, "the models")
+    for p in (fetch, mlist):
+        p.add_argument(
+            "--models-dir",
+            type=Path,
+            metavar="DIR",
+            help="default: $RECORDER_MODELS_DIR, else ~/.local/share/recorder/models",
+        )
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -488,6 +483,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_doctor(sub: Any) -> None:
+    doc = sub.add_parser(
+        "doctor",
+        help="check the set-up and say how to fix what fails",
+        description="Check, in order: the config, the models, the microphone "
+        "(2 s recorded and measured, nothing kept), whether another process "
+        "holds it, the indicator hook, the recordings and state directories, "
+        "the service. Exit status 0 when all pass, 1 otherwise.",
+    )
+    _add_config(doc)
+    _add_dirs(doc, runtime=False, state=True)
+    _add_json(doc, "the checks")
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from recorder import doctor
 
@@ -500,6 +509,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doctor.as_json(checks), indent=2))
     return 0 if all(c.ok for c in checks) else 1
+
+
+def add_config_command(sub: Any) -> None:
+    cfg = sub.add_parser("config", help="the configuration in force")
+    csub = cfg.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    for name, text in [
+        ("path", "print which config file every command uses"),
+        ("show", "print the effective configuration as TOML"),
+    ]:
+        _add_config(csub.add_parser(name, help=text), recordings=False)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -519,30 +538,31 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
-    "run": cmd_run,
-    "monitor": cmd_monitor,
-    "list": cmd_list,
-    "devices": cmd_devices,
-    "models": cmd_models,
-    "mute": cmd_mute,
-    "unmute": cmd_mute,
-    "status": cmd_status,
-    "delete": cmd_delete,
-    "prune": cmd_prune,
-    "audit": cmd_audit,
-    "keygen": export.cmd_keygen,
-    "export": cmd_export,
-    "config": cmd_config,
-    "doctor": cmd_doctor,
-    "score": score.cmd_score,
-    "events": events_tool.cmd_events,
-    "transcribe": transcribe_tool.cmd_transcribe,
-    "tune": tune.cmd_tune,
-    "calibrate": calibrate.cmd_calibrate,
-    "enroll": enroll.cmd_enroll,
-    "train-verifier": train_verifier.cmd_train_verifier,
-}
+SUBCOMMANDS: list[tuple[Callable[[Any], None], dict[str, Handler]]] = [
+    (add_run, {"run": cmd_run}),
+    (add_monitor, {"monitor": cmd_monitor}),
+    (add_mute, {"mute": cmd_mute, "unmute": cmd_mute}),
+    (add_status, {"status": cmd_status}),
+    (add_delete, {"delete": cmd_delete}),
+    (add_prune, {"prune": cmd_prune}),
+    (add_audit, {"audit": cmd_audit}),
+    (add_list, {"list": cmd_list}),
+    (add_devices, {"devices": cmd_devices}),
+    (add_doctor, {"doctor": cmd_doctor}),
+    (add_config_command, {"config": cmd_config}),
+    (add_models, {"models": cmd_models}),
+    (add_export, {"keygen": export.cmd_keygen, "export": cmd_export}),
+    (score.add_parser, {"score": score.cmd_score}),
+    (events_tool.add_parser, {"events": events_tool.cmd_events}),
+    (transcribe_tool.add_parser, {"transcribe": transcribe_tool.cmd_transcribe}),
+    (tune.add_parser, {"tune": tune.cmd_tune}),
+    (calibrate.add_parser, {"calibrate": calibrate.cmd_calibrate}),
+    (enroll.add_parser, {"enroll": enroll.cmd_enroll}),
+    (train_verifier.add_parser, {"train-verifier": train_verifier.cmd_train_verifier}),
+]
+"""Each subcommand's parser (in the order `--help` lists them) with the handlers of the
+commands it adds."""
+COMMANDS: dict[str, Handler] = {n: h for _, handlers in SUBCOMMANDS for n, h in handlers.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,63 +1,49 @@
 """Wiring: source -> engine + VAD -> machine -> events -> storage, indicator, log.
 
-The loop is plain and synchronous. Signal handlers and the control-socket thread only set
-flags; the loop acts on them between frames, and shutdown runs one path whatever the reason.
+The loop is plain and synchronous. Signal handlers only set flags and the control-socket
+thread only queues mute requests; the loop acts on them between frames, hands each frame and
+each of the machine's events to one ordered list of handlers (`recorder.handlers`), and
+shutdown runs one path whatever the reason.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recorder import threads
-from recorder.activations import ActivationSaver
-from recorder.audio import Frame, frames_to_s, s_to_frames
+from recorder import records, threads
+from recorder.audio import Frame
 from recorder.audit import AuditLog
-from recorder.calibration import Calibration
 from recorder.config import Config
 from recorder.control import ControlServer, Peer, default_runtime_dir
 from recorder.errors import RecorderError
+from recorder.handlers import FrameObserver, HandlerSet
 from recorder.handoff import Handoff, check_at_start
-from recorder.indicators import Devices, IndicatorError
+from recorder.indicators import Devices
 from recorder.journal import Journal
-from recorder.machine import (
-    EndReason,
-    Event,
-    Machine,
-    SpeechStarted,
-    State,
-    StateChanged,
-    UtteranceDiscarded,
-    UtteranceReady,
-    WakeDetected,
-)
-from recorder.mute import MuteButton, MuteSwitch
-from recorder.near_misses import NearMisses
+from recorder.machine import EndReason, Event, Machine
+from recorder.mute import MuteButton, MuteRequests, MuteSwitch
 from recorder.notify import Notifier
 from recorder.pipeline import (
     Pipeline,
     build_machine,
     build_pipeline,
-    machine_settings,
-    model_thresholds,
+    reloaded,
+    settings_for,
     step,
 )
-from recorder.recording import RecordingMeta, utc_iso
 from recorder.sources import DeviceLost, DeviceRestored, Source, open_source
-from recorder.storage import Storage, StorageError
+from recorder.vitals import Vitals
 
 log = logging.getLogger("recorder")
 
-HEARTBEAT_S = 10.0
 EXIT_THREAD_DIED = 1
 """A thread the daemon depends on died: exit so that the service manager restarts it."""
 HANDOFF_STOP_S = 3.0
@@ -66,13 +52,11 @@ at the end of a file source it gets what its timeouts allow."""
 
 
 class Flags:
-    """Set from signal handlers and the control thread; read by the loop between frames."""
+    """Set from signal handlers; read by the loop between frames."""
 
     def __init__(self) -> None:
         self.stop_signal: int | None = None
         self.reload = False
-        self.muted: bool | None = None  # a requested mute state not yet applied
-        self.muted_by: int | None = None  # the uid that asked for it over the control socket
 
     def should_stop(self) -> bool:
         return self.stop_signal is not None
@@ -89,12 +73,32 @@ class Flags:
         self.reload = True
 
 
-FrameObserver = Callable[[Frame, dict[str, float], bool, State], None]
-"""Sees every analysed frame with its scores, VAD decision and the state after it."""
+@dataclass
+class ControlCommands:
+    """The control socket's commands, run on its thread: mute and unmute go to the loop
+    through `MuteRequests`, and each reply carries the status."""
+
+    muting: MuteRequests
+    status: Callable[[], dict[str, Any]]
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, command: str, peer: Peer | None = None) -> dict[str, Any]:
+        with self._lock:
+            if command in ("mute", "unmute"):
+                error = self.muting.ask(command == "mute", None if peer is None else peer.uid)
+                if error is not None:
+                    return {"ok": False, "error": error}
+                return {"ok": True, **self.status()}
+            if command == "status":
+                return {"ok": True, **self.status()}
+            return {"ok": False, "error": f"unknown command {command!r}"}
 
 
 @dataclass
 class Daemon:
+    """The loop: frames from the source through the pipeline to the handlers, and between
+    frames the thread watch, the signs of life, mute and a pending reload."""
+
     p: Pipeline
     source: Source
     machine: Machine
@@ -107,38 +111,45 @@ class Daemon:
     observers: list[FrameObserver] = field(default_factory=list)
     journal: Journal = field(default_factory=Journal)
     """What the daemon did, for the event stream, the audit log and the hand-off."""
-    activations: ActivationSaver | None = None
     handoff: Handoff | None = None
     """The post-save command and the transcriber (a journal sink), when configured."""
-    calibration: Calibration | None = None
-    near_misses: NearMisses | None = None
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    saved: int = 0
-    frames_seen: int = 0
-    last_audio_at: float | None = None
-    """Wall-clock time of the last frame from the source (None: none yet)."""
-    _last_heartbeat: float = 0.0
+    vitals: Vitals = field(default_factory=Vitals)
     fault: str | None = None
     """Set when a watched thread died; the loop then stops with the indicator at error."""
-    _last_watchdog: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    mute_button: MuteButton | None = None
-    """A physical switch that forces mute while it is on."""
-    soft_muted: bool | None = None
-    """The mute asked for by the control socket or the switch file (None: as at the start)."""
-    muted_by: int | None = None
-    _forced_before: bool = False
+
+    def __post_init__(self) -> None:
+        self.muting = MuteRequests(self.mute, self.machine.muted)
+        self.handlers = HandlerSet(
+            self.journal,
+            self.observers,
+            self.dry_run,
+            counted=self.vitals.count_saved,
+            written=lambda: self.notifier.send(f"STATUS={self.status_line()}"),
+        )
+        self._wire()
+        self.control = ControlCommands(self.muting, self.status)
+        """The control socket's commands (run on its thread)."""
+
+    @property
+    def saved(self) -> int:
+        return self.vitals.saved
+
+    @property
+    def mute_button(self) -> MuteButton | None:
+        return self.muting.button
+
+    @mute_button.setter
+    def mute_button(self, button: MuteButton | None) -> None:
+        self.muting.button = button
 
     def run(self) -> None:
-        self.started_at = datetime.now(UTC)
-        if self.soft_muted is None:
-            self.soft_muted = self.machine.muted
-        close = getattr(self.source, "set_closed", None)
-        if close is not None and self.machine.muted:
-            close(True)  # started muted: the device is released before the first state
+        self.vitals.started_at = datetime.now(UTC)
+        if self.source.closable and self.machine.muted:
+            self.source.set_closed(True)  # started muted: released before the first state
         self.set_activations()
-        if self.calibration is None:
+        if self.handlers.calibrate is None:
             self.set_calibration()
+        self._wire()
         started = False
         for item in self.source.frames(self.flags.should_stop):
             if not started:  # announce the first state once the source has said how it is
@@ -146,15 +157,14 @@ class Daemon:
                 self._start(lost=isinstance(item, DeviceLost))
             if isinstance(item, Frame):
                 self.step(item)
-                self.frames_seen += 1
-                self.last_audio_at = time.time()
+                self.vitals.audio()
             elif isinstance(item, DeviceLost):
-                self.journal.publish("device_lost", reason=item.reason)
+                self.journal.publish(records.DeviceLost(reason=item.reason))
                 self.dispatch(self.machine.device_lost())
                 self.notifier.send(f"STATUS=audio source lost ({item.reason}); retrying")
             elif isinstance(item, DeviceRestored):
                 self.p.engine.reset()  # the audio before the gap is not context for what follows
-                self.journal.publish("device_restored")
+                self.journal.publish(records.DeviceRestored())
                 self.dispatch(self.machine.device_restored())
                 self.notifier.send(f"STATUS={self.status_line()}")
             self.tick()
@@ -162,6 +172,24 @@ class Daemon:
                 break
         if not started:
             self._start(lost=False)
+        self._stop()
+
+    def _start(self, lost: bool) -> None:
+        if lost:
+            self.machine.device_lost()  # before start(): the first state shown is then error
+        self.journal.publish(
+            records.Started(
+                source=self.source.description,
+                models=tuple(self.p.engine.names),
+                pid=os.getpid(),
+                muted=self.machine.muted,
+            )
+        )
+        self.dispatch(self.machine.start())
+        self.handlers.enforce_retention()
+        self.notifier.send("READY=1", f"STATUS={self.status_line()}")
+
+    def _stop(self) -> None:
         self.notifier.send("STOPPING=1", "STATUS=stopping")
         reason = EndReason.SHUTDOWN if self.flags.should_stop() else EndReason.EOF
         if self.fault is None:  # after a fault the indicator stays at error
@@ -169,72 +197,34 @@ class Daemon:
         if self.handoff:  # what it still does is published before `stopped`
             self.handoff.close(wait_s=HANDOFF_STOP_S if self.flags.should_stop() else None)
         self.journal.publish(
-            "stopped", reason="fault" if self.fault else reason.value, saved=self.saved
+            records.Stopped(reason="fault" if self.fault else reason.value, saved=self.saved)
         )
-        if self.activations:
-            self.activations.flush()
-        if self.calibration:
-            self.calibration.close()
-
-    def _start(self, lost: bool) -> None:
-        if lost:
-            self.machine.device_lost()  # before start(): the first state shown is then error
-        self.journal.publish(
-            "started",
-            source=self.source.description,
-            models=list(self.p.engine.names),
-            pid=os.getpid(),
-            muted=self.machine.muted,
-        )
-        self.dispatch(self.machine.start())
-        self.enforce_retention()
-        self.notifier.send("READY=1", f"STATUS={self.status_line()}")
+        self.handlers.close()
 
     def step(self, frame: Frame) -> None:
         analysis = step(self.machine, self.p.engine, self.p.vad, frame, self.p.verifiers)
         if analysis is None:
             return  # muted audio is dropped without being analysed
-        if self.activations:
-            self.activations.push(frame)
-        for observe in self.observers:
-            observe(frame, dict(analysis.scores), analysis.speech, self.machine.state)
+        self.handlers.on_frame(frame, analysis, self.machine.state)
         self.dispatch(analysis.events)
 
+    def dispatch(self, events: list[Event]) -> None:
+        """Hand events to the handlers, in order. A handler returns its failure; it is
+        reported to the machine once the batch is done, so the states shown stay in order."""
+        failure = self.handlers.on_events(events)
+        if failure:
+            self.dispatch(self.machine.fail(failure))
+
+    def _wire(self) -> None:
+        thresholds = self.machine.settings.thresholds
+        self.handlers.wire(self.p, self.source, thresholds, self.vitals.started_at, self.handoff)
+
     def set_activations(self) -> None:
-        """Start (or stop) saving activations as the configuration says."""
-        directory = self.p.config.wake.save_activations
-        if not directory or self.dry_run:
-            self.activations = None
-            return
-        storage = Storage(self.p.config.path(directory), self.p.storage.sealer)  # sealed too
-        storage.prepare()
-        self.activations = ActivationSaver(storage, self.source.description, self.started_at)
+        self.handlers.set_activations(self.p, self.source.description, self.vitals.started_at)
 
     def set_calibration(self) -> None:
-        """Start, restart (new settings) or stop calibrating as the configuration says; the
-        counts so far are written first and read back."""
-        if self.calibration is not None:
-            self.observers.remove(self.calibration.observe)
-            if self.near_misses is not None:
-                self.observers.remove(self.near_misses.observe)
-            self.calibration.close()
-            self.calibration = self.near_misses = None
-        w = self.p.config.wake
-        if w.calibrate:
-            embeddings = getattr(self.p.engine, "recent_embeddings", None)
-            if embeddings is not None:  # the room's negatives for `recorder verifier train`
-                micro = model_thresholds(self.p.engine)  # no embeddings of their own
-                oww = {n: t for n, t in self.machine.settings.thresholds.items() if n not in micro}
-                self.near_misses = NearMisses(self.mute.state_dir, oww, embeddings)
-            self.calibration = Calibration(
-                self.mute.state_dir,
-                {n: w.patience_for(n) for n in self.p.engine.names},
-                s_to_frames(w.refractory_s),
-                also_save=[self.near_misses.save] if self.near_misses else [],
-            )
-            self.observers.append(self.calibration.observe)
-            if self.near_misses is not None:
-                self.observers.append(self.near_misses.observe)
+        thresholds = self.machine.settings.thresholds
+        self.handlers.set_calibration(self.p, thresholds, self.mute.state_dir)
 
     def tick(self) -> None:
         """Between frames: dead threads, heartbeat, watchdog, mute requests, a pending reload."""
@@ -249,67 +239,41 @@ class Daemon:
             self.notifier.send(f"STATUS=failed: {failure}")
             self.dispatch(self.machine.fail(self.fault))  # drops a request, shows error
             return
-        self._heartbeat()
-        if self.notifier.watchdog_interval_s is not None:
-            now = time.monotonic()
-            if now - self._last_watchdog >= self.notifier.watchdog_interval_s:
-                self.notifier.send("WATCHDOG=1")
-                self._last_watchdog = now
+        self.vitals.heartbeat(self.p)
+        self.vitals.watchdog(self.notifier)
         self._apply_mute()
         if self.flags.reload and not self.machine.recording:
             self.flags.reload = False
             self.reload()
 
     def _apply_mute(self) -> None:
-        """Bring the machine (and a closable source) to the mute state asked for: by the
-        control socket or the switch file, or forced by the mute switch. A source that can
-        close its device is closed first, and `muted` is shown only once it is closed."""
-        if self.flags.muted is not None:
-            self.soft_muted, self.muted_by = self.flags.muted, self.flags.muted_by
-            self.flags.muted = None
-        forced = self.mute_button is not None and self.mute_button.is_on()
-        want = bool(self.soft_muted) or forced
-        close = getattr(self.source, "set_closed", None)
-        if want == self.machine.muted:
-            return
-        if close is not None:
-            close(want)
-            if want and not getattr(self.source, "closed", False):
-                return  # shown as muted once the device is released
-        self.p.engine.reset()
-        self.dispatch(self.machine.set_muted(want))
-        by_switch = forced or (not want and self._forced_before)
-        self._forced_before = forced
-        self.journal.publish(
-            "muted" if want else "unmuted",
-            uid=None if by_switch else self.muted_by,
-            **({"switch": True} if by_switch else {}),
+        """Bring the machine (and a closable source) to the mute state MuteControl decides."""
+        step = self.muting.next_step(
+            muted=self.machine.muted, closable=self.source.closable, closed=self.source.closed
         )
+        if step is None:
+            return
+        if step.close_device is not None:
+            self.source.set_closed(step.close_device)
+        change = step.change
+        if change is None:
+            return  # shown as muted once the device is released
+        self.p.engine.reset()
+        self.dispatch(self.machine.set_muted(change.muted))
+        record = records.Muted if change.muted else records.Unmuted
+        self.journal.publish(record(uid=change.uid, switch=change.by_switch))
         self.notifier.send(f"STATUS={self.status_line()}")
 
     def reload(self) -> None:
         if self.reload_config is None:
             return
-        try:
-            config = self.reload_config()
-            w, was = config.wake, self.p.config.wake
-            same_engine = (w.models, w.models_dir, w.gate) == (was.models, was.models_dir, was.gate)
-            pipeline = build_pipeline(
-                config, self.p.engine if same_engine else None, self.dry_run, self.devices
-            )
-        except RecorderError as e:
-            log.error("reload refused, keeping the running configuration: %s", e)
+        pipeline = reloaded(self.reload_config, self.p, self.dry_run, self.devices)
+        if pipeline is None:
             return
-        if config.audio != self.p.config.audio:
-            log.warning("a changed [audio] section takes effect at the next start")
-        if (config.handoff, config.control) != (self.p.config.handoff, self.p.config.control):
-            log.warning("a changed [handoff] or [control] section takes effect at the next start")
         previous, self.p = self.p, pipeline
         if previous.chime is not None:
             previous.chime.close(wait_s=None)  # what it still plays finishes in the background
-        self.machine.reconfigure(
-            machine_settings(config, pipeline.engine.names, model_thresholds(pipeline.engine))
-        )
+        self.machine.reconfigure(settings_for(pipeline.config, pipeline.engine))
         try:
             self.set_activations()
         except RecorderError as e:
@@ -318,228 +282,17 @@ class Daemon:
             self.set_calibration()
         except RecorderError as e:
             log.error("calibration: %s", e)
+        self._wire()
         log.info("configuration reloaded")
-        self.journal.publish("reloaded")
-        self.enforce_retention()
-
-    def dispatch(self, events: list[Event]) -> None:
-        """Hand events to the log, indicator and storage, in order. A handler returns its
-        failure; it is reported to the machine once the batch is done, so the states shown
-        stay in order."""
-        failure: str | None = None
-        for event in events:
-            match event:
-                case WakeDetected():
-                    log.info(
-                        "wake word %s detected (score %.3f) at %.2f s",
-                        event.wake_word,
-                        event.score,
-                        frames_to_s(event.frame_index + 1),
-                    )
-                    self.journal.publish(
-                        "wake",
-                        model=event.wake_word,
-                        score=round(event.score, 4),
-                        offset_s=round(frames_to_s(event.frame_index + 1), 4),
-                    )
-                    if self.activations:
-                        self.activations.on_wake(
-                            event, self.machine.settings.thresholds[event.wake_word]
-                        )
-                    if self.calibration:
-                        self.calibration.on_wake(event)
-                case StateChanged():
-                    failure = self._show(event) or failure
-                case SpeechStarted():
-                    log.debug("speech started at %.2f s", frames_to_s(event.frame_index))
-                case UtteranceDiscarded():
-                    log.info(
-                        "discarded the request after %s at %.2f s: %s",
-                        event.wake.wake_word,
-                        frames_to_s(event.wake.frame_index + 1),
-                        event.reason,
-                    )
-                    self.journal.publish(
-                        "discarded", reason=event.reason, wake_word=event.wake.wake_word
-                    )
-                case UtteranceReady():
-                    saving_failed = self._save(event)
-                    if saving_failed is None and self.calibration:
-                        self.calibration.on_saved(event.wake)
-                    failure = saving_failed or failure
-        if failure:
-            self.dispatch(self.machine.fail(failure))
-
-    def _show(self, event: StateChanged) -> str | None:
-        """Show the state; the failure that discards the request, if any."""
-        self.journal.publish(
-            "state",
-            state=event.state.value,
-            previous=None if event.previous is None else event.previous.value,
-        )
-        failure = None
-        try:
-            self.p.indicator.show(event.state, event.previous)
-        except IndicatorError as e:
-            if event.state is State.RECORDING and self.p.config.indicator.required:
-                log.error("indicator failed, discarding the request: %s", e)
-                failure = "indicator failed"
-            else:
-                log.warning("indicator failed: %s", e)
-        if self.p.chime is not None:  # after the light; never blocks
-            self.p.chime.on_state(event, discarded=failure is not None)
-        return failure
-
-    def _save(self, event: UtteranceReady) -> str | None:
-        """Save the request; the failure that dropped it, if any."""
-        extra: dict[str, Any] = dict(getattr(self.source, "info", None) or {})
-        if self.p.chime is not None:  # where the awake chime started, for consumers to skip
-            extra.update(self.p.chime.awake_meta(event.wake.frame_index))
-        meta = RecordingMeta.of(
-            event,
-            self.started_at,
-            self.machine.settings.thresholds[event.wake.wake_word],
-            self.source.description,
-            extra,
-            gaps=list(getattr(self.source, "gaps", ())),
-        )
-        end_s = meta.source_offset_s + meta.duration_s
-        if self.dry_run:
-            log.info(
-                "dry run: would save %.2f s from %.2f s to %.2f s (%s, wake word %s at %.2f s)",
-                meta.duration_s,
-                meta.source_offset_s,
-                end_s,
-                meta.end_reason,
-                meta.wake_word,
-                meta.wake_offset_s,
-            )
-            self.saved += 1
-            self.journal.publish("saved", dry_run=True, **self._saved_fields(meta))
-            return None
-        try:
-            rec = self.p.storage.save(meta.id, event.audio, meta.to_json())
-        except StorageError as e:
-            log.error("could not save the request, dropped it: %s", e)
-            return "storage failed"
-        self.saved += 1
-        log.info(
-            "saved %s (%.2f s, %s, from %.2f s)",
-            rec.wav.name,
-            meta.duration_s,
-            meta.end_reason,
-            meta.source_offset_s,
-        )
-        if rec.sealed and self.handoff is not None:
-            self.handoff.hold(rec, event.audio)  # the transcriber cannot read the files back
-        self.journal.publish(
-            "saved",
-            id=rec.id,
-            sidecar=str(rec.sidecar),
-            audio=str(rec.wav),
-            audio_sha256=rec.meta.get("audio_sha256"),
-            written=rec.written,
-            sealed=rec.sealed,
-            **self._saved_fields(meta),
-        )
-        self.notifier.send(f"STATUS={self.status_line()}")
-        self.enforce_retention()
-        return None
-
-    @staticmethod
-    def _saved_fields(meta: RecordingMeta) -> dict[str, Any]:
-        return {
-            "wake_word": meta.wake_word,
-            "duration_s": round(meta.duration_s, 4),
-            "end_reason": meta.end_reason,
-            "source_offset_s": round(meta.source_offset_s, 4),
-        }
-
-    def enforce_retention(self) -> None:
-        s = self.p.config.storage
-        if self.dry_run or not (s.max_age or s.max_count or s.max_total_mb):
-            return
-        try:
-            gone = self.p.storage.enforce(
-                s.max_age_s, s.max_count, int(s.max_total_mb * 1e6), datetime.now(UTC)
-            )
-        except OSError as e:
-            log.error("retention: %s", e)
-            return
-        if gone:
-            log.info(
-                "retention deleted %d recording(s): %s", len(gone), ", ".join(r.id for r in gone)
-            )
-        for r in gone:
-            self.journal.publish("deleted", id=r.id, why="retention")
-
-    # --- the control socket (runs on its thread) -----------------------------------------
-    def control(self, command: str, peer: Peer | None = None) -> dict[str, Any]:
-        with self._lock:
-            if command in ("mute", "unmute"):
-                if (
-                    command == "unmute"
-                    and self.mute_button is not None
-                    and self.mute_button.is_on()
-                ):
-                    return {"ok": False, "error": "the mute switch is on; it overrides unmute"}
-                try:
-                    self.mute.set(command == "mute")
-                except RecorderError as e:
-                    return {"ok": False, "error": str(e)}
-                self.flags.muted = command == "mute"
-                self.flags.muted_by = None if peer is None else peer.uid
-                return {"ok": True, **self.status()}
-            if command == "status":
-                return {"ok": True, **self.status()}
-            return {"ok": False, "error": f"unknown command {command!r}"}
-
-    def _heartbeat(self) -> None:
-        """While audio arrives, the state file's modification time is refreshed every
-        HEARTBEAT_S: a state file older than that means no audio (or no daemon)."""
-        state_file = self.p.config.indicator.state_file
-        if (
-            not state_file
-            or self.last_audio_at is None
-            or self.last_audio_at - self._last_heartbeat < HEARTBEAT_S
-        ):
-            return
-        self._last_heartbeat = self.last_audio_at
-        with contextlib.suppress(OSError):  # a state file that fails shows at the next change
-            os.utime(self.p.config.path(state_file))
+        self.journal.publish(records.Reloaded())
+        self.handlers.enforce_retention()
 
     def status(self) -> dict[str, Any]:
-        muted = self.mute.is_muted() or (self.mute_button is not None and self.mute_button.is_on())
-        state = self.machine.state
-        return {
-            "state": State.MUTED.value if muted and state is State.LISTENING else state.value,
-            "muted": muted,
-            "recordings": len(self.p.storage.list()),
-            "saved_since_start": self.saved,
-            "uptime_s": round((datetime.now(UTC) - self.started_at).total_seconds(), 1),
-            "audio_s": round(frames_to_s(self.frames_seen), 2),
-            "source": self.source.description,
-            "models": list(self.p.engine.names),
-            "recordings_dir": str(self.p.storage.directory),
-            "pid": os.getpid(),
-            "last_audio_at": (
-                None
-                if self.last_audio_at is None
-                else utc_iso(datetime.fromtimestamp(self.last_audio_at, UTC))
-            ),
-            "last_audio_s_ago": (
-                None if self.last_audio_at is None else round(time.time() - self.last_audio_at, 1)
-            ),
-            **({"fault": self.fault} if self.fault else {}),
-            **({"handoff": self.handoff.status()} if self.handoff else {}),
-        }
+        muted, state = self.muting.shown_muted(), self.machine.state
+        return self.vitals.status(state, muted, self.p, self.source, self.fault, self.handoff)
 
     def status_line(self) -> str:
-        state = self.machine.state.value
-        return (
-            f"{state} on {self.source.description} for {', '.join(self.p.engine.names)}; "
-            f"{self.saved} saved"
-        )
+        return self.vitals.status_line(self.machine.state, self.p, self.source)
 
 
 def build_daemon(
@@ -611,22 +364,7 @@ def run(
         devices=devices,
         obey_mute=runtime_dir is not None or explicit_state_dir,
     )
-    if config.indicator.mute_switch is not None:
-        daemon.mute_button = MuteButton(config.indicator.mute_switch)
-    daemon.set_calibration()  # a bad counters file stops the start here, before any audio
-    daemon.journal.subscribe(AuditLog(state_dir).sink)
-    if runtime_dir is None and source.live:
-        runtime_dir = default_runtime_dir()
-    server = (
-        ControlServer(
-            runtime_dir, daemon.control, journal=daemon.journal, group=config.control.group
-        )
-        if runtime_dir
-        else None
-    )
-    if not dry_run and (config.handoff.command or config.handoff.wyoming):
-        daemon.handoff = Handoff(config, daemon.journal, daemon.p.storage)
-        daemon.journal.subscribe(daemon.handoff.sink)
+    server = _attach(daemon, config, runtime_dir, state_dir)
     log.info(
         "listening on %s for %s (recordings in %s)%s",
         source.description,
@@ -637,17 +375,46 @@ def run(
     try:
         daemon.run()
     finally:
-        if server:
-            server.close()
-        source.close()
-        if daemon.p.chime is not None:
-            daemon.p.chime.close()
-        devices.close_all()
-        if daemon.mute_button is not None:
-            daemon.mute_button.close()
+        _release(daemon, server)
     log.info(
         "stopped: %d recording(s) %s",
         daemon.saved,
         "would have been saved (dry run)" if dry_run else "saved",
     )
     return EXIT_THREAD_DIED if daemon.fault else 0
+
+
+def _attach(
+    daemon: Daemon, config: Config, runtime_dir: Path | None, state_dir: Path
+) -> ControlServer | None:
+    """What a running daemon has besides its pipeline: the mute switch, the calibration, the
+    audit log, the control socket (returned, when served) and the hand-off."""
+    if config.indicator.mute_switch is not None:
+        daemon.mute_button = MuteButton(config.indicator.mute_switch)
+    daemon.set_calibration()  # a bad counters file stops the start here, before any audio
+    daemon.journal.subscribe(AuditLog(state_dir).sink)
+    if runtime_dir is None and daemon.source.live:
+        runtime_dir = default_runtime_dir()
+    server = (
+        ControlServer(
+            runtime_dir, daemon.control, journal=daemon.journal, group=config.control.group
+        )
+        if runtime_dir
+        else None
+    )
+    if not daemon.dry_run and (config.handoff.command or config.handoff.wyoming):
+        daemon.handoff = Handoff(config, daemon.journal, daemon.p.storage)
+        daemon.journal.subscribe(daemon.handoff.sink)
+    return server
+
+
+def _release(daemon: Daemon, server: ControlServer | None) -> None:
+    """After the loop, whatever ended it: the socket, the source, the chime, the devices."""
+    if server:
+        server.close()
+    daemon.source.close()
+    if daemon.p.chime is not None:
+        daemon.p.chime.close()
+    daemon.devices.close_all()
+    if daemon.mute_button is not None:
+        daemon.mute_button.close()

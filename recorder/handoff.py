@@ -30,6 +30,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from recorder.audio import read_wav
 from recorder.config import Config, HandoffConfig
 from recorder.errors import RecorderError
 from recorder.journal import Journal, Record
+from recorder.records import Deleted, SavedRequest, Transcribed
 from recorder.storage import Recording, Storage, StorageError
 
 log = logging.getLogger("recorder")
@@ -153,8 +155,8 @@ class Handoff:
         self.argv = shlex.split(self.h.command) if self.h.command else []
         if self.argv:
             self.argv[0] = resolve_program(config, self.h.command)
-        self._commands: queue.Queue[Any] = queue.Queue(self.h.queue)
-        self._transcriptions: queue.Queue[Any] = queue.Queue(self.h.queue)
+        self._commands: queue.Queue[SavedRequest] = queue.Queue(self.h.queue)
+        self._transcriptions: queue.Queue[SavedRequest] = queue.Queue(self.h.queue)
         self._stopping = threading.Event()
         self._abandon = threading.Event()
         self._running: subprocess.Popen[bytes] | None = None
@@ -175,19 +177,21 @@ class Handoff:
     def active(self) -> bool:
         return bool(self._workers)
 
-    def _start(self, name: str, q: queue.Queue[Any], job: Any) -> threading.Thread:
+    def _start(
+        self, name: str, q: queue.Queue[SavedRequest], job: Callable[[SavedRequest], None]
+    ) -> threading.Thread:
         def work() -> None:
             while not self._abandon.is_set():
                 try:
-                    record = q.get(timeout=_POLL_S)
+                    request = q.get(timeout=_POLL_S)
                 except queue.Empty:
                     if self._stopping.is_set():
                         return  # everything queued was handed off
                     continue
                 try:
-                    job(record)
+                    job(request)
                 except Exception:  # a bug in one hand-off: logged, counted, the next one runs
-                    log.exception("%s failed for %s", name, record.get("id"))
+                    log.exception("%s failed for %s", name, request.id)
                     self._count(
                         "command_failures" if q is self._commands else "transcription_failures"
                     )
@@ -207,7 +211,8 @@ class Handoff:
                 self._held[rec.id] = (rec, samples)
 
     def sink(self, record: Record) -> None:
-        if record["event"] != "saved" or record.get("dry_run") or self._stopping.is_set():
+        request = SavedRequest.of(record)
+        if request is None or self._stopping.is_set():
             return
         for q, name in ((self._commands, "command"), (self._transcriptions, "transcription")):
             if (name == "command" and not self.argv) or (
@@ -215,33 +220,33 @@ class Handoff:
             ):
                 continue
             try:
-                q.put_nowait(record)
+                q.put_nowait(request)
             except queue.Full:
                 if name == "transcription":
                     with self._lock:
-                        self._held.pop(record["id"], None)
+                        self._held.pop(request.id, None)
                 self._count("skipped")
                 log.warning(
                     "hand-off: %d requests already wait for the %s; skipped it for %s",
                     self.h.queue,
                     name,
-                    record["id"],
+                    request.id,
                 )
 
     # --- the workers ----------------------------------------------------------------------
-    def _run_command(self, record: Record) -> None:
-        sidecar = Path(record["sidecar"])
+    def _run_command(self, request: SavedRequest) -> None:
+        sidecar = request.sidecar
         try:
             stdin = sidecar.read_bytes()
         except OSError as e:
             self._count("command_failures")
-            log.warning("hand-off command for %s: cannot read %s: %s", record["id"], sidecar, e)
+            log.warning("hand-off command for %s: cannot read %s: %s", request.id, sidecar, e)
             return
         env = {
             **os.environ,
-            "RECORDER_ID": record["id"],
-            "RECORDER_AUDIO": record["audio"],
-            "RECORDER_WAKE_WORD": record.get("wake_word") or "",
+            "RECORDER_ID": request.id,
+            "RECORDER_AUDIO": str(request.audio),
+            "RECORDER_WAKE_WORD": request.wake_word,
         }
         started = time.monotonic()
         try:
@@ -256,7 +261,7 @@ class Handoff:
             )
         except OSError as e:
             self._count("command_failures")
-            log.warning("hand-off command for %s: cannot start: %s", record["id"], e.strerror or e)
+            log.warning("hand-off command for %s: cannot start: %s", request.id, e.strerror or e)
             return
         self._running = proc
         try:
@@ -268,7 +273,7 @@ class Handoff:
             self._count("command_failures")
             log.warning(
                 "hand-off command for %s: killed after %g s (timeout_s)",
-                record["id"],
+                request.id,
                 self.h.timeout_s,
             )
             return
@@ -279,20 +284,18 @@ class Handoff:
             last = err.decode("utf-8", "replace").strip().splitlines()[-1:] if err else []
             log.warning(
                 "hand-off command for %s: exit status %d%s",
-                record["id"],
+                request.id,
                 proc.returncode,
                 f": {last[0][:300]}" if last else "",
             )
             return
         self._count("commands_run")
-        log.debug(
-            "hand-off command for %s done in %.3f s", record["id"], time.monotonic() - started
-        )
+        log.debug("hand-off command for %s done in %.3f s", request.id, time.monotonic() - started)
 
-    def _transcribe(self, record: Record) -> None:
-        sidecar = Path(record["sidecar"])
+    def _transcribe(self, request: SavedRequest) -> None:
+        sidecar = request.sidecar
         with self._lock:
-            held = self._held.pop(record["id"], None)
+            held = self._held.pop(request.id, None)
         storage = self.storage if self.storage is not None else Storage(sidecar.parent)
         try:
             if held is not None:
@@ -304,20 +307,20 @@ class Handoff:
             rec, transcript, error = None, None, str(e)
         if error is not None:
             self._count("transcription_failures")
-            log.warning("transcription of %s failed (audio kept): %s", record["id"], error)
-            self.journal.publish("transcribed", id=record["id"], error=error)
+            log.warning("transcription of %s failed (audio kept): %s", request.id, error)
+            self.journal.publish(Transcribed(id=request.id, error=error))
             return
         assert transcript is not None and rec is not None
         self._count("transcribed")
         log.info(
             "transcribed %s in %.2f s (%d characters)",
-            record["id"],
+            request.id,
             transcript.seconds,
             len(transcript.text),
         )
-        self.journal.publish("transcribed", id=record["id"], transcript=transcript.to_json())
+        self.journal.publish(Transcribed(id=request.id, transcript=transcript.to_json()))
         if not rec.has_audio:
-            self.journal.publish("deleted", id=record["id"], why="transcribed", audio_only=True)
+            self.journal.publish(Deleted(id=request.id, why="transcribed", audio_only=True))
 
     # --- the daemon's side ----------------------------------------------------------------
     def status(self) -> dict[str, Any]:

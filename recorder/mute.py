@@ -1,9 +1,12 @@
-"""Mute switches: the persistent one (a file in the state directory, so a restart never
-unmutes) and an optional physical one on a GPIO pin that forces mute while it is on."""
+"""Mute: the persistent switch (a file in the state directory, so a restart never unmutes), an
+optional physical one on a GPIO pin that forces mute while it is on, and `MuteControl`, which
+decides from them what the daemon's loop does."""
 
 from __future__ import annotations
 
 import os
+import queue
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +76,105 @@ class MuteButton:
 
     def close(self) -> None:
         self._button.close()
+
+
+@dataclass(frozen=True)
+class MuteChange:
+    """A change of the mute state to apply now: asked for by `uid` over the control socket
+    (None: by no one on it), or made by the physical mute switch (`by_switch`)."""
+
+    muted: bool
+    uid: int | None
+    by_switch: bool
+
+
+@dataclass(frozen=True)
+class MuteStep:
+    """What the loop does next: `close_device` (True: release the device, False: reopen it,
+    None: the source has none to close), then `change` (None: not yet, the device is still
+    being released; `muted` is shown only once it is)."""
+
+    close_device: bool | None
+    change: MuteChange | None
+
+
+SWITCH_OVERRIDES = "the mute switch is on; it overrides unmute"
+
+
+class MuteControl:
+    """Mute arbitration, without I/O: the requests of the control socket (which also sets the
+    switch file), the physical switch that forces mute while it is on, and a source that
+    releases its device before `muted` is shown. The loop passes in what it reads."""
+
+    def __init__(self, muted: bool) -> None:
+        self.requested = muted
+        """The mute asked for by the control socket or the switch file (at first: the start's)."""
+        self.uid: int | None = None
+        """Who asked for it over the control socket."""
+        self._forced_before = False
+
+    @staticmethod
+    def refusal(muted: bool, forced: bool) -> str | None:
+        """Why the control socket refuses a request (None: it is taken)."""
+        return SWITCH_OVERRIDES if forced and not muted else None
+
+    @staticmethod
+    def shown_muted(switch_file: bool, forced: bool) -> bool:
+        """What the status reports: the switch file or the physical switch mutes."""
+        return switch_file or forced
+
+    def request(self, muted: bool, uid: int | None) -> None:
+        self.requested, self.uid = muted, uid
+
+    def step(self, *, muted: bool, forced: bool, closable: bool, closed: bool) -> MuteStep | None:
+        """The next step from the machine's state (`muted`), the physical switch (`forced`)
+        and the source's device; None when the state is already the one asked for."""
+        want = self.requested or forced
+        if want == muted:
+            return None
+        if closable and want and not closed:
+            return MuteStep(close_device=True, change=None)
+        by_switch = forced or (not want and self._forced_before)
+        self._forced_before = forced
+        change = MuteChange(want, None if by_switch else self.uid, by_switch)
+        return MuteStep(close_device=want if closable else None, change=change)
+
+
+class MuteRequests:
+    """Mute as the daemon keeps it: the switch file, the physical switch, the requests that the
+    control thread queues and the `MuteControl` that the loop steps between frames."""
+
+    def __init__(self, switch: MuteSwitch, muted: bool) -> None:
+        self.switch = switch
+        self.button: MuteButton | None = None
+        """A physical switch that forces mute while it is on."""
+        self.control = MuteControl(muted)
+        self.queue: queue.SimpleQueue[tuple[bool, int | None]] = queue.SimpleQueue()
+        """(muted, uid) from the control thread, taken by the loop between frames."""
+
+    def forced(self) -> bool:
+        return self.button is not None and self.button.is_on()
+
+    def ask(self, muted: bool, uid: int | None) -> str | None:
+        """On the control thread: the switch file set and the request queued for the loop, or
+        why not."""
+        refusal = MuteControl.refusal(muted, forced=self.forced())
+        if refusal is not None:
+            return refusal
+        try:
+            self.switch.set(muted)
+        except RecorderError as e:
+            return str(e)
+        self.queue.put((muted, uid))
+        return None
+
+    def shown_muted(self) -> bool:
+        return MuteControl.shown_muted(self.switch.is_muted(), forced=self.forced())
+
+    def next_step(self, *, muted: bool, closable: bool, closed: bool) -> MuteStep | None:
+        """On the loop: the queued requests taken, then `MuteControl.step`."""
+        while not self.queue.empty():
+            self.control.request(*self.queue.get_nowait())
+        return self.control.step(
+            muted=muted, forced=self.forced(), closable=closable, closed=closed
+        )

@@ -7,7 +7,8 @@ what the daemon detects.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from recorder import models
@@ -28,16 +29,12 @@ from recorder.verifier import WINDOW, Verifier
 from recorder.verifier import apply as apply_verifiers
 from recorder.verifier import load as load_verifier
 
-
-def model_thresholds(engine: WakeEngine) -> Mapping[str, float]:
-    """The engine's own default threshold per score name (microWakeWord's: just above each
-    model's probability_cutoff); names it does not list get DEFAULT_THRESHOLD."""
-    return getattr(engine, "default_thresholds", {})
+log = logging.getLogger("recorder")
 
 
 def thresholds(config: Config, engine: WakeEngine) -> dict[str, float]:
     """Every score name's threshold: per-model setting, [wake] threshold, the model's own."""
-    return _thresholds(config, engine.names, model_thresholds(engine))
+    return _thresholds(config, engine.names, engine.default_thresholds)
 
 
 def _thresholds(config: Config, names: Iterable[str], own: Mapping[str, float]) -> dict[str, float]:
@@ -98,7 +95,7 @@ def build_engine(config: Config) -> WakeEngine:
                 manifest.path(manifest.features["melspectrogram"]),
                 manifest.path(manifest.features["embedding"]),
                 resolved.oww,
-                gate=gate_vad() if config.wake.gate else None,
+                new_gate=gate_vad if config.wake.gate else None,
             )
         )
     if resolved.micro:
@@ -118,8 +115,13 @@ def build_vad(config: Config) -> Endpointer:
     )
 
 
+def settings_for(config: Config, engine: WakeEngine) -> MachineSettings:
+    """The machine's settings for a configuration and the engine that runs its models."""
+    return machine_settings(config, engine.names, engine.default_thresholds)
+
+
 def build_machine(config: Config, engine: WakeEngine, muted: bool = False) -> Machine:
-    return Machine(machine_settings(config, engine.names, model_thresholds(engine)), muted=muted)
+    return Machine(settings_for(config, engine), muted=muted)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def step(
     if machine.state in (State.MUTED, State.OFF):
         return None
     scores = engine.process(frame.samples)
-    recent = getattr(engine, "recent_embeddings", None)
+    recent = engine.embeddings
     if verifiers and recent is not None:
         scores = apply_verifiers(
             scores, lambda: recent(WINDOW), verifiers, machine.settings.thresholds
@@ -178,8 +180,7 @@ def build_verifiers(config: Config, engine: WakeEngine) -> dict[str, Verifier]:
     for name in engine.names:
         value = config.wake.verifier_for(name)
         if value:
-            embeddings = getattr(engine, "recent_embeddings", None)
-            if name in model_thresholds(engine) or embeddings is None:
+            if not engine.takes_verifier(name):
                 raise RecorderError(
                     f"[wake.per_model.{name}] verifier: only openWakeWord models take a verifier"
                 )
@@ -220,3 +221,23 @@ def build_pipeline(
         player,
         verifiers,
     )
+
+
+def reloaded(
+    load: Callable[[], Config], running: Pipeline, dry_run: bool, devices: Devices
+) -> Pipeline | None:
+    """The pipeline of the configuration `load` reads now, with the running engine kept when
+    the models are the same; None (logged) when that configuration is refused."""
+    try:
+        config = load()
+        w, was = config.wake, running.config.wake
+        same_engine = (w.models, w.models_dir, w.gate) == (was.models, was.models_dir, was.gate)
+        pipeline = build_pipeline(config, running.engine if same_engine else None, dry_run, devices)
+    except RecorderError as e:
+        log.error("reload refused, keeping the running configuration: %s", e)
+        return None
+    if config.audio != running.config.audio:
+        log.warning("a changed [audio] section takes effect at the next start")
+    if (config.handoff, config.control) != (running.config.handoff, running.config.control):
+        log.warning("a changed [handoff] or [control] section takes effect at the next start")
+    return pipeline

@@ -1,4 +1,5 @@
-"""A saved request's metadata (the sidecar's record), built in one place, and the id format."""
+"""A saved request's metadata (the sidecar's record), built and read back in one place, and the
+id format."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ class RecordingMeta:
     """Optional keys of other parts: the chime's offset and duration, the device's format."""
     gaps: tuple[tuple[float, int], ...] = ()
     """(offset_s, samples): `samples` were lost just before this point of the saved audio."""
+    recorder_version: str = __version__
+    """The version that wrote the sidecar."""
 
     @classmethod
     def of(
@@ -85,6 +88,35 @@ class RecordingMeta:
             gaps=inside,
         )
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> RecordingMeta:
+        """A sidecar's record read back. The keys other parts wrote (storage's id and hashes,
+        the chime's and the device's keys, a transcript) stay in `extra`, so `to_json` gives
+        the same record again. Raises ValueError when a field is missing or of the wrong kind.
+        """
+        try:
+            started_at = datetime.fromisoformat(_field(d, "started_at", str))
+            gaps = tuple(
+                (float(_field(g, "offset_s", float)), _field(g, "samples", int))
+                for g in d.get("gaps", ())
+            )
+            return cls(
+                wake_word=_field(d, "wake_word", str),
+                score=float(_field(d, "score", float)),
+                threshold=float(_field(d, "threshold", float)),
+                started_at=started_at,
+                samples=_field(d, "samples", int),
+                end_reason=_field(d, "end_reason", str),
+                source=_field(d, "source", str),
+                source_offset_s=float(_field(d, "source_offset_s", float)),
+                wake_offset_s=float(_field(d, "wake_offset_s", float)),
+                extra={k: v for k, v in d.items() if k not in _WRITTEN},
+                gaps=gaps,
+                recorder_version=_field(d, "recorder_version", str),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a recording's sidecar record: {e}") from None
+
     @property
     def duration_s(self) -> float:
         return self.samples / SAMPLE_RATE
@@ -108,9 +140,39 @@ class RecordingMeta:
             "source": self.source,
             "source_offset_s": round(self.source_offset_s, 4),
             "wake_offset_s": round(self.wake_offset_s, 4),
-            "recorder_version": __version__,
+            "recorder_version": self.recorder_version,
             **(
                 {"gaps": [{"offset_s": o, "samples": n} for o, n in self.gaps]} if self.gaps else {}
             ),
             **self.extra,
         }
+
+
+_WRITTEN = frozenset(
+    (
+        "wake_word",
+        "score",
+        "threshold",
+        "started_at",
+        "duration_s",
+        "sample_rate",
+        "channels",
+        "sample_format",
+        "samples",
+        "end_reason",
+        "source",
+        "source_offset_s",
+        "wake_offset_s",
+        "recorder_version",
+        "gaps",
+    )
+)
+"""The keys `to_json` writes from the fields; every other key of a sidecar is `extra`."""
+
+
+def _field(d: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = d[key]
+    ok = isinstance(value, int | float) if kind is float else isinstance(value, kind)
+    if not ok or isinstance(value, bool):
+        raise TypeError(f"{key} is not {'a number' if kind is float else kind.__name__}")
+    return value

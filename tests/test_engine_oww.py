@@ -244,3 +244,24 @@ def test_a_shut_gate_runs_no_model_and_opening_back_fills_only_what_was_missed(m
     assert mel.runs == n_mel_frames and emb.runs == 16
     gated.process(speech[first + FRAME_SAMPLES : first + 2 * FRAME_SAMPLES])
     assert (mel.runs, emb.runs) == (n_mel_frames + 1, 17)  # then one of each per frame
+
+
+def test_reset_makes_a_new_gate_so_the_room_heard_before_is_forgotten(manifest):
+    from recorder.vad import LevelGate, gate_vad
+
+    engine = OpenWakeWordEngine(
+        manifest.path(manifest.features["melspectrogram"]),
+        manifest.path(manifest.features["embedding"]),
+        [models.resolve_wake_model(manifest, "hey_jarvis")],
+        new_gate=gate_vad,
+    )
+    assert isinstance(engine.gate, LevelGate) and engine.gate.floor_db is None
+    noise = np.random.default_rng(0).normal(0, 300, FRAME_SAMPLES).astype(np.int16)
+    engine.process(noise)
+    first = engine.gate
+    assert first.floor_db is not None  # the gate has learnt the room's floor
+    engine.reset()
+    assert engine.gate is not first and engine.gate.floor_db is None
+    assert engine.takes_verifier("hey_jarvis") and not engine.takes_verifier("okay_nabu")
+    assert engine.embeddings is not None and engine.embeddings(16).shape == (16, 96)
+    assert dict(engine.default_thresholds) == {}

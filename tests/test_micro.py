@@ -150,9 +150,11 @@ def test_both_engines_share_the_audio_and_keep_their_own_scores():
     for name in both:
         assert np.array_equal(both[name], alone[name]), name
     composite = engine_for("okay_nabu", "hey_jarvis")
-    assert composite.recent_embeddings is not None  # openWakeWord's, for the verifiers
-    assert composite.recent_embeddings(16).shape == (16, 96)
-    assert not hasattr(engine_for("okay_nabu"), "recent_embeddings")
+    assert composite.embeddings is not None  # openWakeWord's, for the verifiers
+    assert composite.embeddings(16).shape == (16, 96)
+    assert composite.takes_verifier("hey_jarvis") and not composite.takes_verifier("okay_nabu")
+    micro = engine_for("okay_nabu")
+    assert micro.embeddings is None and not hasattr(micro, "recent_embeddings")
 
 
 def test_names_paths_and_bad_micro_models(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from recorder import __version__
 from recorder.machine import EndReason, UtteranceReady, WakeDetected
@@ -48,3 +49,42 @@ def test_a_request_becomes_its_sidecar_record():
         "recorder_version": __version__,
         "chime_offset_s": 3.2,
     }
+
+
+def test_a_sidecar_record_reads_back_into_the_same_record():
+    from recorder.sources.base import Gap
+
+    wake = WakeDetected(frame_index=39, wake_word="hey_jarvis", score=0.876543)
+    event = UtteranceReady(
+        wake,
+        start_frame=30,
+        end_frame=70,
+        end_reason=EndReason.SILENCE,
+        audio=np.zeros(40 * 1280, dtype=np.int16),
+    )
+    meta = RecordingMeta.of(
+        event, T0, 0.5, "mic", {"device_rate": 48000}, gaps=[Gap(32 * 1280, 640)]
+    )
+    written = {**meta.to_json(), "id": meta.id, "audio_sha256": "ab", "transcript": {"text": "x"}}
+    back = RecordingMeta.from_json(written)
+    assert back.to_json() == written  # storage's keys and the transcript are kept as extra
+    assert (back.id, back.samples, back.gaps) == (meta.id, meta.samples, meta.gaps)
+    assert back.started_at == meta.started_at.replace(microsecond=523000)  # to the millisecond
+    older = RecordingMeta.from_json({**written, "recorder_version": "0.0.1"})
+    assert older.to_json()["recorder_version"] == "0.0.1"
+
+
+def test_a_sidecar_without_a_field_or_with_a_wrong_one_is_a_value_error():
+    wake = WakeDetected(frame_index=39, wake_word="hey_jarvis", score=0.9)
+    event = UtteranceReady(wake, 30, 70, EndReason.SILENCE, np.zeros(1280, dtype=np.int16))
+    good = RecordingMeta.of(event, T0, 0.5, "mic").to_json()
+    for bad in (
+        {k: v for k, v in good.items() if k != "samples"},
+        {**good, "samples": "1280"},
+        {**good, "score": True},
+        {**good, "started_at": "yesterday"},
+        {**good, "gaps": [{"offset_s": 0.1}]},
+        {**good, "gaps": 3},
+    ):
+        with pytest.raises(ValueError, match="not a recording's sidecar record"):
+            RecordingMeta.from_json(bad)

@@ -92,3 +92,16 @@ def test_stdin_source_ticks_while_no_audio_comes_and_stops_when_asked():
 def test_bad_source_specs_are_user_errors(spec, message):
     with pytest.raises(RecorderError, match=message):
         open_source(spec)
+
+
+def test_file_and_stdin_sources_have_no_device_to_close_no_format_and_no_gaps():
+    read_fd, write_fd = os.pipe()
+    try:
+        for source in (FileSource(AUDIO / "jarvis_bare.wav"), StdinSource(read_fd)):
+            assert not source.closable and not source.closed
+            source.set_closed(True)  # nothing to release: stays open
+            assert not source.closed
+            assert dict(source.info) == {} and list(source.gaps) == []
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from recorder.engines.base import WakeEngine
+from recorder.engines.base import Embeddings, WakeEngine
 from recorder.errors import RecorderError
 
 
@@ -21,11 +21,14 @@ class CompositeEngine:
         self.names: list[str] = names
         self.default_thresholds: dict[str, float] = {}
         for e in self.engines:
-            self.default_thresholds.update(getattr(e, "default_thresholds", {}))
+            self.default_thresholds.update(e.default_thresholds)
         # openWakeWord's embeddings, for the second-stage verifiers and the near misses
-        self.recent_embeddings: Callable[[int], np.ndarray] | None = next(
-            (r for e in self.engines if (r := getattr(e, "recent_embeddings", None))), None
+        self.embeddings: Embeddings | None = next(
+            (r for e in self.engines if (r := e.embeddings) is not None), None
         )
+
+    def takes_verifier(self, name: str) -> bool:
+        return any(e.takes_verifier(name) for e in self.engines)
 
     def process(self, samples: np.ndarray) -> dict[str, float]:
         scores: dict[str, float] = {}

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from recorder.engines.base import Embeddings
 from recorder.errors import RecorderError
 from recorder.models import MICRO_EXTRA, MicroModelSpec
 
@@ -56,6 +57,7 @@ class MicroEngine:
         package = _package(names[0])
         self.names: list[str] = names
         self.default_thresholds = {s.name: default_threshold(s) for s in specs}
+        self.embeddings: Embeddings | None = None  # the models read their own features
         self._features = package.MicroWakeWordFeatures()
         self._models: list[Any] = []
         for s in specs:
@@ -67,6 +69,9 @@ class MicroEngine:
             model.probability_cutoff = s.probability_cutoff
             model.sliding_window_size = s.sliding_window_size
             self._models.append(model)
+
+    def takes_verifier(self, name: str) -> bool:
+        return False
 
     def process(self, samples: np.ndarray) -> dict[str, float]:
         x = np.asarray(samples)

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recorder.audio import FRAME_SAMPLES
+from recorder.engines.base import Embeddings
 from recorder.errors import RecorderError
 from recorder.models import WakeModelSpec
 from recorder.vad import SpeechDetector
@@ -99,7 +100,10 @@ class OpenWakeWordEngine:
         embedding: Path,
         wake_models: Sequence[WakeModelSpec],
         gate: SpeechDetector | None = None,
+        new_gate: Callable[[], SpeechDetector] | None = None,
     ):
+        """`gate`: a speech gate kept for the engine's life; `new_gate` instead makes one at
+        the start and at each `reset`, so that a reset also forgets the room it heard."""
         if not wake_models:
             raise RecorderError("no wake-word model given")
         self._mel = _session(melspectrogram)
@@ -114,6 +118,7 @@ class OpenWakeWordEngine:
         """Frames whose mel rows the classifier windows read (the oldest one in part)."""
         self._mel_capacity = EMBEDDING_WINDOW + MEL_ROWS_PER_FRAME * (self._n_embeddings - 1)
         self.gate = gate
+        self._new_gate = new_gate
         self.hold_frames = self._n_embeddings + EMBEDDING_WINDOW // MEL_ROWS_PER_FRAME + 1
         """Frames the gate stays open after the last speech: every window holding it is scored."""
         self._zeros = dict.fromkeys(self.names, 0.0)
@@ -124,8 +129,22 @@ class OpenWakeWordEngine:
         self.gate_open_frames = 0
         self.reset()
 
+    @property
+    def default_thresholds(self) -> Mapping[str, float]:
+        return {}  # the configuration's default threshold is openWakeWord's
+
+    @property
+    def embeddings(self) -> Embeddings:
+        return self.recent_embeddings
+
+    def takes_verifier(self, name: str) -> bool:
+        return name in self.names
+
     def reset(self) -> None:
-        """Forget all audio: the engine is as if it had heard only silence."""
+        """Forget all audio: the engine is as if it had heard only silence (and a gate made
+        by `new_gate` is made anew)."""
+        if self._new_gate is not None:
+            self.gate = self._new_gate()
         # the raw audio of the frames the mel rows are made from, plus one for its context
         silent_frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         self._audio: deque[np.ndarray] = deque(

@@ -33,7 +33,7 @@ that a daemon that died (LED off) looks different from one that listens."""
 class GpioLedIndicator:
     """One LED on a GPIO pin: a pattern (on, off, blink, pulse, dim) per state."""
 
-    def __init__(self, gpiozero: Any, pin: int, patterns: Mapping[State, str], devices: Devices):
+    def __init__(self, gpiozero: Any, pin: int, patterns: Mapping[str, str], devices: Devices):
         self.gpiozero = gpiozero
         self.devices = devices
         self.pin = pin

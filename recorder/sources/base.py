@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -42,6 +42,31 @@ class Source(Protocol):
     live: bool
     """Live sources (microphone, stdin) obey the mute switch and serve the control socket."""
 
+    @property
+    def info(self) -> Mapping[str, Any]:
+        """What a saved request's sidecar tells of the device (its format); may be empty."""
+        ...
+
+    @property
+    def gaps(self) -> Sequence[Gap]:
+        """The latest samples lost before reaching the frames, oldest first."""
+        ...
+
+    @property
+    def closable(self) -> bool:
+        """Whether `set_closed` releases a device (a muted microphone is closed)."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """The device is released after `set_closed(True)` (False for a source that is not
+        closable)."""
+        ...
+
+    def set_closed(self, closed: bool) -> None:
+        """Ask for the device to be released or reopened; the frames' generator acts on it."""
+        ...
+
     def frames(self, should_stop: StopFlag) -> Iterator[SourceItem]:
         """Frames in order, indexed from 0; ends at the source's end or when should_stop().
 
@@ -50,6 +75,19 @@ class Source(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Unclosable:
+    """The abilities of a source without a device to release: no format to tell, no gaps,
+    nothing to close."""
+
+    info: Mapping[str, Any] = {}
+    gaps: Sequence[Gap] = ()
+    closable = False
+    closed = False
+
+    def set_closed(self, closed: bool) -> None:
+        pass
 
 
 def chunk(samples: np.ndarray, first_index: int = 0) -> Iterator[Frame]:

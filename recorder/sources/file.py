@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from recorder.audio import FRAME_S, Frame, read_wav
-from recorder.sources.base import StopFlag, chunk
+from recorder.sources.base import StopFlag, Unclosable, chunk
 
 
-class FileSource:
+class FileSource(Unclosable):
     def __init__(self, path: Path, realtime: bool = False):
         self.samples = read_wav(path)
         self.realtime = realtime

@@ -293,6 +293,8 @@ class Health:
 
 
 class MicSource:
+    closable = True
+
     def __init__(
         self, device: str | None, wait_for_device: bool = False, fmt: MicFormat | None = None
     ):

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from recorder.audio import FRAME_SAMPLES, Frame
-from recorder.sources.base import SourceItem, StopFlag
+from recorder.sources.base import SourceItem, StopFlag, Unclosable
 
 
-class StdinSource:
+class StdinSource(Unclosable):
     """Raw s16le 16 kHz mono from standard input; SIGTERM is noticed within 0.1 s."""
 
     def __init__(self, fd: int | None = None):

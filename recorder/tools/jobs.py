@@ -23,12 +23,12 @@ import numpy as np
 
 from recorder.audio import FRAME_S, SAMPLE_RATE, read_wav, read_wav_info
 from recorder.config import Config
+from recorder.engines import WakeEngine
 from recorder.errors import RecorderError
 from recorder.machine import EndReason, WakeDetected
 from recorder.pipeline import build_engine, build_machine, build_vad, build_verifiers, step
 from recorder.seal import Unsealer, is_sealed
 from recorder.sources import chunk
-from recorder.vad import gate_vad
 from recorder.verifier import WINDOW, features
 
 PAD_S = 1.0
@@ -110,7 +110,7 @@ class Worker:
     def __init__(
         self,
         config: Config,
-        engine: Any,
+        engine: WakeEngine,
         report: Callable[[float], None],
         cancelled: Callable[[], bool] = lambda: False,
     ):
@@ -145,14 +145,10 @@ class Worker:
         result.path, result.duration_s = job.path, duration_s
         return result
 
-    def _fresh_engine(self) -> Any:
+    def _fresh_engine(self) -> WakeEngine:
         """The engine as a newly started daemon has it: no audio heard, a new gate VAD."""
-        engine = self.engine
-        for member in getattr(engine, "engines", [engine]):  # a composite's members too
-            if getattr(member, "gate", None) is not None:
-                member.gate = gate_vad()
-        engine.reset()
-        return engine
+        self.engine.reset()
+        return self.engine
 
     def _progress(self, index: int) -> None:
         if (index + 1) % REPORT_FRAMES == 0:
@@ -173,7 +169,7 @@ class Worker:
         embeddings) gets the verifier features at each wake word's highest-scoring frame."""
         engine = self._fresh_engine()
         names = list(engine.names)
-        embeddings = getattr(engine, "recent_embeddings", None)
+        embeddings = engine.embeddings
         best = dict.fromkeys(names, -1.0)
         rows = []
         for frame in chunk(samples):
@@ -298,7 +294,7 @@ class Progress:
 
 
 def run_jobs(
-    config: Config, engine: Any, jobs: Sequence[Job], n_jobs: int, progress: Progress
+    config: Config, engine: WakeEngine, jobs: Sequence[Job], n_jobs: int, progress: Progress
 ) -> list[Result]:
     """Every job's result, in order; in this process for one job or --jobs 1, otherwise on
     min(n_jobs, len(jobs)) spawned workers, one file at a time each, longest files first."""

@@ -18,6 +18,7 @@ from recorder import daemon as daemon_mod
 from recorder.config import Config, StorageConfig, WakeConfig
 from recorder.mute import MuteButton, MuteSwitch
 from recorder.sources import FileSource
+from recorder.sources.base import Unclosable
 
 
 def holds(pid: int, path: Path) -> bool:
@@ -75,7 +76,7 @@ def pins():
     gpiozero.Device.pin_factory = previous
 
 
-class SwitchedAt:
+class SwitchedAt(Unclosable):
     """A file source during which the test flips the mute switch at given frames."""
 
     def __init__(self, inner: FileSource, actions: dict[int, object]):

@@ -1,0 +1,106 @@
+"""The command line's overrides of the configuration: one `Overrides` value, built from the
+parsed flags, applied to the configuration in force."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recorder.config_schema import Config, validate
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """The command-line flags that change the configuration (None or False: unchanged).
+
+    `threshold` and `patience` set every model's, per-model overrides included."""
+
+    recordings: Path | None = None
+    source: str | None = None
+    realtime: bool = False
+    models: Sequence[str] | None = None
+    threshold: float | None = None
+    patience: int | None = None
+    indicator_command: str | None = None
+    log_level: str | None = None
+    calibrate: bool = False
+    models_dir: Path | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Overrides:
+        """Whichever of these flags the command has."""
+        return cls(
+            recordings=getattr(args, "recordings", None),
+            source=getattr(args, "source", None),
+            realtime=getattr(args, "realtime", False),
+            models=getattr(args, "model", None),
+            threshold=getattr(args, "threshold", None),
+            patience=getattr(args, "patience_frames", None),
+            indicator_command=getattr(args, "indicator_command", None),
+            log_level=getattr(args, "log_level", None),
+            calibrate=getattr(args, "calibrate", False),
+            models_dir=getattr(args, "models_dir", None),
+        )
+
+    def apply(self, config: Config) -> Config:
+        """The configuration with these overrides applied, checked."""
+        source, threshold, patience = self.source, self.threshold, self.patience
+        audio, wake, storage, ind, lg = (
+            config.audio,
+            config.wake,
+            config.storage,
+            config.indicator,
+            config.log,
+        )
+        if self.recordings is not None:
+            storage = dataclasses.replace(
+                storage, directory=str(self.recordings.expanduser().resolve())
+            )
+        if source is not None:
+            if source.startswith("file:"):
+                source = "file:" + str(Path(source[5:]).expanduser())
+            audio = dataclasses.replace(audio, source=source)
+        if self.realtime:
+            audio = dataclasses.replace(audio, realtime=True)
+        if self.models:
+            wake = dataclasses.replace(wake, models=tuple(self.models))
+        if threshold is not None:
+            wake = dataclasses.replace(
+                wake,
+                threshold=threshold,
+                per_model={
+                    k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()
+                },
+            )
+        if patience is not None:
+            wake = dataclasses.replace(
+                wake,
+                patience=patience,
+                per_model={
+                    k: dataclasses.replace(v, patience=None) for k, v in wake.per_model.items()
+                },
+            )
+        if self.calibrate:
+            wake = dataclasses.replace(wake, calibrate=True)
+        if self.models_dir is not None:
+            wake = dataclasses.replace(wake, models_dir=str(self.models_dir.expanduser().resolve()))
+        if self.indicator_command is not None:
+            ind = dataclasses.replace(ind, command=self.indicator_command)
+        if self.log_level:
+            lg = dataclasses.replace(lg, level=self.log_level)
+        return validate(
+            dataclasses.replace(
+                config, audio=audio, wake=wake, storage=storage, indicator=ind, log=lg
+            ),
+            "command line",
+        )
+
+
+def with_overrides(config: Config, **flags: Any) -> Config:
+    """The configuration with command-line flags applied (None or False: unchanged), checked;
+    `flags` are `Overrides`' fields."""
+    return Overrides(**flags).apply(config)

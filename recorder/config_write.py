@@ -1,0 +1,60 @@
+"""The configuration written as a TOML file that loads back to the same values, its paths
+resolved."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from recorder.config_schema import Config, is_path
+
+
+def toml_key(key: str) -> str:
+    """A key as TOML writes it: bare when it can be, quoted otherwise (so it stays on one line)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def to_toml(config: Config) -> str:
+    """The configuration as a TOML file that loads back to the same values (paths resolved)."""
+    lines: list[str] = []
+    for f in dataclasses.fields(Config):
+        if f.name == "base_dir":
+            continue
+        section = getattr(config, f.name)
+        lines.append(f"[{f.name}]")
+        tables = []
+        for sf in dataclasses.fields(section):
+            value = getattr(section, sf.name)
+            if sf.name == "per_model":
+                tables = [(name, o) for name, o in value.items()]
+            elif value is None:
+                lines.append(f"# {sf.name}: not set")
+            else:
+                if is_path(sf) and value:
+                    value = os.path.normpath(config.path(value))
+                lines.append(f"{sf.name} = {_toml_value(value)}")
+        for name, override in tables:
+            lines.append(f"\n[{f.name}.per_model.{_toml_value(name)}]")
+            for of in dataclasses.fields(override):
+                if getattr(override, of.name) is not None:
+                    lines.append(f"{of.name} = {_toml_value(getattr(override, of.name))}")
+        lines.append("")
+    return "\n".join(lines)
