@@ -219,54 +219,17 @@ class Machine:
         events = self._sync(frame.index)
         if self.state in (State.MUTED, State.OFF, State.ERROR):
             return events
-        for name, threshold in s.thresholds.items():
-            score = scores.get(name, 0.0)
-            self._above[name] = self._above[name] + 1 if score >= threshold else 0
-            if score < threshold * ONSET_FRACTION:
-                self._onset[name] = None
-            elif self._onset[name] is None:
-                self._onset[name] = frame.index
-
+        self._count(frame, scores)
         u = self._utterance
         if u is None:
             wake = self._detect(frame, scores)
             if wake is None:
                 self._lookback.append(frame)
                 return events
-            self._last_wake_frame = frame.index
-            onset = self._onset[wake.wake_word]
-            # the look-back leaves room for the next frame within max_length_frames
-            lookback = min(s.lookback_frames, max(0, s.max_length_frames - 2))
-            first = max(frame.index + 1 - lookback, onset if onset is not None else 0)
-            kept = [f for f in self._lookback if f.index >= first]
-            wake = replace(wake, start_frame=kept[0].index if kept else frame.index)
-            self._utterance = _Utterance(
-                wake,
-                [*kept, frame],
-                phrase_end=frame.index,
-                ran_on=is_speech,
-                waiting_from=frame.index,
-            )
-            self._lookback.clear()
-            return [*events, wake, *self._sync(frame.index)]
+            return [*events, *self._open(frame, wake, is_speech)]
 
         u.frames.append(frame)
-        name = u.wake.wake_word
-        held = scores.get(name, 0.0) >= s.thresholds[name]
-        said_again = self._above[name] >= s.patience_frames[name]
-        if said_again and not u.in_wake and u.command_frames < SHORT_COMMAND_FRAMES:
-            u.restart(frame.index, is_speech)
-        if u.in_wake:  # the rest of the wake phrase is not the command
-            if held:  # the model still hears its wake word
-                u.phrase_end = frame.index
-            u.in_wake = held or (
-                is_speech and u.ran_on and frame.index - u.phrase_end < s.wake_tail_frames
-            )
-            u.ran_on = is_speech
-            u.heard_tail = u.heard_tail or (u.in_wake and is_speech)
-            is_speech = is_speech and not u.in_wake
-            if not u.in_wake and is_speech:  # spoken straight on: the run so far counts
-                u.speech_run = s.wake_tail_frames - 1
+        is_speech = self._command_speech(u, frame, scores, is_speech)
         if not u.speaking:
             # a single frame's gap (a flicker of the VAD in noise) does not break the run
             u.speech_run = u.speech_run + 1 if is_speech else u.speech_run * u.last_speech
@@ -289,6 +252,63 @@ class Machine:
         if len(u.frames) >= s.max_length_frames:
             return events + self._close_utterance(EndReason.MAX_LENGTH) + self._sync(frame.index)
         return events
+
+    # --- helpers -------------------------------------------------------------------------
+    def _count(self, frame: Frame, scores: Mapping[str, float]) -> None:
+        """Each model's run of frames at its threshold, and where its score run began."""
+        for name, threshold in self.settings.thresholds.items():
+            score = scores.get(name, 0.0)
+            self._above[name] = self._above[name] + 1 if score >= threshold else 0
+            if score < threshold * ONSET_FRACTION:
+                self._onset[name] = None
+            elif self._onset[name] is None:
+                self._onset[name] = frame.index
+
+    def _open(self, frame: Frame, wake: WakeDetected, is_speech: bool) -> list[Event]:
+        """A request from inside the wake phrase: the look-back's frames from the score's rise."""
+        s = self.settings
+        self._last_wake_frame = frame.index
+        onset = self._onset[wake.wake_word]
+        # the look-back leaves room for the next frame within max_length_frames
+        lookback = min(s.lookback_frames, max(0, s.max_length_frames - 2))
+        first = max(frame.index + 1 - lookback, onset if onset is not None else 0)
+        kept = [f for f in self._lookback if f.index >= first]
+        wake = replace(wake, start_frame=kept[0].index if kept else frame.index)
+        self._utterance = _Utterance(
+            wake,
+            [*kept, frame],
+            phrase_end=frame.index,
+            ran_on=is_speech,
+            waiting_from=frame.index,
+        )
+        self._lookback.clear()
+        return [wake, *self._sync(frame.index)]
+
+    def _command_speech(
+        self, u: _Utterance, frame: Frame, scores: Mapping[str, float], is_speech: bool
+    ) -> bool:
+        """Whether this frame is speech of the command: not while the wake phrase lasts (its
+        model still scores it, or speech runs on from it), and the wait starts anew when the
+        wake word is said again before much of a command."""
+        s = self.settings
+        name = u.wake.wake_word
+        held = scores.get(name, 0.0) >= s.thresholds[name]
+        said_again = self._above[name] >= s.patience_frames[name]
+        if said_again and not u.in_wake and u.command_frames < SHORT_COMMAND_FRAMES:
+            u.restart(frame.index, is_speech)
+        if not u.in_wake:
+            return is_speech
+        if held:  # the model still hears its wake word
+            u.phrase_end = frame.index
+        u.in_wake = held or (
+            is_speech and u.ran_on and frame.index - u.phrase_end < s.wake_tail_frames
+        )
+        u.ran_on = is_speech
+        u.heard_tail = u.heard_tail or (u.in_wake and is_speech)
+        if u.in_wake or not is_speech:
+            return False
+        u.speech_run = s.wake_tail_frames - 1  # spoken straight on: the run so far counts
+        return True
 
     # --- helpers -------------------------------------------------------------------------
     def _detect(self, frame: Frame, scores: Mapping[str, float]) -> WakeDetected | None:

@@ -272,6 +272,7 @@ class Replay:
 
     def __init__(self, names: list[str], scores: np.ndarray, gate_open_frames: int):
         self.names = names
+        self.embeddings = None  # no verifier in the benchmark
         self.scores = scores
         self.gate_open_frames = gate_open_frames
         self._i = 0
