@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recorder.config_schema import Config, validate
+from recorder.config_schema import Config, WakeConfig, validate
 
 
 @dataclass(frozen=True)
@@ -69,21 +69,9 @@ class Overrides:
         if self.models:
             wake = dataclasses.replace(wake, models=tuple(self.models))
         if threshold is not None:
-            wake = dataclasses.replace(
-                wake,
-                threshold=threshold,
-                per_model={
-                    k: dataclasses.replace(v, threshold=None) for k, v in wake.per_model.items()
-                },
-            )
+            wake = _for_every_model(wake, "threshold", threshold)
         if patience is not None:
-            wake = dataclasses.replace(
-                wake,
-                patience=patience,
-                per_model={
-                    k: dataclasses.replace(v, patience=None) for k, v in wake.per_model.items()
-                },
-            )
+            wake = _for_every_model(wake, "patience", patience)
         if self.calibrate:
             wake = dataclasses.replace(wake, calibrate=True)
         if self.models_dir is not None:
@@ -104,3 +92,10 @@ def with_overrides(config: Config, **flags: Any) -> Config:
     """The configuration with command-line flags applied (None or False: unchanged), checked;
     `flags` are `Overrides`' fields."""
     return Overrides(**flags).apply(config)
+
+
+def _for_every_model(wake: WakeConfig, name: str, value: float | int) -> WakeConfig:
+    """`[wake] name = value`, with every `[wake.per_model.*]` setting of it dropped."""
+    per_model = {k: dataclasses.replace(v, **{name: None}) for k, v in wake.per_model.items()}
+    changes: dict[str, Any] = {name: value, "per_model": per_model}
+    return dataclasses.replace(wake, **changes)

@@ -119,6 +119,13 @@ def test_flags_override_the_file_and_are_checked(tmp_path):
         with_overrides(config, threshold=1.5)
 
 
+def test_the_patience_flag_wins_over_per_model_values(tmp_path):
+    config = load_text(tmp_path, "[wake.per_model.alexa]\npatience = 3\n")
+    assert config.wake.patience_for("alexa") == 3
+    out = with_overrides(config, patience=2)
+    assert (out.wake.patience_for("alexa"), out.wake.patience_for("hey_jarvis")) == (2, 2)
+
+
 @pytest.mark.parametrize(
     "text, seconds",
     [

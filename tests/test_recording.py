@@ -21,15 +21,20 @@ def test_ids_and_times_are_utc_to_the_millisecond_and_sort_by_time():
     assert sorted([time_id(later), time_id(T0)]) == [time_id(T0), time_id(later)]
 
 
-def test_a_request_becomes_its_sidecar_record():
+def a_request() -> UtteranceReady:
+    """40 frames from frame 30, detected at frame 39."""
     wake = WakeDetected(frame_index=39, wake_word="hey_jarvis", score=0.876543)
-    event = UtteranceReady(
+    return UtteranceReady(
         wake,
         start_frame=30,
         end_frame=70,
         end_reason=EndReason.SILENCE,
         audio=np.zeros(40 * 1280, dtype=np.int16),
     )
+
+
+def test_a_request_becomes_its_sidecar_record():
+    event = a_request()
     meta = RecordingMeta.of(event, T0, 0.5, "file:x.wav", {"chime_offset_s": 3.2})
     assert meta.id == "20261128T035803.523Z"  # the run's start plus 30 frames of 80 ms
     assert meta.to_json() == {
@@ -54,14 +59,7 @@ def test_a_request_becomes_its_sidecar_record():
 def test_a_sidecar_record_reads_back_into_the_same_record():
     from recorder.sources.base import Gap
 
-    wake = WakeDetected(frame_index=39, wake_word="hey_jarvis", score=0.876543)
-    event = UtteranceReady(
-        wake,
-        start_frame=30,
-        end_frame=70,
-        end_reason=EndReason.SILENCE,
-        audio=np.zeros(40 * 1280, dtype=np.int16),
-    )
+    event = a_request()
     meta = RecordingMeta.of(
         event, T0, 0.5, "mic", {"device_rate": 48000}, gaps=[Gap(32 * 1280, 640)]
     )
