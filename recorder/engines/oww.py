@@ -2,18 +2,19 @@
 
 The feature pipeline is openWakeWord's: every 80 ms frame, the melspectrogram model runs on the
 frame plus the previous 480 samples (8 new mel rows, transformed x/10 + 2); the embedding model
-runs on the last 76 mel rows (one 96-value embedding per frame); each classifier runs on its
-last N embeddings (16 for most models). The stream is treated as if it were preceded by digital
-silence, so the first frames are scored deterministically.
+reads the last 76 mel rows (one 96-value embedding per frame); each classifier runs on its last
+N embeddings (16 for most models). The embedding is computed streaming (`streaming.py`): each
+layer of the network computes only its rows that are new in this frame's window, about an
+eighth of the work, with the same result. The stream is treated as if it were preceded by
+digital silence, so the first frames are scored deterministically.
 
-Speech gate (optional): the embedding model is about 90 % of the cost and the melspectrogram
-most of the rest, and most of a smart speaker's day is silence. With a gate, only the gate's VAD
-runs on every frame: the engine keeps the raw audio of the frames its windows read (a bounded
-ring of about 2 s) and computes mel rows, embeddings and scores only while the gate's VAD has
-heard speech within the last `hold_frames` (the classifier window plus one embedding window), and
-every other frame scores 0. When the gate opens, the mel rows and embeddings of the frames heard
-while it was shut are back-filled from the ring, so every frame whose window holds speech gets
-the score the ungated engine would give.
+Speech gate (optional): the features are most of the cost, and most of a smart speaker's day is
+silence. With a gate, only the gate's VAD runs on every frame: the engine keeps the raw audio of
+the frames its windows read (a bounded ring of about 2 s) and computes features and scores only
+while the gate's VAD has heard speech within the last `hold_frames` (the classifier window plus
+one embedding window), and every other frame scores 0. When the gate opens, the embeddings of
+the frames heard while it was shut are back-filled from the ring, so every frame whose window
+holds speech gets the score the ungated engine would give.
 """
 
 from __future__ import annotations
@@ -26,73 +27,62 @@ from typing import Any
 
 import numpy as np
 
+import recorder.engines.onnx_wire as wire
 from recorder.audio import FRAME_SAMPLES
 from recorder.engines.base import Embeddings
+from recorder.engines.session import session
+from recorder.engines.streaming import (
+    EMBEDDING_DIM,
+    EMBEDDING_WINDOW,
+    MEL_CONTEXT_SAMPLES,
+    MEL_ROWS_PER_FRAME,
+    WARM_UP_FRAMES,
+    StreamingEmbedding,
+)
 from recorder.errors import RecorderError
 from recorder.models import WakeModelSpec
 from recorder.vad import SpeechDetector
 
-MEL_CONTEXT_SAMPLES = 480  # three 10-ms hops of history so each frame yields 8 mel rows
-MEL_ROWS_PER_FRAME = 8
-MEL_BINS = 32
-EMBEDDING_WINDOW = 76  # mel rows per embedding
-EMBEDDING_DIM = 96
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    if hasattr(ort, "disable_telemetry_events"):
-        ort.disable_telemetry_events()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(
-            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-    except Exception as e:  # onnxruntime raises several unrelated types for a bad file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RecorderError(f"model {path}: cannot be loaded ({first})") from None
-
 
 class _Classifier:
+    """A classifier's window and score names, read from its model file."""
+
     def __init__(self, spec: WakeModelSpec):
-        self.session = _session(spec.path)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        shape = inputs[0].shape
-        if (
-            len(inputs) != 1
-            or len(shape) != 3
-            or shape[2] != EMBEDDING_DIM
-            or not isinstance(shape[1], int)
-        ):
+        self.path = spec.path
+        try:
+            self.graph = wire.read_model(spec.path.read_bytes())
+            infos = self.graph.input_infos
+            shape = wire.value_info_shape(infos[0]) if len(infos) == 1 else ()
+            out_shape = wire.value_info_shape(self.graph.output_infos[0])
+        except OSError as e:
+            raise RecorderError(f"model {spec.path}: cannot be read ({e.strerror})") from None
+        except (wire.WireError, ValueError, IndexError, StopIteration) as e:
+            raise RecorderError(f"model {spec.path}: cannot be loaded ({e})") from None
+        if len(shape) != 3 or shape[2] != EMBEDDING_DIM or not isinstance(shape[1], int):
             raise RecorderError(
-                f"model {spec.path}: not an openWakeWord classifier (input shape {shape})"
+                f"model {spec.path}: not an openWakeWord classifier (input shape {list(shape)})"
             )
-        self.input_name = inputs[0].name
+        self.input_name = self.graph.inputs[0]
         self.n_embeddings = shape[1]
-        n_out = outputs[0].shape[-1]
+        n_out = out_shape[-1] if out_shape else None
         if not isinstance(n_out, int) or n_out < 1:
-            raise RecorderError(f"model {spec.path}: unexpected output shape {outputs[0].shape}")
+            raise RecorderError(f"model {spec.path}: unexpected output shape {list(out_shape)}")
         if n_out == 1:
             self.names = [spec.name]
             self.columns = [0]
         else:  # multi-class: class 0 is background; labels may be in the output's name
             try:
-                labels = {int(k): str(v) for k, v in json.loads(outputs[0].name).items()}
+                labels = {int(k): str(v) for k, v in json.loads(self.graph.outputs[0]).items()}
             except (ValueError, AttributeError):
                 labels = {}
             self.columns = list(range(1, n_out))
             self.names = [f"{spec.name}:{labels.get(i, str(i))}" for i in self.columns]
+        self.session: Any = None
+        """Its own session, when it cannot run in the streaming graph."""
 
 
 class OpenWakeWordEngine:
-    """Streaming melspectrogram -> embedding -> classifiers, one frame at a time."""
+    """Streaming melspectrogram and embedding -> classifiers, one frame at a time."""
 
     def __init__(
         self,
@@ -106,26 +96,32 @@ class OpenWakeWordEngine:
         the start and at each `reset`, so that a reset also forgets the room it heard."""
         if not wake_models:
             raise RecorderError("no wake-word model given")
-        self._mel = _session(melspectrogram)
-        self._emb = _session(embedding)
         self._classifiers = [_Classifier(spec) for spec in wake_models]
         names = [n for c in self._classifiers for n in c.names]
         if len(set(names)) != len(names):
             raise RecorderError(f"wake-word models with the same name: {', '.join(names)}")
         self.names: list[str] = names
         self._n_embeddings = max(c.n_embeddings for c in self._classifiers)
-        self._mel_frames = self._n_embeddings + EMBEDDING_WINDOW // MEL_ROWS_PER_FRAME
-        """Frames whose mel rows the classifier windows read (the oldest one in part)."""
-        self._mel_capacity = EMBEDDING_WINDOW + MEL_ROWS_PER_FRAME * (self._n_embeddings - 1)
+        graphs = [c.graph for c in self._classifiers]
+        try:
+            self._features = StreamingEmbedding(
+                melspectrogram, embedding, graphs, self._n_embeddings
+            )
+        except RecorderError:
+            for c in self._classifiers:  # name the classifier onnxruntime refuses, if one is
+                session(c.path)
+            raise
+        for i, c in enumerate(self._classifiers):
+            if i not in self._features.merged:
+                c.session = session(c.path)
+        self._ring_frames = self._n_embeddings + WARM_UP_FRAMES - 1
+        """Frames of audio kept: enough to compute anew, from silence, the embeddings the
+        classifier windows read (the first WARM_UP_FRAMES - 1 of them only warm it up)."""
         self.gate = gate
         self._new_gate = new_gate
         self.hold_frames = self._n_embeddings + EMBEDDING_WINDOW // MEL_ROWS_PER_FRAME + 1
         """Frames the gate stays open after the last speech: every window holding it is scored."""
         self._zeros = dict.fromkeys(self.names, 0.0)
-        silence = np.zeros((1, MEL_CONTEXT_SAMPLES + FRAME_SAMPLES), dtype=np.float32)
-        self._silent_mel_row = self._melspectrogram(silence)[-1]
-        window = np.tile(self._silent_mel_row, (EMBEDDING_WINDOW, 1))
-        self._silent_embedding = self._embed(window[None])[0]
         self.gate_open_frames = 0
         self.reset()
 
@@ -145,31 +141,15 @@ class OpenWakeWordEngine:
         by `new_gate` is made anew)."""
         if self._new_gate is not None:
             self.gate = self._new_gate()
-        # the raw audio of the frames the mel rows are made from, plus one for its context
+        self._features.reset()
+        # the raw audio of the frames the embeddings are made from, plus one for its context
         silent_frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         self._audio: deque[np.ndarray] = deque(
-            [silent_frame] * (self._mel_frames + 1), maxlen=self._mel_frames + 1
+            [silent_frame] * (self._ring_frames + 1), maxlen=self._ring_frames + 1
         )
-        self._mel_rows = np.tile(self._silent_mel_row, (self._mel_capacity, 1))
-        self._embeddings = np.tile(self._silent_embedding, (self._n_embeddings, 1))
-        self._stale_frames = 0  # the latest frames with neither mel rows nor embeddings yet
+        self._stale_frames = 0  # the latest frames without an embedding yet
         self._since_speech = self.hold_frames  # the gate starts closed
         self._gate_open = False
-
-    def _melspectrogram(self, audio: np.ndarray) -> np.ndarray:
-        out = self._mel.run(None, {"input": audio})[0]
-        rows: np.ndarray = np.squeeze(out, axis=(0, 1)) / 10.0 + 2.0
-        return rows
-
-    def _embed(self, mel_windows: np.ndarray) -> np.ndarray:
-        """(n, 76, 32) mel windows -> (n, 96) embeddings, in one batch."""
-        x = mel_windows.astype(np.float32)[:, :, :, None]
-        out: np.ndarray = self._emb.run(None, {"input_1": x})[0]
-        return out.reshape(len(mel_windows), EMBEDDING_DIM)
-
-    def _window(self, frames_back: int) -> np.ndarray:
-        end = len(self._mel_rows) - MEL_ROWS_PER_FRAME * frames_back
-        return self._mel_rows[end - EMBEDDING_WINDOW : end]
 
     def process(self, samples: np.ndarray) -> dict[str, float]:
         frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
@@ -187,37 +167,37 @@ class OpenWakeWordEngine:
         return self._classify()
 
     def _catch_up(self) -> None:
-        """Mel rows, then embeddings, for the frames heard since the last ones computed.
+        """Embeddings for the frames heard since the last one computed.
 
-        Each frame's mel rows come from its own audio and the 480 samples before it, and each
-        embedding from the 76 mel rows ending at its frame, so these are the values the engine
-        would hold had it computed every frame as it came.
+        The streaming embedding holds the rows its layers read from the frames before; while
+        those frames are still in the ring it goes on from there. After a longer shut gate it
+        starts again from silence at the ring's oldest frame: from the WARM_UP_FRAMES-th frame
+        on, each embedding depends only on its own 76 mel rows, so the ones the classifiers read
+        are those the engine would hold had it computed every frame as it came.
         """
         stale, self._stale_frames = self._stale_frames, 0
-        mel_frames = min(stale, self._mel_frames)
+        if stale > self._ring_frames:
+            self._features.reset()
+            stale = self._ring_frames
         audio = list(self._audio)
-        rows = [
-            self._melspectrogram(
-                np.concatenate([audio[i - 1][-MEL_CONTEXT_SAMPLES:], audio[i]])[None]
-            )
-            for i in range(len(audio) - mel_frames, len(audio))
-        ]
-        self._mel_rows = np.concatenate([self._mel_rows, *rows])[-self._mel_capacity :]
-        n = min(stale, self._n_embeddings)
-        # one window per run: a batch would be no faster here, and its activations would raise
-        # the peak memory by ~25 MB
-        new = [self._embed(self._window(k)[None]) for k in range(n - 1, -1, -1)]
-        self._embeddings = np.concatenate([self._embeddings[n:], *new])
+        for i in range(len(audio) - stale, len(audio)):
+            self._features.step(np.concatenate([audio[i - 1][-MEL_CONTEXT_SAMPLES:], audio[i]]))
 
     def recent_embeddings(self, n: int) -> np.ndarray:
         """The last `n` embeddings (n, 96), oldest first: what a second-stage verifier reads."""
-        return self._embeddings[-n:].copy()
+        return self._features.history[-n:].copy()
 
     def _classify(self) -> dict[str, float]:
+        """The scores of the last frame stepped: from the streaming graph's outputs, or from a
+        classifier's own session on the embeddings held."""
         scores: dict[str, float] = {}
-        for c in self._classifiers:
-            window = self._embeddings[None, -c.n_embeddings :]  # a contiguous float32 view
-            out = c.session.run(None, {c.input_name: window})[0][0]
+        merged = dict(zip(self._features.merged, self._features.outputs, strict=True))
+        for i, c in enumerate(self._classifiers):
+            if i in merged:
+                out = merged[i][0]
+            else:
+                window = self._features.history[None, -c.n_embeddings :]
+                out = c.session.run(None, {c.input_name: np.ascontiguousarray(window)})[0][0]
             for name, col in zip(c.names, c.columns, strict=True):
                 scores[name] = float(out[col])
         return scores

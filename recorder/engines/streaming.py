@@ -1,0 +1,282 @@
+"""openWakeWord's melspectrogram and embedding models, run one 80 ms frame at a time.
+
+openWakeWord computes each frame's embedding from the last 76 mel rows (0.76 s) with the
+whole embedding network: about 47 M multiply-adds every 80 ms. Along time, that network has
+only unpadded convolutions (3 rows tall or 1) and three 2x max-pools, so its output stride is
+8 mel rows, one frame, and two consecutive windows share all but their newest rows at every
+layer. This module rewrites the two models into one onnxruntime graph that takes a frame's
+audio (with the 480 samples before it) and, for each 3-tall convolution, the two input rows
+it read last; it returns the embedding and those rows' next values. Each layer computes only
+its new rows: about 5.6 M multiply-adds per frame, and the embedding is the one the whole
+network gives on the same window (the same kernels add the same products; the parity tests
+compare every frame).
+
+The wake-word classifiers whose operator sets match go into the same graph: it keeps the last
+embeddings (the longest classifier window) and gives each classifier its own last ones, so one
+onnxruntime call per frame scores every model, and a second model costs its own few
+multiply-adds rather than a second call.
+
+The graph is built in memory from the model files as they ship (the feature models' hashes are
+checked by `recorder.models`); nothing derived is written to disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import recorder.engines.onnx_wire as wire
+from recorder.audio import FRAME_SAMPLES
+from recorder.engines.session import session
+from recorder.errors import RecorderError
+
+MEL_CONTEXT_SAMPLES = 480  # three 10-ms hops of history so each frame yields 8 mel rows
+MEL_ROWS_PER_FRAME = 8
+MEL_BINS = 32
+EMBEDDING_WINDOW = 76  # mel rows per embedding
+EMBEDDING_DIM = 96
+CHUNK_SAMPLES = MEL_CONTEXT_SAMPLES + FRAME_SAMPLES
+
+WARM_UP_FRAMES = -(-(EMBEDDING_WINDOW - MEL_ROWS_PER_FRAME) // MEL_ROWS_PER_FRAME) + 1
+"""Frames after which the embedding no longer depends on the rows held before the first one:
+from any held rows, the embedding of the 10th frame fed onwards is exact."""
+
+_ELEMENTWISE = {"LeakyRelu", "Max", "Relu", "Add", "Mul", "Sub", "Div", "Sigmoid", "Clip"}
+
+
+@dataclass(frozen=True)
+class Held:
+    """One convolution's held input rows: graph input `name`, output `name + "_next"`."""
+
+    name: str
+    shape: tuple[int, ...]
+
+
+def build(
+    melspectrogram: bytes,
+    embedding: bytes,
+    classifiers: Sequence[wire.Graph] = (),
+    history: int = 0,
+) -> tuple[bytes, list[Held], list[int]]:
+    """The streaming graph (serialized), the tensors it holds between frames, and which of the
+    classifiers it runs (those of the feature models' operator sets; the others need their
+    own session).
+
+    Inputs: `audio` (1, 1760) float in int16 units, and each held tensor; outputs: the
+    embedding (1, 1, 1, 96), each held tensor's next value, then each classifier's output.
+    With classifiers, `history` embeddings (oldest first) are held too, under the name
+    `history`. Raises `WireError` for an embedding model whose time axis is not
+    openWakeWord's (unpadded, stride 8 overall)."""
+    mel, emb = wire.read_model(melspectrogram), wire.read_model(embedding)
+    if len(mel.inputs) != 1 or len(mel.outputs) != 1 or len(emb.inputs) != 1:
+        raise wire.WireError("expected one input and one output")
+    if mel.opset_versions().get("") != emb.opset_versions().get(""):
+        raise wire.WireError("the feature models use different operator sets")
+    nodes, initializers = _mel_nodes(mel)
+    first = emb.nodes[0]
+    if first.op != "Reshape" or first.inputs[0] != emb.inputs[0]:
+        raise wire.WireError("the embedding model does not start by reshaping its input")
+    # openWakeWord feeds the embedding model melspectrogram / 10 + 2
+    for name, value in (("scale", 10.0), ("offset", 2.0)):
+        initializers.append(wire.tensor(f"mel/{name}", np.array(value, dtype=np.float32)))
+    nodes.append(wire.Node("Div", ["mel/output", "mel/scale"], ["mel/scaled"]))
+    nodes.append(wire.Node("Add", ["mel/scaled", "mel/offset"], [first.outputs[0]]))
+    layer_nodes, held = _streaming_layers(emb)
+    nodes += layer_nodes
+    used = {i for n in layer_nodes for i in n.inputs}
+    initializers += [t for name, t in emb.initializers.items() if name in used]
+    initializers += [
+        wire.tensor(f"{h.name}/{part}", np.array([v], dtype=np.int64))
+        for h in held
+        for part, v in (("start", -h.shape[2]), ("end", 1 << 62), ("axis", 2))
+    ]
+    inputs = [wire.value_info("audio", (1, CHUNK_SAMPLES))]
+    inputs += [wire.value_info(h.name, h.shape) for h in held]
+    outputs = [wire.value_info(emb.outputs[0], (1, 1, 1, EMBEDDING_DIM))]
+    outputs += [wire.value_info(h.name + "_next", h.shape) for h in held]
+    more = b""
+    opsets = emb.opset_versions()
+    merged = [
+        i
+        for i, c in enumerate(classifiers)
+        if all(opsets.get(d) == v for d, v in c.opset_versions().items())
+    ]
+    if merged:
+        history_held = Held("history", (1, history, EMBEDDING_DIM))
+        held.append(history_held)
+        inputs.append(wire.value_info("history", history_held.shape))
+        outputs.append(wire.value_info("history_next", history_held.shape))
+        chosen = [classifiers[i] for i in merged]
+        c_nodes, c_inits, more, c_outputs = _classifier_nodes(emb.outputs[0], chosen)
+        nodes += c_nodes
+        initializers += c_inits
+        outputs += c_outputs
+    model = wire.write_model(
+        nodes,
+        initializers,
+        inputs,
+        outputs,
+        emb.opsets,
+        max(g.ir_version for g in (mel, emb, *classifiers)),
+        "openwakeword_streaming",
+        more,
+    )
+    return model, held, merged
+
+
+def _classifier_nodes(
+    embedding: str, classifiers: Sequence[wire.Graph]
+) -> tuple[list[wire.Node], list[bytes], bytes, list[bytes]]:
+    """The nodes that move the held embeddings on by one, a slice of them for each classifier
+    and (encoded, under `clf<i>/`) the classifiers themselves; and their outputs."""
+    one = wire.tensor("history/one", np.array([1], dtype=np.int64))
+    end = wire.tensor("history/end", np.array([1 << 62], dtype=np.int64))
+    shape = wire.tensor("history/row", np.array([1, 1, EMBEDDING_DIM], dtype=np.int64))
+    inits = [one, end, shape]
+    nodes = [
+        wire.Node("Slice", ["history", "history/one", "history/end", "history/one"], ["h/older"]),
+        wire.Node("Reshape", [embedding, "history/row"], ["h/newest"]),
+        wire.Node("Concat", ["h/older", "h/newest"], ["history_next"], [_axis(1)]),
+    ]
+    more, outputs = b"", []
+    for i, c in enumerate(classifiers):
+        prefix = f"clf{i}/"
+        n = wire.value_info_shape(c.input_infos[0])[1]
+        if not isinstance(n, int):
+            raise wire.WireError("a classifier without a fixed window")
+        inits.append(wire.tensor(f"{prefix}start", np.array([-n], dtype=np.int64)))
+        nodes.append(
+            wire.Node(
+                "Slice",
+                ["history_next", f"{prefix}start", "history/end", "history/one"],
+                [prefix + c.inputs[0]],
+            )
+        )
+        rename = _prefixer(prefix)
+        renamed = wire.renamed_graph(c.raw, rename)
+        more += wire.graph_fields(renamed, {1, 5})  # its nodes and initializers
+        outputs.append(wire.renamed_value_info(c.output_infos[0], rename))
+    return nodes, inits, more, outputs
+
+
+def _prefixer(prefix: str) -> Callable[[str], str]:
+    def rename(name: str) -> str:
+        return prefix + name
+
+    return rename
+
+
+def _axis(value: int) -> bytes:
+    return wire.int_attribute("axis", value)
+
+
+def _mel_nodes(mel: wire.Graph) -> tuple[list[wire.Node], list[bytes]]:
+    """The melspectrogram's nodes and initializers, every name under `mel/`; its input is
+    the graph's `audio` and its output `mel/output`."""
+
+    def name(n: str) -> str:
+        return "audio" if n == mel.inputs[0] else (f"mel/{n}" if n else "")
+
+    nodes = [
+        wire.Node(n.op, [name(i) for i in n.inputs], [name(o) for o in n.outputs], n.attributes)
+        for n in mel.nodes
+    ]
+    for n in nodes:
+        n.outputs = ["mel/output" if o == name(mel.outputs[0]) else o for o in n.outputs]
+    initializers = [wire.rename_tensor(t, name(k)) for k, t in mel.initializers.items()]
+    return nodes, initializers
+
+
+def _streaming_layers(emb: wire.Graph) -> tuple[list[wire.Node], list[Held]]:
+    """The embedding model's nodes after its input reshape, each 3-tall convolution fed its
+    held rows and the frame's new ones, with the checks that make this exact."""
+    height, new_rows, width, channels = EMBEDDING_WINDOW, MEL_ROWS_PER_FRAME, MEL_BINS, 1
+    nodes: list[wire.Node] = []
+    held: list[Held] = []
+    for node in emb.nodes[1:]:
+        if node.op == "Conv":
+            out_ch, in_ch, kh, kw = emb.dims[node.inputs[1]]
+            pads = node.attribute("pads") or [0, 0, 0, 0]
+            strides = node.attribute("strides") or [1, 1]
+            dilations = node.attribute("dilations") or [1, 1]
+            if in_ch != channels or pads[0] or pads[2] or strides != [1, 1] or dilations != [1, 1]:
+                raise wire.WireError(f"convolution {node.outputs[0]} pads or strides along time")
+            if kh > 1:
+                h = Held(f"held{len(held)}", (1, in_ch, kh - 1, width))
+                held.append(h)
+                joined = f"{h.name}/joined"
+                nodes.append(wire.Node("Concat", [h.name, node.inputs[0]], [joined], [_axis(2)]))
+                parts = [f"{h.name}/{p}" for p in ("start", "end", "axis")]
+                nodes.append(wire.Node("Slice", [joined, *parts], [h.name + "_next"]))
+                node = wire.Node(node.op, [joined, *node.inputs[1:]], node.outputs, node.attributes)
+            height -= kh - 1
+            width += pads[1] + pads[3] - kw + 1
+            channels = out_ch
+        elif node.op == "MaxPool":
+            kh, kw = node.attribute("kernel_shape") or [1, 1]
+            sh, sw = node.attribute("strides") or [1, 1]
+            if any(node.attribute("pads") or []) or kh != sh or height % sh or new_rows % sh:
+                raise wire.WireError(f"pooling {node.outputs[0]} does not tile the time axis")
+            height, new_rows, width = height // sh, new_rows // sh, (width - kw) // sw + 1
+        elif node.op == "Reshape" and node is emb.nodes[-1]:
+            if height != 1 or new_rows != 1 or width * channels != EMBEDDING_DIM:
+                raise wire.WireError("the network's output is not one row per frame")
+        elif node.op not in _ELEMENTWISE:
+            raise wire.WireError(f"unexpected operator {node.op}")
+        nodes.append(node)
+    if height != 1 or new_rows != 1:
+        raise wire.WireError("the network's output is not one row per frame")
+    return nodes, held
+
+
+class StreamingEmbedding:
+    """A frame's audio in, its embedding (and the merged classifiers' outputs) out; the rows
+    each layer needs next, and the last embeddings, kept here."""
+
+    def __init__(
+        self,
+        melspectrogram: Path,
+        embedding: Path,
+        classifiers: Sequence[wire.Graph] = (),
+        history: int = 0,
+    ):
+        try:
+            model, self._held, self.merged = build(
+                melspectrogram.read_bytes(), embedding.read_bytes(), classifiers, history
+            )
+        except (OSError, wire.WireError, ValueError, KeyError, IndexError, StopIteration) as e:
+            raise RecorderError(
+                f"model {embedding}: not openWakeWord's embedding network ({e})"
+            ) from None
+        self._session: Any = session(model, embedding)
+        self._state = {h.name: np.zeros(h.shape, dtype=np.float32) for h in self._held}
+        silence = np.zeros(CHUNK_SAMPLES, dtype=np.float32)
+        self.silent_embedding = self.step(silence)
+        for _ in range(WARM_UP_FRAMES + history):
+            self.silent_embedding = self.step(silence)
+        self._silent_state = dict(self._state)
+
+    def reset(self) -> None:
+        """As if only digital silence had been heard."""
+        self._state = dict(self._silent_state)
+
+    def step(self, chunk: np.ndarray) -> np.ndarray:
+        """The embedding (96,) of the frame whose audio ends `chunk` (1760 samples: the
+        frame and the 480 samples before it); the classifiers' outputs are in `outputs`."""
+        feed = {"audio": chunk.reshape(1, CHUNK_SAMPLES), **self._state}
+        out = self._session.run(None, feed)
+        n = len(self._held)
+        self._state = {h.name: v for h, v in zip(self._held, out[1 : n + 1], strict=True)}
+        self.outputs: list[np.ndarray] = out[n + 1 :]
+        embedding: np.ndarray = out[0].reshape(EMBEDDING_DIM)
+        return embedding
+
+    @property
+    def history(self) -> np.ndarray:
+        """The last embeddings held, (history, 96), oldest first."""
+        held: np.ndarray = self._state["history"][0]
+        return held
