@@ -379,8 +379,8 @@ def main() -> int:
         f"an openWakeWord process {out['openwakeword_peak_rss_mb']:.0f} MB"
     )
     print(
-        "targets: quiet home <= 0.05x openWakeWord, continuous speech <= 0.5x, "
-        "four models <= 1.1x one"
+        "targets: quiet home <= 0.05x openWakeWord, continuous speech <= 0.15x, "
+        "four models <= 1.05x one"
     )
     return 0
 

@@ -11,7 +11,7 @@ onnx.proto (ModelProto, GraphProto, NodeProto, TensorProto, AttributeProto, Valu
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +25,7 @@ class WireError(ValueError):
     """The bytes are not a protobuf message of the expected shape."""
 
 
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
+def _varint(buf: Buf, i: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if i >= len(buf):
@@ -40,21 +40,26 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
             raise WireError("varint too long")
 
 
-def fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
+Buf = bytes | memoryview
+"""Encoded bytes; fields are read as views into the model's bytes, not copies."""
+
+
+def fields(buf: Buf) -> Iterator[tuple[int, int | memoryview]]:
     """(field number, value) of each field of a message, in order: an int for a varint or a
-    fixed-width field, bytes for a length-delimited one."""
+    fixed-width field, a view of the bytes for a length-delimited one."""
     for number, value, _ in _spans(buf):
         yield number, value
 
 
-def _spans(buf: bytes) -> Iterator[tuple[int, int | bytes, bytes]]:
+def _spans(buf: Buf) -> Iterator[tuple[int, int | memoryview, memoryview]]:
     """Each field's number, value and whole encoding (key included), to copy it as it is."""
+    buf = memoryview(buf)
     i = 0
     while i < len(buf):
         start = i
         key, i = _varint(buf, i)
         number, wire = key >> 3, key & 7
-        value: int | bytes
+        value: int | memoryview
         if wire == _VARINT:
             value, i = _varint(buf, i)
         elif wire == _LEN:
@@ -75,7 +80,7 @@ def _spans(buf: bytes) -> Iterator[tuple[int, int | bytes, bytes]]:
         yield number, value, buf[start:i]
 
 
-def _ints(value: int | bytes) -> list[int]:
+def _ints(value: int | memoryview) -> list[int]:
     """A repeated int64 field's value: one varint, or a packed run of them."""
     if isinstance(value, int):
         return [value - (1 << 64) if value >= 1 << 63 else value]
@@ -86,10 +91,10 @@ def _ints(value: int | bytes) -> list[int]:
     return out
 
 
-def _str(value: int | bytes) -> str:
-    if not isinstance(value, bytes):
+def _str(value: int | memoryview) -> str:
+    if not isinstance(value, memoryview):
         raise WireError("expected a string")
-    return value.decode()
+    return bytes(value).decode()
 
 
 def _enc_varint(n: int) -> bytes:
@@ -105,7 +110,7 @@ def _enc_varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _len_field(number: int, payload: bytes) -> bytes:
+def _len_field(number: int, payload: Buf) -> bytes:
     return _enc_varint(number << 3 | _LEN) + _enc_varint(len(payload)) + payload
 
 
@@ -122,7 +127,7 @@ class Node:
     op: str
     inputs: list[str]
     outputs: list[str]
-    attributes: list[bytes] = field(default_factory=list)
+    attributes: list[Buf] = field(default_factory=list)
     """Serialized AttributeProtos."""
     domain: str = ""
 
@@ -151,19 +156,19 @@ def int_attribute(name: str, value: int) -> bytes:
 @dataclass
 class Graph:
     nodes: list[Node]
-    initializers: dict[str, bytes]
+    initializers: dict[str, Buf]
     """Serialized TensorProtos by name."""
     dims: dict[str, tuple[int, ...]]
     """Each initializer's shape."""
     inputs: list[str]
     outputs: list[str]
-    opsets: list[bytes]
+    opsets: list[Buf]
     """Serialized OperatorSetIdProtos of the model."""
     ir_version: int
-    raw: bytes = b""
+    raw: Buf = b""
     """The serialized GraphProto."""
-    input_infos: list[bytes] = field(default_factory=list)
-    output_infos: list[bytes] = field(default_factory=list)
+    input_infos: list[Buf] = field(default_factory=list)
+    output_infos: list[Buf] = field(default_factory=list)
     """Serialized ValueInfoProtos of the graph's inputs (initializers left out) and outputs."""
 
     def opset_versions(self) -> dict[str, int]:
@@ -171,28 +176,30 @@ class Graph:
         out = {}
         for raw in self.opsets:
             fs = dict(fields(raw))
-            domain, version = fs.get(1, b""), fs.get(2, 1)
-            if isinstance(domain, bytes) and isinstance(version, int):
-                out[domain.decode()] = version
+            domain, version = fs.get(1, memoryview(b"")), fs.get(2, 1)
+            if isinstance(domain, memoryview) and isinstance(version, int):
+                out[bytes(domain).decode()] = version
         return out
 
 
-def read_model(data: bytes) -> Graph:
+def read_model(data: Buf) -> Graph:
     """A model's graph: its nodes, initializers, input and output names and opsets."""
-    graph_bytes, opsets, ir_version = b"", [], 0
+    graph_bytes: Buf = b""
+    opsets: list[Buf] = []
+    ir_version = 0
     for number, value in fields(data):
         if number == 1 and isinstance(value, int):
             ir_version = value
-        elif number == 7 and isinstance(value, bytes):
+        elif number == 7 and isinstance(value, memoryview):
             graph_bytes = value
-        elif number == 8 and isinstance(value, bytes):
+        elif number == 8 and isinstance(value, memoryview):
             opsets.append(value)
     if not graph_bytes:
         raise WireError("no graph")
     g = Graph([], {}, {}, [], [], opsets, ir_version, graph_bytes)
-    infos: dict[str, bytes] = {}
+    infos: dict[str, Buf] = {}
     for number, value in fields(graph_bytes):
-        if not isinstance(value, bytes):
+        if not isinstance(value, memoryview):
             continue
         if number == 1:
             g.nodes.append(_read_node(value))
@@ -209,7 +216,7 @@ def read_model(data: bytes) -> Graph:
     return g
 
 
-def _read_node(buf: bytes) -> Node:
+def _read_node(buf: Buf) -> Node:
     node = Node("", [], [])
     for number, value in fields(buf):
         if number == 1:
@@ -218,14 +225,14 @@ def _read_node(buf: bytes) -> Node:
             node.outputs.append(_str(value))
         elif number == 4:
             node.op = _str(value)
-        elif number == 5 and isinstance(value, bytes):
+        elif number == 5 and isinstance(value, memoryview):
             node.attributes.append(value)
         elif number == 7:
             node.domain = _str(value)
     return node
 
 
-def _tensor_name_dims(buf: bytes) -> tuple[str, tuple[int, ...]]:
+def _tensor_name_dims(buf: Buf) -> tuple[str, tuple[int, ...]]:
     name, dims = "", []
     for number, value in fields(buf):
         if number == 1:
@@ -246,7 +253,7 @@ def tensor(name: str, array: np.ndarray) -> bytes:
     )
 
 
-def rename_tensor(raw: bytes, name: str) -> bytes:
+def rename_tensor(raw: Buf, name: str) -> bytes:
     """A serialized TensorProto with its name replaced."""
     return b"".join(whole for n, _, whole in _spans(raw) if n != 8) + _str_field(8, name)
 
@@ -262,97 +269,104 @@ def value_info(name: str, shape: tuple[int | str, ...]) -> bytes:
 
 def write_model(
     nodes: list[Node],
-    initializers: list[bytes],
-    inputs: list[bytes],
-    outputs: list[bytes],
-    opsets: list[bytes],
+    initializers: Sequence[Buf],
+    inputs: Sequence[Buf],
+    outputs: Sequence[Buf],
+    opsets: Sequence[Buf],
     ir_version: int,
     name: str,
-    more: bytes = b"",
+    more: Buf = b"",
 ) -> bytes:
     """A serialized ModelProto of one graph. `inputs`, `outputs`: ValueInfoProtos; `more`:
-    further GraphProto fields, already encoded (nodes after these, initializers)."""
-    graph = (
-        b"".join(_len_field(1, n.encode()) for n in nodes)
-        + _str_field(2, name)
-        + b"".join(_len_field(5, t) for t in initializers)
-        + b"".join(_len_field(11, v) for v in inputs)
-        + b"".join(_len_field(12, v) for v in outputs)
-        + more
-    )
-    return (
-        _int_field(1, ir_version)
-        + _len_field(7, graph)
-        + b"".join(_len_field(8, o) for o in opsets)
-    )
+    further GraphProto fields, already encoded (nodes after these, initializers).
+
+    The parts are joined once at the end: the weights (megabytes) are copied once."""
+    graph: list[Buf] = []
+    for n in nodes:
+        graph += _len_parts(1, [n.encode()])
+    graph.append(_str_field(2, name))
+    for number, messages in ((5, initializers), (11, inputs), (12, outputs)):
+        for m in messages:
+            graph += _len_parts(number, [m])
+    graph.append(more)
+    model = [_int_field(1, ir_version), *_len_parts(7, graph)]
+    for o in opsets:
+        model += _len_parts(8, [o])
+    return b"".join(model)
 
 
-def value_info_shape(raw: bytes) -> tuple[int | str, ...]:
+def _len_parts(number: int, parts: list[Buf]) -> list[Buf]:
+    """A length-delimited field as its key and length, then its payload's parts as they are."""
+    size = sum(len(p) for p in parts)
+    return [_enc_varint(number << 3 | _LEN) + _enc_varint(size), *parts]
+
+
+def value_info_shape(raw: Buf) -> tuple[int | str, ...]:
     """A tensor ValueInfoProto's shape: ints for fixed dims, names (or "") for the others."""
     dims: list[int | str] = []
     for n, type_proto in fields(raw):
-        if n != 2 or not isinstance(type_proto, bytes):
+        if n != 2 or not isinstance(type_proto, memoryview):
             continue
         for n2, tensor_type in fields(type_proto):
-            if n2 != 1 or not isinstance(tensor_type, bytes):
+            if n2 != 1 or not isinstance(tensor_type, memoryview):
                 continue
             for n3, shape in fields(tensor_type):
-                if n3 != 2 or not isinstance(shape, bytes):
+                if n3 != 2 or not isinstance(shape, memoryview):
                     continue
                 for n4, dim in fields(shape):
-                    if n4 == 1 and isinstance(dim, bytes):
+                    if n4 == 1 and isinstance(dim, memoryview):
                         d = dict(fields(dim))
-                        value = d.get(1, d.get(2, b""))
+                        value = d.get(1, d.get(2, memoryview(b"")))
                         dims.append(value if isinstance(value, int) else _str(value))
     return tuple(dims)
 
 
-def renamed_graph(raw: bytes, rename: Callable[[str], str]) -> bytes:
+def renamed_graph(raw: Buf, rename: Callable[[str], str]) -> bytes:
     """A serialized GraphProto with every tensor name passed through `rename`: node inputs and
     outputs, initializers, inputs, outputs and value infos, in subgraphs (an If's branches)
     too. Node names, which nothing refers to, are dropped."""
     out = bytearray()
     for number, value, whole in _spans(raw):
-        if number == 1 and isinstance(value, bytes):
+        if number == 1 and isinstance(value, memoryview):
             out += _len_field(1, _renamed_node(value, rename))
-        elif number == 5 and isinstance(value, bytes):
+        elif number == 5 and isinstance(value, memoryview):
             out += _len_field(5, rename_tensor(value, rename(_tensor_name_dims(value)[0])))
-        elif number in (11, 12, 13) and isinstance(value, bytes):
+        elif number in (11, 12, 13) and isinstance(value, memoryview):
             out += _len_field(number, renamed_value_info(value, rename))
         else:
             out += whole
     return bytes(out)
 
 
-def _renamed_node(raw: bytes, rename: Callable[[str], str]) -> bytes:
+def _renamed_node(raw: Buf, rename: Callable[[str], str]) -> bytes:
     out = bytearray()
     for number, value, whole in _spans(raw):
         if number in (1, 2):
             name = _str(value)
             out += _str_field(number, rename(name) if name else "")
-        elif number == 5 and isinstance(value, bytes):
+        elif number == 5 and isinstance(value, memoryview):
             out += _len_field(5, _renamed_attribute(value, rename))
         elif number != 3:
             out += whole
     return bytes(out)
 
 
-def _renamed_attribute(raw: bytes, rename: Callable[[str], str]) -> bytes:
+def _renamed_attribute(raw: Buf, rename: Callable[[str], str]) -> bytes:
     out = bytearray()
     for number, value, whole in _spans(raw):
-        if number in (6, 11) and isinstance(value, bytes):  # g, graphs
+        if number in (6, 11) and isinstance(value, memoryview):  # g, graphs
             out += _len_field(number, renamed_graph(value, rename))
         else:
             out += whole
     return bytes(out)
 
 
-def renamed_value_info(raw: bytes, rename: Callable[[str], str]) -> bytes:
+def renamed_value_info(raw: Buf, rename: Callable[[str], str]) -> bytes:
     return b"".join(
         _str_field(1, rename(_str(v))) if n == 1 else whole for n, v, whole in _spans(raw)
     )
 
 
-def graph_fields(raw: bytes, numbers: set[int]) -> bytes:
+def graph_fields(raw: Buf, numbers: set[int]) -> bytes:
     """The fields of a serialized message with these numbers, encoded as they were."""
     return b"".join(whole for n, _, whole in _spans(raw) if n in numbers)

@@ -96,7 +96,7 @@ def build(
     ]
     inputs = [wire.value_info("audio", (1, CHUNK_SAMPLES))]
     inputs += [wire.value_info(h.name, h.shape) for h in held]
-    outputs = [wire.value_info(emb.outputs[0], (1, 1, 1, EMBEDDING_DIM))]
+    outputs: list[wire.Buf] = [wire.value_info(emb.outputs[0], (1, 1, 1, EMBEDDING_DIM))]
     outputs += [wire.value_info(h.name + "_next", h.shape) for h in held]
     more = b""
     opsets = emb.opset_versions()
@@ -130,19 +130,20 @@ def build(
 
 def _classifier_nodes(
     embedding: str, classifiers: Sequence[wire.Graph]
-) -> tuple[list[wire.Node], list[bytes], bytes, list[bytes]]:
+) -> tuple[list[wire.Node], list[wire.Buf], bytes, list[wire.Buf]]:
     """The nodes that move the held embeddings on by one, a slice of them for each classifier
     and (encoded, under `clf<i>/`) the classifiers themselves; and their outputs."""
     one = wire.tensor("history/one", np.array([1], dtype=np.int64))
     end = wire.tensor("history/end", np.array([1 << 62], dtype=np.int64))
     shape = wire.tensor("history/row", np.array([1, 1, EMBEDDING_DIM], dtype=np.int64))
-    inits = [one, end, shape]
+    inits: list[wire.Buf] = [one, end, shape]
     nodes = [
         wire.Node("Slice", ["history", "history/one", "history/end", "history/one"], ["h/older"]),
         wire.Node("Reshape", [embedding, "history/row"], ["h/newest"]),
         wire.Node("Concat", ["h/older", "h/newest"], ["history_next"], [_axis(1)]),
     ]
-    more, outputs = b"", []
+    more = b""
+    outputs: list[wire.Buf] = []
     for i, c in enumerate(classifiers):
         prefix = f"clf{i}/"
         n = wire.value_info_shape(c.input_infos[0])[1]
@@ -174,7 +175,7 @@ def _axis(value: int) -> bytes:
     return wire.int_attribute("axis", value)
 
 
-def _mel_nodes(mel: wire.Graph) -> tuple[list[wire.Node], list[bytes]]:
+def _mel_nodes(mel: wire.Graph) -> tuple[list[wire.Node], list[wire.Buf]]:
     """The melspectrogram's nodes and initializers, every name under `mel/`; its input is
     the graph's `audio` and its output `mel/output`."""
 
@@ -187,7 +188,9 @@ def _mel_nodes(mel: wire.Graph) -> tuple[list[wire.Node], list[bytes]]:
     ]
     for n in nodes:
         n.outputs = ["mel/output" if o == name(mel.outputs[0]) else o for o in n.outputs]
-    initializers = [wire.rename_tensor(t, name(k)) for k, t in mel.initializers.items()]
+    initializers: list[wire.Buf] = [
+        wire.rename_tensor(t, name(k)) for k, t in mel.initializers.items()
+    ]
     return nodes, initializers
 
 
