@@ -1,4 +1,5 @@
-"""Shared test helpers: paths to real audio, running the real `recorder` executable."""
+"""Shared test helpers: paths to real audio, running the real `recorder` executable to the end
+(a running daemon, the one polling helper and the shared checks are in harness.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import wave
 from pathlib import Path
 
@@ -51,17 +51,6 @@ def tone(freq: float, seconds: float, rate: int = RATE, channels: int = 1) -> np
     fade = np.minimum(1.0, np.minimum(t, seconds - t) / 0.01)
     x = np.round(8000 * np.sin(2 * np.pi * freq * t) * fade).astype("<i2")
     return np.repeat(x[:, None], channels, axis=1).reshape(-1)
-
-
-def wait_for(predicate, timeout: float = 20.0):
-    """The predicate's first true value, polled every 50 ms; fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting")
 
 
 def run_recorder(

@@ -8,7 +8,8 @@ import logging
 import sys
 
 import pytest
-from conftest import tone, wait_for
+from conftest import tone
+from harness import wait_for
 
 from recorder import config as config_mod
 from recorder.config import Config, HandoffConfig

@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles, and every module says what it owns."""
+"""The package's shape: no import cycles, and every module says what it owns. The tests'
+shape: test modules share code through helper modules, never by importing each other."""
 
 from __future__ import annotations
 
@@ -85,3 +86,31 @@ def test_subpackages_never_import_the_command_line():
 def test_every_module_opens_with_a_docstring():
     for path in PACKAGE.rglob("*.py"):
         assert ast.get_docstring(ast.parse(path.read_text())), path
+
+
+def imported_test_modules(source: str) -> set[str]:
+    """The test modules (`test_*`) that Python source imports, by module name."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        found |= {n for n in names if any(p.startswith("test_") for p in n.split("."))}
+    return found
+
+
+def test_no_test_module_imports_another():
+    paths = list((REPO / "tests").rglob("*.py"))
+    assert len(paths) > 50
+    for path in paths:
+        assert imported_test_modules(path.read_text()) == set(), path
+
+
+def test_a_test_module_imported_is_found():
+    source = (
+        "import os\nfrom harness import Daemon\nfrom test_crash import x\nimport tests.e2e.test_mic"
+    )
+    assert imported_test_modules(source) == {"test_crash", "tests.e2e.test_mic"}

@@ -13,6 +13,7 @@ import gpiozero
 import pytest
 from conftest import AUDIO, recordings, run_recorder
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
+from harness import wait_for
 
 from recorder import daemon
 from recorder.config import Config, IndicatorConfig, StorageConfig, WakeConfig
@@ -156,19 +157,19 @@ def test_gpio_patterns_blink_on_error_pulse_when_muted_and_are_configurable(devi
     [led] = build_lights(Config(indicator=IndicatorConfig(gpio_led=PIN)), devices)
     pin = gpiozero.Device.pin_factory.pin(PIN)
     led.show(State.ERROR, LISTENING)
-    assert eventually(lambda: toggles(pin) >= 3)  # blink: 0.25 s on, 0.25 s off
+    wait_for(lambda: toggles(pin) >= 3, 5, "three toggles")  # blink: 0.25 s on, 0.25 s off
     pin.clear_states()
     led.show(State.MUTED, State.ERROR)
 
     def levels() -> list[float]:
         return [s.state for s in pin.states if 0.0 < s.state < 1.0]
 
-    assert eventually(lambda: len(levels()) >= 5)  # pulse: fading in over 1 s ...
+    wait_for(lambda: len(levels()) >= 5, 5, "five levels")  # pulse: fading in over 1 s ...
     assert levels()[:5] == sorted(levels()[:5])  # ... through rising levels
     led.show(LISTENING, State.MUTED)
     assert pin.state == DIM  # listening: dim, so a live daemon shows
     pin.clear_states()
-    time.sleep(0.3)
+    time.sleep(0.3)  # a while of wall time: the light must not change in it
     assert [s.state for s in pin.states] == [DIM]  # and it stays so
     led.show(OFF, LISTENING)
     assert pin.state == 0
@@ -191,16 +192,7 @@ def test_gpio_patterns_blink_on_error_pulse_when_muted_and_are_configurable(devi
     assert pin.state == 0
     pin.clear_states()
     led.show(RECORDING, LISTENING)
-    assert eventually(lambda: toggles(pin) >= 2)
-
-
-def eventually(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    wait_for(lambda: toggles(pin) >= 2, 5, "two toggles")
 
 
 @pytest.mark.parametrize("why", ["pin in use", "no PWM for pulse", "no SPI device"])

@@ -7,12 +7,10 @@ the capture side, blocking on the pipe, runs in real time and delivers the writt
 bit-exactly.
 
     with VirtualMic(tmp_path) as mic:            # writes silence until told otherwise
-        proc = subprocess.Popen([RECORDER, "run", "--source", "mic:virtualmic", ...],
-                                env=mic.env)
-        ...                                      # wait until the daemon is listening
-        start = mic.play(samples)                # queued after what was written; fed[start:]
-        mic.wait_played(timeout=15)
-        mic.fed                                  # every sample written so far, in order
+        with mic_daemon(mic, tmp_path) as d:     # harness.py: recorder run, ready
+            start = mic.play(samples)            # queued after what was written; fed[start:]
+            mic.wait_played(timeout=15)
+            mic.fed                              # every sample written so far, in order
 
 - `env` is the environment for the process under test: `HOME` points at a directory whose
   `.asoundrc` defines the PCM `virtualmic` (so `recorder devices` lists it and
@@ -48,28 +46,17 @@ bit-exactly.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
-import re
 import select
-import shlex
-import signal
 import struct
-import subprocess
 import termios
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import RECORDER
-
-START_TIMEOUT_S = 20.0  # loading the models and opening the device
 
 RATE = 16000
 CHUNK = 1280  # 80 ms, one of the recorder's frames
@@ -254,124 +241,3 @@ class VirtualMic:
             with self._played:
                 self.error = e
                 self._played.notify_all()
-
-
-@dataclass
-class MicDaemon:
-    """A `recorder run --source mic:virtualmic` started by `mic_daemon()`."""
-
-    proc: subprocess.Popen
-    state_file: Path
-    states_file: Path
-    rec_dir: Path
-    log_file: Path
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    def state(self) -> str | None:
-        try:
-            return self.state_file.read_text().strip()
-        except FileNotFoundError:
-            return None
-
-    def states(self) -> list[str]:
-        """Every state the indicator command was shown, in order."""
-        try:
-            return self.states_file.read_text().split()
-        except FileNotFoundError:
-            return []
-
-    def cpu_s(self) -> float:
-        """The daemon's CPU time so far (user + system)."""
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float) -> float:
-        """Wait until predicate(); returns how long that took."""
-        t0 = time.monotonic()
-        while not predicate():
-            if self.proc.poll() is not None:
-                pytest.fail(
-                    f"daemon exited {self.proc.returncode} while waiting for {what}:\n{self.log()}"
-                )
-            if time.monotonic() - t0 > timeout:
-                pytest.fail(
-                    f"no {what} within {timeout:g} s (state {self.state()}, states "
-                    f"{self.states()}):\n{self.log()}"
-                )
-            time.sleep(0.02)
-        return time.monotonic() - t0
-
-    def wait_state(self, state: str, timeout: float = START_TIMEOUT_S) -> float:
-        """Wait until both the state file and the indicator command show `state`."""
-        return self.wait_for(
-            f"state {state!r}",
-            lambda: self.state() == state and self.states()[-1:] == [state],
-            timeout,
-        )
-
-    def wait_log(self, pattern: re.Pattern, timeout: float) -> float:
-        return self.wait_for(
-            f"{pattern.pattern!r} in the log",
-            lambda: pattern.search(self.log()) is not None,
-            timeout,
-        )
-
-    def terminate(self) -> float:
-        """SIGTERM; returns how long the daemon took to exit (fails after 10 s)."""
-        t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"daemon still running 10 s after SIGTERM:\n{self.log()}")
-        return time.monotonic() - t0
-
-
-@contextlib.contextmanager
-def mic_daemon(
-    mic: VirtualMic, tmp_path: Path, *args: str, audio_config: str = ""
-) -> Iterator[MicDaemon]:
-    """`recorder run --source mic:virtualmic` with a state file and a hook logging every state;
-    killed on the way out. `audio_config`: lines for the config's [audio] section."""
-    state_file, states_file = tmp_path / "state", tmp_path / "states.log"
-    rec_dir, log_file = tmp_path / "recordings", tmp_path / "daemon.log"
-    hook = tmp_path / "indicator.sh"
-    hook.write_text(f'#!/bin/sh\necho "$1" >> {shlex.quote(str(states_file))}\n')
-    hook.chmod(0o755)
-    config = tmp_path / "recorder.toml"
-    config.write_text(f'[audio]\n{audio_config}\n[indicator]\nstate_file = "{state_file}"\n')
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(RECORDER),
-                "run",
-                "--source",
-                "mic:virtualmic",
-                "--model",
-                "hey_jarvis",
-                "--recordings",
-                str(rec_dir),
-                "--config",
-                str(config),
-                "--indicator-command",
-                shlex.quote(str(hook)),
-                "--runtime-dir",
-                str(tmp_path / "run"),
-                "--state-dir",
-                str(tmp_path / "state.d"),
-                *args,
-            ],
-            env=mic.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        yield MicDaemon(proc, state_file, states_file, rec_dir, log_file)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)

@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
-    AUDIO,
-    RATE,
-    RECORDER,
-    SCENES,
-    oww_fixture,
-    read_pcm,
-    run_recorder,
-    write_pcm,
-)
+from conftest import AUDIO, RATE, SCENES, oww_fixture, read_pcm, run_recorder, write_pcm
+from harness import Daemon
 
 from recorder.calibration import THRESHOLDS
 from recorder.near_misses import MAX_PER_MODEL
@@ -401,61 +394,20 @@ def test_bad_input_is_one_line_and_nothing_is_overwritten(tmp_path):
 def test_sighup_starts_and_stops_calibrating_and_keeps_the_counts(tmp_path):
     """A live daemon (stdin) reloaded into and out of calibration: only the audio heard in
     between is counted, and the counts reach the disk at each switch."""
-    import signal
-    import time
-
-    config, state, run_dir = tmp_path / "c.toml", tmp_path / "state", tmp_path / "run"
+    config = tmp_path / "c.toml"
     config.write_text("[wake]\ncalibrate = false\n")
-    proc = subprocess.Popen(
-        [
-            str(RECORDER),
-            "run",
-            "--source",
-            "stdin",
-            "--config",
-            str(config),
-            "--recordings",
-            str(tmp_path / "rec"),
-            "--runtime-dir",
-            str(run_dir),
-            "--state-dir",
-            str(state),
-        ],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    fed = 0
-
-    def feed(seconds: float) -> None:
-        nonlocal fed
-        proc.stdin.write(bytes(round(seconds * RATE) * 2))
-        proc.stdin.flush()
-        fed += round(seconds / 0.08)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            reply = run_recorder("status", "--json", "--runtime-dir", str(run_dir))
-            if reply.returncode == 0 and json.loads(reply.stdout)["audio_s"] >= fed * 0.08 - 0.01:
-                return
-            time.sleep(0.05)
-        raise AssertionError("the daemon did not take the audio in")
-
-    try:
-        feed(2.0)
-        assert not (state / "calibration.json").exists()
+    with Daemon(tmp_path, "--config", str(config), model=None) as d:
+        d.feed(bytes(2 * RATE * 2))
+        assert not (d.state_dir / "calibration.json").exists()
         config.write_text("[wake]\ncalibrate = true\n")
-        proc.send_signal(signal.SIGHUP)
-        feed(8.0)
+        d.send_signal(signal.SIGHUP)
+        d.feed(bytes(8 * RATE * 2))
         config.write_text("[wake]\ncalibrate = false\n")
-        proc.send_signal(signal.SIGHUP)
-        feed(4.0)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0, err.decode()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    frames = json.loads((state / "calibration.json").read_text())["models"]["hey_jarvis"]["frames"]
+        d.send_signal(signal.SIGHUP)
+        d.feed(bytes(4 * RATE * 2))
+        d.stop()
+    calibration = json.loads((d.state_dir / "calibration.json").read_text())
+    frames = calibration["models"]["hey_jarvis"]["frames"]
     # a reload applies between frames, after the next frame once a signal has come
     assert abs(frames - 100) <= 2, frames
 

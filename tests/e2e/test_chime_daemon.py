@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import AUDIO, RECORDER, SCENES, read_pcm, recordings, run_recorder, tone, write_pcm
+from conftest import AUDIO, SCENES, read_pcm, recordings, run_recorder, tone, write_pcm
+from harness import Daemon
 from virtual_mic import VirtualMic
 
 RATE = 16000
@@ -153,54 +152,26 @@ def test_the_microphone_records_through_the_chime(tmp_path):
     command whole, with the chime's place in the same time base."""
     audio, marks = read_pcm(AUDIO / f"{SCENE}.wav"), SCENES[SCENE]
     config = chime_config(tmp_path)
-    state_file = tmp_path / "state"
+    state_file = tmp_path / "state.txt"
     config.write_text(config.read_text() + f'state_file = "{state_file}"\n')
     with VirtualMic(tmp_path) as mic:
         mic.asoundrc.write_text(
             mic.asoundrc.read_text() + speaker_pcm("virtualspk", tmp_path / "out.raw")
         )
-        log_file = tmp_path / "daemon.log"
-        with open(log_file, "wb") as out:
-            proc = subprocess.Popen(
-                [
-                    str(RECORDER),
-                    "run",
-                    "--source",
-                    "mic:virtualmic",
-                    "--model",
-                    "hey_jarvis",
-                    "--recordings",
-                    str(tmp_path / "rec"),
-                    "--config",
-                    str(config),
-                ],
-                env=mic.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-            )
-        try:
-            wait(
-                lambda: state_file.exists() and state_file.read_text() == "listening\n",
-                20,
-                proc,
-                log_file,
-            )
+        with Daemon(
+            tmp_path,
+            "--config",
+            str(config),
+            source="mic:virtualmic",
+            env=mic.env,
+            state_file=state_file,
+        ) as d:
+            assert d.state() == "listening", d.log()
             start = mic.play(audio)
-            wait(
-                lambda: any((tmp_path / "rec").glob("*.json")),
-                len(audio) / RATE + 10,
-                proc,
-                log_file,
-            )
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0, log_file.read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    log = log_file.read_text()
-    [(meta, samples)] = recordings(tmp_path / "rec")
+            d.wait_for("a saved request", lambda: any(d.rec.glob("*.json")), len(audio) / RATE + 10)
+            d.stop()
+    log = d.log()
+    [(meta, samples)] = recordings(d.rec)
     offset = round(meta["source_offset_s"] * RATE)
     assert np.array_equal(samples, mic.fed[offset : offset + len(samples)]), log
     check_request({**meta, "source_offset_s": (offset - start) / RATE}, samples, audio, marks)
@@ -208,14 +179,6 @@ def test_the_microphone_records_through_the_chime(tmp_path):
     assert meta["source_offset_s"] < meta["chime_offset_s"] < meta["source_offset_s"] + 1.0
     rate, (awake, done) = played(tmp_path / "out.raw", log)
     check_chime(awake, rate, tone(880, 0.25), 880)
-
-
-def wait(predicate, timeout: float, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting (exit {proc.poll()}):\n{log.read_text()}")
-        time.sleep(0.02)
 
 
 NO_PORTAUDIO = """import sys

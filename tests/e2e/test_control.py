@@ -9,92 +9,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
-from conftest import AUDIO, RECORDER, read_pcm, recordings, run_recorder, small_tmpfs, wait_for
-
-from recorder import control
-
-SCENE = read_pcm(AUDIO / "jarvis_pause_command.wav").tobytes()
-QUIET = bytes(16000 * 2)
-
-
-class LiveDaemon:
-    def __init__(
-        self,
-        tmp: Path,
-        *extra: str,
-        env: dict | None = None,
-        model: str | None = "hey_jarvis",
-        rec: Path | None = None,
-    ):
-        self.tmp = tmp
-        self.rec, self.run_dir, self.state_dir = rec or tmp / "rec", tmp / "run", tmp / "state"
-        self.proc = subprocess.Popen(
-            [
-                str(RECORDER),
-                "run",
-                "--source",
-                "stdin",
-                *(["--model", model] if model else []),
-                "--recordings",
-                str(self.rec),
-                "--runtime-dir",
-                str(self.run_dir),
-                "--state-dir",
-                str(self.state_dir),
-                *extra,
-            ],
-            stdin=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **(env or {})},
-        )
-        self.fed_s = 0.0
-        wait_for(lambda: self.proc.poll() is not None or self.answers())
-
-    def answers(self) -> bool:
-        """The control socket is there and answers (it exists a moment before it listens)."""
-        sock = self.run_dir / "control.sock"
-        return sock.exists() and control.request(self.run_dir, "status", timeout_s=2) is not None
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return run_recorder(
-            *args, "--runtime-dir", str(self.run_dir), "--state-dir", str(self.state_dir)
-        )
-
-    def status(self) -> dict:
-        return json.loads(self.cli("status", "--json").stdout)
-
-    def feed(self, data: bytes) -> None:
-        """Write audio and wait until the daemon has taken all of it in."""
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-        self.fed_s += len(data) / 32000
-        target = int(self.fed_s / 0.08) * 0.08 - 0.01
-        wait_for(lambda: self.status()["audio_s"] >= target)
-
-    def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=10)
-        assert self.proc.returncode == 0, err.decode()
-        return err.decode()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
+from conftest import recordings, run_recorder, small_tmpfs
+from harness import QUIET, REQUEST, Daemon, wait_for
 
 
 @pytest.fixture
 def daemon(tmp_path):
-    d = LiveDaemon(tmp_path)
-    yield d
-    d.kill()
+    with Daemon(tmp_path) as d:
+        yield d
 
 
 def test_status_and_socket_permissions(daemon):
@@ -107,28 +33,22 @@ def test_status_and_socket_permissions(daemon):
 
 
 def test_mute_drops_audio_and_survives_a_restart(tmp_path):
-    d = LiveDaemon(tmp_path)
-    try:
+    with Daemon(tmp_path) as d:
         assert d.cli("mute").returncode == 0
         assert d.status()["state"] == "muted"
         assert (d.state_dir / "muted").exists()
-        d.feed(QUIET + SCENE + QUIET)
+        d.feed(QUIET + REQUEST + QUIET)
         assert d.status()["recordings"] == 0  # a wake word and a command, but muted
         err = d.stop()
         assert "state listening -> muted" in err and "wake word" not in err
-    finally:
-        d.kill()
-    d = LiveDaemon(tmp_path)  # a restart stays muted
-    try:
+    with Daemon(tmp_path) as d:  # a restart stays muted
         assert d.status()["muted"] is True and d.status()["state"] == "muted"
-        d.feed(SCENE + QUIET)
+        d.feed(REQUEST + QUIET)
         assert d.status()["recordings"] == 0
         assert d.cli("unmute").returncode == 0
-        d.feed(QUIET + SCENE + QUIET)
+        d.feed(QUIET + REQUEST + QUIET)
         assert d.status()["recordings"] == 1
         assert "state muted -> listening" in d.stop()
-    finally:
-        d.kill()
     assert len(recordings(d.rec)) == 1
 
 
@@ -161,59 +81,47 @@ def test_second_daemon_on_the_same_socket_is_refused(daemon, tmp_path):
 def test_sighup_reloads_and_refuses_a_bad_config(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('[wake]\nmodels = ["hey_jarvis"]\n')
-    d = LiveDaemon(tmp_path, "--config", str(config), model=None)
-    try:
+    with Daemon(tmp_path, "--config", str(config), model=None) as d:
         d.feed(QUIET)
         assert d.status()["models"] == ["hey_jarvis"]
         config.write_text('[wake]\nmodels = ["hey_jarvis", "alexa"]\nthreshold = 0.6\n')
-        d.proc.send_signal(signal.SIGHUP)
+        d.send_signal(signal.SIGHUP)
         d.feed(QUIET)
         assert d.status()["models"] == ["hey_jarvis", "alexa"]
         config.write_text("[wake]\nthreshold = 7\n")
-        d.proc.send_signal(signal.SIGHUP)
+        d.send_signal(signal.SIGHUP)
         d.feed(QUIET)
-        d.feed(SCENE + QUIET)
+        d.feed(REQUEST + QUIET)
         assert d.status()["recordings"] == 1  # still running on the old, valid config
         err = d.stop()
         assert "configuration reloaded" in err
         assert "reload refused" in err and "threshold" in err
-    finally:
-        d.kill()
 
 
 @pytest.mark.parametrize("abstract", [False, True], ids=["path", "abstract"])
 def test_sd_notify_ready_watchdog_status_stopping(tmp_path, abstract):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     if abstract:
-        name = f"recorder-test-{os.getpid()}-{time.monotonic_ns()}"
-        sock.bind("\0" + name)
-        address = "@" + name
+        address = f"@recorder-test-{os.getpid()}-{time.monotonic_ns()}"
     else:
         address = str(tmp_path / "notify.sock")
-        sock.bind(address)
-    sock.settimeout(10)
-    d = LiveDaemon(tmp_path, env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"})
-    messages = []
-    try:
-        messages.append(sock.recv(4096).decode())
-        assert messages[0].splitlines()[0] == "READY=1"
-        assert messages[0].splitlines()[1].startswith("STATUS=listening on stdin")
-        # the loop pings the watchdog at half its timeout, also while no audio arrives
-        start = time.monotonic()
-        while time.monotonic() - start < 1.0:
-            messages.append(sock.recv(4096).decode())
-        assert messages.count("WATCHDOG=1") >= 5
+    with Daemon(tmp_path, env={"WATCHDOG_USEC": "200000"}, notify=address) as d:
+        [(ready_at, ready)] = d.notify.received()[:1]
+        assert ready.splitlines()[0] == "READY=1"
+        assert ready.splitlines()[1].startswith("STATUS=listening on stdin")
+        # the loop pings the watchdog at half its timeout, also while no audio arrives: at
+        # least five times in the second after READY=1
+        pings = wait_for(
+            lambda: [t for t, m in d.notify.received() if m == "WATCHDOG=1"][4:5],
+            timeout=10,
+            what="five watchdog pings",
+        )
+        assert pings[0] - ready_at <= 1.0, f"the fifth ping came {pings[0] - ready_at:.2f} s late"
         d.stop()
-        sock.settimeout(1)
-        while True:
-            try:
-                messages.append(sock.recv(4096).decode())
-            except TimeoutError:
-                break
-        assert "STOPPING=1\nSTATUS=stopping" in messages
-    finally:
-        d.kill()
-        sock.close()
+        wait_for(
+            lambda: "STOPPING=1\nSTATUS=stopping" in d.notify.messages(),
+            timeout=5,
+            what="STOPPING=1",
+        )
 
 
 def test_full_disk_drops_one_request_and_the_daemon_recovers(tmp_path):
@@ -223,21 +131,18 @@ def test_full_disk_drops_one_request_and_the_daemon_recovers(tmp_path):
         config.write_text(
             f'[storage]\ndirectory = "{mnt / "rec"}"\n[indicator]\nstate_file = "{state}"\n'
         )
-        d = LiveDaemon(tmp_path, "--config", str(config), rec=mnt / "rec")
-        try:
+        with Daemon(tmp_path, "--config", str(config), rec=mnt / "rec") as d:
             ballast = mnt / "ballast"
             with open(ballast, "wb") as f:  # fill the disk, leaving less than one request
                 f.write(b"\0" * (200 * 1024 - 40 * 1024))
-            d.feed(QUIET + SCENE + QUIET)
+            d.feed(QUIET + REQUEST + QUIET)
             assert d.status()["recordings"] == 0
             assert [p.name for p in d.rec.iterdir()] == []  # no temp file left behind
             assert d.status()["state"] == "listening"  # error, then back to listening
             ballast.unlink()  # space returns
-            d.feed(SCENE + QUIET)
+            d.feed(REQUEST + QUIET)
             assert d.status()["recordings"] == 1
             err = d.stop()
             assert "could not save the request" in err and "No space left" in err
             assert "state listening -> error" in err and "state error -> listening" in err
-        finally:
-            d.kill()
         assert len(recordings(mnt / "rec")) == 1

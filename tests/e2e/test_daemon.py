@@ -6,22 +6,13 @@ import json
 import re
 import signal
 import subprocess
-import time
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
-    AUDIO,
-    RECORDER,
-    SCENES,
-    oww_fixture,
-    read_pcm,
-    recordings,
-    run_recorder,
-    write_pcm,
-)
+from conftest import AUDIO, SCENES, oww_fixture, read_pcm, recordings, run_recorder, write_pcm
+from harness import Daemon, check_slice, check_wake_then_command
 
 RATE = 16000
 SIDE_KEYS = {
@@ -54,14 +45,6 @@ def run_file(path: Path, rec: Path, *extra: str) -> subprocess.CompletedProcess:
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"Traceback" not in proc.stderr
     return proc
-
-
-def check_slice(meta: dict, samples: np.ndarray, source: np.ndarray) -> tuple[float, float]:
-    """The recording is a bit-exact slice of the source at source_offset_s; return its span."""
-    start = round(meta["source_offset_s"] * RATE)
-    assert np.array_equal(samples, source[start : start + len(samples)])
-    assert meta["duration_s"] == pytest.approx(len(samples) / RATE, abs=1e-4)
-    return start / RATE, (start + len(samples)) / RATE
 
 
 @pytest.mark.parametrize(
@@ -134,31 +117,6 @@ def test_nothing_is_saved_without_a_request_after_a_wake_word(tmp_path, path):
 def test_real_human_wake_words_followed_by_a_command(tmp_path, clip, model):
     meta = check_wake_then_command(tmp_path, oww_fixture(clip), "jarvis_pause_command", model)
     assert meta["wake_word"] == model and meta["score"] >= 0.5
-
-
-def check_wake_then_command(tmp_path: Path, clip: Path, scene: str, model: str) -> dict:
-    """A real recording of a wake word, then the scene's command, over the scene's noise bed,
-    through `recorder run --model MODEL`: the one request saved is a bit-exact slice that
-    starts inside the wake word and holds the whole command. Returns its sidecar."""
-    wake = read_pcm(clip)
-    audio = read_pcm(AUDIO / f"{scene}.wav")
-    c0, c1 = SCENES[scene]["command"]
-    command = audio[int(c0 * RATE) - 800 : int(c1 * RATE) + 800]
-    quiet = audio[:RATE]  # the scene's noise bed before its wake word
-    stream = np.concatenate([quiet, quiet, wake, quiet[:4000], command, quiet, quiet])
-    path = write_pcm(tmp_path / "stream.wav", stream)
-    rec = tmp_path / "rec"
-    proc = run_recorder(
-        "run", "--source", f"file:{path}", "--recordings", str(rec), "--model", model
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    [(meta, samples)] = recordings(rec)
-    start_s, end_s = check_slice(meta, samples, stream)
-    wake_start = 2.0
-    command_start = wake_start + (len(wake) + 4000) / RATE
-    assert wake_start <= start_s <= command_start
-    assert end_s >= command_start + len(command) / RATE - 0.05
-    return meta
 
 
 def test_stream_ending_mid_request_is_saved_with_reason_eof(tmp_path):
@@ -351,48 +309,24 @@ def test_unwritable_state_file_fails_closed_unless_not_required(tmp_path):
     assert len(recordings(rec)) == 1
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_the_request_in_progress_and_exits_quickly(tmp_path, sig):
-    rec, state = tmp_path / "rec", tmp_path / "state"
+    scene = "jarvis_long_command"
+    state = tmp_path / "state.txt"
     config = tmp_path / "c.toml"
     config.write_text(f'[indicator]\nstate_file = "{state}"\n')
-    proc = subprocess.Popen(
-        [
-            str(RECORDER),
-            "run",
-            "--config",
-            str(config),
-            "--recordings",
-            str(rec),
-            "--realtime",
-            "--source",
-            f"file:{AUDIO / 'jarvis_long_command.wav'}",
-            "--model",
-            "hey_jarvis",
-        ],
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert _wait_for(lambda: state.exists() and state.read_text() == "recording\n", 15)
-        time.sleep(1.5)  # into the command
-        sent = time.monotonic()
-        proc.send_signal(sig)
-        proc.wait(timeout=5)
-        assert time.monotonic() - sent < 1.0
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 0, proc.stderr.read().decode()
-    [(meta, samples)] = recordings(rec)
+    source = f"file:{AUDIO / f'{scene}.wav'}"
+    command_s = SCENES[scene]["command"]
+    with Daemon(
+        tmp_path, "--config", str(config), "--realtime", source=source, state_file=state
+    ) as d:
+        d.wait_state("recording", 15)
+        d.wait_audio(command_s[0] + 1.5)  # 1.5 s into the command
+        took = d.terminate(sig)
+        assert took < 1.0, d.log()
+        assert d.returncode == 0, d.log()
+    [(meta, samples)] = recordings(d.rec)
     assert meta["end_reason"] == "shutdown"
-    check_slice(meta, samples, read_pcm(AUDIO / "jarvis_long_command.wav"))
+    _, end_s = check_slice(meta, samples, read_pcm(AUDIO / f"{scene}.wav"))
+    assert end_s < command_s[1]  # cut by the signal
     assert state.read_text() == "off\n"

@@ -18,8 +18,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import RECORDER, wait_for
-from test_control import QUIET, SCENE, LiveDaemon
+from conftest import RECORDER
+from harness import QUIET, REQUEST, Daemon, wait_for
 
 from recorder import cli, control
 
@@ -67,27 +67,19 @@ def subscribe_raw(run_dir: Path) -> socket.socket:
     return s
 
 
-def status(d: LiveDaemon) -> dict:
-    reply = control.request(d.run_dir, "status")
-    assert reply is not None
-    return reply
-
-
 def test_two_subscribers_one_stops_reading(tmp_path):
-    d = LiveDaemon(tmp_path)
-    try:
+    with Daemon(tmp_path) as d:
         reader = Follower(d.run_dir)
         stalled = subscribe_raw(d.run_dir)  # reads its first line, then nothing more
-        wait_for(lambda: status(d)["subscribers"] == 2)
-        d.feed(QUIET + SCENE + QUIET)  # a request: wake, state, saved
+        wait_for(lambda: d.request("status")["subscribers"] == 2)
+        d.feed(QUIET + REQUEST + QUIET)  # a request: wake, state, saved
         wait_for(lambda: any(r["event"] == "saved" for r in reader.records()))
         # mute and unmute until the stalled subscriber's backlog overflows
         for _ in range(2000):
             for command in ("mute", "unmute"):
-                assert control.request(d.run_dir, command)["ok"]
-                d.proc.stdin.write(FRAME)  # the loop applies a mute change between frames
-                d.proc.stdin.flush()
-            st = status(d)
+                assert d.request(command)["ok"]
+                d.write(FRAME)  # the loop applies a mute change between frames
+            st = d.request("status")
             if st["subscribers"] == 1:
                 break
             # the reader keeps up (as a reader does); only the stalled one falls behind
@@ -96,8 +88,8 @@ def test_two_subscribers_one_stops_reading(tmp_path):
                     reader.records() and reader.records()[-1]["seq"] >= st["last_event_seq"]
                 )
             )
-        assert status(d)["subscribers"] == 1
-        assert status(d)["state"] == "listening"
+        assert d.request("status")["subscribers"] == 1
+        assert d.request("status")["state"] == "listening"
         # the stalled one, reading now, finds its last line saying why
         stalled.settimeout(20)
         data = b""
@@ -106,13 +98,10 @@ def test_two_subscribers_one_stops_reading(tmp_path):
         stalled.close()
         last = json.loads(data.splitlines()[-1])
         assert last == {"event": "cut_off", "reason": "it did not read its events in time"}
-        d.proc.stdin.close()  # end of the audio: the daemon stops
-        d.proc.wait(timeout=30)
-        err = d.proc.stderr.read().decode()
-        assert d.proc.returncode == 0, err
+        d.end_input()  # end of the audio: the daemon stops
+        assert d.wait_exit(30) == 0, d.log()
+        err = d.log()
         code, follower_err = reader.finish()
-    finally:
-        d.kill()
     assert code == 0, follower_err
     assert "events subscriber (pid" in err and "cut off" in err
     records = reader.records()
@@ -132,15 +121,12 @@ def test_two_subscribers_one_stops_reading(tmp_path):
 
 
 def test_events_as_text_and_without_a_daemon(tmp_path):
-    d = LiveDaemon(tmp_path)
-    try:
+    with Daemon(tmp_path) as d:
         follower = Follower(d.run_dir, json_lines=False)
-        wait_for(lambda: status(d)["subscribers"] == 1)
-        d.feed(QUIET + SCENE + QUIET)
+        wait_for(lambda: d.request("status")["subscribers"] == 1)
+        d.feed(QUIET + REQUEST + QUIET)
         d.stop()
         code, err = follower.finish()
-    finally:
-        d.kill()
     assert code == 0, err
     text = "".join(follower.lines)
     assert " wake model=hey_jarvis score=" in text and " saved id=" in text
@@ -206,8 +192,7 @@ def test_another_uid_is_refused_and_the_control_group_may_only_watch(tmp_path, s
         pytest.skip("no group named audio on this machine")
     cfg = tmp_path / "recorder.toml"
     cfg.write_text('[control]\ngroup = "audio"\n')
-    d = LiveDaemon(shared_run_dir, "--config", str(cfg))
-    try:
+    with Daemon(shared_run_dir, "--config", str(cfg)) as d:
         d.feed(QUIET)
         sock = os.stat(d.run_dir / control.SOCKET_NAME)
         assert (stat.S_IMODE(sock.st_mode), sock.st_gid) == (0o660, gid)
@@ -224,14 +209,12 @@ def test_another_uid_is_refused_and_the_control_group_may_only_watch(tmp_path, s
         code, _, stderr = Nobody("mute", *where, groups=(gid,)).finish()
         assert code == 2
         assert stderr.strip() == "recorder: error: permission denied: uid 65534 may not 'mute'"
-        assert control.request(d.run_dir, "status")["muted"] is False
+        assert d.request("status")["muted"] is False
         watcher = Nobody("events", "--json", *where, groups=(gid,))
-        wait_for(lambda: control.request(d.run_dir, "status")["subscribers"] == 1)
-        d.feed(QUIET + SCENE + QUIET)
+        wait_for(lambda: d.request("status")["subscribers"] == 1)
+        d.feed(QUIET + REQUEST + QUIET)
         err = d.stop()
         code, out, watcher_err = watcher.finish()
-    finally:
-        d.kill()
     assert code == 0, watcher_err
     events = [json.loads(line)["event"] for line in out.splitlines()]
     assert "saved" in events and events[-1] == "stopped"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import signal
 
 import numpy as np
-from conftest import AUDIO, read_pcm, recordings, wait_for
+from conftest import AUDIO, read_pcm, recordings
+from harness import wait_for
 from virtual_mic import VirtualMic
 
 from recorder import daemon

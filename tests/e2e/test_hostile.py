@@ -16,12 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import AUDIO, read_pcm, run_recorder, wait_for, write_pcm
-from test_control import QUIET, LiveDaemon
+from conftest import run_recorder, write_pcm
+from harness import QUIET, REQUEST, Daemon, wait_for
 
 from recorder import cli, control, threads
-
-SCENE = read_pcm(AUDIO / "jarvis_pause_command.wav").tobytes()
 
 
 def connect(run_dir: Path) -> socket.socket:
@@ -51,9 +49,7 @@ def reply_of(s: socket.socket) -> dict | None:
 
 
 def test_hostile_clients_leave_the_mute_switch_working(tmp_path):
-    d = LiveDaemon(tmp_path)
-    held: list[socket.socket] = []
-    try:
+    with Daemon(tmp_path) as d, contextlib.ExitStack() as sockets:
         d.feed(QUIET)
         # non-UTF-8: a JSON error, not a dead thread
         with connect(d.run_dir) as s:
@@ -75,7 +71,7 @@ def test_hostile_clients_leave_the_mute_switch_working(tmp_path):
         lingering = connect(d.run_dir)
         lingering.sendall(b"status")
         # dozens of idle connections held open for the rest of the test
-        held = [connect(d.run_dir) for _ in range(40)]
+        held = [sockets.enter_context(connect(d.run_dir)) for _ in range(40)]
         # hundreds of rapid connects, half of them sending a partial line and vanishing
         for i in range(300):
             with connect(d.run_dir) as s:
@@ -88,7 +84,7 @@ def test_hostile_clients_leave_the_mute_switch_working(tmp_path):
         assert elapsed < 1.0, f"status took {elapsed:.2f} s"
         assert d.cli("mute").returncode == 0
         assert d.status()["state"] == "muted" and (d.state_dir / "muted").exists()
-        d.feed(SCENE + QUIET)
+        d.feed(REQUEST + QUIET)
         assert d.status()["recordings"] == 0  # the mute holds
         assert reply_of(lingering) is None  # the deadline closed it without an answer
         lingering.close()
@@ -96,10 +92,6 @@ def test_hostile_clients_leave_the_mute_switch_working(tmp_path):
         err = d.stop()
         assert "Traceback" not in err and "died" not in err
         assert "state listening -> muted" in err
-    finally:
-        for s in held:
-            s.close()
-        d.kill()
 
 
 class InjectedFault(BaseException):

@@ -8,13 +8,12 @@ thread, signal handling while capturing, and what is saved from a live stream.
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
 from conftest import AUDIO, SCENES, read_pcm, recordings, run_recorder
+from harness import locate, mic_daemon
 from virtual_mic import VirtualMic
-from virtual_mic import mic_daemon as daemon
 
 RATE = 16000
 EXIT_WITHIN_S = 2.0  # SIGTERM to exit
@@ -22,20 +21,6 @@ EXIT_WITHIN_S = 2.0  # SIGTERM to exit
 
 def scene(name: str) -> tuple[np.ndarray, dict]:
     return read_pcm(AUDIO / f"{name}.wav"), SCENES[name]
-
-
-def locate(mic: VirtualMic, meta: dict, samples: np.ndarray) -> int:
-    """Index in mic.fed of the saved audio, which must be the fed stream's samples exactly."""
-    assert len(samples) == meta["samples"] > 0
-    offset = round(meta["source_offset_s"] * RATE)
-    fed = mic.fed
-    if not np.array_equal(samples, fed[offset : offset + len(samples)]):
-        found = mic.find(samples)
-        pytest.fail(
-            f"saved audio is not fed[{offset}:{offset + len(samples)}] (source_offset_s "
-            f"{meta['source_offset_s']}); exact matches in the fed stream at: {found}"
-        )
-    return offset
 
 
 def test_devices_lists_the_virtual_mic(tmp_path):
@@ -53,15 +38,15 @@ def test_devices_lists_the_virtual_mic(tmp_path):
 
 def test_request_through_the_mic_is_saved_bit_exact(tmp_path):
     audio, times = scene("jarvis_pause_command")
-    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+    with VirtualMic(tmp_path) as mic, mic_daemon(mic, tmp_path) as d:
         d.wait_state("listening")
         start = mic.play(audio)
-        d.wait_for("recording", lambda: any(d.rec_dir.glob("*.json")), times["duration_s"] + 10)
+        d.wait_for("a recording", lambda: any(d.rec.glob("*.json")), times["duration_s"] + 10)
         took = d.terminate()
         log = d.log()
-        assert d.proc.returncode == 0, log
+        assert d.returncode == 0, log
         assert took < EXIT_WITHIN_S, log
-        recs = recordings(d.rec_dir)
+        recs = recordings(d.rec)
         assert len(recs) == 1, log
         ((meta, samples),) = recs
         assert meta["end_reason"] == "silence"
@@ -81,18 +66,19 @@ def test_request_through_the_mic_is_saved_bit_exact(tmp_path):
 
 def test_sigterm_while_recording_saves_the_request(tmp_path):
     audio, times = scene("jarvis_long_command")
-    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+    with VirtualMic(tmp_path) as mic, mic_daemon(mic, tmp_path) as d:
         d.wait_state("listening")
         start = mic.play(audio)
         d.wait_state("recording", times["duration_s"])
-        time.sleep(1.5)  # into the command
+        # The daemon's stream is the fed one from its start: 1.5 s into the command.
+        d.wait_audio(start / RATE + times["command"][0] + 1.5, times["duration_s"])
         fed_at_signal = len(mic.fed)
         took = d.terminate()
         log = d.log()
-        assert d.proc.returncode == 0, log
+        assert d.returncode == 0, log
         assert took < EXIT_WITHIN_S, log
         assert d.state() == "off", log
-        recs = recordings(d.rec_dir)
+        recs = recordings(d.rec)
         assert len(recs) == 1, log
         ((meta, samples),) = recs
         assert meta["end_reason"] == "shutdown", log

@@ -14,7 +14,8 @@ import re
 import numpy as np
 import pytest
 from conftest import AUDIO, RATE, SCENES, read_pcm, recordings, run_recorder
-from virtual_mic import VirtualMic, mic_daemon
+from harness import mic_daemon
+from virtual_mic import VirtualMic
 
 from recorder.audio import resample
 from recorder.engines import OpenWakeWordEngine
@@ -84,12 +85,12 @@ def test_48k_stereo_keeps_the_configured_channel_and_scores_like_16k(
         d.wait_state("listening")
         start = mic.play(played)
         d.wait_for(
-            "a saved request", lambda: any(d.rec_dir.glob("*.json")), len(played) / MIC_RATE + 10
+            "a saved request", lambda: any(d.rec.glob("*.json")), len(played) / MIC_RATE + 10
         )
         d.terminate()
-        assert d.proc.returncode == 0, d.log()
+        assert d.returncode == 0, d.log()
         log = d.log()
-    saved = recordings(d.rec_dir)
+    saved = recordings(d.rec)
     assert len(saved) == 1, log
     meta, samples = saved[0]
     assert (meta["device_rate"], meta["device_channels"], meta["channel"]) == (

@@ -9,10 +9,8 @@ import math
 import numpy as np
 import pytest
 from conftest import AUDIO, REPO, SCENES, read_pcm, recordings, run_recorder
-from test_daemon import check_slice, check_wake_then_command
-from test_mic import locate
+from harness import check_slice, check_wake_then_command, locate, mic_daemon
 from virtual_mic import VirtualMic
-from virtual_mic import mic_daemon as daemon
 
 pytest.importorskip("pymicro_wakeword", reason="needs pymicro-wakeword (recorder[micro])")
 
@@ -94,18 +92,18 @@ def test_score_and_dry_run_with_both_engines(tmp_path):
 
 def test_okay_nabu_through_the_microphone_is_saved_bit_exact(tmp_path):
     audio, marks = read_pcm(AUDIO / "nabu_and_jarvis.wav"), SCENES["nabu_and_jarvis"]
-    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path, "--model", "okay_nabu") as d:
+    with VirtualMic(tmp_path) as mic, mic_daemon(mic, tmp_path, "--model", "okay_nabu") as d:
         d.wait_state("listening")
         start = mic.play(audio)
         d.wait_for(
             "two recordings",
-            lambda: len(list(d.rec_dir.glob("*.json"))) == 2,
+            lambda: len(list(d.rec.glob("*.json"))) == 2,
             marks["duration_s"] + 15,
         )
         d.terminate()
         log = d.log()
-        assert d.proc.returncode == 0, log
-        recs = recordings(d.rec_dir)
+        assert d.returncode == 0, log
+        recs = recordings(d.rec)
     assert [m["wake_word"] for m, _ in recs] == ["okay_nabu", "hey_jarvis"], log
     for (meta, samples), (wake, command) in zip(
         recs, [("wake", "command"), ("wake2", "command2")], strict=True

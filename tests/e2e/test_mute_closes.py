@@ -11,8 +11,8 @@ import gpiozero
 import pytest
 from conftest import AUDIO, read_pcm, recordings, run_recorder
 from gpiozero.pins.mock import MockFactory
+from harness import mic_daemon
 from virtual_mic import VirtualMic
-from virtual_mic import mic_daemon as daemon
 
 from recorder import daemon as daemon_mod
 from recorder.config import Config, StorageConfig, WakeConfig
@@ -35,34 +35,33 @@ def holds(pid: int, path: Path) -> bool:
 
 def test_mute_releases_the_device_and_unmute_records_again(tmp_path):
     audio = read_pcm(AUDIO / "jarvis_pause_command.wav")
-    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+    with VirtualMic(tmp_path) as mic, mic_daemon(mic, tmp_path) as d:
         d.wait_state("listening")
         pid = d.proc.pid
         assert holds(pid, mic.fifo)  # the open stream reads the device
-        ctl = ("--runtime-dir", str(tmp_path / "run"), "--state-dir", str(tmp_path / "state.d"))
-        proc = run_recorder("mute", *ctl)
+        proc = d.cli("mute")
         assert proc.returncode == 0, proc.stderr.decode()
         d.wait_state("muted", timeout=10)
         assert not holds(pid, mic.fifo), d.log()  # shown muted: already released
-        assert list(d.rec_dir.glob("*.json")) == []
-        proc = run_recorder("unmute", *ctl)
+        assert list(d.rec.glob("*.json")) == []
+        proc = d.cli("unmute")
         assert proc.returncode == 0, proc.stderr.decode()
         d.wait_state("listening", timeout=10)
         d.wait_for("the device reopened", lambda: holds(pid, mic.fifo), 10)
         start = mic.play(audio)
-        d.wait_for("a saved request", lambda: any(d.rec_dir.glob("*.json")), 30)
+        d.wait_for("a saved request", lambda: any(d.rec.glob("*.json")), 30)
         d.terminate()
-        [(meta, samples)] = recordings(d.rec_dir)
+        [(meta, samples)] = recordings(d.rec)
         found = mic.find(samples)  # bit-exact audio from the device, played after the unmute
         assert found and found[0] >= start, d.log()
-        audit = (tmp_path / "state.d" / "audit.log").read_text()
+        audit = (d.state_dir / "audit.log").read_text()
         assert f'"event":"muted","by":"daemon","uid":{os.getuid()}' in audit
 
 
 def test_a_daemon_started_muted_never_holds_the_device(tmp_path):
     state_dir = tmp_path / "state.d"
     MuteSwitch(state_dir).set(True)
-    with VirtualMic(tmp_path) as mic, daemon(mic, tmp_path) as d:
+    with VirtualMic(tmp_path) as mic, mic_daemon(mic, tmp_path, state_dir=state_dir) as d:
         d.wait_state("muted")
         assert not holds(d.proc.pid, mic.fifo), d.log()
 

@@ -11,10 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import AUDIO, recordings, run_recorder, wait_for
-from test_control import QUIET, SCENE, LiveDaemon
-
-from recorder import control
+from conftest import AUDIO, recordings, run_recorder
+from harness import QUIET, REQUEST, Daemon, wait_for
 
 # The command: its own hash of the audio (read with the standard library), what it got on
 # stdin, its argument and environment, written to OUT/<id>.json. With HANG_ONCE present, the
@@ -29,7 +27,7 @@ HOOK = textwrap.dedent(
         os.unlink(hang)
         with open(os.path.join(out, "hanging.pid"), "w") as f:
             f.write(str(os.getpid()))
-        time.sleep(3600)
+        time.sleep(3600)  # hangs until the test kills it
     with wave.open(os.environ["RECORDER_AUDIO"], "rb") as w:
         pcm = w.readframes(w.getnframes())
     result = {{
@@ -93,13 +91,12 @@ def test_a_hanging_command_does_not_delay_the_next_recording(tmp_path):
     script, out = hook(tmp_path)
     (out / "HANG_ONCE").touch()
     cfg = config(tmp_path, f'command = "{script}"\ntimeout_s = 600')
-    d = LiveDaemon(tmp_path, "--config", str(cfg))
-    try:
-        d.feed(QUIET + SCENE + QUIET)
+    with Daemon(tmp_path, "--config", str(cfg)) as d:
+        d.feed(QUIET + REQUEST + QUIET)
         hanging = int(
             wait_for(lambda: (out / "hanging.pid").exists() and (out / "hanging.pid").read_text())
         )
-        d.feed(SCENE + QUIET)  # saved while the first command still hangs
+        d.feed(REQUEST + QUIET)  # saved while the first command still hangs
         st = d.status()
         assert st["recordings"] == 2 and st["saved_since_start"] == 2
         os.kill(hanging, 0)  # still hanging
@@ -107,12 +104,10 @@ def test_a_hanging_command_does_not_delay_the_next_recording(tmp_path):
         os.kill(hanging, signal.SIGKILL)  # now the queued hand-off runs
         wait_for(lambda: len(list(out.glob("2*.json"))) == 1)
         # the hand-off counts a command once its process has exited, after it wrote its file
-        wait_for(lambda: control.request(d.run_dir, "status")["handoff"]["commands_run"] == 1)
-        st = control.request(d.run_dir, "status")
+        wait_for(lambda: d.request("status")["handoff"]["commands_run"] == 1)
+        st = d.request("status")
         assert st["handoff"]["command_failures"] == 1 and st["handoff"]["commands_run"] == 1
         err = d.stop()
-    finally:
-        d.kill()
     assert "hand-off command for" in err and "exit status -9" in err
     saved = recordings(d.rec)
     assert len(saved) == 2  # the failed hand-off lost and changed nothing
@@ -185,15 +180,12 @@ def test_a_stop_signal_does_not_wait_for_a_hanging_command(tmp_path):
     script, out = hook(tmp_path)
     (out / "HANG_ONCE").touch()
     cfg = config(tmp_path, f'command = "{script}"\ntimeout_s = 600')
-    d = LiveDaemon(tmp_path, "--config", str(cfg))
-    try:
-        d.feed(QUIET + SCENE + QUIET)
+    with Daemon(tmp_path, "--config", str(cfg)) as d:
+        d.feed(QUIET + REQUEST + QUIET)
         hanging = int(
             wait_for(lambda: (out / "hanging.pid").exists() and (out / "hanging.pid").read_text())
         )
         err = d.stop()  # SIGTERM: the daemon exits 0 without waiting the 600 s
-    finally:
-        d.kill()
     assert "killed the running command" in err
     wait_for(lambda: not Path(f"/proc/{hanging}").exists() or zombie(hanging))
     assert len(recordings(d.rec)) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import AUDIO, RECORDER, SCENES, oww_fixture, read_pcm, run_recorder, write_pcm
+from harness import Daemon
 
 from recorder.pipeline import build_engine
 from recorder.tools import jobs, options, tune
@@ -35,35 +37,17 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def daemon_detections(runs: dict[str, subprocess.Popen]) -> dict[str, list[tuple[str, str]]]:
+def daemon_detections(runs: dict[str, Daemon]) -> dict[str, list[tuple[str, str]]]:
     """(wake word, time) from each `recorder run` log; every detection ended saved or discarded."""
     out = {}
-    for path, proc in runs.items():
-        _, err = proc.communicate(timeout=120)
-        text = err.decode()
-        assert proc.returncode == 0 and "Traceback" not in text, text
+    for path, d in runs.items():
+        code = d.wait_exit(120)
+        text = d.log()
+        assert code == 0 and "Traceback" not in text, text
         found = WAKE_LINE.findall(text)
         assert len(found) == len(re.findall(r"INFO (saved|discarded|dry run)", text)), text
         out[path] = found
     return out
-
-
-def start_daemon(path: Path, rec: Path, *flags: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            str(RECORDER),
-            "run",
-            "--source",
-            f"file:{path}",
-            "--recordings",
-            str(rec),
-            "--log-level",
-            "info",
-            *flags,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
 
 
 SETTINGS = {
@@ -96,28 +80,40 @@ def test_score_detections_are_the_daemons(tmp_path, setting):
     cfg = tmp_path / "recorder.toml"
     cfg.write_text(toml)
     paths = [AUDIO / f"{s}.wav" for s in scenes]
-    runs = {
-        str(p): start_daemon(p, tmp_path / f"rec{i}", "--config", str(cfg), *flags)
-        for i, p in enumerate(paths)
-    }
     png = tmp_path / "scores.png"
-    proc = ok(
-        run_recorder(
-            "score",
-            *map(str, paths),
-            "--config",
-            str(cfg),
-            *flags,
-            "--json",
-            "--jobs",
-            "2",
-            "--plot",
-            str(png),
+    with contextlib.ExitStack() as daemons:
+        runs = {  # the daemons run meanwhile
+            str(p): daemons.enter_context(
+                Daemon(
+                    tmp_path / f"daemon{i}",
+                    "--config",
+                    str(cfg),
+                    *flags,
+                    "--log-level",
+                    "info",
+                    source=f"file:{p}",
+                    model=None,
+                )
+            )
+            for i, p in enumerate(paths)
+        }
+        proc = ok(
+            run_recorder(
+                "score",
+                *map(str, paths),
+                "--config",
+                str(cfg),
+                *flags,
+                "--json",
+                "--jobs",
+                "2",
+                "--plot",
+                str(png),
+            )
         )
-    )
-    assert proc.stderr == b""  # no progress bar when stderr is not a terminal
-    report = json.loads(proc.stdout)
-    theirs = daemon_detections(runs)
+        assert proc.stderr == b""  # no progress bar when stderr is not a terminal
+        report = json.loads(proc.stdout)
+        theirs = daemon_detections(runs)
     assert [f["path"] for f in report["files"]] == list(runs) and report["skipped"] == []
     total = 0
     for f in report["files"]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import AUDIO, RECORDER, read_pcm, run_recorder
-from test_crash import kill_while_saving
+from harness import kill_while_saving
 
 from recorder.seal import Unsealer
 

@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import AUDIO, REPO
+from conftest import AUDIO, REPO
 
 SYSTEM_UNIT = REPO / "config" / "recorder.service"
 USER_UNIT = REPO / "config" / "recorder-user.service"

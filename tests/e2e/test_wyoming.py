@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AUDIO, RECORDER, REPO, read_pcm, run_recorder, wait_for
+from conftest import AUDIO, RECORDER, REPO, read_pcm, run_recorder
+from harness import wait_for
 
 from recorder.config import Config, HandoffConfig
 from recorder.handoff import Handoff
