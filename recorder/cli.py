@@ -17,10 +17,11 @@ from typing import Any, NoReturn
 
 import recorder.tools.events as events_tool
 import recorder.tools.transcribe as transcribe_tool
-from recorder import __version__, control, models
+from recorder import __version__, control_client, models
 from recorder import config as config_mod
 from recorder.audit import AuditLog
 from recorder.config import Config
+from recorder.dirs import SYSTEM_RUNTIME_DIR, default_runtime_dir, default_state_dir
 from recorder.errors import RecorderError
 from recorder.mute import MuteSwitch
 from recorder.storage import Storage
@@ -90,20 +91,16 @@ def _setup_logging(level: str) -> None:
 
 def _ask_daemon(args: argparse.Namespace, command: str) -> dict | None:
     """The daemon's reply; without --runtime-dir, the system service's socket is tried too."""
-    dirs = (
-        [args.runtime_dir]
-        if args.runtime_dir
-        else [control.default_runtime_dir(), control.SYSTEM_RUNTIME_DIR]
-    )
+    dirs = [args.runtime_dir] if args.runtime_dir else [default_runtime_dir(), SYSTEM_RUNTIME_DIR]
     for directory in dict.fromkeys(dirs):
-        reply = control.request(directory, command)
+        reply = control_client.request(directory, command)
         if reply is not None:
             return reply
     return None
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    return args.state_dir or control.default_state_dir()
+    return args.state_dir or default_state_dir()
 
 
 def _audit(args: argparse.Namespace, event: str, **fields: object) -> None:

@@ -22,7 +22,8 @@ from recorder import records, threads
 from recorder.audio import Frame
 from recorder.audit import AuditLog
 from recorder.config import Config
-from recorder.control import ControlServer, Peer, default_runtime_dir
+from recorder.control import ControlServer, Peer
+from recorder.dirs import default_runtime_dir
 from recorder.errors import RecorderError
 from recorder.handlers import FrameObserver, HandlerSet
 from recorder.handoff import Handoff, check_at_start
