@@ -82,30 +82,12 @@ def read_wav_info(f: BinaryIO, name: str) -> WavInfo:
             raise RecorderError(f"{name}: WAV file has no audio data")
         cid, size = chunk[0:4], struct.unpack("<I", chunk[4:8])[0]
         if cid == b"fmt ":
-            if size > MAX_FMT_BYTES:
-                raise RecorderError(f"{name}: invalid WAV header (format chunk of {size} bytes)")
-            body = f.read(size + (size & 1))
-            if len(body) < 16 or size < 16:
-                raise RecorderError(f"{name}: truncated WAV header")
-            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
-            if tag == _WAVE_FORMAT_EXTENSIBLE and len(body) >= 26:
-                tag = struct.unpack("<H", body[24:26])[0]
-            fmt = (tag, channels, rate, bits)
+            fmt = _read_fmt_chunk(f, size, name)
         elif cid == b"data":
             if fmt is None:
                 raise RecorderError(f"{name}: WAV data before its format")
-            tag, channels, rate, bits = fmt
-            if tag == _WAVE_FORMAT_PCM and bits in (8, 16, 24, 32):
-                is_float = False
-            elif tag == _WAVE_FORMAT_IEEE_FLOAT and bits in (32, 64):
-                is_float = True
-            else:
-                raise RecorderError(
-                    f"{name}: unsupported WAV encoding (format {tag}, {bits} bits); "
-                    "use PCM 8/16/24/32-bit or float"
-                )
-            if not (1 <= channels <= MAX_CHANNELS and 1000 <= rate <= MAX_SAMPLE_RATE):
-                raise RecorderError(f"{name}: invalid WAV format ({channels} ch, {rate} Hz)")
+            is_float = _is_float(fmt, name)
+            _, channels, rate, bits = fmt
             width = bits // 8
             data_offset = f.tell()
             if size == 0xFFFFFFFF or size == 0 or data_offset + size > file_size:
@@ -113,6 +95,36 @@ def read_wav_info(f: BinaryIO, name: str) -> WavInfo:
             return WavInfo(rate, channels, width, is_float, size // (width * channels), data_offset)
         else:
             f.seek(size + (size & 1), 1)
+
+
+def _read_fmt_chunk(f: BinaryIO, size: int, name: str) -> tuple[int, int, int, int]:
+    """The format chunk's (format tag, channels, rate, bits), an extensible format's own tag."""
+    if size > MAX_FMT_BYTES:
+        raise RecorderError(f"{name}: invalid WAV header (format chunk of {size} bytes)")
+    body = f.read(size + (size & 1))
+    if len(body) < 16 or size < 16:
+        raise RecorderError(f"{name}: truncated WAV header")
+    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+    if tag == _WAVE_FORMAT_EXTENSIBLE and len(body) >= 26:
+        tag = struct.unpack("<H", body[24:26])[0]
+    return (tag, channels, rate, bits)
+
+
+def _is_float(fmt: tuple[int, int, int, int], name: str) -> bool:
+    """Whether the samples are floats (else PCM); an encoding or a layout not read is refused."""
+    tag, channels, rate, bits = fmt
+    if tag == _WAVE_FORMAT_PCM and bits in (8, 16, 24, 32):
+        is_float = False
+    elif tag == _WAVE_FORMAT_IEEE_FLOAT and bits in (32, 64):
+        is_float = True
+    else:
+        raise RecorderError(
+            f"{name}: unsupported WAV encoding (format {tag}, {bits} bits); "
+            "use PCM 8/16/24/32-bit or float"
+        )
+    if not (1 <= channels <= MAX_CHANNELS and 1000 <= rate <= MAX_SAMPLE_RATE):
+        raise RecorderError(f"{name}: invalid WAV format ({channels} ch, {rate} Hz)")
+    return is_float
 
 
 def _decode(raw: bytes, info: WavInfo) -> np.ndarray:

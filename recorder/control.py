@@ -15,6 +15,9 @@ refused, and the refusal is logged with the peer's uid. Without a group the sock
 A subscriber's records wait in a bounded outbox; the journal's sink only appends to a queue and
 wakes the thread, so a subscriber that stops reading never slows the processing loop. One whose
 outbox overflows gets a last line `{"event": "cut_off", "reason": ...}` and is closed.
+
+The client (`request`) is in `recorder.control_client` and the directories' defaults in
+`recorder.dirs`; both are importable from here too.
 """
 
 from __future__ import annotations
@@ -36,14 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from recorder import threads
+from recorder.control_client import SOCKET_NAME as SOCKET_NAME
+from recorder.control_client import request as request
+from recorder.dirs import SYSTEM_RUNTIME_DIR as SYSTEM_RUNTIME_DIR
+from recorder.dirs import default_runtime_dir as default_runtime_dir
+from recorder.dirs import default_state_dir as default_state_dir
 from recorder.dirs import private_dir
 from recorder.errors import RecorderError
 from recorder.journal import Journal, Record
 
 log = logging.getLogger("recorder")
-
-SOCKET_NAME = "control.sock"
-SYSTEM_RUNTIME_DIR = Path("/run/recorder")  # the system service's RuntimeDirectory
 
 
 @dataclass(frozen=True)
@@ -63,22 +68,6 @@ class Peer:
 
 Handler = Callable[[str, Peer], dict[str, Any]]
 """Answers one command from one peer."""
-
-
-def default_runtime_dir() -> Path:
-    if os.environ.get("RUNTIME_DIRECTORY"):
-        return Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0])
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        return Path(os.environ["XDG_RUNTIME_DIR"]) / "recorder"
-    return SYSTEM_RUNTIME_DIR
-
-
-def default_state_dir() -> Path:
-    if os.environ.get("STATE_DIRECTORY"):
-        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
-    if os.environ.get("XDG_STATE_HOME"):
-        return Path(os.environ["XDG_STATE_HOME"]) / "recorder"
-    return Path.home() / ".local" / "state" / "recorder"
 
 
 MAX_COMMAND_BYTES = 4096
@@ -433,35 +422,3 @@ def _in_group(peer: Peer, gid: int) -> bool:
     except OSError:
         pass
     return False
-
-
-def request(runtime_dir: Path, command: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
-    """Send a command to the running daemon; None when no daemon listens there."""
-    path = runtime_dir / SOCKET_NAME
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout_s)
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    s.connect(str(path))
-                    break
-                except BlockingIOError:  # the listen queue is full: wait for room
-                    if time.monotonic() > deadline:
-                        raise TimeoutError from None
-                    time.sleep(0.01)
-            s.sendall(command.encode() + b"\n")
-            line = s.makefile("rb").readline(1 << 20).decode("utf-8", "replace")
-    except (FileNotFoundError, ConnectionRefusedError, TimeoutError):
-        return None
-    except PermissionError:
-        raise RecorderError(f"control socket {path}: permission denied") from None
-    except OSError as e:
-        raise RecorderError(f"control socket {path}: {e.strerror or e}") from None
-    try:
-        reply = json.loads(line)
-    except ValueError:
-        reply = None
-    if not isinstance(reply, dict):
-        raise RecorderError(f"control socket {path}: unreadable reply {line[:200]!r}")
-    return reply

@@ -22,7 +22,8 @@ from recorder import records, threads
 from recorder.audio import Frame
 from recorder.audit import AuditLog
 from recorder.config import Config
-from recorder.control import ControlServer, Peer, default_runtime_dir
+from recorder.control import ControlServer, Peer
+from recorder.dirs import default_runtime_dir
 from recorder.errors import RecorderError
 from recorder.handlers import FrameObserver, HandlerSet
 from recorder.handoff import Handoff, check_at_start
@@ -116,6 +117,7 @@ class Daemon:
     vitals: Vitals = field(default_factory=Vitals)
     fault: str | None = None
     """Set when a watched thread died; the loop then stops with the indicator at error."""
+    server: ControlServer | None = None  # the control socket, when served
 
     def __post_init__(self) -> None:
         self.muting = MuteRequests(self.mute, self.machine.muted)
@@ -295,6 +297,17 @@ class Daemon:
         return self.vitals.status_line(self.machine.state, self.p, self.source)
 
 
+@dataclass(frozen=True)
+class Service:
+    """What `recorder run` adds to a daemon: the state directory (the audit log), the control
+    socket's directory (None: the default one, served for a live source only), and whether a
+    file source obeys the mute switch."""
+
+    state_dir: Path
+    runtime_dir: Path | None = None
+    obey_mute: bool = False
+
+
 def build_daemon(
     config: Config,
     source: Source,
@@ -306,14 +319,17 @@ def build_daemon(
     reload_config: Callable[[], Config] | None = None,
     observers: list[FrameObserver] | None = None,
     devices: Devices | None = None,
-    obey_mute: bool = False,
+    service: Service | None = None,
 ) -> Daemon:
-    """The whole wiring for one source: the pipeline (unless given), a machine muted as the
-    switch says (for a live source, or any when `obey_mute`), and the daemon that runs them."""
+    """The whole daemon for one source, for every command that runs one: the pipeline (unless
+    given), a machine muted as the switch says (for a live source, or any when the service obeys
+    the switch), the daemon that runs them and, for a service, what it has besides (`_attach`).
+    """
     devices = devices or Devices()
     pipeline = pipeline or build_pipeline(config, dry_run=dry_run, devices=devices)
+    obey_mute = service is not None and service.obey_mute
     muted = (source.live or obey_mute) and mute.is_muted()
-    return Daemon(
+    daemon = Daemon(
         pipeline,
         source,
         build_machine(config, pipeline.engine, muted),
@@ -324,6 +340,31 @@ def build_daemon(
         dry_run=dry_run,
         observers=list(observers or []),
     )
+    if service is not None:
+        _attach(daemon, config, service)
+    return daemon
+
+
+def _attach(daemon: Daemon, config: Config, service: Service) -> None:
+    """What a daemon run as a service has besides its pipeline: the mute switch, the
+    calibration, the audit log, the control socket (when served) and the hand-off."""
+    if config.indicator.mute_switch is not None:
+        daemon.mute_button = MuteButton(config.indicator.mute_switch)
+    daemon.set_calibration()  # a bad counters file stops the start here, before any audio
+    daemon.journal.subscribe(AuditLog(service.state_dir).sink)
+    runtime_dir = service.runtime_dir
+    if runtime_dir is None and daemon.source.live:
+        runtime_dir = default_runtime_dir()
+    daemon.server = (
+        ControlServer(
+            runtime_dir, daemon.control, journal=daemon.journal, group=config.control.group
+        )
+        if runtime_dir
+        else None
+    )
+    if not daemon.dry_run and (config.handoff.command or config.handoff.wyoming):
+        daemon.handoff = Handoff(config, daemon.journal, daemon.p.storage)
+        daemon.journal.subscribe(daemon.handoff.sink)
 
 
 def run(
@@ -362,9 +403,10 @@ def run(
         reload_config=reload_config,
         observers=observers,
         devices=devices,
-        obey_mute=runtime_dir is not None or explicit_state_dir,
+        service=Service(
+            state_dir, runtime_dir, obey_mute=runtime_dir is not None or explicit_state_dir
+        ),
     )
-    server = _attach(daemon, config, runtime_dir, state_dir)
     log.info(
         "listening on %s for %s (recordings in %s)%s",
         source.description,
@@ -375,7 +417,7 @@ def run(
     try:
         daemon.run()
     finally:
-        _release(daemon, server)
+        _release(daemon)
     log.info(
         "stopped: %d recording(s) %s",
         daemon.saved,
@@ -384,34 +426,10 @@ def run(
     return EXIT_THREAD_DIED if daemon.fault else 0
 
 
-def _attach(
-    daemon: Daemon, config: Config, runtime_dir: Path | None, state_dir: Path
-) -> ControlServer | None:
-    """What a running daemon has besides its pipeline: the mute switch, the calibration, the
-    audit log, the control socket (returned, when served) and the hand-off."""
-    if config.indicator.mute_switch is not None:
-        daemon.mute_button = MuteButton(config.indicator.mute_switch)
-    daemon.set_calibration()  # a bad counters file stops the start here, before any audio
-    daemon.journal.subscribe(AuditLog(state_dir).sink)
-    if runtime_dir is None and daemon.source.live:
-        runtime_dir = default_runtime_dir()
-    server = (
-        ControlServer(
-            runtime_dir, daemon.control, journal=daemon.journal, group=config.control.group
-        )
-        if runtime_dir
-        else None
-    )
-    if not daemon.dry_run and (config.handoff.command or config.handoff.wyoming):
-        daemon.handoff = Handoff(config, daemon.journal, daemon.p.storage)
-        daemon.journal.subscribe(daemon.handoff.sink)
-    return server
-
-
-def _release(daemon: Daemon, server: ControlServer | None) -> None:
+def _release(daemon: Daemon) -> None:
     """After the loop, whatever ended it: the socket, the source, the chime, the devices."""
-    if server:
-        server.close()
+    if daemon.server:
+        daemon.server.close()
     daemon.source.close()
     if daemon.p.chime is not None:
         daemon.p.chime.close()

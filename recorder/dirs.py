@@ -1,5 +1,7 @@
-"""Private directories (recordings, state, runtime): created 0700, refused when others can
-write to them or they belong to another user, as ssh does with ~/.ssh."""
+"""The daemon's directories: where the state and runtime directories are when no flag names
+them (systemd's, then XDG's, then the usual places), and private directories (recordings, state,
+runtime): created 0700, refused when others can write to them or they belong to another user, as
+ssh does with ~/.ssh."""
 
 from __future__ import annotations
 
@@ -8,6 +10,24 @@ import stat
 from pathlib import Path
 
 from recorder.errors import RecorderError
+
+SYSTEM_RUNTIME_DIR = Path("/run/recorder")  # the system service's RuntimeDirectory
+
+
+def default_runtime_dir() -> Path:
+    if os.environ.get("RUNTIME_DIRECTORY"):
+        return Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0])
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(os.environ["XDG_RUNTIME_DIR"]) / "recorder"
+    return SYSTEM_RUNTIME_DIR
+
+
+def default_state_dir() -> Path:
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    if os.environ.get("XDG_STATE_HOME"):
+        return Path(os.environ["XDG_STATE_HOME"]) / "recorder"
+    return Path.home() / ".local" / "state" / "recorder"
 
 
 def check_private_dir(path: Path, what: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recorder import control
+from recorder import control_client, dirs
 from recorder.audio import FRAME_S, Frame
 from recorder.config import Config
 from recorder.errors import RecorderError
@@ -255,9 +255,9 @@ def _check_service() -> Check:
     )
     units = [u for u in (SYSTEM_UNIT, user_unit) if u.exists()]
     running = []
-    for directory in dict.fromkeys([control.default_runtime_dir(), control.SYSTEM_RUNTIME_DIR]):
+    for directory in dict.fromkeys([dirs.default_runtime_dir(), dirs.SYSTEM_RUNTIME_DIR]):
         try:
-            reply = control.request(directory, "status", timeout_s=2.0)
+            reply = control_client.request(directory, "status", timeout_s=2.0)
         except RecorderError:
             reply = None
         if reply and reply.get("ok"):

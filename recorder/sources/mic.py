@@ -4,13 +4,14 @@ The device is opened at 16 kHz mono when it accepts that, otherwise (or when con
 rate and channel count it supports; one channel is kept (or all are averaged) and resampled to
 16 kHz as a stream. The PortAudio callback runs on a real-time thread, so it only copies the
 block into a bounded queue; everything else happens on the processing thread. A stream that
-errors, stalls (no audio for STALL_S) or loses its device is closed and reopened with backoff,
-re-scanning the devices each time (PortAudio's device list is frozen until it is
+errors, stalls (no audio for `mic_health.STALL_S`) or loses its device is closed and reopened
+with backoff, re-scanning the devices each time (PortAudio's device list is frozen until it is
 re-initialised).
 
-Pieces, one job each: `negotiate` (the format to open a device at), `Reframer` (device blocks
-to 80 ms frames of 16 kHz mono), `Backoff` (retry timing), `Health` (stall, stream stopped,
-restored) and `MicSource`, which owns the stream and strings them together.
+Pieces, one job each: `negotiate` (the format to open a device at) and `Reframer` (device
+blocks to 80 ms frames of 16 kHz mono) in `mic_format`, `Backoff` (retry timing) and `Health`
+(stall, stream stopped, restored) in `mic_health`; here, the devices (`input_devices`,
+`resolve_device`) and `MicSource`, which owns the stream and strings the pieces together.
 """
 
 from __future__ import annotations
@@ -22,59 +23,29 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from recorder import threads
-from recorder.audio import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Frame, StreamResampler, to_int16
+from recorder.audio import FRAME_S, SAMPLE_RATE
 from recorder.errors import RecorderError
 from recorder.sources.base import DeviceLost, DeviceRestored, Gap, SourceItem, StopFlag
+from recorder.sources.mic_format import FormatError, MicFormat, OpenFormat, Reframer, accepts
+from recorder.sources.mic_format import negotiate as _negotiate
+from recorder.sources.mic_health import Backoff, Health
 
 log = logging.getLogger("recorder.mic")
 
 LOSS_REPORT_S = 10.0  # at most one warning this often while audio is being lost
 QUEUE_BLOCKS = 125  # 10 s of audio: rides out a slow indicator command or disk
 MAX_GAPS = 1000
-STALL_S = 2.0
-BACKOFF_S = (0.5, 5.0)  # first retry delay, doubling up to the maximum
 TICK_S = 0.1
 CLOSE_WAIT_S = 0.25  # longer, and closing the stream goes on in the background
 PROBE_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000)
 NO_INPUT = (
     "no audio input device found; `recorder devices` lists devices, or use --source file:PATH"
 )
-
-
-class FormatError(RecorderError):
-    """The configured format does not fit the device: retrying cannot help."""
-
-
-@dataclass(frozen=True)
-class MicFormat:
-    """What was asked for: None means "16 kHz / mono if the device accepts it"."""
-
-    rate: int | None = None
-    channels: int | None = None
-    channel: int | str = 0  # a 0-based channel number or "mix"
-
-
-@dataclass(frozen=True)
-class OpenFormat:
-    """What a device is opened at."""
-
-    rate: int
-    channels: int
-    channel: int | str
-
-    @property
-    def info(self) -> dict[str, Any]:
-        return {"device_rate": self.rate, "device_channels": self.channels, "channel": self.channel}
-
-    def describe(self) -> str:
-        layout = "mono" if self.channels == 1 else f"{self.channels} channels"
-        return f"{self.rate} Hz {layout}"
 
 
 def _sounddevice() -> Any:
@@ -86,14 +57,6 @@ def _sounddevice() -> Any:
             "libportaudio2`, or use --source file:PATH"
         ) from None
     return sounddevice
-
-
-def _accepts(sd: Any, device: int, rate: int, channels: int) -> bool:
-    try:
-        sd.check_input_settings(device=device, samplerate=rate, channels=channels, dtype="int16")
-    except Exception:  # PortAudioError, ValueError: not this format
-        return False
-    return True
 
 
 def input_devices(probe: bool = False) -> list[dict[str, Any]]:
@@ -116,13 +79,13 @@ def input_devices(probe: bool = False) -> list[dict[str, Any]]:
             entry["rates"] = [
                 r
                 for r in PROBE_RATES
-                if _accepts(sd, i, r, 1) or _accepts(sd, i, r, d["max_input_channels"])
+                if accepts(sd, i, r, 1) or accepts(sd, i, r, d["max_input_channels"])
             ]
             entry["channel_counts"] = [
                 c
                 for c in counts
                 if c <= d["max_input_channels"]
-                and any(_accepts(sd, i, r, c) for r in entry["rates"] or [d["default_samplerate"]])
+                and any(accepts(sd, i, r, c) for r in entry["rates"] or [d["default_samplerate"]])
             ]
             fmt = _negotiate(sd, i, d, MicFormat()) if entry["rates"] else None
             entry["config"] = _config_line(d["name"], fmt)
@@ -156,140 +119,6 @@ def resolve_device(name_or_index: str | None) -> int:
         raise RecorderError(
             f"input device {name_or_index!r} not found; `recorder devices` lists them"
         ) from None
-
-
-def _negotiate(sd: Any, device: int, info: dict[str, Any], want: MicFormat) -> OpenFormat:
-    """The format to open `device` at: the configured one, else 16 kHz mono if accepted, else
-    the device's default rate and (if mono is refused) its maximum channel count."""
-    name, max_ch = info["name"], int(info["max_input_channels"])
-    if want.channels is not None and want.channels > max_ch:
-        raise FormatError(
-            f"input device {name!r}: [audio] device_channels = {want.channels}, "
-            f"but it has {max_ch} input channel(s)"
-        )
-    rates = [want.rate] if want.rate else [SAMPLE_RATE, int(info["default_samplerate"])]
-    counts = [want.channels] if want.channels else [1, max_ch]
-    fmt = next(
-        (
-            OpenFormat(r, c, want.channel)
-            for c in counts
-            for r in rates
-            if _accepts(sd, device, r, c)
-        ),
-        None,
-    )
-    if fmt is None:  # let opening the stream report PortAudio's reason
-        fmt = OpenFormat(rates[0], counts[0], want.channel)
-    if isinstance(fmt.channel, int) and fmt.channel >= fmt.channels:
-        raise FormatError(
-            f"input device {name!r}: [audio] channel = {fmt.channel}, but it is "
-            f"opened with {fmt.channels} channel(s) (0 to {fmt.channels - 1})"
-        )
-    return fmt
-
-
-class Reframer:
-    """Device blocks (n, channels) of int16 to 80 ms frames of 16 kHz mono int16.
-
-    Keeps one channel, or averages them ("mix"), then resamples to 16 kHz as one stream
-    (StreamResampler). 16 kHz with one kept channel is passed through bit-exact.
-    """
-
-    def __init__(self, fmt: OpenFormat, first_index: int = 0):
-        self.fmt = fmt
-        self.index = first_index
-        self._pending = np.zeros(0, dtype=np.int16)
-        self._resampler = StreamResampler(fmt.rate) if fmt.rate != SAMPLE_RATE else None
-
-    @property
-    def position(self) -> int:
-        """The next delivered sample's number (frame index * FRAME_SAMPLES + offset)."""
-        return self.index * FRAME_SAMPLES + len(self._pending)
-
-    def push(self, block: np.ndarray) -> Iterator[Frame]:
-        samples = self._convert(block)
-        self._pending = np.concatenate([self._pending, samples]) if len(self._pending) else samples
-        while len(self._pending) >= FRAME_SAMPLES:
-            yield Frame(self.index, self._pending[:FRAME_SAMPLES])
-            self._pending = self._pending[FRAME_SAMPLES:]
-            self.index += 1
-
-    def _convert(self, block: np.ndarray) -> np.ndarray:
-        block = block.reshape(len(block), -1)
-        if self.fmt.channel == "mix":
-            mono: np.ndarray = block.astype(np.float64).mean(axis=1) / 32768.0
-        else:
-            mono = block[:, int(self.fmt.channel)]
-            if self._resampler is None:
-                return mono.astype(np.int16, copy=True)
-            mono = mono / 32768.0
-        if self._resampler is None:
-            return to_int16(mono)
-        return self._resampler.process(mono)
-
-
-class Backoff:
-    """Retry timing: the first retry after BACKOFF_S[0], doubling up to BACKOFF_S[1]."""
-
-    def __init__(self) -> None:
-        self.delay = BACKOFF_S[0]
-        self.retry_at = 0.0
-
-    def reset(self, now_too: bool = False) -> None:
-        self.delay = BACKOFF_S[0]
-        if now_too:
-            self.retry_at = 0.0
-
-    def wait(self) -> None:
-        """Schedule the next retry after the current delay, then double the delay."""
-        self.retry_at = time.monotonic() + self.delay
-        self.delay = min(self.delay * 2, BACKOFF_S[1])
-
-    def due(self) -> bool:
-        return time.monotonic() >= self.retry_at
-
-    def remaining(self) -> float:
-        return max(0.0, self.retry_at - time.monotonic())
-
-
-class Health:
-    """Whether the device is lost, and why; says what to report on each change.
-
-    A loss is reported once; while it lasts, a retry that fails the same way is not logged
-    again. A reopened stream counts as restored when its first audio arrives, not when it
-    opens: a device that opens but stays silent is still lost.
-    """
-
-    def __init__(self) -> None:
-        self.lost_reason: str | None = None
-        self.last_audio = time.monotonic()
-
-    @property
-    def lost(self) -> bool:
-        return self.lost_reason is not None
-
-    def opened(self) -> None:
-        self.last_audio = time.monotonic()
-
-    def silent_reason(self, active: bool) -> str | None:
-        """Why a stream with no audio this tick counts as failed (None: it does not yet)."""
-        if not active:
-            return "stream stopped"
-        if time.monotonic() - self.last_audio >= STALL_S:
-            return f"no audio for {STALL_S:g} s"
-        return None
-
-    def fail(self, reason: str) -> tuple[bool, bool]:
-        """Record a failure: (first loss, reason changed)."""
-        first, changed = self.lost_reason is None, reason != self.lost_reason
-        self.lost_reason = reason
-        return first, changed
-
-    def audio(self) -> bool:
-        """Audio arrived; True if that ends a loss."""
-        self.last_audio = time.monotonic()
-        restored, self.lost_reason = self.lost_reason is not None, None
-        return restored
 
 
 class MicSource:

@@ -16,7 +16,7 @@ from recorder import config as config_mod
 from recorder.audio import FRAME_S
 from recorder.calibration import THRESHOLDS, ModelCounts
 from recorder.calibration import load as load_counts
-from recorder.control import default_state_dir
+from recorder.dirs import default_state_dir
 from recorder.errors import RecorderError
 from recorder.tools import enroll
 from recorder.tools.report import emit

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recorder import control
+from recorder import control_client
+from recorder.dirs import SYSTEM_RUNTIME_DIR, default_runtime_dir
 from recorder.errors import RecorderError
 
 EXIT_NOT_RUNNING = 3
@@ -39,7 +40,7 @@ def add_parser(sub: Any) -> None:
 
 def connect(runtime_dir: Path) -> socket.socket | None:
     """A socket subscribed to the daemon's events; None when no daemon listens there."""
-    path = runtime_dir / control.SOCKET_NAME
+    path = runtime_dir / control_client.SOCKET_NAME
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.settimeout(5.0)
@@ -80,11 +81,7 @@ def text(record: dict[str, Any]) -> str:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    dirs = (
-        [args.runtime_dir]
-        if args.runtime_dir
-        else [control.default_runtime_dir(), control.SYSTEM_RUNTIME_DIR]
-    )
+    dirs = [args.runtime_dir] if args.runtime_dir else [default_runtime_dir(), SYSTEM_RUNTIME_DIR]
     sock = None
     for directory in dict.fromkeys(dirs):
         sock = connect(directory)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from recorder import models
-from recorder.control import default_state_dir
+from recorder.dirs import default_state_dir
 from recorder.errors import RecorderError
 from recorder.near_misses import load as load_near_misses
 from recorder.tools import enroll

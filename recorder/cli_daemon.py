@@ -1,0 +1,155 @@
+"""`recorder run`, `monitor`, `mute`/`unmute` and `status`: the daemon started or watched, or
+asked through its control socket."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from recorder import config as config_mod
+from recorder import control_client
+from recorder.cli_args import (
+    add_config,
+    add_dirs,
+    add_json,
+    audit,
+    load_config,
+    setup_logging,
+    state_dir,
+)
+from recorder.dirs import SYSTEM_RUNTIME_DIR, default_runtime_dir
+from recorder.errors import RecorderError
+from recorder.mute import MuteSwitch
+from recorder.tools.options import add_wake_flags
+
+
+def add_run(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run the daemon",
+        description="Listen for the wake word and keep the request after it.",
+    )
+    add_config(run)
+    run.add_argument("--source", help="mic, mic:NAME_OR_INDEX, file:PATH.wav or stdin")
+    add_wake_flags(run)
+    run.add_argument(
+        "--indicator-command", metavar="CMD", help="run CMD STATE on every state change"
+    )
+    run.add_argument("--realtime", action="store_true", help="pace a file source at 1x")
+    run.add_argument(
+        "--log-level", choices=config_mod.LOG_LEVELS, help="how much to log (overrides [log] level)"
+    )
+    run.add_argument(
+        "--models-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the models are installed (overrides [wake] models_dir)",
+    )
+    run.add_argument(
+        "--wait-for-device",
+        action="store_true",
+        help="wait for a missing microphone instead of exiting",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="log what would be saved (offsets, duration, reason); write no audio",
+    )
+    run.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="keep counters of activations per threshold in the state directory "
+        "(no audio) for `recorder calibrate`",
+    )
+    add_dirs(run, runtime=True, state=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from recorder import daemon
+
+    cfg = load_config(args)
+    setup_logging(cfg.log.level)
+    return daemon.run(
+        cfg,
+        args.runtime_dir,
+        state_dir(args),
+        args.wait_for_device,
+        reload_config=lambda: load_config(args),
+        dry_run=args.dry_run,
+        explicit_state_dir=args.state_dir is not None,
+    )
+
+
+def add_monitor(sub: Any) -> None:
+    mon = sub.add_parser("monitor", help="live meter of the scores, VAD and recorder state")
+    add_config(mon, recordings=False)
+    mon.add_argument("--source", help="as for run (a file is paced in real time)")
+    add_wake_flags(mon)
+    mon.set_defaults(realtime=True)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from recorder.tools import monitor
+
+    return monitor.run(load_config(args))
+
+
+def _ask_daemon(args: argparse.Namespace, command: str) -> dict | None:
+    """The daemon's reply; without --runtime-dir, the system service's socket is tried too."""
+    dirs = [args.runtime_dir] if args.runtime_dir else [default_runtime_dir(), SYSTEM_RUNTIME_DIR]
+    for directory in dict.fromkeys(dirs):
+        reply = control_client.request(directory, command)
+        if reply is not None:
+            return reply
+    return None
+
+
+def add_mute(sub: Any) -> None:
+    for name, text in [
+        ("mute", "stop listening (persists across restarts)"),
+        ("unmute", "listen again"),
+    ]:
+        p = sub.add_parser(name, help=text)
+        add_dirs(p, runtime=True, state=True)
+
+
+def cmd_mute(args: argparse.Namespace) -> int:
+    """Through the daemon when it runs; otherwise the switch is set for its next start."""
+    muted = args.command == "mute"
+    reply = _ask_daemon(args, args.command)
+    if reply is None:
+        switch = MuteSwitch(state_dir(args))
+        switch.set(muted)
+        audit(args, "muted" if muted else "unmuted", uid=os.getuid())
+        print(
+            f"{args.command}d (the daemon is not running; a daemon using the state directory "
+            f"{switch.state_dir} starts {'muted' if muted else 'listening'})"
+        )
+        return 0
+    if not reply.get("ok"):
+        raise RecorderError(reply.get("error", "the daemon refused"))
+    print(f"{args.command}d")
+    return 0
+
+
+def add_status(sub: Any) -> None:
+    st = sub.add_parser("status", help="the running daemon's state")
+    add_dirs(st, runtime=True, state=True)
+    add_json(st, "the state")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    reply = _ask_daemon(args, "status")
+    if reply is None:
+        muted = MuteSwitch(state_dir(args)).is_muted()
+        reply = {"state": "off", "muted": muted, "running": False}
+    else:
+        reply = {"running": True, **{k: v for k, v in reply.items() if k != "ok"}}
+    if args.json:
+        print(json.dumps(reply))
+    else:
+        print("  ".join(f"{k}: {v}" for k, v in reply.items()))
+    return 0 if reply["running"] else 3

@@ -1,0 +1,171 @@
+"""`recorder list`, `delete`, `prune`, `export`/`keygen` and `audit`: the saved recordings, and
+the audit log of what was done with them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from recorder import config as config_mod
+from recorder.audit import AuditLog
+from recorder.cli_args import add_config, add_dirs, add_json, audit, load_config, state_dir
+from recorder.errors import RecorderError
+from recorder.storage import Storage
+from recorder.tools import export
+
+
+def add_list(sub: Any) -> None:
+    lst = sub.add_parser("list", help="list the saved recordings")
+    add_config(lst)
+    lst.add_argument("--json", action="store_true", help="one JSON array of the sidecars")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    storage = Storage(cfg.path(cfg.storage.directory))
+    storage.check()
+    recordings = storage.list()
+    if args.json:
+        print(json.dumps([r.meta for r in recordings], indent=2))
+        return 0
+    for r in recordings:
+        print(r.line())
+    if not recordings:
+        print("no recordings", file=sys.stderr)
+    return 0
+
+
+def add_delete(sub: Any) -> None:
+    dele = sub.add_parser("delete", help="delete recordings")
+    add_config(dele)
+    dele.add_argument("ids", nargs="*", metavar="ID", help="recording ids, as `list` shows them")
+    dele.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        help="every recording older than this, e.g. 30d, 12h, 15m",
+    )
+    dele.add_argument("--all", action="store_true", help="every recording")
+    dele.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask before deleting every recording (--all on a terminal)",
+    )
+    add_dirs(dele, runtime=False, state=True)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    storage = Storage(cfg.path(cfg.storage.directory))
+    storage.check()
+    recs = storage.list()
+    if args.all:
+        doomed = recs
+    elif args.older_than:
+        cutoff = datetime.now(UTC) - timedelta(
+            seconds=config_mod.parse_duration(args.older_than, "--older-than")
+        )
+        doomed = [r for r in recs if r.started_at() < cutoff]
+    elif args.ids:
+        by_id = {r.id: r for r in recs}
+        missing = [i for i in args.ids if i not in by_id]
+        if missing:
+            raise RecorderError(f"no recording with id {', '.join(missing)}")
+        doomed = [by_id[i] for i in args.ids]
+    else:
+        raise RecorderError("delete: give recording ids, --older-than DURATION or --all")
+    if args.all and doomed and not args.yes and sys.stdin.isatty():
+        answer = input(f"delete all {len(doomed)} recording(s) in {storage.directory}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    for r in doomed:
+        storage.delete(r)
+        audit(args, "deleted", id=r.id, why="delete command", uid=os.getuid())
+    print(f"deleted {len(doomed)} recording(s)")
+    return 0
+
+
+def add_prune(sub: Any) -> None:
+    prune = sub.add_parser("prune", help="apply the [storage] retention limits now")
+    add_config(prune)
+    add_dirs(prune, runtime=False, state=True)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    s = cfg.storage
+    storage = Storage(cfg.path(s.directory))
+    storage.check()
+    gone = (
+        storage.enforce(s.max_age_s, s.max_count, int(s.max_total_mb * 1e6), datetime.now(UTC))
+        if storage.directory.is_dir()
+        else []
+    )
+    for r in gone:
+        audit(args, "deleted", id=r.id, why="retention", uid=os.getuid())
+    print(f"pruned {len(gone)} recording(s)")
+    return 0
+
+
+def add_export(sub: Any) -> None:
+    export.add_parsers(sub, add_config)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    return export.cmd_export(args, Storage(cfg.path(cfg.storage.directory)))
+
+
+def add_audit(sub: Any) -> None:
+    aud = sub.add_parser(
+        "audit",
+        help="show or verify the audit log",
+        description="Show the audit log (what was started, saved, discarded, deleted, muted), "
+        "or check its hash chain: --verify exits 0 when intact, 1 naming the first bad line.",
+    )
+    add_dirs(aud, runtime=False, state=True)
+    add_json(aud, "the entries")
+    aud.add_argument(
+        "--since", metavar="WHEN", help="entries since a time ago (30m, 2d) or an ISO time"
+    )
+    aud.add_argument("--verify", action="store_true", help="check the hash chain")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    log = AuditLog(state_dir(args))
+    if args.verify:
+        verdict = log.verify()
+        if verdict.ok:
+            print(f"{log.path}: {verdict.message}; latest hash {verdict.head}")
+            return 0
+        print(f"{log.path}: broken at {verdict.message}", file=sys.stderr)
+        return 1
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+        except ValueError:
+            since = datetime.now(UTC) - timedelta(
+                seconds=config_mod.parse_duration(args.since, "--since")
+            )
+    for entry in log.entries():
+        if since is not None:
+            try:
+                if datetime.fromisoformat(str(entry.get("time")).replace("Z", "+00:00")) < since:
+                    continue
+            except ValueError:
+                continue
+        if args.json:
+            print(json.dumps(entry))
+        else:
+            rest = "  ".join(
+                f"{k}={v}" for k, v in entry.items() if k not in ("n", "time", "event", "prev")
+            )
+            print(f"{entry.get('n')}  {entry.get('time')}  {entry.get('event')}  {rest}")
+    return 0
