@@ -73,9 +73,7 @@ def main() -> int:
     m, whole, stream = mel_macs(mel), embedding_macs(emb, 76), embedding_macs(emb, 8)
     names = sys.argv[1:] or ["hey_jarvis"]
     clf = {
-        n: classifier_macs(
-            wire.read_model(manifest.path(manifest.wakewords[n]).read_bytes())
-        )
+        n: classifier_macs(wire.read_model(manifest.path(manifest.wakewords[n]).read_bytes()))
         for n in names
     }
     c = sum(clf.values())

@@ -72,28 +72,7 @@ def build(
     `history`. Raises `WireError` for an embedding model whose time axis is not
     openWakeWord's (unpadded, stride 8 overall)."""
     mel, emb = wire.read_model(melspectrogram), wire.read_model(embedding)
-    if len(mel.inputs) != 1 or len(mel.outputs) != 1 or len(emb.inputs) != 1:
-        raise wire.WireError("expected one input and one output")
-    if mel.opset_versions().get("") != emb.opset_versions().get(""):
-        raise wire.WireError("the feature models use different operator sets")
-    nodes, initializers = _mel_nodes(mel)
-    first = emb.nodes[0]
-    if first.op != "Reshape" or first.inputs[0] != emb.inputs[0]:
-        raise wire.WireError("the embedding model does not start by reshaping its input")
-    # openWakeWord feeds the embedding model melspectrogram / 10 + 2
-    for name, value in (("scale", 10.0), ("offset", 2.0)):
-        initializers.append(wire.tensor(f"mel/{name}", np.array(value, dtype=np.float32)))
-    nodes.append(wire.Node("Div", ["mel/output", "mel/scale"], ["mel/scaled"]))
-    nodes.append(wire.Node("Add", ["mel/scaled", "mel/offset"], [first.outputs[0]]))
-    layer_nodes, held = _streaming_layers(emb)
-    nodes += layer_nodes
-    used = {i for n in layer_nodes for i in n.inputs}
-    initializers += [t for name, t in emb.initializers.items() if name in used]
-    initializers += [
-        wire.tensor(f"{h.name}/{part}", np.array([v], dtype=np.int64))
-        for h in held
-        for part, v in (("start", -h.shape[2]), ("end", 1 << 62), ("axis", 2))
-    ]
+    nodes, initializers, held = _feature_nodes(mel, emb)
     inputs = [wire.value_info("audio", (1, CHUNK_SAMPLES))]
     inputs += [wire.value_info(h.name, h.shape) for h in held]
     outputs: list[wire.Buf] = [wire.value_info(emb.outputs[0], (1, 1, 1, EMBEDDING_DIM))]
@@ -126,6 +105,36 @@ def build(
         more,
     )
     return model, held, merged
+
+
+def _feature_nodes(
+    mel: wire.Graph, emb: wire.Graph
+) -> tuple[list[wire.Node], list[wire.Buf], list[Held]]:
+    """The melspectrogram, openWakeWord's scaling of it, and the streaming embedding layers:
+    their nodes, initializers and held tensors."""
+    if len(mel.inputs) != 1 or len(mel.outputs) != 1 or len(emb.inputs) != 1:
+        raise wire.WireError("expected one input and one output")
+    if mel.opset_versions().get("") != emb.opset_versions().get(""):
+        raise wire.WireError("the feature models use different operator sets")
+    nodes, initializers = _mel_nodes(mel)
+    first = emb.nodes[0]
+    if first.op != "Reshape" or first.inputs[0] != emb.inputs[0]:
+        raise wire.WireError("the embedding model does not start by reshaping its input")
+    # openWakeWord feeds the embedding model melspectrogram / 10 + 2
+    for name, value in (("scale", 10.0), ("offset", 2.0)):
+        initializers.append(wire.tensor(f"mel/{name}", np.array(value, dtype=np.float32)))
+    nodes.append(wire.Node("Div", ["mel/output", "mel/scale"], ["mel/scaled"]))
+    nodes.append(wire.Node("Add", ["mel/scaled", "mel/offset"], [first.outputs[0]]))
+    layer_nodes, held = _streaming_layers(emb)
+    nodes += layer_nodes
+    used = {i for n in layer_nodes for i in n.inputs}
+    initializers += [t for name, t in emb.initializers.items() if name in used]
+    initializers += [
+        wire.tensor(f"{h.name}/{part}", np.array([v], dtype=np.int64))
+        for h in held
+        for part, v in (("start", -h.shape[2]), ("end", 1 << 62), ("axis", 2))
+    ]
+    return nodes, initializers, held
 
 
 def _classifier_nodes(
