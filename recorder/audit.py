@@ -38,6 +38,8 @@ MAX_BYTES = 1_000_000
 KEEP_FILES = 4
 """The current file and this many minus one rotated ones."""
 _TAIL_BYTES = 16384
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+_LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "started": ("source", "pid", "muted"),
@@ -81,12 +83,30 @@ class AuditLog:
         rotated = [self.state_dir / f"{AUDIT_FILE}.{i}" for i in range(self.keep - 1, 0, -1)]
         return [p for p in rotated if p.exists()] + ([self.path] if self.path.exists() else [])
 
+    def prepare(self) -> None:
+        """At start: the state directory made private (created 0700; refused when others can
+        write to it or it is another user's), its lock file created or opened and the log, if
+        there is one, opened for appending, as each append does. Raises RecorderError naming
+        the directory (exit 2)."""
+        private_dir(self.state_dir, "state directory")
+        for path, flags in ((self.state_dir / LOCK_FILE, _LOCK_FLAGS), (self.path, _LOG_FLAGS)):
+            if path == self.path and not os.path.lexists(path):
+                continue  # the first append creates it, where the lock file was just made
+            try:
+                os.close(os.open(path, flags, 0o600))
+            except OSError as e:
+                raise RecorderError(
+                    f"state directory {self.state_dir}: cannot write {path.name} "
+                    f"({e.strerror or e})"
+                ) from None
+        self._prepared = True
+
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append one entry (locked, fsynced). Raises OSError or RecorderError."""
         if not self._prepared:
             private_dir(self.state_dir, "state directory")
             self._prepared = True
-        lock_fd = os.open(self.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        lock_fd = os.open(self.state_dir / LOCK_FILE, _LOCK_FLAGS, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             with contextlib.suppress(FileNotFoundError):
@@ -105,7 +125,7 @@ class AuditLog:
             entry["prev"] = prev
             line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
             created = not self.path.exists()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            fd = os.open(self.path, _LOG_FLAGS, 0o600)
             try:
                 os.write(fd, line)
                 os.fsync(fd)

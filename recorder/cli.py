@@ -15,7 +15,7 @@ from typing import Any
 import recorder.tools.events as events_tool
 import recorder.tools.transcribe as transcribe_tool
 from recorder import __version__, cli_daemon, cli_recordings, cli_setup
-from recorder.cli_args import Handler, Parser
+from recorder.cli_args import Handler, Parser, stderr_is_journal
 from recorder.cli_args import load_config as load_config
 from recorder.errors import RecorderError
 from recorder.tools import calibrate, enroll, export, score, train_verifier, tune
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except RecorderError as e:
-        print(f"recorder: error: {e}", file=sys.stderr)
+        prefix = "<3>" if stderr_is_journal(sys.stderr) else ""  # filed as an error
+        print(f"{prefix}recorder: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -5,11 +5,13 @@ what they select: the configuration in force, the state directory, the audit log
 from __future__ import annotations
 
 import argparse
+import io
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from recorder import config as config_mod
 from recorder.audit import AuditLog
@@ -66,8 +68,58 @@ def load_config(args: argparse.Namespace) -> Config:
     return overrides.apply(config_mod.load(config_mod.locate(args.config)))
 
 
+LOG_FORMAT = "%(levelname)s %(message)s"
+
+
+def journal_priority(levelno: int) -> int:
+    """The syslog priority of a logging level: 3 (err), 4 (warning), 6 (info), 7 (debug)."""
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    if levelno >= logging.INFO:
+        return 6
+    return 7
+
+
+class JournalFormatter(logging.Formatter):
+    """Each line of a record prefixed `<N>` with its syslog priority (sd-daemon(3)), which
+    journald strips and files the line under; continuation lines (tracebacks) too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{journal_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
+def stderr_is_journal(stream: TextIO) -> bool:
+    """Whether `stream` is the journal's: $JOURNAL_STREAM ("DEVICE:INODE", set by systemd for
+    a service whose stderr it connected to the journal) names the stream's own file. A child
+    that inherited the variable but writes elsewhere (a pipe, a file) does not match."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    dev, sep, ino = value.partition(":")
+    if not sep or not dev.isdigit() or not ino.isdigit():
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
+def log_formatter(stream: TextIO) -> logging.Formatter:
+    """For the journal, each line with its priority prefix; for a terminal, a local time
+    (`12:03:04.123`) first; otherwise (a file, a pipe) the level and the message."""
+    if stderr_is_journal(stream):
+        return JournalFormatter(LOG_FORMAT)
+    if stream.isatty():
+        return logging.Formatter("%(asctime)s.%(msecs)03d " + LOG_FORMAT, datefmt="%H:%M:%S")
+    return logging.Formatter(LOG_FORMAT)
+
+
 def setup_logging(level: str) -> None:
-    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(levelname)s %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_formatter(sys.stderr))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def state_dir(args: argparse.Namespace) -> Path:

@@ -28,6 +28,7 @@ from recorder.errors import RecorderError
 from recorder.handlers import FrameObserver, HandlerSet
 from recorder.handoff import Handoff, check_at_start
 from recorder.indicators import Devices
+from recorder.indicators.command import check_command
 from recorder.journal import Journal
 from recorder.machine import EndReason, Event, Machine
 from recorder.mute import MuteButton, MuteRequests, MuteSwitch
@@ -351,7 +352,9 @@ def _attach(daemon: Daemon, config: Config, service: Service) -> None:
     if config.indicator.mute_switch is not None:
         daemon.mute_button = MuteButton(config.indicator.mute_switch)
     daemon.set_calibration()  # a bad counters file stops the start here, before any audio
-    daemon.journal.subscribe(AuditLog(service.state_dir).sink)
+    audit = AuditLog(service.state_dir)
+    audit.prepare()  # a state directory others can write to, or none can, stops the start
+    daemon.journal.subscribe(audit.sink)
     runtime_dir = service.runtime_dir
     if runtime_dir is None and daemon.source.live:
         runtime_dir = default_runtime_dir()
@@ -385,6 +388,8 @@ def run(
     """
     threads.WATCH.clear()
     check_at_start(config)
+    if config.indicator.command:
+        check_command(config.indicator.command)
     flags = Flags()
     flags.install()
     devices = Devices()

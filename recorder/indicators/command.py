@@ -4,10 +4,38 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 
+from recorder.errors import RecorderError
 from recorder.indicators.base import IndicatorError
 from recorder.machine import State
+
+KEY = "[indicator] command"
+
+
+def check_command(command: str) -> str:
+    """The program `command` runs, as `CommandIndicator` runs it (a path, relative to the
+    working directory, or a name on $PATH), checked at start: it exists and may be run.
+    Raises RecorderError (exit 2) naming the key and the program."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:
+        raise RecorderError(f"{KEY}: cannot parse {command!r} ({e})") from None
+    if not argv:
+        raise RecorderError(f"{KEY}: empty command")
+    program = argv[0]
+    if "/" in program:
+        if not os.path.isfile(program):
+            raise RecorderError(f"{KEY}: {program}: no such file")
+    else:
+        found = shutil.which(program)
+        if found is None:
+            raise RecorderError(f"{KEY}: {program!r} not found on $PATH")
+        program = found
+    if not os.access(program, os.X_OK):
+        raise RecorderError(f"{KEY}: {program}: not executable")
+    return program
 
 
 class CommandIndicator:
