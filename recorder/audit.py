@@ -27,6 +27,7 @@ from typing import Any
 
 from recorder.dirs import fsync_dir, private_dir
 from recorder.errors import RecorderError
+from recorder.journal import Refused
 from recorder.recording import utc_iso
 
 log = logging.getLogger("recorder")
@@ -163,7 +164,8 @@ class AuditLog:
         return None
 
     def sink(self, record: dict[str, Any]) -> None:
-        """A journal sink: the record's audited facts, appended; a failure is logged."""
+        """A journal gate: the record's audited facts, appended. A failure is logged, except
+        for a request written to disk, which is refused (`Refused`): its saver removes it."""
         keys = FIELDS.get(record.get("event", ""))
         if keys is None:
             return
@@ -171,7 +173,10 @@ class AuditLog:
         try:
             self.append(record["event"], by="daemon", **fields)
         except (OSError, RecorderError) as e:
-            log.error("audit log %s: %s", self.path, getattr(e, "strerror", None) or e)
+            why = f"audit log {self.path}: {getattr(e, 'strerror', None) or e}"
+            if record["event"] == "saved" and not record.get("dry_run"):
+                raise Refused(why) from None
+            log.error("%s", why)
 
     def lines(self) -> Iterator[tuple[Path, int, bytes]]:
         """(file, line number from 1, line bytes) of every line, oldest first."""

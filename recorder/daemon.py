@@ -354,7 +354,7 @@ def _attach(daemon: Daemon, config: Config, service: Service) -> None:
     daemon.set_calibration()  # a bad counters file stops the start here, before any audio
     audit = AuditLog(service.state_dir)
     audit.prepare()  # a state directory others can write to, or none can, stops the start
-    daemon.journal.subscribe(audit.sink)
+    daemon.journal.subscribe(audit.sink, gate=True)  # no request is kept without its line
     runtime_dir = service.runtime_dir
     if runtime_dir is None and daemon.source.live:
         runtime_dir = default_runtime_dir()

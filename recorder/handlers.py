@@ -24,7 +24,7 @@ from recorder.config import Config
 from recorder.engines import WakeEngine
 from recorder.handoff import Handoff
 from recorder.indicators import IndicatorError
-from recorder.journal import Journal
+from recorder.journal import Journal, Refused
 from recorder.machine import (
     Event,
     SpeechStarted,
@@ -38,7 +38,7 @@ from recorder.near_misses import NearMisses
 from recorder.pipeline import Analysis, Pipeline
 from recorder.recording import RecordingMeta
 from recorder.sources import Source
-from recorder.storage import Storage, StorageError
+from recorder.storage import Recording, Storage, StorageError
 
 log = logging.getLogger("recorder")
 
@@ -234,7 +234,9 @@ class SaveRequests(Handles):
     """Each ready request saved (or, in a dry run, logged), and its `saved` record published.
 
     `counted` is called for each request saved or that a dry run would save, before its
-    record; `written` after the record of one written, before the retention."""
+    record; `written` after the record of one written, before the retention. A request whose
+    record the journal's gate refused (its audit line could not be written) is deleted and
+    dropped, as one that could not be saved."""
 
     def __init__(
         self,
@@ -276,6 +278,16 @@ class SaveRequests(Handles):
         except StorageError as e:
             log.error("could not save the request, dropped it: %s", e)
             return "storage failed"
+        record = self.journal.stamp(_saved(meta, _files(rec)))
+        try:
+            self.journal.check(record)  # the audit log's line, before anything counts it
+        except Refused as e:
+            log.error("could not write the request's audit line, deleted it: %s", e)
+            try:
+                self.p.storage.delete(rec)
+            except OSError as err:
+                log.error("could not delete %s: %s", rec.wav, err.strerror or err)
+            return "audit log failed"
         self.counted()
         log.info(
             "saved %s (%.2f s, %s, from %.2f s)",
@@ -286,15 +298,7 @@ class SaveRequests(Handles):
         )
         if rec.sealed and self.handoff is not None:
             self.handoff.hold(rec, event.audio)  # the transcriber cannot read the files back
-        files = records.SavedFiles(
-            id=rec.id,
-            sidecar=str(rec.sidecar),
-            audio=str(rec.wav),
-            audio_sha256=rec.meta.get("audio_sha256"),
-            written=rec.written,
-            sealed=rec.sealed,
-        )
-        self.journal.publish(_saved(meta, files))
+        self.journal.deliver(record)
         self.written()
         self.enforce_retention()
         return None
@@ -330,6 +334,17 @@ class SaveRequests(Handles):
             extra,
             gaps=list(self.source.gaps),
         )
+
+
+def _files(rec: Recording) -> records.SavedFiles:
+    return records.SavedFiles(
+        id=rec.id,
+        sidecar=str(rec.sidecar),
+        audio=str(rec.wav),
+        audio_sha256=rec.meta.get("audio_sha256"),
+        written=rec.written,
+        sealed=rec.sealed,
+    )
 
 
 def _saved(meta: RecordingMeta, files: records.SavedFiles | None) -> records.Saved:
