@@ -126,3 +126,30 @@ def test_journal_sink_keeps_facts_only(tmp_path):
     assert entries[0]["written"] == {"X.wav": "cd"} and entries[1]["uid"] == 1000
     assert b"secret words" not in log.path.read_bytes()
     assert log.verify().ok
+
+
+def test_the_gate_refuses_a_written_request_it_cannot_log_and_logs_the_rest(tmp_path, caplog):
+    from recorder.journal import Refused
+
+    state = tmp_path / "state"
+    log = AuditLog(state)
+    log.prepare()
+    (state / "audit.log").mkdir()  # any append now fails
+    with pytest.raises(Refused, match="audit log .*audit.log"):
+        log.sink({"event": "saved", "id": "x", "written": "2026-01-01T00:00:00Z"})
+    log.sink({"event": "saved", "dry_run": True})  # nothing kept: logged only
+    log.sink({"event": "wake", "model": "m", "score": 0.9, "offset_s": 1.0})
+    assert [r.levelname for r in caplog.records] == ["ERROR", "ERROR"]
+
+
+def test_prepare_refuses_a_state_directory_others_can_write_to(tmp_path):
+    from recorder.errors import RecorderError
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    state.chmod(0o770)
+    with pytest.raises(RecorderError, match="state directory .*: writable by others"):
+        AuditLog(state).prepare()
+    state.chmod(0o700)
+    AuditLog(state).prepare()
+    assert (state / "audit.lock").exists() and not (state / "audit.log").exists()

@@ -119,3 +119,29 @@ def test_models_list_json(capsys, manifest):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["hey_jarvis"]["status"] == "ok" and rows["hey_jarvis"]["kind"] == "wake word"
     assert rows["melspectrogram"]["licence"].startswith("Apache")
+
+
+def test_journal_stream_must_name_the_stream_itself(tmp_path, monkeypatch):
+    import logging
+    import os
+
+    from recorder.cli_args import (
+        JournalFormatter,
+        journal_priority,
+        log_formatter,
+        stderr_is_journal,
+    )
+
+    with open(tmp_path / "err", "w") as f, open(tmp_path / "other", "w") as other:
+        st, st_other = os.fstat(f.fileno()), os.fstat(other.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        assert stderr_is_journal(f) and isinstance(log_formatter(f), JournalFormatter)
+        assert not stderr_is_journal(other)
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st_other.st_dev}:{st_other.st_ino}")
+        assert not stderr_is_journal(f) and stderr_is_journal(other)
+        monkeypatch.delenv("JOURNAL_STREAM")
+        assert not stderr_is_journal(f)
+    record = logging.LogRecord("recorder", logging.ERROR, "", 0, "a\nb", None, None)
+    assert JournalFormatter("%(levelname)s %(message)s").format(record) == "<3>ERROR a\n<3>b"
+    levels = [logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG]
+    assert [journal_priority(n) for n in levels] == [3, 3, 4, 6, 7]

@@ -78,3 +78,28 @@ def test_a_daemon_run_tells_its_story_in_order(tmp_path):
     states = [(r["previous"], r["state"]) for r in records if r["event"] == "state"]
     assert states[0] == ("off", "listening") and states[-1][1] == "off"
     assert all(prev == states[k - 1][1] for k, (prev, _) in enumerate(states) if k)
+
+
+def test_a_gate_takes_each_record_first_and_a_refusal_stops_it():
+    from recorder.journal import Refused
+
+    journal, seen = Journal(), []
+
+    def gate(record: dict) -> None:
+        seen.append(("gate", record["event"]))
+        if record["event"] == "muted":
+            raise Refused("no room for the line")
+
+    journal.subscribe(lambda r: seen.append(("sink", r["event"])))
+    journal.subscribe(gate, gate=True)
+    journal.publish("unmuted", uid=None)
+    with pytest.raises(Refused, match="no room"):
+        journal.publish("muted", uid=0)
+    journal.publish("unmuted", uid=None)  # a refusal does not unsubscribe the gate
+    assert seen == [
+        ("gate", "unmuted"),
+        ("sink", "unmuted"),
+        ("gate", "muted"),
+        ("gate", "unmuted"),
+        ("sink", "unmuted"),
+    ]

@@ -191,9 +191,7 @@ def test_a_request_whose_audit_line_cannot_be_written_is_not_kept(tmp_path):
             context=d.log,
         )
         assert len(recordings(d.rec)) == 1
-        assert sorted(p.suffix for p in d.rec.iterdir()) == [".json", ".wav"], list(
-            d.rec.iterdir()
-        )
+        assert sorted(p.suffix for p in d.rec.iterdir()) == [".json", ".wav"], list(d.rec.iterdir())
         assert d.request("status")["saved_since_start"] == 1
         audit.rmdir()
         log = d.stop()
