@@ -13,7 +13,11 @@ def number(value: Any) -> float | None:
     when it can be trusted."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        as_float = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return as_float if math.isfinite(as_float) else None
 
 
 def duration(seconds: float | None) -> str:
@@ -48,13 +52,21 @@ def local_time(t: datetime | None) -> str:
     """`2026-12-07 07:01:02` in the machine's time zone (a naive time is taken as local)."""
     if t is None:
         return "?"
-    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return _local(t).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def local_iso(t: datetime) -> str:
     """ISO 8601 in the machine's time zone with its offset, milliseconds:
     `2026-12-07T07:01:02.123+01:00`."""
-    return t.astimezone().isoformat(timespec="milliseconds")
+    return _local(t).isoformat(timespec="milliseconds")
+
+
+def _local(t: datetime) -> datetime:
+    """The time in the local zone; as it is when that falls outside the years 1 to 9999."""
+    try:
+        return t.astimezone()
+    except (OverflowError, ValueError, OSError):
+        return t
 
 
 def printable(text: str) -> str:
