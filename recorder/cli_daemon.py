@@ -137,7 +137,7 @@ def cmd_mute(args: argparse.Namespace) -> int:
     return 0
 
 
-STATUS_EXIT_CODES = """exit status: 0 a daemon answered; 3 no daemon is running (the state is
+STATUS_EXIT_CODES = """Exit status: 0 a daemon answered; 3 no daemon is running (the state is
 "off"; "muted" is the switch a daemon would start with); 2 bad input (a bad flag, a private
 directory others can write to)."""
 

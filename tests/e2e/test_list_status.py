@@ -17,6 +17,7 @@ import pytest
 from conftest import AUDIO, REPO, run_recorder
 from harness import QUIET, REQUEST, Daemon, wait_for
 
+from recorder import human
 from recorder.storage import Storage
 
 LIST_KEYS = [
@@ -74,7 +75,7 @@ def check_table(lines: list[str], entries: list[dict]) -> list[dict[str, str]]:
         cells.append(m.groupdict())
     n = len(entries)
     total_s = sum(e["duration_s"] for e in entries)
-    assert totals.startswith(f"{n} recording{'' if n == 1 else 's'}, {total_s:.1f} s, "), totals
+    assert totals.startswith(f"{n} recording{'' if n == 1 else 's'}, {human.duration(total_s)}, ")
     assert sum(e["size_bytes"] for e in entries) == sum(
         p.stat().st_size for p in Path(entries[0]["sidecar"]).parent.iterdir()
     )
@@ -202,4 +203,4 @@ def test_status_without_a_daemon_exits_3_and_says_so(tmp_path):
         "muted:   yes",
     ]
     helped = run_recorder("status", "--help").stdout.decode()
-    assert "exit status: 0 a daemon answered; 3 no daemon is running" in " ".join(helped.split())
+    assert "Exit status: 0 a daemon answered; 3 no daemon is running" in " ".join(helped.split())
