@@ -57,7 +57,6 @@ def list_entry(r: Recording) -> dict[str, Any]:
     m = r.meta
     transcript = m.get("transcript")
     text = transcript.get("text") if isinstance(transcript, dict) else None
-    deleted = m.get("audio_deleted") if not r.has_audio else None
     return {
         "id": r.id,
         "started_at": human.local_iso(r.started_at()),
@@ -68,7 +67,7 @@ def list_entry(r: Recording) -> dict[str, Any]:
         "transcript": text if isinstance(text, str) else None,
         "sealed": r.sealed,
         "audio": str(r.wav.absolute()) if r.has_audio else None,
-        "audio_deleted": str(deleted or "deleted") if not r.has_audio else None,
+        "audio_deleted": None if r.has_audio else str(m.get("audio_deleted") or "deleted"),
         "size_bytes": r.size_bytes(),
         "sidecar": str(r.sidecar.absolute()),
         "meta": m,
