@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from recorder import config as config_mod
-from recorder import control_client
+from recorder import control_client, human
 from recorder.cli_args import (
     add_config,
     add_dirs,
@@ -135,10 +137,20 @@ def cmd_mute(args: argparse.Namespace) -> int:
     return 0
 
 
+STATUS_EXIT_CODES = """Exit status: 0 a daemon answered; 3 no daemon is running (the state is
+"off"; "muted" is the switch a daemon would start with); 2 bad input (a bad flag, a private
+directory others can write to)."""
+
+
 def add_status(sub: Any) -> None:
-    st = sub.add_parser("status", help="the running daemon's state")
+    st = sub.add_parser(
+        "status",
+        help="the running daemon's state",
+        description="The running daemon's state, one `key: value` per line; with --json, its "
+        "reply as one JSON object of raw values (seconds, UTC times). " + STATUS_EXIT_CODES,
+    )
     add_dirs(st, runtime=True, state=True)
-    add_json(st, "the state")
+    add_json(st, "the state (raw values: seconds, UTC times, lists)")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -151,5 +163,65 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reply))
     else:
-        print("  ".join(f"{k}: {v}" for k, v in reply.items()))
+        print("\n".join(status_lines(reply)))
     return 0 if reply["running"] else 3
+
+
+def _running(r: dict[str, Any]) -> str:
+    if not r.get("running"):
+        return "no (no daemon answered on its control socket)"
+    return f"yes (pid {r['pid']})" if "pid" in r else "yes"
+
+
+def _last_audio(r: dict[str, Any]) -> str:
+    ago = human.number(r.get("last_audio_s_ago"))
+    if ago is None:
+        return "none yet"
+    text = f"{human.duration(ago)} ago"
+    try:
+        at = datetime.fromisoformat(str(r.get("last_audio_at")).replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return f"{text} ({human.local_time(at)})"
+
+
+def _recordings(r: dict[str, Any]) -> str:
+    text = human.value(r.get("recordings"))
+    n_bytes = r.get("recordings_bytes")
+    if isinstance(n_bytes, int) and not isinstance(n_bytes, bool):
+        text += f" ({human.size(n_bytes)})"
+    if r.get("recordings_dir"):
+        text += f" in {human.value(r['recordings_dir'])}"
+    return text
+
+
+_STATUS_ROWS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
+    ("state", "state", lambda r: human.value(r.get("state"))),
+    ("running", "running", _running),
+    ("muted", "muted", lambda r: human.value(r.get("muted"))),
+    ("models", "models", lambda r: human.value(r.get("models"))),
+    ("source", "source", lambda r: human.value(r.get("source"))),
+    ("uptime_s", "uptime", lambda r: human.duration(human.number(r.get("uptime_s")))),
+    ("audio_s", "audio taken in", lambda r: human.duration(human.number(r.get("audio_s")))),
+    ("last_audio_s_ago", "last audio", _last_audio),
+    ("recordings", "recordings", _recordings),
+    ("saved_since_start", "saved since start", lambda r: human.value(r["saved_since_start"])),
+    ("fault", "fault", lambda r: human.value(r["fault"])),
+    ("handoff", "hand-off", lambda r: human.value(r["handoff"])),
+    ("subscribers", "event subscribers", lambda r: human.value(r["subscribers"])),
+    ("last_event_seq", "last event", lambda r: human.value(r["last_event_seq"])),
+)
+_SHOWN_WITH = {"pid", "last_audio_at", "recordings_bytes", "recordings_dir"}
+"""Keys shown on another key's line."""
+
+
+def status_lines(reply: dict[str, Any]) -> list[str]:
+    """The status reply as aligned `key: value` lines, in a fixed order; keys this version does
+    not know follow, with their names as they are."""
+    always = {"state", "running", "muted"}
+    pairs = [
+        (label, show(reply)) for key, label, show in _STATUS_ROWS if key in reply or key in always
+    ]
+    known = {key for key, _, _ in _STATUS_ROWS} | _SHOWN_WITH
+    pairs += [(k.replace("_", " "), human.value(v)) for k, v in reply.items() if k not in known]
+    return human.aligned(pairs)

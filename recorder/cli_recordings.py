@@ -11,31 +11,115 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recorder import config as config_mod
+from recorder import human
 from recorder.audit import AuditLog
 from recorder.cli_args import add_config, add_dirs, add_json, audit, load_config, state_dir
 from recorder.errors import RecorderError
-from recorder.storage import Storage
+from recorder.storage import Recording, Storage
 from recorder.tools import export
+
+LIST_JSON_KEYS = (
+    "id",
+    "started_at",
+    "wake_word",
+    "score",
+    "duration_s",
+    "end_reason",
+    "transcript",
+    "sealed",
+    "audio",
+    "audio_deleted",
+    "size_bytes",
+    "sidecar",
+    "meta",
+)
+"""The keys of each object of `recorder list --json`, always all of them (null when unknown)."""
 
 
 def add_list(sub: Any) -> None:
-    lst = sub.add_parser("list", help="list the saved recordings")
+    lst = sub.add_parser(
+        "list",
+        help="list the saved recordings",
+        description="The saved recordings, oldest first: id, local time, wake word, score, "
+        "length, and the transcript, '(audio deleted)', '(sealed)' or the WAV file; then the "
+        "totals. --json prints one JSON array of objects with the keys "
+        + ", ".join(LIST_JSON_KEYS)
+        + " (raw values: ISO times with their offset, seconds, bytes, absolute paths; `meta` "
+        "is the sidecar as stored).",
+    )
     add_config(lst)
-    lst.add_argument("--json", action="store_true", help="one JSON array of the sidecars")
+    lst.add_argument("--json", action="store_true", help="one JSON array, one object a recording")
+
+
+def list_entry(r: Recording) -> dict[str, Any]:
+    """One recording as `recorder list --json` gives it: LIST_JSON_KEYS, raw values. A sealed
+    recording's index holds no wake word, score or transcript: those are null."""
+    m = r.meta
+    transcript = m.get("transcript")
+    text = transcript.get("text") if isinstance(transcript, dict) else None
+    return {
+        "id": r.id,
+        "started_at": human.local_iso(r.started_at()),
+        "wake_word": m.get("wake_word") if isinstance(m.get("wake_word"), str) else None,
+        "score": human.number(m.get("score")),
+        "duration_s": human.number(m.get("duration_s")),
+        "end_reason": m.get("end_reason") if isinstance(m.get("end_reason"), str) else None,
+        "transcript": text if isinstance(text, str) else None,
+        "sealed": r.sealed,
+        "audio": str(r.wav.absolute()) if r.has_audio else None,
+        "audio_deleted": None if r.has_audio else str(m.get("audio_deleted") or "deleted"),
+        "size_bytes": r.size_bytes(),
+        "sidecar": str(r.sidecar.absolute()),
+        "meta": m,
+    }
+
+
+def _what(e: dict[str, Any]) -> str:
+    """The last column: the words if there are any, else where the audio is or why not."""
+    if e["transcript"] is not None:
+        return human.printable(e["transcript"]).strip() or "(empty transcript)"
+    if e["sealed"]:
+        return "(sealed, audio deleted)" if e["audio"] is None else "(sealed)"
+    if e["audio"] is None:
+        return "(audio deleted)"
+    return human.printable(e["audio"])
+
+
+def list_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """The table `recorder list` prints: a header, a row a recording, the totals."""
+    rows = [
+        [
+            human.printable(e["id"]),
+            human.local_time(datetime.fromisoformat(e["started_at"])),
+            human.printable(e["wake_word"] or "-"),
+            "-" if e["score"] is None else f"{e['score']:.3f}",
+            human.duration(e["duration_s"]),
+            _what(e),
+        ]
+        for e in entries
+    ]
+    header = ["ID", "TIME", "WAKE WORD", "SCORE", "LENGTH", "TRANSCRIPT OR AUDIO"]
+    total_s = sum(e["duration_s"] or 0.0 for e in entries)
+    total_bytes = sum(e["size_bytes"] for e in entries)
+    totals = (
+        f"{len(entries)} recording{'' if len(entries) == 1 else 's'}, "
+        f"{human.duration(total_s)}, {human.size(total_bytes)}"
+    )
+    return [*human.table(header, rows, right=frozenset({3, 4})), totals]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     storage = Storage(cfg.path(cfg.storage.directory))
     storage.check()
-    recordings = storage.list()
+    entries = [list_entry(r) for r in storage.list()]
     if args.json:
-        print(json.dumps([r.meta for r in recordings], indent=2))
+        print(json.dumps(entries, indent=2))
         return 0
-    for r in recordings:
-        print(r.line())
-    if not recordings:
+    if not entries:
         print("no recordings", file=sys.stderr)
+        return 0
+    print("\n".join(list_lines(entries)))
     return 0
 
 

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import io
 import json
-import math
 import os
 import stat
 from collections.abc import Iterator
@@ -76,22 +75,6 @@ class Recording:
                 return datetime.fromtimestamp(os.lstat(self.sidecar).st_mtime, UTC)
             except OSError:
                 return datetime.now(UTC)
-
-    def line(self) -> str:
-        """One line for `recorder list`, whatever the sidecar holds."""
-        m = self.meta
-        duration = m.get("duration_s")
-        if (
-            not isinstance(duration, int | float)
-            or isinstance(duration, bool)
-            or not math.isfinite(duration)
-        ):
-            duration = 0.0
-        return (
-            f"{self.id}  {str(m.get('started_at', '?'))[:40]}  {duration:6.2f} s  "
-            f"{str(m.get('wake_word', '?'))[:40]:<17} {str(m.get('end_reason', '?'))[:20]:<10} "
-            f"{self.wav}"
-        )
 
     def size_bytes(self) -> int:
         total = 0

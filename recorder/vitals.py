@@ -70,10 +70,12 @@ class Vitals:
         fault: str | None,
         handoff: Handoff | None,
     ) -> dict[str, Any]:
+        kept = pipeline.storage.list()
         return {
             "state": State.MUTED.value if muted and state is State.LISTENING else state.value,
             "muted": muted,
-            "recordings": len(pipeline.storage.list()),
+            "recordings": len(kept),
+            "recordings_bytes": sum(r.size_bytes() for r in kept),
             "saved_since_start": self.saved,
             "uptime_s": round((datetime.now(UTC) - self.started_at).total_seconds(), 1),
             "audio_s": round(frames_to_s(self.frames_seen), 2),

@@ -48,8 +48,8 @@ def test_a_new_user_finds_what_run_saved_with_a_plain_list(tmp_path):
     proc = recorder(env, "run", "--source", SCENE)
     assert proc.returncode == 0, proc.stderr
     [meta] = listed(env)
-    saved = Path(env["HOME"]) / ".local/share/recorder/recordings" / meta["audio_file"]
-    assert saved.is_file()
+    saved = Path(env["HOME"]) / ".local/share/recorder/recordings" / meta["meta"]["audio_file"]
+    assert saved.is_file() and Path(meta["audio"]) == saved
 
 
 @pytest.mark.parametrize("where", ["xdg", "etc", "env"])
@@ -74,7 +74,7 @@ def test_every_command_uses_the_config_found_on_the_search_path(tmp_path, where)
     assert f'directory = "{rec}"' in recorder(env, "config", "show").stdout
     assert recorder(env, "run", "--source", SCENE).returncode == 0
     [meta] = listed(env)
-    assert (rec / meta["audio_file"]).is_file()
+    assert (rec / meta["meta"]["audio_file"]).is_file() and Path(meta["audio"]).parent == rec
     proc = recorder(env, "delete", "--all")  # not a terminal: no question
     assert proc.returncode == 0 and listed(env) == []
 

@@ -177,7 +177,10 @@ def test_list_shows_the_recordings(tmp_path):
     listed = json.loads(proc.stdout)
     assert [m["id"] for m in listed] == [m["id"] for m, _ in recordings(tmp_path)]
     text = run_recorder("list", "--recordings", str(tmp_path)).stdout.decode().splitlines()
-    assert len(text) == 2 and all("hey_jarvis" in line for line in text)
+    header, *rows, totals = text
+    assert header.split()[:2] == ["ID", "TIME"] and totals.startswith("2 recordings, ")
+    assert len(rows) == 2 and all("hey_jarvis" in line for line in rows)
+    assert [line.split()[0] for line in rows] == [m["id"] for m in listed]
 
 
 def _one_error_line(proc: subprocess.CompletedProcess) -> str:

@@ -263,7 +263,9 @@ def test_links_and_foreign_names_in_the_recordings_directory_are_never_followed(
     (rec / "d.json").write_text('{"id": "d", "duration_s": "long", "wake_word": null}')
     listed = run_recorder("list", "--recordings", str(rec))
     assert listed.returncode == 0, listed.stderr.decode()
-    assert [line.split()[0] for line in listed.stdout.decode().splitlines()] == ["d"]
+    header, *rows, totals = listed.stdout.decode().splitlines()
+    assert header.startswith("ID ") and totals.startswith("1 recording, ")
+    assert [line.split()[0] for line in rows] == ["d"]
     deleted = run_recorder("delete", "--all", "--recordings", str(rec))
     assert deleted.returncode == 0 and deleted.stdout == b"deleted 1 recording(s)\n"
     assert victim_wav.read_bytes() == b"RIFF precious"
