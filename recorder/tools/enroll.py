@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from recorder import config as config_mod
-from recorder.audio import FRAME_S, SAMPLE_RATE, Frame
+from recorder.audio import FRAME_S, SAMPLE_RATE, Frame, reframe
 from recorder.calibration import PATIENCES, THRESHOLDS, write_atomic
 from recorder.control import default_state_dir
 from recorder.errors import RecorderError
@@ -115,7 +115,7 @@ def clip_scores(
     pad = np.zeros(round(PAD_S * SAMPLE_RATE), dtype=np.int16)
     peaks: dict[str, np.ndarray] = {}
     worker = Worker(config, engine, lambda _s: None)
-    scores = worker._scores_only(np.concatenate([pad, samples, pad]), peaks)
+    scores = worker._scores_only(reframe([pad, samples, pad]), peaks)
     name = list(engine.names)[column]
     return scores[:, column], peaks.get(name)
 
