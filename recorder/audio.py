@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import struct
 import wave
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -44,6 +46,23 @@ def frames_to_s(n_frames: int) -> float:
 def s_to_frames(seconds: float) -> int:
     """Whole frames covering `seconds` (rounded to the nearest frame, at least 0)."""
     return max(0, round(seconds / FRAME_S))
+
+
+def reframe(blocks: Iterable[np.ndarray], first_index: int = 0) -> Iterator[Frame]:
+    """Blocks of samples of any sizes as frames of FRAME_SAMPLES (the last may be shorter),
+    indexed from `first_index`; each frame owns its samples, so a frame kept holds no block."""
+    index = first_index
+    pending = np.empty(0, dtype=np.int16)
+    for block in blocks:
+        if len(pending):
+            block = np.concatenate([pending, block])
+        whole = len(block) - len(block) % FRAME_SAMPLES
+        for start in range(0, whole, FRAME_SAMPLES):
+            yield Frame(index, block[start : start + FRAME_SAMPLES].copy())
+            index += 1
+        pending = block[whole:].copy()
+    if len(pending):
+        yield Frame(index, pending)
 
 
 _WAVE_FORMAT_PCM = 1
@@ -149,18 +168,15 @@ def _decode(raw: bytes, info: WavInfo) -> np.ndarray:
     return data.reshape(-1, info.channels)
 
 
-def read_wav(path: Path, content: bytes | None = None) -> np.ndarray:
-    """Read any supported WAV file (or its bytes, `content`, already in memory) as 16 kHz mono
-    int16.
+READ_BLOCK_BYTES = 1 << 17
+"""The WAV data read at a time (128 KiB): memory does not grow with the file's length."""
 
-    16 kHz mono 16-bit files are returned bit-exact; other rates are resampled and channels
-    averaged. Anything that cannot be read correctly raises RecorderError.
-    """
-    name = str(path)
+
+@contextmanager
+def _read_errors(name: str) -> Iterator[None]:
+    """The errors of opening and reading a WAV file as one-line RecorderErrors."""
     try:
-        with open(path, "rb") if content is None else io.BytesIO(content) as f:
-            info = read_wav_info(f, name)
-            raw = f.read(info.n_frames * info.sample_width * info.channels)
+        yield
     except FileNotFoundError:
         raise RecorderError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -171,42 +187,218 @@ def read_wav(path: Path, content: bytes | None = None) -> np.ndarray:
         raise RecorderError(f"{name}: truncated WAV header") from None
     except (OSError, ValueError) as e:
         raise RecorderError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from None
-    if (
-        info.sample_rate == SAMPLE_RATE
-        and info.channels == 1
-        and info.sample_width == 2
-        and not info.is_float
+
+
+def _open_binary(path: Path, content: bytes | None) -> BinaryIO:
+    return io.BytesIO(content) if content is not None else open(path, "rb")
+
+
+class WavReader:
+    """A WAV file (or its bytes already in memory, `content`) read block by block as 16 kHz
+    mono int16: the samples `read_wav` returns, without holding the whole file.
+
+    The header is read and checked on opening, so a file that cannot be used is refused before
+    any of its audio is; each call of `blocks` reads the data from its start.
+    """
+
+    def __init__(
+        self, path: Path, content: bytes | None = None, block_bytes: int = READ_BLOCK_BYTES
     ):
-        return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int16)
-    data = _decode(raw, info).mean(axis=1)
-    if info.sample_rate != SAMPLE_RATE:
-        data = resample(data, info.sample_rate, SAMPLE_RATE)
+        self.name = str(path)
+        self.block_bytes = block_bytes
+        with _read_errors(self.name):
+            self._file = _open_binary(path, content)  # `close`, or leaving `with`, closes it
+            try:
+                self.info = read_wav_info(self._file, self.name)
+            except BaseException:
+                self._file.close()
+                raise
+
+    def __enter__(self) -> WavReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def is_native(self) -> bool:
+        """16 kHz mono 16-bit PCM: the samples are the file's, bit-exact."""
+        info = self.info
+        return (info.sample_rate, info.channels, info.sample_width, info.is_float) == (
+            SAMPLE_RATE,
+            1,
+            2,
+            False,
+        )
+
+    def raw_blocks(self) -> Iterator[bytes]:
+        """The data chunk in blocks of whole sample frames (a partial last frame is left out)."""
+        info = self.info
+        frame_bytes = info.sample_width * info.channels
+        block = max(1, self.block_bytes // frame_bytes) * frame_bytes
+        left = info.n_frames * frame_bytes
+        with _read_errors(self.name):
+            self._file.seek(info.data_offset)
+        while left > 0:
+            with _read_errors(self.name):
+                raw = self._file.read(min(block, left))
+            usable = len(raw) - len(raw) % frame_bytes
+            if usable:
+                yield raw[:usable]
+            if len(raw) < min(block, left):  # the file ends early
+                return
+            left -= len(raw)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The samples as 16 kHz mono int16, in blocks; together, exactly `read_wav`'s."""
+        if self.is_native:
+            for raw in self.raw_blocks():
+                yield np.frombuffer(raw, dtype="<i2").astype(np.int16)
+            return
+        info = self.info
+        resampler = (
+            BlockResampler(info.sample_rate, SAMPLE_RATE)
+            if info.sample_rate != SAMPLE_RATE
+            else None
+        )
+        for raw in self.raw_blocks():
+            data = _decode(raw, info).mean(axis=1)
+            if resampler is not None:
+                data = resampler.push(data)
+            if len(data):
+                yield _float_to_int16(data)
+        if resampler is not None:
+            tail = resampler.finish()
+            if len(tail):
+                yield _float_to_int16(tail)
+
+
+def _float_to_int16(data: np.ndarray) -> np.ndarray:
     samples: np.ndarray = np.clip(np.round(data * 32768.0), -32768, 32767).astype(np.int16)
     return samples
+
+
+def read_wav(path: Path, content: bytes | None = None) -> np.ndarray:
+    """Read any supported WAV file (or its bytes, `content`, already in memory) as 16 kHz mono
+    int16.
+
+    16 kHz mono 16-bit files are returned bit-exact; other rates are resampled and channels
+    averaged. Anything that cannot be read correctly raises RecorderError. For a file of any
+    length, `WavReader.blocks` gives the same samples a block at a time.
+    """
+    with WavReader(path, content) as reader:
+        parts = list(reader.blocks())
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int16)
+
+
+_KAISER_BETA = 8.0
+
+
+class _SincKernel:
+    """The Kaiser-windowed sinc from `rate_in` to `rate_out` (about 80 dB stop-band)."""
+
+    def __init__(self, rate_in: int, rate_out: int, half_taps: int = 32):
+        self.rate_in, self.rate_out = rate_in, rate_out
+        self.scale = rate_in / rate_out
+        """Input samples per output sample."""
+        self.cutoff = min(rate_in, rate_out) / rate_in / 2 * 0.95
+        """Cycles per input sample."""
+        self.width = int(np.ceil(half_taps * max(1.0, self.scale)))
+        """Input samples on each side of an output sample."""
+        self.block = max(256, min(8192, (1 << 20) // (2 * self.width)))
+        """Output samples computed at once: bounded memory at high rates."""
+
+    def n_out(self, n_in: int) -> int:
+        return int(np.floor(n_in * self.rate_out / self.rate_in))
+
+    def last_input(self, stop: int) -> int:
+        """The last input sample that output samples before `stop` use."""
+        return int(np.floor((stop - 1) * self.scale)) + self.width
+
+    def first_input(self, start: int) -> int:
+        """The first input sample that output samples from `start` on use."""
+        return int(np.floor(start * self.scale)) - self.width + 1
+
+    def apply(self, window: np.ndarray, first: int, start: int, stop: int) -> np.ndarray:
+        """Output samples `start` to `stop` - 1 from `window`, the input from sample `first`."""
+        width = self.width
+        offsets = np.arange(-width + 1, width + 1)
+        t = np.arange(start, stop) * self.scale  # positions in input samples
+        base = np.floor(t).astype(np.int64)
+        idx = base[:, None] + offsets[None, :]  # input sample indices
+        d = t[:, None] - idx  # distance from each tap
+        h = 2 * self.cutoff * np.sinc(2 * self.cutoff * d)
+        h *= np.i0(_KAISER_BETA * np.sqrt(np.clip(1.0 - (d / width) ** 2, 0.0, None))) / np.i0(
+            _KAISER_BETA
+        )
+        out: np.ndarray = (window[idx - first] * h).sum(axis=1)
+        return out
 
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int, half_taps: int = 32) -> np.ndarray:
     """Band-limited resampling with a Kaiser-windowed sinc (about 80 dB stop-band)."""
     if rate_in == rate_out or len(x) == 0:
         return x.astype(np.float64)
-    n_out = int(np.floor(len(x) * rate_out / rate_in))
-    cutoff = min(rate_in, rate_out) / rate_in / 2 * 0.95  # cycles per input sample
-    scale = rate_in / rate_out  # input samples per output sample
-    width = int(np.ceil(half_taps * max(1.0, scale)))
-    beta = 8.0
+    kernel = _SincKernel(rate_in, rate_out, half_taps)
+    n_out = kernel.n_out(len(x))
+    width = kernel.width
     out = np.empty(n_out)
-    offsets = np.arange(-width + 1, width + 1)
     padded = np.concatenate([np.zeros(width), x, np.zeros(width + 1)])
-    block = max(256, min(8192, (1 << 20) // (2 * width)))  # bounded memory at high rates
-    for start in range(0, n_out, block):
-        t = np.arange(start, min(start + block, n_out)) * scale  # positions in input samples
-        base = np.floor(t).astype(np.int64)
-        idx = base[:, None] + offsets[None, :]  # input sample indices
-        d = t[:, None] - idx  # distance from each tap
-        h = 2 * cutoff * np.sinc(2 * cutoff * d)
-        h *= np.i0(beta * np.sqrt(np.clip(1.0 - (d / width) ** 2, 0.0, None))) / np.i0(beta)
-        out[start : start + len(t)] = (padded[idx + width] * h).sum(axis=1)
+    for start in range(0, n_out, kernel.block):
+        stop = min(start + kernel.block, n_out)
+        out[start:stop] = kernel.apply(padded, -width, start, stop)
     return out
+
+
+class BlockResampler:
+    """`resample` of a signal that arrives in blocks: the same output, sample for sample,
+    holding only the input that the next output block needs."""
+
+    def __init__(self, rate_in: int, rate_out: int, half_taps: int = 32):
+        self.kernel = _SincKernel(rate_in, rate_out, half_taps)
+        self._window = np.zeros(self.kernel.width)  # `resample`'s padding before the input
+        self._first = -self.kernel.width  # the input sample at _window[0]
+        self._n_in = 0
+        self._next_out = 0
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        """Add input samples; returns the output samples that are now complete."""
+        self._window = np.concatenate([self._window, np.asarray(x, dtype=np.float64)])
+        self._n_in += len(x)
+        k = self.kernel
+        ready = k.n_out(self._n_in)
+        parts = []
+        while True:
+            start = self._next_out
+            stop = start + k.block
+            if stop > ready or k.last_input(stop) >= self._n_in:
+                break
+            parts.append(self._emit(start, stop))
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def finish(self) -> np.ndarray:
+        """The input has ended: the remaining output samples."""
+        k = self.kernel
+        if self._n_in == 0:
+            return np.empty(0)
+        self._window = np.concatenate([self._window, np.zeros(k.width + 1)])
+        n_out = k.n_out(self._n_in)
+        parts = []
+        while self._next_out < n_out:
+            parts.append(self._emit(self._next_out, min(self._next_out + k.block, n_out)))
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def _emit(self, start: int, stop: int) -> np.ndarray:
+        out = self.kernel.apply(self._window, self._first, start, stop)
+        self._next_out = stop
+        drop = self.kernel.first_input(stop) - self._first
+        if drop > 0:
+            self._window = self._window[drop:]
+            self._first += drop
+        return out
 
 
 def write_wav(f: BinaryIO, samples: np.ndarray) -> None:

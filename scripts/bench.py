@@ -7,12 +7,16 @@ Everything is measured in one run, on the same audio, on this machine:
     with ~6 % speech), continuous speech, and four models at once;
   - per-frame processing time p50 / p99 of the daemon's engine (speech-gate back-fill included);
   - peak RSS and the time from process start to `listening` of `recorder run` on a file source,
-    against a bare process that imports numpy and onnxruntime and loads the same three models,
-    and the peak RSS of a process that imports openWakeWord and runs one model;
+    against the floor: a bare process that imports numpy, onnxruntime and webrtcvad and loads
+    the ONNX sessions the engine runs (targets: at most 8 MB over it, listening at most 0.05 s
+    after its start); the peak RSS of a process that imports openWakeWord and runs one model;
+  - peak RSS of `recorder run --source file:` and `recorder score` on a 1-minute file against a
+    38-minute one (target: within 5 MB);
   - microWakeWord (okay_nabu): our engine against pymicro-wakeword's own streaming loop, and
     against openWakeWord, on the quiet-home and speech streams, and its peak RSS.
 
     .venv/bin/python scripts/bench.py [--minutes 60] [--json]
+    .venv/bin/python scripts/bench.py --memory-only   # the memory and start-up figures alone
 Needs the `openwakeword` and `pymicro-wakeword` packages (the test extra).
 """
 
@@ -177,12 +181,37 @@ def peak_rss_mb(argv: list[str]) -> float:
 
 
 BARE_LOAD = (
-    "import sys, numpy, onnxruntime as ort; o = ort.SessionOptions(); "
-    "o.intra_op_num_threads = 1; o.inter_op_num_threads = 1; "
+    "import sys, numpy, onnxruntime as ort, _webrtcvad; ort.disable_telemetry_events(); "
+    "o = ort.SessionOptions(); o.intra_op_num_threads = 1; o.inter_op_num_threads = 1; "
+    "o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL; o.log_severity_level = 3; "
+    "o.add_session_config_entry('session.intra_op.allow_spinning', '0'); "
+    "o.add_session_config_entry('session.inter_op.allow_spinning', '0'); "
     "[ort.InferenceSession(p, o, providers=['CPUExecutionProvider']) for p in sys.argv[1:]]; "
     "print('loaded', flush=True)"
 )
-"""The floor: a bare interpreter that imports numpy and onnxruntime and loads the three models."""
+"""The floor: a bare interpreter that imports numpy, onnxruntime and webrtcvad's engine (the
+`_webrtcvad` extension, which is what the daemon imports) and loads the ONNX sessions the
+daemon's engine runs, with the engine's session options."""
+
+
+def engine_models(manifest, model: str, tmp: Path) -> list[str]:
+    """The ONNX models the daemon's engine runs for `model`, as files: the streaming graph,
+    built as the engine builds it, and the classifier when the graph cannot run it."""
+    from recorder.engines import onnx_wire, streaming
+
+    classifier = manifest.path(manifest.wakewords[model])
+    graph = onnx_wire.read_model(classifier.read_bytes())
+    window = onnx_wire.value_info_shape(graph.input_infos[0])[1]
+    assert isinstance(window, int)
+    serialized, _, merged = streaming.build(
+        manifest.path(manifest.features["melspectrogram"]).read_bytes(),
+        manifest.path(manifest.features["embedding"]).read_bytes(),
+        [graph],
+        window,
+    )
+    path = tmp / "streaming.onnx"
+    path.write_bytes(serialized)
+    return [str(path)] + ([] if merged else [str(classifier)])
 
 
 def _time_to_line(argv: list[str], marker: str, stream: str) -> float:
@@ -252,21 +281,25 @@ def micro_peak_rss_mb(model: str = "okay_nabu") -> float:
         return peak_rss_mb(_recorder_run(tmp, model) + ["--recordings", str(Path(tmp) / "rec")])
 
 
+RSS_OVER_FLOOR_MB = 8.0
+LISTENING_AFTER_FLOOR_S = 0.05
+
+
 def startup_and_rss(manifest, model: str = "hey_jarvis", runs: int = 9) -> dict[str, float]:
     """Start to `listening` and peak RSS of `recorder run` on a file source, against the floor
-    (a bare process loading the same three models), measured alternately in one run."""
+    (a bare process loading the same ONNX sessions), measured alternately in one run; each
+    figure is the median of its runs."""
     with tempfile.TemporaryDirectory() as tmp:
         run = _recorder_run(tmp, model) + ["--recordings", str(Path(tmp) / "rec")]
-        paths = [
-            str(manifest.path(manifest.features["melspectrogram"])),
-            str(manifest.path(manifest.features["embedding"])),
-            str(manifest.path(manifest.wakewords[model])),
-        ]
-        bare = [sys.executable, "-c", BARE_LOAD, *paths]
+        bare = [sys.executable, "-c", BARE_LOAD, *engine_models(manifest, model, Path(tmp))]
         starts, bare_starts = [], []
         for _ in range(runs):
             bare_starts.append(_time_to_line(bare, "loaded", "stdout"))
             starts.append(_time_to_line(run, "-> listening", "stderr"))
+        rss, bare_rss = [], []
+        for _ in range(max(1, runs // 3)):
+            bare_rss.append(peak_rss_mb(bare))
+            rss.append(peak_rss_mb(run))
         code = (
             "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); "
             "import bench, recorder.models as m; "
@@ -277,12 +310,76 @@ def startup_and_rss(manifest, model: str = "hey_jarvis", runs: int = 9) -> dict[
             "start_to_listening_s": float(np.median(starts)),
             "bare_load_s": float(np.median(bare_starts)),
             "start_over_bare_s": float(np.median(starts) - np.median(bare_starts)),
-            "peak_rss_mb": peak_rss_mb(run),
-            "bare_load_peak_rss_mb": peak_rss_mb(bare),
+            "peak_rss_mb": float(np.median(rss)),
+            "bare_load_peak_rss_mb": float(np.median(bare_rss)),
+            "peak_rss_over_bare_mb": float(np.median(rss) - np.median(bare_rss)),
             "openwakeword_peak_rss_mb": peak_rss_mb(
                 [sys.executable, "-c", code, str(REPO / "scripts")]
             ),
         }
+
+
+def startup_and_rss_lines(out: dict[str, float]) -> list[str]:
+    """The daemon's start-up and memory against the floor, with their targets."""
+    over_s, over_mb = out["start_over_bare_s"], out["peak_rss_over_bare_mb"]
+    return [
+        f"recorder run (one model, file source): start to listening "
+        f"{out['start_to_listening_s']:.3f} s, the floor (numpy, onnxruntime, webrtcvad and the "
+        f"engine's ONNX sessions loaded) {out['bare_load_s']:.3f} s: listening "
+        f"{over_s:+.3f} s after the floor's start (target <= {LISTENING_AFTER_FLOOR_S:g} s: "
+        f"{'met' if over_s <= LISTENING_AFTER_FLOOR_S else 'NOT met'})",
+        f"peak RSS: recorder run {out['peak_rss_mb']:.1f} MB on a 1-minute file, the floor "
+        f"{out['bare_load_peak_rss_mb']:.1f} MB: {over_mb:+.1f} MB over the floor (target <= "
+        f"{RSS_OVER_FLOOR_MB:g} MB: {'met' if over_mb <= RSS_OVER_FLOOR_MB else 'NOT met'})",
+    ]
+
+
+def _noise_then_request(path: Path, minutes: float) -> None:
+    """`minutes` of low noise (about -64 dBFS), then a request (the wake word and a command),
+    written a minute at a time."""
+    rng = np.random.default_rng(1)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        left = round(minutes * 60 * RATE)
+        while left:
+            n = min(left, 60 * RATE)
+            w.writeframes(np.round(rng.normal(0.0, 20.0, n)).astype("<i2").tobytes())
+            left -= n
+        with wave.open(str(REPO / "tests" / "audio" / "jarvis_pause_command.wav")) as request:
+            w.writeframes(request.readframes(request.getnframes()))
+
+
+def length_rss(minutes: float = 38.0, model: str = "hey_jarvis") -> dict[str, float]:
+    """Peak RSS of `recorder run --source file:` and `recorder score` on a 1-minute file and on
+    a `minutes`-long one (low noise, then a request)."""
+    recorder = Path(sys.executable).parent / "recorder"
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, length in (("short", 1.0), ("long", minutes)):
+            path = Path(tmp) / f"{label}.wav"
+            _noise_then_request(path, length)
+            rec = str(Path(tmp) / f"rec_{label}")
+            run = [str(recorder), "run", "--source", f"file:{path}", "--recordings", rec]
+            out[f"run_{label}_peak_rss_mb"] = peak_rss_mb(run + ["--model", model])
+            out[f"score_{label}_peak_rss_mb"] = peak_rss_mb(
+                [str(recorder), "score", str(path), "--model", model]
+            )
+            path.unlink()
+    out["long_minutes"] = minutes
+    return out
+
+
+def length_rss_lines(out: dict[str, float]) -> list[str]:
+    return [
+        f"peak RSS, 1 min against {out['long_minutes']:g} min of audio: "
+        f"{command} {out[f'{command}_short_peak_rss_mb']:.1f} / "
+        f"{out[f'{command}_long_peak_rss_mb']:.1f} MB "
+        f"({out[f'{command}_long_peak_rss_mb'] - out[f'{command}_short_peak_rss_mb']:+.1f} MB; "
+        "target within 5 MB)"
+        for command in ("run", "score")
+    ]
 
 
 def main() -> int:
@@ -293,8 +390,22 @@ def main() -> int:
     ap.add_argument(
         "--quiet-only", action="store_true", help="only the silent-room and quiet-home rows"
     )
+    ap.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only start-up and peak RSS against the floor, and peak RSS on a 1-minute file "
+        "against a --long-minutes one",
+    )
+    ap.add_argument("--long-minutes", type=float, default=38.0)
     args = ap.parse_args()
     manifest = models.load_manifest()
+    if args.memory_only:
+        figures = {**startup_and_rss(manifest), **length_rss(args.long_minutes)}
+        if args.json:
+            print(json.dumps({k: round(v, 4) for k, v in figures.items()}, indent=2))
+        else:
+            print("\n".join(startup_and_rss_lines(figures) + length_rss_lines(figures)))
+        return 0
     quiet = quiet_home(args.minutes)
     speech = continuous_speech(args.speech_minutes)
     out: dict[str, float] = {}
@@ -331,6 +442,7 @@ def main() -> int:
         out["speech_four_models_ours_cpu_s_per_h"] / out["speech_four_models_one_model_cpu_s_per_h"]
     )
     out.update(startup_and_rss(manifest))
+    out.update(length_rss(args.long_minutes))
     out["mic_peak_rss_mb"] = mic_peak_rss_mb()
     out["micro_peak_rss_mb"] = micro_peak_rss_mb()
     if args.json:
@@ -366,16 +478,10 @@ def main() -> int:
         f"per frame (ours, quiet home): p50 {out['frame_p50_ms']:.2f} ms, "
         f"p99 {out['frame_p99_ms']:.2f} ms, max {out['frame_max_ms']:.2f} ms"
     )
+    print("\n".join(startup_and_rss_lines(out) + length_rss_lines(out)))
     print(
-        f"recorder run (one model, file source): start to listening "
-        f"{out['start_to_listening_s']:.3f} s, a bare load of the three models "
-        f"{out['bare_load_s']:.3f} s: +{out['start_over_bare_s']:.3f} s (target <= 0.05 s)"
-    )
-    print(
-        f"peak RSS: recorder run {out['peak_rss_mb']:.1f} MB on a file, "
-        f"{out['mic_peak_rss_mb']:.1f} MB on the microphone (target <= 64 MB); "
-        f"with okay_nabu (microWakeWord) {out['micro_peak_rss_mb']:.1f} MB; "
-        f"the bare load {out['bare_load_peak_rss_mb']:.1f} MB, "
+        f"peak RSS: recorder run on the microphone {out['mic_peak_rss_mb']:.1f} MB "
+        f"(target <= 64 MB); with okay_nabu (microWakeWord) {out['micro_peak_rss_mb']:.1f} MB; "
         f"an openWakeWord process {out['openwakeword_peak_rss_mb']:.0f} MB"
     )
     print(

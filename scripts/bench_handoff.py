@@ -50,7 +50,8 @@ def main() -> int:
         scene = tmp / "scene.wav"
         with wave.open(str(scene), "wb") as w:
             w.setparams(params)
-            w.writeframes(pcm * (args.requests // 2))
+            for _ in range(args.requests // 2):  # one copy at a time: memory stays one scene's
+                w.writeframes(pcm)
         log = tmp / "hook.log"
         hook = tmp / "hook.sh"
         hook.write_text(HOOK.format(log=log))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import AUDIO, oww_fixture, read_pcm, write_pcm
 
-from recorder.audio import read_wav, resample
+from recorder.audio import FRAME_SAMPLES, BlockResampler, WavReader, read_wav, reframe, resample
 from recorder.errors import RecorderError
 
 
@@ -117,3 +117,59 @@ def test_streamed_wav_with_unknown_length_reads_to_the_end(tmp_path):
         path = tmp_path / "s.wav"
         path.write_bytes(bytes(head) + x.tobytes())
         assert np.array_equal(read_wav(path), x)
+
+
+@pytest.mark.parametrize(
+    "rate, channels, tag, bits",
+    [(16000, 1, 1, 16), (44100, 2, 1, 16), (48000, 1, 3, 32), (22050, 3, 1, 24), (8000, 1, 1, 8)],
+)
+def test_blocks_of_any_size_give_the_same_samples(tmp_path, rate, channels, tag, bits):
+    """The samples do not depend on how much of the file is read at a time: a long file read in
+    blocks is the same as a short one read whole (resampling included, sample for sample)."""
+    rng = np.random.default_rng(rate + channels)
+    n = int(rate * 0.2) + 3
+    if tag == 3:
+        body = rng.normal(0, 0.3, n * channels).astype("<f4").tobytes()
+    else:
+        body = rng.integers(0, 256, n * channels * bits // 8, dtype=np.uint8).tobytes()
+    path = tmp_path / "x.wav"
+    path.write_bytes(_wav_header(tag, channels, rate, bits, len(body)) + body + b"\x01")
+    whole = read_wav(path)
+    assert len(whole) == (n if rate == 16000 else int(n * 16000 / rate))
+    frame_bytes = channels * bits // 8
+    for block_bytes in (frame_bytes * 7, 1000, 4096, len(body)):
+        with WavReader(path, block_bytes=block_bytes) as reader:
+            blocks = list(reader.blocks())
+            again = list(reader.blocks())  # each call reads from the start
+        assert np.array_equal(np.concatenate(blocks), whole), block_bytes
+        assert np.array_equal(np.concatenate(again), whole)
+        assert all(b.dtype == np.int16 for b in blocks)
+
+
+def test_block_resampler_matches_resample_sample_for_sample():
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 0.3, 6011)
+    for rate in (8000, 22050, 44100, 48000, 96000):
+        whole = resample(x, rate, 16000)
+        for size in (3, 997, 4096, len(x)):
+            r = BlockResampler(rate, 16000)
+            parts = [r.push(x[i : i + size]) for i in range(0, len(x), size)] + [r.finish()]
+            assert np.array_equal(np.concatenate(parts), whole), (rate, size)
+
+
+def test_reframe_cuts_blocks_of_any_size_into_numbered_frames():
+    samples = np.arange(FRAME_SAMPLES * 3 + 5, dtype=np.int16)
+    sizes = [1, FRAME_SAMPLES - 1, 2 * FRAME_SAMPLES + 3, 1]
+    blocks = np.split(samples, np.cumsum(sizes)[:-1])
+    frames = list(reframe(blocks, first_index=2))
+    assert [f.index for f in frames] == [2, 3, 4, 5]
+    assert [len(f.samples) for f in frames] == [FRAME_SAMPLES] * 3 + [5]
+    assert np.array_equal(np.concatenate([f.samples for f in frames]), samples)
+    assert all(f.samples.base is None for f in frames)  # a kept frame holds no block
+
+
+def test_a_header_that_cannot_be_read_is_refused_on_opening(tmp_path):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ")
+    with pytest.raises(RecorderError, match="no audio data"):
+        WavReader(path)

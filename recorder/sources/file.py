@@ -1,4 +1,9 @@
-"""A WAV file as a source: converted to 16 kHz mono, read as fast as the CPU allows or at 1x."""
+"""A WAV file as a source: converted to 16 kHz mono, read as fast as the CPU allows or at 1x.
+
+The file is read a block at a time, so memory stays the same whatever its length; its header is
+checked when the source is opened, so a file that cannot be used is refused before the daemon
+starts.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +11,29 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from recorder.audio import FRAME_S, Frame, read_wav
-from recorder.sources.base import StopFlag, Unclosable, chunk
+from recorder.audio import FRAME_S, Frame, WavReader, reframe
+from recorder.sources.base import StopFlag, Unclosable
 
 
 class FileSource(Unclosable):
     def __init__(self, path: Path, realtime: bool = False):
-        self.samples = read_wav(path)
+        self.path = path
+        WavReader(path).close()  # a file that cannot be read is refused here
         self.realtime = realtime
         self.description = f"file:{path}"
         self.live = False
 
     def frames(self, should_stop: StopFlag) -> Iterator[Frame]:
         t0 = time.monotonic()
-        for frame in chunk(self.samples):
-            if self.realtime:
-                delay = t0 + frame.index * FRAME_S - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            if should_stop():
-                return
-            yield frame
+        with WavReader(self.path) as reader:
+            for frame in reframe(reader.blocks()):
+                if self.realtime:
+                    delay = t0 + frame.index * FRAME_S - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                if should_stop():
+                    return
+                yield frame
 
     def close(self) -> None:
         pass

@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from recorder import config as config_mod
-from recorder.audio import FRAME_S, SAMPLE_RATE, Frame
+from recorder.audio import FRAME_S, SAMPLE_RATE, Frame, reframe
 from recorder.calibration import PATIENCES, THRESHOLDS, write_atomic
 from recorder.control import default_state_dir
+from recorder.engines import WakeEngine
 from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
 from recorder.sources import open_source
@@ -115,7 +116,7 @@ def clip_scores(
     pad = np.zeros(round(PAD_S * SAMPLE_RATE), dtype=np.int16)
     peaks: dict[str, np.ndarray] = {}
     worker = Worker(config, engine, lambda _s: None)
-    scores = worker._scores_only(np.concatenate([pad, samples, pad]), peaks)
+    scores = worker._scores_only(reframe([pad, samples, pad]), peaks)
     name = list(engine.names)[column]
     return scores[:, column], peaks.get(name)
 
@@ -269,34 +270,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         else sorted({*PATIENCES, config.wake.patience_for(name)})
     )
     if args.source:
-        if not 1 <= args.n_clips <= 1000:
-            raise RecorderError(f"--clips {args.n_clips}: must be 1 to 1000")
-        if not 0.5 <= args.clip_s <= 30:
-            raise RecorderError(f"--clip-s {args.clip_s:g}: must be 0.5 to 30 seconds")
-        source = config_mod.with_overrides(config, source=args.source).audio.source
-        scored = [
-            clip_scores(config, engine, column, c)
-            for c in live_clips(source, args.n_clips, args.clip_s)
-        ]
-        scores = [s for s, _ in scored]
-        peaks = [f for _, f in scored if f is not None]
+        scores, peaks = _live_scores(args, config, engine, column)
     else:
-        paths = find_wavs(args.clip_files)
-        if not paths:
-            raise RecorderError(f"no WAV files in {', '.join(map(str, args.clip_files))}")
-        progress = Progress(sum(estimate_s(p) + 2 * PAD_S for p in paths))
-        try:
-            results = run_jobs(
-                config, engine, [Job("positive", str(p)) for p in paths], jobs_arg(args), progress
-            )
-        finally:
-            progress.close()
-        report_skipped([r for r in results if r.skipped is not None])
-        read = [r for r in results if r.skipped is None and r.scores is not None]
-        scores = [r.scores[:, column] for r in read if r.scores is not None]
-        peaks = [r.peaks[name] for r in read if r.peaks and name in r.peaks]
-        if not scores:
-            raise RecorderError("no clip could be read")
+        scores, peaks = _file_scores(args, config, engine, column)
     detected = detected_counts([best_runs(s, patiences) for s in scores], patiences)
     state_dir = args.state_dir or default_state_dir()
     path = save(state_dir, name, len(scores), detected)
@@ -317,3 +293,45 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     else:
         emit(table(name, len(scores), detected) + f"\nkept in {path}\n")
     return 0
+
+
+def _live_scores(
+    args: argparse.Namespace, config: config_mod.Config, engine: WakeEngine, column: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The scores of each clip taken live from --source, and the verifier features of those
+    with them."""
+    if not 1 <= args.n_clips <= 1000:
+        raise RecorderError(f"--clips {args.n_clips}: must be 1 to 1000")
+    if not 0.5 <= args.clip_s <= 30:
+        raise RecorderError(f"--clip-s {args.clip_s:g}: must be 0.5 to 30 seconds")
+    source = config_mod.with_overrides(config, source=args.source).audio.source
+    scored = [
+        clip_scores(config, engine, column, c)
+        for c in live_clips(source, args.n_clips, args.clip_s)
+    ]
+    return [s for s, _ in scored], [f for _, f in scored if f is not None]
+
+
+def _file_scores(
+    args: argparse.Namespace, config: config_mod.Config, engine: WakeEngine, column: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The scores of each clip file read (in --jobs workers; those skipped are reported), and
+    the verifier features of those with them."""
+    paths = find_wavs(args.clip_files)
+    if not paths:
+        raise RecorderError(f"no WAV files in {', '.join(map(str, args.clip_files))}")
+    progress = Progress(sum(estimate_s(p) + 2 * PAD_S for p in paths))
+    try:
+        results = run_jobs(
+            config, engine, [Job("positive", str(p)) for p in paths], jobs_arg(args), progress
+        )
+    finally:
+        progress.close()
+    report_skipped([r for r in results if r.skipped is not None])
+    read = [r for r in results if r.skipped is None and r.scores is not None]
+    scores = [r.scores[:, column] for r in read if r.scores is not None]
+    name = list(engine.names)[column]
+    peaks = [r.peaks[name] for r in read if r.peaks and name in r.peaks]
+    if not scores:
+        raise RecorderError("no clip could be read")
+    return scores, peaks

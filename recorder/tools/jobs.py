@@ -8,27 +8,28 @@ machine), so the detections reported are the ones `recorder run --source file:..
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue as queue_mod
 import signal
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from recorder.audio import FRAME_S, SAMPLE_RATE, read_wav, read_wav_info
+from recorder.audio import FRAME_S, SAMPLE_RATE, Frame, WavReader, read_wav_info, reframe
 from recorder.config import Config
 from recorder.engines import WakeEngine
 from recorder.errors import RecorderError
 from recorder.machine import EndReason, WakeDetected
 from recorder.pipeline import build_engine, build_machine, build_vad, build_verifiers, step
 from recorder.seal import Unsealer, is_sealed
-from recorder.sources import chunk
 from recorder.verifier import WINDOW, features
 
 PAD_S = 1.0
@@ -64,14 +65,36 @@ def estimate_s(path: Path) -> float:
     return max(frames, 0) / info.sample_rate
 
 
-def _read(job: Job) -> np.ndarray:
-    """A job's samples; a sealed recording is decrypted in memory with its identity."""
+def _open(job: Job) -> WavReader:
+    """A job's file, opened for reading in blocks; a sealed recording (one the daemon saved, at
+    most [recording] max_length_s long) is decrypted in memory with its identity."""
     path = Path(job.path)
     if not is_sealed(path):
-        return read_wav(path)
+        return WavReader(path)
     if job.identity is None:
         raise RecorderError(f"{path}: sealed; give --identity FILE")
-    return read_wav(path, content=Unsealer(Path(job.identity)).read(path))
+    return WavReader(path, content=Unsealer(Path(job.identity)).read(path))
+
+
+class _ReadFailed(Exception):
+    """The file could not be read to its end; the message is the reason it is skipped."""
+
+
+class _CountedBlocks:
+    """A reader's blocks of samples, counted as they go by; a read that fails part way
+    raises _ReadFailed."""
+
+    def __init__(self, reader: WavReader, path: str):
+        self.reader, self.path = reader, path
+        self.samples = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            for block in self.reader.blocks():
+                self.samples += len(block)
+                yield block
+        except RecorderError as e:
+            raise _ReadFailed(_reason(self.path, e)) from None
 
 
 def _reason(path: str, e: Exception) -> str:
@@ -104,6 +127,25 @@ class Cancelled(Exception):
     """The parent gave up (Ctrl-C, another worker failed): stop the file in progress."""
 
 
+class _Rows:
+    """Per-frame scores as they come, 8 bytes a score (a list of lists of floats takes about
+    twelve times that): a long file's scores stay small."""
+
+    def __init__(self, columns: int):
+        self.columns = columns
+        self._values = array("d")
+
+    def add(self, row: Iterable[float]) -> None:
+        self._values.extend(row)
+
+    def __len__(self) -> int:
+        return len(self._values) // self.columns
+
+    def array(self) -> np.ndarray:
+        """(frames, columns) float64."""
+        return np.array(self._values, dtype=np.float64).reshape(len(self), self.columns)
+
+
 class Worker:
     """An engine (built once) and what a job needs to run the daemon's per-frame step."""
 
@@ -122,27 +164,30 @@ class Worker:
 
     def run(self, job: Job) -> Result:
         try:
-            samples = _read(job)
+            reader = _open(job)
         except RecorderError as e:
             return Result(job.path, skipped=_reason(job.path, e))
-        except MemoryError:  # read_wav takes a data chunk of size 0 for one of unknown length
-            return Result(
-                job.path,
-                skipped="cannot be read (out of memory; a WAV whose data "
-                "chunk declares 0 or 0xFFFFFFFF bytes?)",
-            )
         except OSError as e:
             return Result(job.path, skipped=f"cannot be read ({e.strerror or e})")
-        duration_s = len(samples) / SAMPLE_RATE
+        with reader:
+            try:
+                return self._run(job, reader)
+            except _ReadFailed as e:
+                return Result(job.path, skipped=str(e))
+
+    def _run(self, job: Job, reader: WavReader) -> Result:
+        """The job on the file's frames, read a block at a time."""
+        counted = _CountedBlocks(reader, job.path)
+        blocks: Iterable[np.ndarray] = counted
         if job.kind == "positive":
             pad = np.zeros(round(PAD_S * SAMPLE_RATE), dtype=np.int16)
-            samples = np.concatenate([pad, samples, pad])
+            blocks = itertools.chain([pad], counted, [pad])
         if job.kind == "score":
-            result = self._score(samples)
+            result = self._score(reframe(blocks))
         else:
             peaks: dict[str, np.ndarray] | None = {} if job.kind == "positive" else None
-            result = Result(job.path, scores=self._scores_only(samples, peaks), peaks=peaks)
-        result.path, result.duration_s = job.path, duration_s
+            result = Result(job.path, scores=self._scores_only(reframe(blocks), peaks), peaks=peaks)
+        result.path, result.duration_s = job.path, counted.samples / SAMPLE_RATE
         return result
 
     def _fresh_engine(self) -> WakeEngine:
@@ -161,7 +206,7 @@ class Worker:
             self.report((n_frames % REPORT_FRAMES) * FRAME_S)
 
     def _scores_only(
-        self, samples: np.ndarray, peaks: dict[str, np.ndarray] | None = None
+        self, frames: Iterable[Frame], peaks: dict[str, np.ndarray] | None = None
     ) -> np.ndarray:
         """The engine's scores, with each configured verifier applied: a frame it rejects
         scores 0, so it counts at no threshold (as the daemon, which verifies a frame once its
@@ -171,8 +216,8 @@ class Worker:
         names = list(engine.names)
         embeddings = engine.embeddings
         best = dict.fromkeys(names, -1.0)
-        rows = []
-        for frame in chunk(samples):
+        rows = _Rows(len(names))
+        for frame in frames:
             scores = dict(engine.process(frame.samples))
             if peaks is not None and embeddings is not None:
                 for n in names:
@@ -183,20 +228,21 @@ class Worker:
                 for n, v in self.verifiers.items():
                     if scores.get(n, 0.0) > 0.0 and not v.accepts(embeddings(WINDOW)):
                         scores[n] = 0.0
-            rows.append([scores[n] for n in names])
+            rows.add(scores[n] for n in names)
             self._progress(frame.index)
         self._finish_progress(len(rows))
-        return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+        return rows.array()
 
-    def _score(self, samples: np.ndarray) -> Result:
+    def _score(self, frames: Iterable[Frame]) -> Result:
         """The daemon's step, frame by frame: engine, VAD, the real machine."""
         engine = self._fresh_engine()
         names = list(engine.names)
         vad = build_vad(self.config)
         machine = build_machine(self.config, engine)
         machine.start()
-        rows, speech_flags, detections = [], [], []
-        for frame in chunk(samples):
+        rows, speech_flags = _Rows(len(names)), array("b")
+        detections: list[tuple[int, str, float]] = []
+        for frame in frames:
             analysis = step(machine, engine, vad, frame, self.verifiers)
             if analysis is None:  # muted or off: never for a file
                 continue
@@ -205,15 +251,15 @@ class Worker:
                 for e in analysis.events
                 if isinstance(e, WakeDetected)
             ]
-            rows.append([analysis.scores[n] for n in names])
-            speech_flags.append(analysis.speech)
+            rows.add(analysis.scores[n] for n in names)
+            speech_flags.append(1 if analysis.speech else 0)
             self._progress(frame.index)
         machine.finish(EndReason.EOF)
         self._finish_progress(len(rows))
         return Result(
             "",
-            scores=np.array(rows, dtype=np.float64).reshape(len(rows), len(names)),
-            speech=np.array(speech_flags, dtype=bool),
+            scores=rows.array(),
+            speech=np.frombuffer(speech_flags, dtype=np.int8).astype(bool),
             detections=detections,
         )
 

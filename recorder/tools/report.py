@@ -30,29 +30,37 @@ def report_skipped(skipped: Sequence[Result]) -> None:
         print(f"recorder: skipped {r.path}: {r.skipped}", file=sys.stderr)
 
 
+def _summary(r: Result, names: Sequence[str]) -> dict[str, Any]:
+    """A scored file's path, duration, each model's peak and the detections."""
+    assert r.scores is not None
+    peaks = {}
+    for k, name in enumerate(names):
+        column = r.scores[:, k]
+        i = int(np.argmax(column)) if len(column) else -1
+        peaks[name] = {
+            "score": round(float(column[i]), 6) if i >= 0 else 0.0,
+            "time_s": round(frames_to_s(i + 1), 2) if i >= 0 else None,
+        }
+    return {
+        "path": r.path,
+        "duration_s": round(r.duration_s, 4),
+        "peaks": peaks,
+        "detections": [
+            {"wake_word": w, "score": round(s, 6), "time_s": round(frames_to_s(i + 1), 2)}
+            for i, w, s in r.detections
+        ],
+    }
+
+
 def score_json(results: Sequence[Result], names: Sequence[str]) -> dict[str, Any]:
     files = []
     for r in results:
         if r.skipped is not None:
             continue
         assert r.scores is not None and r.speech is not None
-        peaks = {}
-        for k, name in enumerate(names):
-            column = r.scores[:, k]
-            i = int(np.argmax(column)) if len(column) else -1
-            peaks[name] = {
-                "score": round(float(column[i]), 6) if i >= 0 else 0.0,
-                "time_s": round(frames_to_s(i + 1), 2) if i >= 0 else None,
-            }
         files.append(
             {
-                "path": r.path,
-                "duration_s": round(r.duration_s, 4),
-                "peaks": peaks,
-                "detections": [
-                    {"wake_word": w, "score": round(s, 6), "time_s": round(frames_to_s(i + 1), 2)}
-                    for i, w, s in r.detections
-                ],
+                **_summary(r, names),
                 "frames": [
                     {
                         "time_s": round(frames_to_s(i + 1), 2),
@@ -85,7 +93,7 @@ def write_csv(out: TextIO, results: Sequence[Result], names: Sequence[str]) -> N
 def score_table(
     results: Sequence[Result], names: Sequence[str], config: Config, thresholds: dict[str, float]
 ) -> str:
-    data = score_json([r for r in results if r.skipped is None], names)["files"]
+    data = [_summary(r, names) for r in results if r.skipped is None]  # no per-frame rows
     width = max([len("file"), *(len(f["path"]) for f in data)])
     nw = max(len("wake word"), *(len(n) for n in names))
     lines = [

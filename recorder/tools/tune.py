@@ -19,6 +19,7 @@ import numpy as np
 
 from recorder.audio import s_to_frames
 from recorder.config import Config
+from recorder.engines import WakeEngine
 from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
 from recorder.tools.jobs import PAD_S, Job, Progress, Result, estimate_s, find_wavs, run_jobs
@@ -52,6 +53,22 @@ def add_parser(sub: Any) -> None:
         "Recommends the lowest false-reject rate whose false accepts per hour stay within "
         "--max-fa-per-hour; ties go to the higher threshold, then to the lower patience.",
     )
+    _add_clips(tu)
+    add_common(tu)
+    add_identity(tu)
+    _add_grid(tu)
+    tu.add_argument("--json", action="store_true", help="print one JSON object")
+    tu.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PATH.png",
+        help="draw the DET curve (false-reject rate against false accepts per hour, "
+        "one line per patience); needs matplotlib",
+    )
+
+
+def _add_clips(tu: argparse.ArgumentParser) -> None:
+    """--positives and --negatives."""
     tu.add_argument(
         "--positives",
         nargs="+",
@@ -68,8 +85,11 @@ def add_parser(sub: Any) -> None:
         metavar="DIR_OR_FILE",
         help="recordings without the wake word",
     )
-    add_common(tu)
-    add_identity(tu)
+
+
+def _add_grid(tu: argparse.ArgumentParser) -> None:
+    """The wake word tuned, the grid of thresholds and patience values, the false-accept
+    budget."""
     tu.add_argument(
         "--model",
         metavar="NAME_OR_PATH[:CLASS]",
@@ -96,14 +116,6 @@ def add_parser(sub: Any) -> None:
         help="false accepts per hour the recommended point may have (default 0.5); "
         "among those, the lowest false-reject rate wins, ties going to the higher "
         "threshold and then to the lower patience",
-    )
-    tu.add_argument("--json", action="store_true", help="print one JSON object")
-    tu.add_argument(
-        "--plot",
-        type=Path,
-        metavar="PATH.png",
-        help="draw the DET curve (false-reject rate against false accepts per hour, "
-        "one line per patience); needs matplotlib",
     )
 
 
@@ -244,43 +256,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise RecorderError(f"--max-fa-per-hour {args.max_fa_per_hour}: must be 0 or more")
     config, cls = choose_model(load_config(args), args.model)
     check_plot(args)
-    positives, negatives = find_wavs(args.positives), find_wavs(args.negatives)
-    for what, found, given in (
-        ("positive", positives, args.positives),
-        ("negative", negatives, args.negatives),
-    ):
-        if not found:
-            raise RecorderError(f"no {what} WAV files in {', '.join(map(str, given))}")
+    positives, negatives = _find_clips(args)
     engine = build_engine(config)
     name = pick_name(engine.names, cls, args.model or config.wake.models[0])
     column = list(engine.names).index(name)
-    jobs = [Job("positive", str(p), identity_arg(args)) for p in positives] + [
-        Job("negative", str(p), identity_arg(args)) for p in negatives
-    ]
-    progress = Progress(
-        sum(estimate_s(p) + 2 * PAD_S for p in positives) + sum(estimate_s(p) for p in negatives)
-    )
-    try:
-        results = run_jobs(config, engine, jobs, jobs_arg(args), progress)
-    finally:
-        progress.close()
-    skipped = [r for r in results if r.skipped is not None]
-    report_skipped(skipped)
-    pos = [r for r, j in zip(results, jobs, strict=True) if j.kind == "positive" and not r.skipped]
-    neg = [r for r, j in zip(results, jobs, strict=True) if j.kind == "negative" and not r.skipped]
-    if not pos:
-        raise RecorderError("no positive clip could be read")
-    if not neg:
-        raise RecorderError("no negative recording could be read")
+    pos, neg, skipped = _score_clips(args, config, engine, positives, negatives)
     negative_s = sum(r.duration_s for r in neg)
-    refractory = s_to_frames(config.wake.refractory_s)
     rows = evaluate(
         [column_of(r, column) for r in pos],
         [column_of(r, column) for r in neg],
         negative_s,
         thresholds,
         patiences,
-        refractory,
+        s_to_frames(config.wake.refractory_s),
     )
     best = recommend(rows, args.max_fa_per_hour)
     result = {
@@ -300,3 +288,45 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
         plots.det_curve(args.plot, name, rows, best, args.max_fa_per_hour)
     return 0
+
+
+def _find_clips(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """The positive and the negative WAV files; none of either kind is an error."""
+    positives, negatives = find_wavs(args.positives), find_wavs(args.negatives)
+    for what, found, given in (
+        ("positive", positives, args.positives),
+        ("negative", negatives, args.negatives),
+    ):
+        if not found:
+            raise RecorderError(f"no {what} WAV files in {', '.join(map(str, given))}")
+    return positives, negatives
+
+
+def _score_clips(
+    args: argparse.Namespace,
+    config: Config,
+    engine: WakeEngine,
+    positives: Sequence[Path],
+    negatives: Sequence[Path],
+) -> tuple[list[Result], list[Result], list[Result]]:
+    """Every file scored (in --jobs workers): the positives and the negatives read, and the
+    files skipped (reported); none read of either kind is an error."""
+    jobs = [Job("positive", str(p), identity_arg(args)) for p in positives] + [
+        Job("negative", str(p), identity_arg(args)) for p in negatives
+    ]
+    progress = Progress(
+        sum(estimate_s(p) + 2 * PAD_S for p in positives) + sum(estimate_s(p) for p in negatives)
+    )
+    try:
+        results = run_jobs(config, engine, jobs, jobs_arg(args), progress)
+    finally:
+        progress.close()
+    skipped = [r for r in results if r.skipped is not None]
+    report_skipped(skipped)
+    pos = [r for r, j in zip(results, jobs, strict=True) if j.kind == "positive" and not r.skipped]
+    neg = [r for r, j in zip(results, jobs, strict=True) if j.kind == "negative" and not r.skipped]
+    if not pos:
+        raise RecorderError("no positive clip could be read")
+    if not neg:
+        raise RecorderError("no negative recording could be read")
+    return pos, neg, skipped
