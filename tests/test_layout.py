@@ -114,3 +114,38 @@ def test_a_test_module_imported_is_found():
         "import os\nfrom harness import Daemon\nfrom test_crash import x\nimport tests.e2e.test_mic"
     )
     assert imported_test_modules(source) == {"test_crash", "tests.e2e.test_mic"}
+
+
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 60
+MAX_DAEMON_LINES = 200
+
+
+def oversized(path: Path) -> list[str]:
+    """What in a module is over the size limits: the module, its functions, the Daemon."""
+    source = path.read_text()
+    found = []
+    if source.count("\n") > MAX_MODULE_LINES:
+        found.append(f"{path.name}: {source.count(chr(10))} lines")
+    for node in ast.walk(ast.parse(source)):
+        length = (
+            (node.end_lineno or node.lineno) - node.lineno + 1 if hasattr(node, "lineno") else 0
+        )
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and length > MAX_FUNCTION_LINES:
+            found.append(f"{path.name}: {node.name} is {length} lines")
+        if isinstance(node, ast.ClassDef) and node.name == "Daemon" and length >= MAX_DAEMON_LINES:
+            found.append(f"{path.name}: Daemon is {length} lines")
+    return found
+
+
+def test_no_module_function_or_daemon_over_the_size_limits():
+    """A module a maintainer reads in one sitting: at most 450 lines, functions at most 60,
+    the Daemon under 200 (CONTRIBUTING.md)."""
+    assert [f for p in sorted(PACKAGE.rglob("*.py")) for f in oversized(p)] == []
+
+
+def test_the_size_check_finds_a_long_function(tmp_path):
+    body = "\n".join(f"    x = {i}" for i in range(MAX_FUNCTION_LINES))
+    path = tmp_path / "long.py"
+    path.write_text(f'"""A module."""\n\n\ndef long():\n{body}\n')
+    assert oversized(path) == [f"long.py: long is {MAX_FUNCTION_LINES + 1} lines"]
