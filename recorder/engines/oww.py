@@ -44,25 +44,32 @@ from recorder.models import WakeModelSpec
 from recorder.vad import SpeechDetector
 
 
-class _Classifier:
-    """A classifier's window and score names, read from its model file."""
+def _read_classifier(spec: WakeModelSpec) -> wire.Graph:
+    try:
+        return wire.read_model(spec.path.read_bytes())
+    except OSError as e:
+        raise RecorderError(f"model {spec.path}: cannot be read ({e.strerror})") from None
+    except (wire.WireError, ValueError, IndexError, StopIteration) as e:
+        raise RecorderError(f"model {spec.path}: cannot be loaded ({e})") from None
 
-    def __init__(self, spec: WakeModelSpec):
+
+class _Classifier:
+    """A classifier's window and score names, read from its model's graph (which the engine
+    does not keep: the streaming graph holds its own copy)."""
+
+    def __init__(self, spec: WakeModelSpec, graph: wire.Graph):
         self.path = spec.path
         try:
-            self.graph = wire.read_model(spec.path.read_bytes())
-            infos = self.graph.input_infos
+            infos = graph.input_infos
             shape = wire.value_info_shape(infos[0]) if len(infos) == 1 else ()
-            out_shape = wire.value_info_shape(self.graph.output_infos[0])
-        except OSError as e:
-            raise RecorderError(f"model {spec.path}: cannot be read ({e.strerror})") from None
+            out_shape = wire.value_info_shape(graph.output_infos[0])
         except (wire.WireError, ValueError, IndexError, StopIteration) as e:
             raise RecorderError(f"model {spec.path}: cannot be loaded ({e})") from None
         if len(shape) != 3 or shape[2] != EMBEDDING_DIM or not isinstance(shape[1], int):
             raise RecorderError(
                 f"model {spec.path}: not an openWakeWord classifier (input shape {list(shape)})"
             )
-        self.input_name = self.graph.inputs[0]
+        self.input_name = graph.inputs[0]
         self.n_embeddings = shape[1]
         n_out = out_shape[-1] if out_shape else None
         if not isinstance(n_out, int) or n_out < 1:
@@ -72,7 +79,7 @@ class _Classifier:
             self.columns = [0]
         else:  # multi-class: class 0 is background; labels may be in the output's name
             try:
-                labels = {int(k): str(v) for k, v in json.loads(self.graph.outputs[0]).items()}
+                labels = {int(k): str(v) for k, v in json.loads(graph.outputs[0]).items()}
             except (ValueError, AttributeError):
                 labels = {}
             self.columns = list(range(1, n_out))
@@ -96,13 +103,13 @@ class OpenWakeWordEngine:
         the start and at each `reset`, so that a reset also forgets the room it heard."""
         if not wake_models:
             raise RecorderError("no wake-word model given")
-        self._classifiers = [_Classifier(spec) for spec in wake_models]
+        graphs = [_read_classifier(spec) for spec in wake_models]
+        self._classifiers = [_Classifier(s, g) for s, g in zip(wake_models, graphs, strict=True)]
         names = [n for c in self._classifiers for n in c.names]
         if len(set(names)) != len(names):
             raise RecorderError(f"wake-word models with the same name: {', '.join(names)}")
         self.names: list[str] = names
         self._n_embeddings = max(c.n_embeddings for c in self._classifiers)
-        graphs = [c.graph for c in self._classifiers]
         try:
             self._features = StreamingEmbedding(
                 melspectrogram, embedding, graphs, self._n_embeddings

@@ -265,6 +265,7 @@ class StreamingEmbedding:
                 f"model {embedding}: not openWakeWord's embedding network ({e})"
             ) from None
         self._session: Any = session(model, embedding)
+        del model  # onnxruntime holds its own copy
         self._state = {h.name: np.zeros(h.shape, dtype=np.float32) for h in self._held}
         silence = np.zeros(CHUNK_SAMPLES, dtype=np.float32)
         self.silent_embedding = self.step(silence)
