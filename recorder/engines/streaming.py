@@ -1,7 +1,7 @@
 """openWakeWord's melspectrogram and embedding models, run one 80 ms frame at a time.
 
 openWakeWord computes each frame's embedding from the last 76 mel rows (0.76 s) with the
-whole embedding network: about 47 M multiply-adds every 80 ms. Along time, that network has
+whole embedding network: about 42 M multiply-adds every 80 ms. Along time, that network has
 only unpadded convolutions (3 rows tall or 1) and three 2x max-pools, so its output stride is
 8 mel rows, one frame, and two consecutive windows share all but their newest rows at every
 layer. This module rewrites the two models into one onnxruntime graph that takes a frame's
@@ -13,8 +13,8 @@ compare every frame).
 
 The wake-word classifiers whose operator sets match go into the same graph: it keeps the last
 embeddings (the longest classifier window) and gives each classifier its own last ones, so one
-onnxruntime call per frame scores every model, and a second model costs its own few
-multiply-adds rather than a second call.
+onnxruntime call per frame scores every model; a second model costs its own work (mostly
+reading its weights once a frame) rather than a second call.
 
 The graph is built in memory from the model files as they ship (the feature models' hashes are
 checked by `recorder.models`); nothing derived is written to disk.
