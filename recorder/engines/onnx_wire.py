@@ -18,7 +18,7 @@ import numpy as np
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 FLOAT, INT64 = 1, 7  # TensorProto.DataType
-_ATTR_INT, _ATTR_INTS = 2, 7  # AttributeProto.AttributeType
+_ATTR_INT = 2  # AttributeProto.AttributeType
 
 
 class WireError(ValueError):

@@ -186,8 +186,8 @@ class OpenWakeWordEngine:
         if stale > self._ring_frames:
             self._features.reset()
             stale = self._ring_frames
-        audio = list(self._audio)
-        for i in range(len(audio) - stale, len(audio)):
+        audio, n = self._audio, len(self._audio)
+        for i in range(n - stale, n):
             self._features.step(np.concatenate([audio[i - 1][-MEL_CONTEXT_SAMPLES:], audio[i]]))
 
     def recent_embeddings(self, n: int) -> np.ndarray:

@@ -268,9 +268,8 @@ class StreamingEmbedding:
         del model  # onnxruntime holds its own copy
         self._state = {h.name: np.zeros(h.shape, dtype=np.float32) for h in self._held}
         silence = np.zeros(CHUNK_SAMPLES, dtype=np.float32)
-        self.silent_embedding = self.step(silence)
-        for _ in range(WARM_UP_FRAMES + history):
-            self.silent_embedding = self.step(silence)
+        warmed = [self.step(silence) for _ in range(WARM_UP_FRAMES + history)]
+        self.silent_embedding = warmed[-1]
         self._silent_state = dict(self._state)
 
     def reset(self) -> None:
