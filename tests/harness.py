@@ -33,6 +33,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -524,3 +525,30 @@ def _write_all(d: Daemon, data: bytes) -> None:
         d.proc.stdin.close()
     except (BrokenPipeError, ValueError):
         pass
+
+
+@contextlib.contextmanager
+def stt_server(sock: Path, mode: str = "real", received: Path | None = None):
+    """tests/wyoming_server.py (pocketsphinx behind wyoming's server classes) on a Unix socket,
+    in `mode`, up once it accepts a connection; killed on leaving."""
+    server = Path(__file__).parent / "wyoming_server.py"
+    extra = [str(received)] if received else []
+    proc = subprocess.Popen(
+        [sys.executable, str(server), f"unix://{sock}", mode, *extra], stderr=subprocess.PIPE
+    )
+
+    def accepts() -> bool:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(sock))
+            except OSError:
+                return False
+        return True
+
+    try:
+        wait_for(accepts, timeout=60)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

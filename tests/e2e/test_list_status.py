@@ -4,18 +4,14 @@ a plain one, one whose audio was dropped after it was kept, a sealed one and a t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import AUDIO, REPO, run_recorder
-from harness import QUIET, REQUEST, Daemon, wait_for
+from conftest import AUDIO, run_recorder
+from harness import QUIET, REQUEST, Daemon, stt_server
 
 from recorder import human
 from recorder.storage import Storage
@@ -138,31 +134,6 @@ def test_list_shows_the_transcript(tmp_path):
     assert entry["wake_word"] == "alexa" and Path(entry["audio"]).is_file()
     [cells] = check_table(lines, [entry])
     assert cells["what"] == text and cells["wake"] == "alexa"
-
-
-@contextlib.contextmanager
-def stt_server(sock: Path):
-    """tests/wyoming_server.py (pocketsphinx) on a Unix socket, up once it accepts."""
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "wyoming_server.py"), f"unix://{sock}", "real"],
-        stderr=subprocess.PIPE,
-    )
-
-    def accepts() -> bool:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        with socket.socket(socket.AF_UNIX) as s:
-            try:
-                s.connect(str(sock))
-            except OSError:
-                return False
-        return True
-
-    try:
-        wait_for(accepts, timeout=60)
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_list_of_nothing_says_so(tmp_path):

@@ -6,18 +6,15 @@ answers junk leaves the request saved with `transcript_error`, and `recorder tra
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import shutil
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import AUDIO, RECORDER, REPO, read_pcm, run_recorder
-from harness import wait_for
+from conftest import AUDIO, RECORDER, read_pcm, run_recorder
+from harness import stt_server
 
 from recorder.config import Config, HandoffConfig
 from recorder.handoff import Handoff
@@ -25,38 +22,7 @@ from recorder.journal import Journal
 from recorder.storage import Storage
 
 pytest.importorskip("wyoming")
-SERVER = REPO / "tests" / "wyoming_server.py"
 SCENE = AUDIO / "alexa_command.wav"  # "Alexa, play some music in the living room"
-
-
-@contextlib.contextmanager
-def stt_server(sock: Path, mode: str, received: Path | None = None):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(SERVER),
-            f"unix://{sock}",
-            mode,
-            *([str(received)] if received else []),
-        ],
-        stderr=subprocess.PIPE,
-    )
-
-    def accepts() -> bool:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        with socket.socket(socket.AF_UNIX) as s:
-            try:
-                s.connect(str(sock))
-            except OSError:
-                return False
-        return True
-
-    try:
-        wait_for(accepts, timeout=60)
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def config(tmp: Path, sock: Path, extra: str = "") -> Path:
