@@ -10,7 +10,7 @@ audio and no per-moment record is kept. An activation within the refractory peri
 after a frame where the daemon detects the wake word, whose request is then saved, is counted
 under `requests` instead (at most one per (threshold, patience) and detection).
 
-The file (`calibration.json`, documented in the README) is rewritten atomically (temp file,
+The file (`calibration.json`, documented in docs/tuning.md) is rewritten atomically (temp file,
 fsync, rename, directory fsync) at most every `SAVE_EVERY_FRAMES` and at stop; counts from
 earlier runs are read at start and added to.
 """
