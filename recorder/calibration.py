@@ -1,17 +1,16 @@
-"""Calibration counters: per wake word, how long the daemon listened and how many separate
-activations each candidate threshold and patience would have made; their file in the state
-directory.
+"""Calibration counters: per wake word, how many frames the daemon analysed and how many
+separate activations each candidate threshold and patience would have made; their file in the
+state directory.
 
-Counting follows the machine's rules on the frames the machine analyses for a wake word (state
-`listening`, plus the frame that detects): an activation at threshold t and patience p is a frame
-where the score has been at or above t on p consecutive frames, at least the refractory period
-after the previous activation at (t, p). Frames while recording, muted or in error are not
-counted and break a run. The state is a few integers per (threshold, patience); no audio and no
-per-moment record is kept. An activation within the refractory period up to the frame where
-the daemon detects the wake word, whose request is then saved, is counted under `requests`
-instead.
+Each (threshold, patience) is counted as a daemon at that threshold alone would detect, with
+the detector grid `recorder tune` counts with (`onsets.Onsets`): on every frame the engine
+scored, while listening or recording, whatever the operating threshold did. Frames muted or in
+error are not counted and end a run. The state is a few integers per (threshold, patience); no
+audio and no per-moment record is kept. An activation within the refractory period before or
+after a frame where the daemon detects the wake word, whose request is then saved, is counted
+under `requests` instead (at most one per (threshold, patience) and detection).
 
-The file (`calibration.json`, documented in the README) is rewritten atomically (temp file,
+The file (`calibration.json`, documented in docs/tuning.md) is rewritten atomically (temp file,
 fsync, rename, directory fsync) at most every `SAVE_EVERY_FRAMES` and at stop; counts from
 earlier runs are read at start and added to.
 """
@@ -32,18 +31,23 @@ from recorder.audio import Frame
 from recorder.dirs import fsync_dir
 from recorder.errors import RecorderError
 from recorder.machine import State, WakeDetected
+from recorder.onsets import Onsets
 
 log = logging.getLogger("recorder")
 
 FILE_NAME = "calibration.json"
 FORMAT = "recorder-calibration"
-VERSION = 1
+VERSION = 2
+"""Version 1 counted only the frames heard while listening: a daemon recording at a low
+threshold hid the activations of the higher ones. Its files are not added to."""
 THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
 """The candidate thresholds: 0.05 to 0.95 in steps of 0.05."""
 PATIENCES: tuple[int, ...] = (1, 2, 3)
 """Always counted; a model's configured patience is counted too."""
 SAVE_EVERY_FRAMES = 3750
 """Counts reach the disk at least every 5 minutes of analysed audio (and at stop)."""
+COUNTED = (State.LISTENING, State.RECORDING)
+"""The states in which an analysed frame is counted."""
 
 
 @dataclass
@@ -64,7 +68,7 @@ class PatienceCounts:
 
 @dataclass
 class ModelCounts:
-    """One wake word's totals: listening frames and counts per patience."""
+    """One wake word's totals: the frames analysed and counts per patience."""
 
     frames: int = 0
     patience: dict[int, PatienceCounts] = field(default_factory=dict)
@@ -88,10 +92,25 @@ def _counts(where: str, value: Any) -> list[int]:
     return [_count(where, v) for v in value]
 
 
+class OldVersion(RecorderError):
+    """A calibration file of an earlier version, whose counts are not those of this one."""
+
+    def __init__(self, where: str, version: int):
+        super().__init__(
+            f"{where}: version {version} counted only while listening; the daemon moves it "
+            f"aside (as {FILE_NAME}.v{version}) and counts anew at its next start with "
+            "[wake] calibrate"
+        )
+        self.version = version
+
+
 def parse(data: Any, where: str) -> dict[str, ModelCounts]:
-    """The models' counts from a decoded calibration file; a malformed one is an error."""
+    """The models' counts from a decoded calibration file; a malformed one is an error
+    (`OldVersion` for a file of version 1)."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise RecorderError(f"{where}: not a recorder calibration file")
+    if data.get("version") == 1:
+        raise OldVersion(where, 1)
     if data.get("version") != VERSION:
         raise RecorderError(f"{where}: version {data.get('version')!r} is not {VERSION}")
     if data.get("thresholds") != list(THRESHOLDS):
@@ -166,49 +185,68 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     fsync_dir(path.parent)
 
 
+@dataclass
+class _Claim:
+    """The activations a detection claims: those within the refractory period before or after
+    its frame, at most one per (patience, threshold); moved to `requests` once it is saved."""
+
+    index: int
+    taken: np.ndarray
+    moved: np.ndarray
+    saved: bool = False
+
+
 class _Counter:
-    """One wake word's incremental count: O(thresholds x patiences) state, no history."""
+    """One wake word's incremental count: the detector grid, O(thresholds x patiences) state,
+    no history."""
 
     def __init__(self, counts: ModelCounts, patiences: Iterable[int], refractory_frames: int):
         self.counts = counts
-        self.patiences = sorted(set(patiences))
-        for p in self.patiences:
-            counts.patience.setdefault(p, PatienceCounts())
-        self.gap = max(refractory_frames, 1)
-        self.thresholds = np.array(THRESHOLDS)
-        self.above = np.zeros(len(THRESHOLDS), dtype=np.int64)
-        """Consecutive counted frames at or above each threshold, up to the last one."""
-        self.last = {p: np.full(len(THRESHOLDS), -(10**12), dtype=np.int64) for p in self.patiences}
-        """Frame index of the last activation per (patience, threshold)."""
+        self.onsets = Onsets(THRESHOLDS, patiences, refractory_frames)
+        self.rows = [counts.patience.setdefault(p, PatienceCounts()) for p in self.onsets.patiences]
+        self.claim: _Claim | None = None
 
     def interrupt(self) -> None:
         """A frame that is not counted: runs end (the refractory period runs on)."""
-        self.above[:] = 0
+        self.onsets.interrupt()
 
     def add(self, index: int, score: float) -> None:
         self.counts.frames += 1
-        self.above = np.where(score >= self.thresholds, self.above + 1, 0)
-        for p in self.patiences:
-            pc = self.counts.patience[p]
+        fired = self.onsets.step(index, score)
+        for pc in self.rows:
             pc.frames += 1
-            onset = (self.above >= p) & (index - self.last[p] >= self.gap)
-            if onset.any():
-                self.last[p][onset] = index
-                for k in np.flatnonzero(onset):
-                    pc.activations[k] += 1
+        if not fired.any():
+            return
+        for row, k in np.argwhere(fired):
+            self.rows[row].activations[k] += 1
+        c = self.claim
+        if c is not None and index - c.index < self.onsets.gap:
+            new = fired & ~c.taken
+            c.taken |= new
+            if c.saved:
+                self._move(c, new)
 
-    def claim(self, index: int) -> dict[int, np.ndarray]:
-        """The activations that belong to a detection at `index`: per patience, the thresholds
-        with an activation within the refractory period up to that frame (at most one each)."""
-        return {p: np.flatnonzero(index - self.last[p] < self.gap) for p in self.patiences}
+    def detected(self, index: int) -> None:
+        """A detection at `index` (the last frame added) claims the activations within the
+        refractory period up to it, and those of the refractory period after it as they come."""
+        taken = index - self.onsets.last < self.onsets.gap
+        self.claim = _Claim(index, taken, np.zeros_like(taken))
 
-    def move_to_requests(self, claimed: Mapping[int, np.ndarray]) -> None:
-        for p, ks in claimed.items():
-            pc = self.counts.patience[p]
-            for k in ks:
-                if pc.activations[k] > 0:
-                    pc.activations[k] -= 1
-                    pc.requests[k] += 1
+    def saved(self, index: int) -> None:
+        """The request of the detection at `index` was saved: its activations are requests."""
+        c = self.claim
+        if c is None or c.index != index:
+            return
+        c.saved = True
+        self._move(c, c.taken & ~c.moved)
+
+    def _move(self, c: _Claim, which: np.ndarray) -> None:
+        for row, k in np.argwhere(which):
+            pc = self.rows[row]
+            if pc.activations[k] > 0:
+                pc.activations[k] -= 1
+                pc.requests[k] += 1
+        c.moved |= which
 
 
 class Calibration:
@@ -233,33 +271,49 @@ class Calibration:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
             raise RecorderError(f"state directory {state_dir}: {e.strerror}") from None
-        self.models = load(state_dir)
+        self.models = self._load()
         self._counters = {
             name: _Counter(
                 self.models.setdefault(name, ModelCounts()), (*PATIENCES, p), refractory_frames
             )
             for name, p in patience.items()
         }
-        self._held: tuple[int, Mapping[str, float]] | None = None
-        self._claimed: tuple[int, dict[str, dict[int, np.ndarray]]] | None = None
         self._next_index: int | None = None
         self._unsaved = 0
         self.save()  # fails now (exit 2) rather than after hours of listening
 
+    def _load(self) -> dict[str, ModelCounts]:
+        """The counts kept so far; a file of an earlier version is moved aside, kept as it
+        is, and counting starts anew."""
+        try:
+            return load(self.state_dir)
+        except OldVersion as e:
+            aside = self.path.with_name(f"{FILE_NAME}.v{e.version}")
+            try:
+                os.replace(self.path, aside)
+                fsync_dir(self.state_dir)
+            except OSError as err:
+                raise RecorderError(f"calibration file {self.path}: {err.strerror}") from None
+            log.warning(
+                "calibration file %s: version %d counted only while listening; kept as %s, "
+                "counting anew",
+                self.path,
+                e.version,
+                aside,
+            )
+            return {}
+
     def observe(
         self, frame: Frame, scores: Mapping[str, float], _speech: bool, state: State
     ) -> None:
-        """A daemon observer: counts frames the machine analysed while listening. A frame
-        after which the machine is recording is held until the wake event says whether it
-        was the detecting frame."""
-        if self._held is not None or frame.index != self._next_index:
-            self._interrupt()  # the held frame was recorded, or frames were not analysed (muted)
-        self._held = None
+        """A daemon observer: counts the frames the engine scored while listening or
+        recording; a gap in the frame indexes (frames not analysed) or another state ends
+        the runs."""
+        if frame.index != self._next_index:
+            self._interrupt()
         self._next_index = frame.index + 1
-        if state is State.LISTENING:
+        if state in COUNTED:
             self._count(frame.index, scores)
-        elif state is State.RECORDING:
-            self._held = (frame.index, dict(scores))
         else:
             self._interrupt()
 
@@ -268,23 +322,17 @@ class Calibration:
             c.interrupt()
 
     def on_wake(self, event: WakeDetected) -> None:
-        """The detecting frame is counted; the activations it ends are claimed by it until its
-        request is saved or dropped."""
-        if self._held is None or self._held[0] != event.frame_index:
-            return
-        index, scores = self._held
-        self._held = None
-        self._count(index, scores)
-        self._claimed = (index, {name: c.claim(index) for name, c in self._counters.items()})
-        self._interrupt()  # the frames that follow are recorded, not counted
+        """The detecting frame (counted already) claims the activations around it until its
+        request is saved or another detection comes."""
+        if event.frame_index + 1 != self._next_index:
+            return  # not the frame last counted
+        for c in self._counters.values():
+            c.detected(event.frame_index)
 
     def on_saved(self, wake: WakeDetected) -> None:
         """The detection's request was saved: its activations count as requests."""
-        if self._claimed is None or self._claimed[0] != wake.frame_index:
-            return
-        for name, claimed in self._claimed[1].items():
-            self._counters[name].move_to_requests(claimed)
-        self._claimed = None
+        for c in self._counters.values():
+            c.saved(wake.frame_index)
 
     def _count(self, index: int, scores: Mapping[str, float]) -> None:
         for name, c in self._counters.items():

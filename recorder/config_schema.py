@@ -71,7 +71,7 @@ class WakeConfig:
     gate: bool = True
     """Run the embedding model only around speech (same detections, a fraction of the CPU)."""
     calibrate: bool = False
-    """Count, per model and candidate threshold, the activations while listening (counters in
+    """Count, per model and candidate threshold, the activations each would make (counters in
     the state directory, no audio) for `recorder calibrate`."""
     save_activations: str = field(default="", metadata=PATH)
     """Directory for ~2 s of audio around every detection (stores wake-word audio; off)."""

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recorder import config as config_mod  # noqa: E402
 from recorder.audio import FRAME_S, SAMPLE_RATE, read_wav  # noqa: E402
+from recorder.onsets import count  # noqa: E402
 from recorder.pipeline import build_engine  # noqa: E402
 from recorder.sources import chunk  # noqa: E402
-from recorder.tools.tune import count_onsets  # noqa: E402
 from recorder.vad import gate_vad  # noqa: E402
 from recorder.verifier import WINDOW, features, train  # noqa: E402
 
@@ -187,7 +187,10 @@ def main() -> int:
             for u in (False, True)
         }
         fa = {
-            u: sum(count_onsets(accepted(s, f, u), REFRACTORY_FRAMES) for s, f in test["neg"])
+            u: sum(
+                int(count(accepted(s, f, u).astype(float), [1.0], [1], REFRACTORY_FRAMES)[0, 0])
+                for s, f in test["neg"]
+            )
             for u in (False, True)
         }
         halves = fa[True] <= fa[False] / 2 and fa[False] > 0

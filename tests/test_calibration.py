@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 
-from recorder import calibration
+from recorder import calibration, onsets
 from recorder.audio import Frame
 from recorder.calibration import PATIENCES, THRESHOLDS, Calibration
 from recorder.errors import RecorderError
 from recorder.machine import State, WakeDetected
 from recorder.tools import calibrate, enroll
-from recorder.tools.tune import count_onsets, run_min
 
 SILENT = np.zeros(1280, dtype=np.int16)
 
@@ -39,70 +37,46 @@ def feed(cal: Calibration, scores: dict[str, np.ndarray], first: int = 0) -> Non
         )
 
 
-# --- the exact Poisson bound ------------------------------------------------------------
-@pytest.mark.parametrize(
-    "k,upper",
-    [
-        (0, 2.9957),
-        (1, 4.7439),
-        (2, 6.2958),
-        (3, 7.7537),
-        (4, 9.1535),
-        (5, 10.5130),
-        (10, 16.9622),
-        (20, 29.0620),
-    ],
-)
-def test_poisson_upper_bound_matches_the_chi_square_table(k, upper):
-    # chi2.ppf(0.95, 2k + 2) / 2, from published tables
-    assert calibrate.poisson_upper(k) == pytest.approx(upper, abs=2e-4)
-
-
-def test_poisson_upper_bound_leaves_five_percent_below_and_grows_with_k():
-    for k in (0, 7, 50, 400):
-        u = calibrate.poisson_upper(k)
-        assert calibrate.poisson_cdf(k, u) == pytest.approx(0.05, abs=1e-6)
-        assert u > k
-    assert calibrate.poisson_upper(0) == pytest.approx(-math.log(0.05), rel=1e-6)
-    assert calibrate.poisson_upper(1000) == pytest.approx(
-        1000 + 1.645 * math.sqrt(1000) + 1.9, abs=1.5
-    )
-
-
 # --- counting as the machine and `tune` count ---------------------------------------------
 @pytest.mark.parametrize("refractory", [0, 1, 5, 25])
-def test_counts_are_tunes_onsets_on_any_score_stream(tmp_path, refractory):
+def test_counts_are_tunes_whatever_the_operating_threshold_was_doing(tmp_path, refractory):
+    """Frames listening or recording (the operating threshold's request), all counted: every
+    (threshold, patience) counts what `tune` counts on the same scores."""
     rng = np.random.default_rng(refractory)
     scores = {"a": bursty_scores(rng, 3000), "b": bursty_scores(rng, 3000)}
+    states = np.where(rng.random(3000) < 0.3, State.RECORDING, State.LISTENING)
     cal = Calibration(tmp_path, {"a": 1, "b": 4}, refractory)
-    feed(cal, scores)
+    for i, state in enumerate(states):
+        cal.observe(frame(i), {k: float(v[i]) for k, v in scores.items()}, False, state)
     total = 0
     for name, s in scores.items():
         m = cal.models[name]
         assert m.frames == 3000
         assert sorted(m.patience) == sorted({*PATIENCES, {"a": 1, "b": 4}[name]})
-        for p, pc in m.patience.items():
-            expected = [count_onsets(run_min(s, p) >= t, refractory) for t in THRESHOLDS]
-            assert pc.activations == expected, (name, p)
+        expected = onsets.count(s, THRESHOLDS, m.patience, refractory)
+        for row, (p, pc) in enumerate(sorted(m.patience.items())):
+            assert pc.activations == expected[row].tolist(), (name, p)
             assert pc.requests == [0] * len(THRESHOLDS)
-            total += sum(expected)
+            assert pc.frames == 3000
+        total += int(expected.sum())
     assert total > 100  # the comparison has something to compare
 
 
-def test_a_gap_in_the_frames_or_a_state_other_than_listening_ends_a_run(tmp_path):
+def test_a_gap_in_the_frames_or_a_state_not_analysed_ends_a_run(tmp_path):
     cal = Calibration(tmp_path, {"a": 2}, 0)
     for i in (0, 2, 3):  # frame 1 was muted (not analysed): 0 and 2 are not consecutive
         cal.observe(frame(i), {"a": 0.9}, False, State.LISTENING)
     cal.observe(frame(4), {"a": 0.9}, False, State.ERROR)
-    cal.observe(frame(5), {"a": 0.9}, False, State.LISTENING)
+    cal.observe(frame(5), {"a": 0.9}, False, State.RECORDING)
+    cal.observe(frame(6), {"a": 0.9}, False, State.LISTENING)
     pc = cal.models["a"].patience[2]
-    assert pc.activations[THRESHOLDS.index(0.5)] == 1  # frames 2-3 only
-    assert pc.frames == 4  # 0, 2, 3, 5: the frame in error is not heard time
+    assert pc.activations[THRESHOLDS.index(0.5)] == 2  # at frames 3 and 6
+    assert pc.frames == 5  # 0, 2, 3, 5, 6: the frame in error is not heard time
 
 
 def wake_then(cal: Calibration, start: int, saved: bool) -> None:
     """A burst the daemon detects at its third frame (state recording after it), then 10
-    recorded frames; the request is saved or discarded."""
+    recorded frames at 0.9; the request is saved or discarded."""
     cal.observe(frame(start), {"a": 0.3}, False, State.LISTENING)
     cal.observe(frame(start + 1), {"a": 0.6}, False, State.LISTENING)
     cal.observe(frame(start + 2), {"a": 0.8}, False, State.RECORDING)
@@ -121,12 +95,30 @@ def test_activations_that_became_saved_requests_are_counted_apart(tmp_path):
     wake_then(cal, 0, saved=True)
     wake_then(cal, 100, saved=False)  # discarded (no speech): stays an activation
     p1, p3 = cal.models["a"].patience[1], cal.models["a"].patience[3]
-    at = {t: THRESHOLDS.index(t) for t in (0.25, 0.55, 0.75, 0.85)}
-    assert [p1.requests[at[t]] for t in at] == [1, 1, 1, 0]
-    assert [p1.activations[at[t]] for t in at] == [1, 1, 1, 0]
-    assert p3.requests[at[0.25]] == 1 and p3.activations[at[0.25]] == 1
-    assert p3.requests[at[0.55]] == 0  # three frames at 0.55 never happened outside recording
-    assert p1.frames == 2 * (3 + 7)  # the recorded frames are not counted
+    at = {t: THRESHOLDS.index(t) for t in (0.25, 0.55, 0.75, 0.85, 0.95)}
+    # 0.85 first reached while recording, a frame after the detection: the same wake word
+    assert [p1.requests[at[t]] for t in at] == [1, 1, 1, 1, 0]
+    assert [p1.activations[at[t]] for t in at] == [1, 1, 1, 1, 0]
+    assert [p3.requests[at[t]] for t in at] == [1, 1, 1, 1, 0]  # at frames 2, 3, 4 and 5
+    assert [p3.activations[at[t]] for t in at] == [1, 1, 1, 1, 0]
+    assert p1.frames == 2 * 20  # the recorded frames are heard time too
+
+
+def test_an_activation_after_the_save_within_the_refractory_period_is_the_requests(tmp_path):
+    cal = Calibration(tmp_path, {"a": 1}, 5)
+    for i, s in enumerate([0.0, 0.6]):
+        cal.observe(frame(i), {"a": s}, False, State.RECORDING if i else State.LISTENING)
+    wake = WakeDetected(1, "a", 0.6)
+    cal.on_wake(wake)
+    cal.on_saved(wake)  # saved at once (a test's short request)
+    scores = [0.7, 0.95, 0.0, 0.0, 0.0, 0.0, 0.96]  # frames 2..8
+    for i, s in enumerate(scores, start=2):
+        cal.observe(frame(i), {"a": s}, False, State.LISTENING)
+    pc = cal.models["a"].patience[1]
+    at = THRESHOLDS.index
+    assert (pc.requests[at(0.55)], pc.requests[at(0.65)], pc.requests[at(0.95)]) == (1, 1, 1)
+    # 0.96 at frame 8, 7 frames after the detection: new activations, not the request's
+    assert [pc.activations[at(t)] for t in (0.05, 0.55, 0.65, 0.95)] == [1, 1, 1, 1]
 
 
 # --- persistence -----------------------------------------------------------------------
@@ -163,7 +155,7 @@ def test_counts_reach_the_disk_every_few_minutes_of_audio(tmp_path):
         ('{"format": "something else"}', "not a recorder calibration file"),
         (
             json.dumps(
-                {"format": "recorder-calibration", "version": 1, "thresholds": [0.5], "models": {}}
+                {"format": "recorder-calibration", "version": 2, "thresholds": [0.5], "models": {}}
             ),
             "thresholds differ",
         ),
@@ -171,7 +163,7 @@ def test_counts_reach_the_disk_every_few_minutes_of_audio(tmp_path):
             json.dumps(
                 {
                     "format": "recorder-calibration",
-                    "version": 1,
+                    "version": 2,
                     "thresholds": list(THRESHOLDS),
                     "models": {"a": {"frames": -3, "patience": {}}},
                 }
@@ -187,6 +179,30 @@ def test_a_bad_file_is_one_clear_error_and_is_left_alone(tmp_path, content, culp
         Calibration(tmp_path, {"a": 1}, 25)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
     assert path.read_text() == content
+
+
+def test_a_version_1_file_is_moved_aside_and_counting_starts_anew(tmp_path, caplog):
+    """Version 1 counted only while listening: its counts are kept as they were, apart, and
+    not added to; the report refuses it in one line that says what the daemon does."""
+    old = {
+        "format": "recorder-calibration",
+        "version": 1,
+        "frame_s": 0.08,
+        "thresholds": list(THRESHOLDS),
+        "refractory_frames": 25,
+        "models": {"a": {"frames": 7, "patience": {}}},
+    }
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(calibration.OldVersion, match="version 1 counted only while listening"):
+        calibration.load(tmp_path)
+    cal = Calibration(tmp_path, {"a": 1}, 25)
+    feed(cal, {"a": np.zeros(3)})
+    cal.close()
+    assert json.loads((tmp_path / "calibration.json.v1").read_text()) == old
+    assert calibration.load(tmp_path)["a"].frames == 3
+    assert json.loads(path.read_text())["version"] == calibration.VERSION == 2
+    assert "kept as" in caplog.text and "calibration.json.v1" in caplog.text
 
 
 def test_an_unwritable_state_directory_is_an_error_at_start(tmp_path):
@@ -211,8 +227,8 @@ def test_report_rates_bounds_and_the_lowest_threshold_meeting_the_target():
     m = calibrate.model_report("a", counts_for(720, acts), 1, None, target=1.0)
     row = {r["threshold"]: r for r in m["thresholds"]}
     assert row[0.05]["activations"] == 180 and row[0.05]["fa_per_day"] == pytest.approx(6.0)
-    assert row[0.05]["fa_per_day_upper"] == pytest.approx(calibrate.poisson_upper(180) / 30)
-    meets = [t for t in THRESHOLDS if calibrate.poisson_upper(acts[t]) / 30 <= 1.0]
+    assert row[0.05]["fa_per_day_upper"] == pytest.approx(onsets.poisson_upper(180) / 30)
+    meets = [t for t in THRESHOLDS if onsets.poisson_upper(acts[t]) / 30 <= 1.0]
     assert m["recommended"]["threshold"] == min(meets) == 0.45
     assert m["reason"] is None and m["hours"] == pytest.approx(720)
 

@@ -18,10 +18,9 @@ from recorder.calibration import THRESHOLDS, ModelCounts
 from recorder.calibration import load as load_counts
 from recorder.dirs import default_state_dir
 from recorder.errors import RecorderError
+from recorder.onsets import CONFIDENCE, exposure_needed, upper_rate
 from recorder.tools import enroll
 from recorder.tools.report import emit
-
-CONFIDENCE = 0.95
 
 
 def add_parser(sub: Any) -> None:
@@ -59,39 +58,9 @@ def add_parser(sub: Any) -> None:
     ca.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def poisson_cdf(k: int, mean: float) -> float:
-    """P(X <= k) for X ~ Poisson(mean)."""
-    if mean <= 0:
-        return 1.0
-    log_term = -mean  # log P(X = 0)
-    total = math.exp(log_term)
-    for i in range(1, k + 1):
-        log_term += math.log(mean) - math.log(i)
-        total += math.exp(log_term)
-    return min(total, 1.0)
-
-
-def poisson_upper(k: int, confidence: float = CONFIDENCE) -> float:
-    """The exact one-sided upper confidence bound of a Poisson mean after `k` events: the mean
-    whose P(X <= k) is 1 - confidence (chi-square(2k + 2) quantile / 2; 3.00 for k = 0)."""
-    alpha = 1.0 - confidence
-    lo, hi = float(k), float(k) + 10.0
-    while poisson_cdf(k, hi) > alpha:
-        lo, hi = hi, hi * 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if poisson_cdf(k, mid) > alpha:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-9 * max(1.0, hi):
-            break
-    return hi
-
-
 def hours_needed(target_per_day: float) -> float:
-    """Listening hours after which zero activations show the target at the upper bound."""
-    return 24.0 * poisson_upper(0) / target_per_day
+    """Hours heard after which zero activations show the target at the upper bound."""
+    return 24.0 * exposure_needed(target_per_day)
 
 
 def model_report(
@@ -109,7 +78,7 @@ def model_report(
                 "activations": fa,
                 "requests": pc.requests[k],
                 "fa_per_day": fa / days if days > 0 else None,
-                "fa_per_day_upper": poisson_upper(fa) / days if days > 0 else None,
+                "fa_per_day_upper": upper_rate(fa, days),
             }
             if enrolled is not None and p in enrolled["detected"]:
                 clips = enrolled["clips"]
@@ -186,7 +155,7 @@ def text(result: dict[str, Any]) -> str:
         voices = m["enrolled_clips"] is not None
         lines += [
             "",
-            f"model {name}: {m['hours']:.2f} h listened"
+            f"model {name}: {m['hours']:.2f} h heard"
             + (
                 f", {m['enrolled_clips']} enrolled clip(s)"
                 if voices

@@ -141,7 +141,7 @@ def det_curve(
         color="0.4",
         linestyle="--",
         linewidth=0.8,
-        label=f"limit {max_fa_per_hour:g} FA/h",
+        label=f"limit {max_fa_per_hour:g} FA/h (at the 95 % upper bound)",
     )
     linthresh = min([*positive_fa, max_fa_per_hour or 1.0, 1.0])
     ax.set_xscale("symlog", linthresh=linthresh)

@@ -128,6 +128,9 @@ class TuneRow:
     false_reject_rate: float
     false_accepts: int
     false_accepts_per_hour: float
+    false_accepts_per_hour_upper: float | None = None
+    """The rate's 95 % upper bound (exact Poisson, as `recorder calibrate`'s); None without
+    negative audio."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -136,6 +139,7 @@ class TuneRow:
             "false_reject_rate": self.false_reject_rate,
             "false_accepts": self.false_accepts,
             "false_accepts_per_hour": self.false_accepts_per_hour,
+            "false_accepts_per_hour_upper": self.false_accepts_per_hour_upper,
         }
 
 
@@ -148,18 +152,22 @@ def tune_table(result: dict[str, Any], max_fa: float, refractory_s: float) -> st
         f"model {result['model']}: {result['positives']} positive clip(s), "
         f"{result['negative_hours'] * 60:.2f} min of negative audio, refractory "
         f"{refractory_s:g} s",
-        "FRR: false-reject rate; FA/h: false accepts per hour; * the recommended point",
+        "FRR: false-reject rate; FA/h: false accepts per hour; FA/h<=: its "
+        f"{result['confidence']:.0%} upper bound; * the recommended point",
         "",
-        "threshold" + "".join(f"  {'patience ' + str(p):^19}" for p in patiences),
-        " " * 9 + "".join(f"  {'FRR':>7} {'FA/h':>10} " for _ in patiences),
+        "threshold" + "".join(f"  {'patience ' + str(p):^29}" for p in patiences),
+        " " * 9 + "".join(f"  {'FRR':>7} {'FA/h':>9} {'FA/h<=':>9} " for _ in patiences),
     ]
     for t in thresholds:
         parts = []
         for p in patiences:
             r = cell[(t, p)]
             mark = "*" if rec and (rec["threshold"], rec["patience"]) == (t, p) else " "
+            up = r["false_accepts_per_hour_upper"]
             parts.append(
-                f"  {r['false_reject_rate']:7.3f} {r['false_accepts_per_hour']:10.2f}{mark}"
+                f"  {r['false_reject_rate']:7.3f} {r['false_accepts_per_hour']:9.2f} "
+                + (f"{up:9.2f}" if up is not None else f"{'-':>9}")
+                + mark
             )
         lines.append(f"{t:9.3f}" + "".join(parts))
     lines.append("")
@@ -168,8 +176,10 @@ def tune_table(result: dict[str, Any], max_fa: float, refractory_s: float) -> st
             f"recommended: threshold {rec['threshold']:g}, patience {rec['patience']}: "
             f"false-reject rate {rec['false_reject_rate']:.3f}, "
             f"{rec['false_accepts']} false accept(s) = "
-            f"{rec['false_accepts_per_hour']:.2f} per hour (limit {max_fa:g})"
+            f"{rec['false_accepts_per_hour']:.2f} per hour, at most "
+            f"{rec['false_accepts_per_hour_upper']:.2f} at {result['confidence']:.0%} "
+            f"confidence (limit {max_fa:g})"
         )
     else:
-        lines.append(f"recommended: none; no point has at most {max_fa:g} false accepts per hour")
+        lines.append(f"recommended: none ({result['reason']})")
     return "\n".join(lines)

@@ -2,7 +2,9 @@
 
 Positive clips are scored each from a fresh engine with PAD_S of silence on each side; negative
 recordings are streamed whole. Every (threshold, patience) is then evaluated from those scores
-with the machine's own rules (patience, refractory period), computed once.
+with the machine's own rules (patience, refractory period), computed once: the false accepts
+with the detector grid the daemon's calibration counts with (`onsets.Onsets`), and their rate's
+upper bound with the same exact Poisson bound as `recorder calibrate`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from recorder import onsets
 from recorder.audio import s_to_frames
 from recorder.config import Config
 from recorder.engines import WakeEngine
@@ -49,9 +52,12 @@ def add_parser(sub: Any) -> None:
         "before and after) and negative recordings (each streamed as one continuous input) "
         "once, then evaluate every threshold and patience: a positive is detected when the "
         "score reaches the threshold on PATIENCE consecutive 80 ms frames; every detection "
-        "onset in the negatives, at least [wake] refractory_s apart, is a false accept. "
-        "Recommends the lowest false-reject rate whose false accepts per hour stay within "
-        "--max-fa-per-hour; ties go to the higher threshold, then to the lower patience.",
+        "onset in the negatives, at least [wake] refractory_s apart, is a false accept (counted "
+        "as the daemon's calibration counts them). Recommends the lowest false-reject rate "
+        "whose false accepts per hour, at the 95 %% upper bound (exact Poisson, as `recorder "
+        "calibrate`), stay within --max-fa-per-hour; ties go to the higher threshold, then to "
+        "the lower patience. Recommends nothing, and says why, when the negatives are too "
+        "short for even zero false accepts to show that.",
     )
     _add_clips(tu)
     add_common(tu)
@@ -113,9 +119,10 @@ def _add_grid(tu: argparse.ArgumentParser) -> None:
         type=float,
         default=0.5,
         metavar="RATE",
-        help="false accepts per hour the recommended point may have (default 0.5); "
-        "among those, the lowest false-reject rate wins, ties going to the higher "
-        "threshold and then to the lower patience",
+        help="false accepts per hour the recommended point may have at the 95 %% upper "
+        "bound (default 0.5; needs at least 3.0 / RATE hours of negatives); among those, the "
+        "lowest false-reject rate wins, ties going to the higher threshold and then to the "
+        "lower patience",
     )
 
 
@@ -175,18 +182,6 @@ def run_min(scores: np.ndarray, patience: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(scores, patience).min(axis=1)
 
 
-def count_onsets(candidates: np.ndarray, refractory_frames: int) -> int:
-    """Detections among the frames flagged in `candidates`, as the machine's refractory rule
-    allows them: each at least `refractory_frames` after the previous detection."""
-    idx = np.flatnonzero(candidates)
-    gap = max(refractory_frames, 1)
-    count, i = 0, 0
-    while i < len(idx):
-        count += 1
-        i = int(np.searchsorted(idx, idx[i] + gap, side="left"))
-    return count
-
-
 def evaluate(
     positives: Sequence[np.ndarray],
     negatives: Sequence[np.ndarray],
@@ -197,25 +192,53 @@ def evaluate(
 ) -> list[TuneRow]:
     """Every (threshold, patience) from per-frame scores computed once."""
     hours = negative_s / 3600.0
+    grid = onsets.Onsets(thresholds, patiences, refractory_frames)
+    false_accepts = sum(
+        (onsets.count(s, thresholds, patiences, refractory_frames) for s in negatives),
+        start=np.zeros_like(grid.counts),
+    )
+    best = {p: np.array([run_min(s, p).max(initial=-np.inf) for s in positives]) for p in patiences}
     rows = []
-    by_patience = {}
-    for p in patiences:
-        best = np.array([run_min(s, p).max(initial=-np.inf) for s in positives])
-        by_patience[p] = (best, [run_min(s, p) for s in negatives])
-    for t in thresholds:
+    for k, t in enumerate(thresholds):
         for p in patiences:
-            best, mins = by_patience[p]
-            frr = float(np.mean(best < t)) if len(best) else 0.0
-            fa = sum(count_onsets(m >= t, refractory_frames) for m in mins)
-            rows.append(TuneRow(t, p, frr, fa, fa / hours if hours > 0 else 0.0))
+            frr = float(np.mean(best[p] < t)) if len(best[p]) else 0.0
+            fa = int(false_accepts[grid.patiences.index(p), k])
+            rows.append(
+                TuneRow(
+                    t, p, frr, fa, fa / hours if hours > 0 else 0.0, onsets.upper_rate(fa, hours)
+                )
+            )
     return rows
 
 
-def recommend(rows: Sequence[TuneRow], max_fa_per_hour: float) -> TuneRow | None:
-    """The lowest false-reject rate within the false-accept budget; ties: the higher threshold,
-    then the lower patience."""
-    ok = [r for r in rows if r.false_accepts_per_hour <= max_fa_per_hour]
-    return min(ok, key=lambda r: (r.false_reject_rate, -r.threshold, r.patience), default=None)
+def recommend(
+    rows: Sequence[TuneRow], max_fa_per_hour: float, negative_hours: float
+) -> tuple[TuneRow | None, str | None]:
+    """The lowest false-reject rate among the rows whose false accepts per hour, at the upper
+    bound, are within `max_fa_per_hour`; ties: the higher threshold, then the lower patience.
+    None, with the reason, otherwise: first, negatives too short for even zero false accepts
+    to show the limit."""
+    floor = onsets.upper_rate(0, negative_hours)
+    if floor is None or floor > max_fa_per_hour:
+        need = onsets.exposure_needed(max_fa_per_hour)
+        return None, (
+            f"the negatives are too short: {negative_hours * 60:.1f} min; at least "
+            f"{need:.1f} h are needed before even zero false accepts show at most "
+            f"{max_fa_per_hour:g} per hour at {onsets.CONFIDENCE:.0%} confidence"
+        )
+    ok = [
+        r
+        for r in rows
+        if r.false_accepts_per_hour_upper is not None
+        and r.false_accepts_per_hour_upper <= max_fa_per_hour
+    ]
+    best = min(ok, key=lambda r: (r.false_reject_rate, -r.threshold, r.patience), default=None)
+    if best is None:
+        return None, (
+            f"no point's {onsets.CONFIDENCE:.0%} upper bound is within {max_fa_per_hour:g} "
+            "false accepts per hour"
+        )
+    return best, None
 
 
 def choose_model(config: Config, model: str | None) -> tuple[Config, str | None]:
@@ -252,8 +275,8 @@ def column_of(result: Result, column: int) -> np.ndarray:
 def cmd_tune(args: argparse.Namespace) -> int:
     thresholds = parse_thresholds(args.thresholds)
     patiences = parse_patience(args.patience)
-    if not (math.isfinite(args.max_fa_per_hour) and args.max_fa_per_hour >= 0):
-        raise RecorderError(f"--max-fa-per-hour {args.max_fa_per_hour}: must be 0 or more")
+    if not (math.isfinite(args.max_fa_per_hour) and args.max_fa_per_hour > 0):
+        raise RecorderError(f"--max-fa-per-hour {args.max_fa_per_hour}: must be above 0")
     config, cls = choose_model(load_config(args), args.model)
     check_plot(args)
     positives, negatives = _find_clips(args)
@@ -270,13 +293,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
         patiences,
         s_to_frames(config.wake.refractory_s),
     )
-    best = recommend(rows, args.max_fa_per_hour)
+    best, reason = recommend(rows, args.max_fa_per_hour, negative_s / 3600)
     result = {
         "model": name,
         "positives": len(pos),
         "negative_hours": negative_s / 3600,
+        "confidence": onsets.CONFIDENCE,
         "rows": [r.as_dict() for r in rows],
         "recommended": best.as_dict() if best else None,
+        "reason": reason,
         "skipped": [{"path": r.path, "reason": r.skipped} for r in skipped],
     }
     if args.json:

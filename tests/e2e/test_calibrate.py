@@ -175,6 +175,70 @@ def test_calibrate_agrees_with_tune_and_persists_across_a_restart(tmp_path, nega
     assert "too few hours" in second["models"]["weather"]["reason"]
 
 
+def scored(wav: Path, threshold: float) -> dict:
+    """`recorder score` on one file with hey_jarvis at `threshold`: frames and detections."""
+    proc = ok(
+        run_recorder(
+            "score", str(wav), "--model", "hey_jarvis", "--threshold", str(threshold), "--json"
+        )
+    )
+    return json.loads(proc.stdout)["files"][0]
+
+
+def test_calibrate_counts_what_tune_counts_whatever_the_operating_threshold_recorded(tmp_path):
+    """A daemon at 0.3 records from hey_jarvis's first frame at 0.3 on; the frames where a
+    daemon at 0.9 would have detected come after, while it records. The counts at every
+    threshold and patience are still `tune`'s: activations plus requests (the saved requests'
+    activations, counted apart) equal tune's false accepts on the same audio."""
+    wake = read_pcm(AUDIO / "jarvis_bare.wav")  # no command: its request is discarded
+    rest = np.concatenate(
+        [
+            read_pcm(AUDIO / "two_requests.wav"),  # two saved requests
+            read_pcm(oww_fixture("turn_on_the_office_lights_test_clip.wav")),
+            read_pcm(AUDIO / "speech_then_wake.wav"),
+            read_pcm(oww_fixture("hey_jane.wav")),
+        ]
+    )
+    head_frames = 42  # to the end of frame 41, past the first frame at 0.9
+    head = wake[: head_frames * 1280]
+    audio = write_pcm(tmp_path / "talk.wav", np.concatenate([wake, rest]))
+    head_file = write_pcm(tmp_path / "head.wav", head)
+
+    # the overlap: 0.9 first reached after the detection at 0.3...
+    at_03 = scored(head_file, 0.3)
+    detected_s = at_03["detections"][0]["time_s"]
+    first_09_s = next(f["time_s"] for f in at_03["frames"] if f["scores"]["hey_jarvis"] >= 0.9)
+    assert detected_s < first_09_s
+    with Daemon(
+        tmp_path / "d", "--model", "weather", "--threshold", "0.3", "--calibrate", log_states=True
+    ) as d:
+        d.feed(head.tobytes())
+        # ...and heard by a daemon that has been recording since
+        d.wait_state("recording")
+        assert d.states() == ["listening", "recording"]
+        d.feed(wake[len(head) :].tobytes() + rest.tobytes())
+        d.end_input()
+        assert d.wait_exit() == 0, d.log()
+    assert len(list(d.rec.glob("*.wav"))) == 3, d.log()  # jarvis_bare's was discarded
+    report = calibrate_json(d.state_dir)
+    tuned = {}
+    for model in MODELS:
+        tuned[model], hours = tune_false_accepts(model, audio)
+        m = report["models"][model]
+        got = {
+            (r["threshold"], r["patience"]): r["activations"] + r["requests"]
+            for r in m["thresholds"]
+        }
+        assert {k: got[k] for k in tuned[model]} == tuned[model], model
+        assert m["hours"] == pytest.approx(hours, abs=0.08 / 3600)  # the recorded time too
+    row = {(r["threshold"], r["patience"]): r for r in report["models"]["hey_jarvis"]["thresholds"]}
+    # above the operating threshold as at it: the discarded request's wake word (0.9 reached
+    # only while recording) is an activation, the three saved requests' are requests
+    for t in (0.3, 0.5, 0.9):
+        assert (row[(t, 1)]["activations"], row[(t, 1)]["requests"]) == (1, 3), t
+    assert tuned["hey_jarvis"][(0.9, 1)] == 4
+
+
 def numbers(value: object) -> int:
     """How many numbers a decoded JSON value holds."""
     if isinstance(value, dict):
@@ -236,10 +300,12 @@ def test_activations_that_became_saved_requests_are_counted_apart(tmp_path):
     m = calibrate_json(state)["models"]["hey_jarvis"]
     row = {(r["threshold"], r["patience"]): r for r in m["thresholds"]}
     assert row[(0.5, 1)]["requests"] == 2 and row[(0.5, 1)]["activations"] == 0
-    assert all(row[(t, 1)]["requests"] == 2 for t in THRESHOLDS if t <= 0.5)
-    # the recorded seconds are not listening time
+    # above the operating threshold too: both wake words reach 0.95 while recording
+    assert all(row[(t, 1)]["requests"] == 2 for t in THRESHOLDS)
+    assert all(r["activations"] == 0 for r in m["thresholds"])
+    # the recorded seconds are heard time too: every frame the engine scored
     heard_s = m["hours"] * 3600
-    assert heard_s < SCENES["two_requests"]["duration_s"] - 2.0
+    assert heard_s == pytest.approx(SCENES["two_requests"]["duration_s"], abs=0.08)
 
 
 def wake_clips(tmp_path: Path) -> list[Path]:
@@ -365,7 +431,7 @@ def test_bad_input_is_one_line_and_nothing_is_overwritten(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     bad = state / "calibration.json"
-    bad.write_text('{"format": "recorder-calibration", "version": 1, "thresholds": [0.5]}')
+    bad.write_text('{"format": "recorder-calibration", "version": 2, "thresholds": [0.5]}')
     assert "thresholds differ" in error_line(run_recorder("calibrate", "--state-dir", str(state)))
     line = error_line(
         run_recorder(
@@ -381,6 +447,12 @@ def test_bad_input_is_one_line_and_nothing_is_overwritten(tmp_path):
     )
     assert str(bad) in line
     assert bad.read_text().startswith('{"format": "recorder-calibration"')
+    bad.write_text(
+        json.dumps({"format": "recorder-calibration", "version": 1, "thresholds": list(THRESHOLDS)})
+    )
+    assert "version 1 counted only while listening" in error_line(
+        run_recorder("calibrate", "--state-dir", str(state))
+    )
     assert "--target-fa-per-day" in error_line(
         run_recorder("calibrate", "--state-dir", str(tmp_path), "--target-fa-per-day", "0")
     )

@@ -16,6 +16,7 @@ import pytest
 from conftest import AUDIO, RECORDER, SCENES, oww_fixture, read_pcm, run_recorder, write_pcm
 from harness import Daemon
 
+from recorder.onsets import poisson_upper
 from recorder.pipeline import build_engine
 from recorder.tools import jobs, options, tune
 
@@ -299,7 +300,7 @@ def test_tune_json_schema_and_recommended_point(tmp_path):
             "--patience",
             "2,1",
             "--max-fa-per-hour",
-            "0",
+            "2000",  # 8.7 s of negatives bound even no false accept at 1236 per hour
             "--json",
             "--jobs",
             "1",
@@ -325,8 +326,13 @@ def test_tune_json_schema_and_recommended_point(tmp_path):
             "false_reject_rate",
             "false_accepts",
             "false_accepts_per_hour",
+            "false_accepts_per_hour_upper",
         }
         assert r["false_accepts"] == 0 and r["false_reject_rate"] in (0.5, 1.0)
+        # calibrate's bound: 3.0 events (none seen) in 8.7 s
+        assert r["false_accepts_per_hour_upper"] == pytest.approx(
+            poisson_upper(0) / result["negative_hours"]
+        )
     # hey_jane is never detected; the run-on scene's peak holds 0.7 for 2 frames, not 0.9
     frr = {(r["threshold"], r["patience"]): r["false_reject_rate"] for r in result["rows"]}
     assert frr[(0.9, 1)] == 0.5 and frr[(0.9, 2)] == 1.0
@@ -334,6 +340,7 @@ def test_tune_json_schema_and_recommended_point(tmp_path):
     assert result["recommended"] == next(
         r for r in result["rows"] if (r["threshold"], r["patience"]) == (0.9, 1)
     )
+    assert result["reason"] is None and result["confidence"] == 0.95
     table = ok(
         run_recorder(
             "tune",
@@ -347,7 +354,11 @@ def test_tune_json_schema_and_recommended_point(tmp_path):
             "1",
         )
     )
-    assert b"recommended: threshold 0.5, patience 1" in table.stdout
+    # at the default 0.5 per hour, 8.7 s of negatives cannot show anything: no "0.00 per hour"
+    assert table.stdout.decode().splitlines()[-1] == (
+        "recommended: none (the negatives are too short: 0.1 min; at least 6.0 h are needed "
+        "before even zero false accepts show at most 0.5 per hour at 95% confidence)"
+    )
 
 
 def test_unreadable_files_are_skipped_and_the_run_goes_on(tmp_path):
@@ -453,5 +464,6 @@ def test_bad_flags_are_one_line_errors():
     assert "timer:1_minute_timer" in error_line(run_recorder(*base, "--model", "timer"))
     assert "no class 'egg'" in error_line(run_recorder(*base, "--model", "timer:egg"))
     assert "--max-fa-per-hour" in error_line(run_recorder(*base, "--max-fa-per-hour", "-1"))
+    assert "must be above 0" in error_line(run_recorder(*base, "--max-fa-per-hour", "0"))
     assert "--jobs" in error_line(run_recorder("score", clip, "--jobs", "0"))
     assert "unknown model" in error_line(run_recorder("score", clip, "--model", "hey_nobody"))
