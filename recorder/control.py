@@ -123,10 +123,8 @@ class ControlServer:
         group: str = "",
         feed: MonitorFeed | None = None,
     ):
-        self.path = runtime_dir / SOCKET_NAME
-        self.handler = handler
-        self.journal = journal
-        self.feed = feed
+        self.path, self.handler = runtime_dir / SOCKET_NAME, handler
+        self.journal, self.feed = journal, feed
         self.gid: int | None = None
         if group:
             try:
@@ -166,10 +164,9 @@ class ControlServer:
         self.sock.setblocking(False)
         self._stop = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._records: deque[tuple[bytes, bool]] = deque()
-        """Lines for the subscribers, each with whether only monitors take it (a frame)."""
+        for end in (self._wake_r, self._wake_w):
+            end.setblocking(False)
+        self._records: deque[tuple[bytes, bool]] = deque()  # (line, only for monitors)
         self.subscribers = 0
         self.thread = threads.start(
             "control", self._serve, keeps_running=lambda: not self._stop.is_set()

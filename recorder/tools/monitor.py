@@ -43,9 +43,10 @@ class _Notes(logging.Handler):
         self.view.note(record.getMessage())
 
 
-def run(config: Config, out: TextIO = sys.stdout) -> int:
+def run(config: Config, out: TextIO | None = None) -> int:
     """The daemon's pipeline in a dry run on its own source, with the view watching every
-    frame and every journal record."""
+    frame and every journal record (on stdout unless `out` is given)."""
+    out = out or sys.stdout
     view = View(out, out.isatty())
     root = logging.getLogger("recorder")
     root.addHandler(_Notes(view))
@@ -78,9 +79,11 @@ def run(config: Config, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def attach(runtime_dirs: Iterable[Path], out: TextIO = sys.stdout) -> int:
-    """The running daemon's monitor stream, through the view, until the daemon stops (0), cuts
-    this reader off (1) or the user interrupts (0); 3 when no daemon answers."""
+def attach(runtime_dirs: Iterable[Path], out: TextIO | None = None) -> int:
+    """The running daemon's monitor stream, through the view (on stdout unless `out` is
+    given), until the daemon stops (0), cuts this reader off (1) or the user interrupts (0);
+    3 when no daemon answers."""
+    out = out or sys.stdout
     tried = list(dict.fromkeys(runtime_dirs))
     subscribed = None
     for directory in tried:
