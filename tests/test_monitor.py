@@ -141,7 +141,12 @@ def test_view_on_a_terminal_redraws_the_level_and_the_bars():
     view.frame(
         {**_frame(0.16, {"hey_jarvis": 0.0}, level=-80.0), "thresholds": {"hey_jarvis": 0.25}}
     )
+    view.record({"event": "stopped", "seq": 9, "reason": "eof", "saved": 0})
+    view.close()  # the last event, which no redraw showed, stays under the meter
+    assert out.getvalue().endswith("  wake word hey_jarvis detected (score 0.700) at 0.16 s\n"
+                                   "  stopped reason=eof saved=0\n")  # fmt: skip
     view.close()
+    assert out.getvalue().count("stopped") == 1
     first, second = out.getvalue().split("\x1b[3F")  # up over the 3 lines drawn
     assert "state: listening  VAD: speech" in first
     assert f"     level {level_bar(-40.0)}  -40.0 dBFS" in first

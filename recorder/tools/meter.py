@@ -122,6 +122,8 @@ class View:
     seconds: SecondMax = field(default_factory=SecondMax)
     _peaks: dict[str, tuple[float, float]] = field(default_factory=dict)
     _drawn: int = 0
+    _undrawn: list[str] = field(default_factory=list)
+    """On a terminal: the notes since the last redraw."""
 
     def frame(self, record: Mapping[str, Any]) -> None:
         if "thresholds" in record:  # changed by a reload
@@ -146,13 +148,17 @@ class View:
     def note(self, text: str) -> None:
         if self.tty:
             self.notes.append(text)
+            self._undrawn.append(text)
         else:
             self._print(text)
 
     def close(self) -> None:
-        """Off a terminal: the last second's line."""
+        """Off a terminal: the last second's line; on one, the notes no redraw showed."""
         if not self.tty:
             self._print(self.seconds.flush())
+        for text in self._undrawn:
+            self._print(f"  {text}")
+        self._undrawn.clear()
 
     def _print(self, line: str | None) -> None:
         if line is not None:
@@ -175,3 +181,4 @@ class View:
         self.out.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
         self.out.flush()
         self._drawn = len(lines)
+        self._undrawn.clear()
