@@ -99,6 +99,8 @@ def attach(runtime_dirs: Iterable[Path], out: TextIO | None = None) -> int:
         return EXIT_NOT_RUNNING
     sock, first = subscribed
     view = View(out, out.isatty(), dict(first.get("thresholds") or {}))
+    shown = " ".join(f"{n}={t:g}" for n, t in view.thresholds.items())
+    view.note(f"attached to the running daemon; thresholds {shown or '-'}")
     try:
         with sock, sock.makefile("rb") as lines:
             return _follow(lines, view)

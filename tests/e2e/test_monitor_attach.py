@@ -83,6 +83,8 @@ def test_attached_monitor_shows_the_detection_and_per_second_maxima(tmp_path):
     assert code == 0, err
     lines = monitor.lines
     [(meta, _)] = recordings(d.rec)
+    threshold = meta["threshold"]
+    assert lines[0] == f"attached to the running daemon; thresholds hey_jarvis={threshold:g}"
     wake = next(line for line in lines if line.startswith("wake word hey_jarvis detected"))
     score, at = re.search(r"\(score (\d\.\d+)\) at (\d+\.\d+) s", wake).groups()
     assert float(score) >= meta["threshold"] and abs(float(at) - meta["wake_offset_s"]) < 0.01
