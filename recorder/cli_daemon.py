@@ -44,12 +44,7 @@ def add_run(sub: Any) -> None:
     run.add_argument(
         "--log-level", choices=config_mod.LOG_LEVELS, help="how much to log (overrides [log] level)"
     )
-    run.add_argument(
-        "--models-dir",
-        type=Path,
-        metavar="DIR",
-        help="where the models are installed (overrides [wake] models_dir)",
-    )
+    add_models_dir(run)
     run.add_argument(
         "--wait-for-device",
         action="store_true",
@@ -85,24 +80,66 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def add_models_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the models are installed (overrides [wake] models_dir)",
+    )
+
+
+MONITOR_ATTACH_FLAGS = ("config", "source", "model", "threshold", "patience_frames", "models_dir")
+"""The local pipeline's flags, which --attach (the daemon's own pipeline) does not take."""
+
+
 def add_monitor(sub: Any) -> None:
-    mon = sub.add_parser("monitor", help="live meter of the scores, VAD and recorder state")
+    mon = sub.add_parser(
+        "monitor",
+        help="live meter of the scores, VAD, state and input level",
+        description="A live meter of each wake word's score, the VAD, the state and the input "
+        "level (dBFS): of a dry run of the pipeline on its own source, or with --attach of the "
+        "running daemon, without opening the audio device. On a terminal it redraws 12.5 "
+        "times a second; otherwise it prints a line per second (each model's highest score, "
+        "the highest level) and a line per event. With --attach: exit status 0 when the "
+        "daemon stops, 3 when no daemon is running, 1 when the daemon cut this reader off.",
+    )
     add_config(mon, recordings=False)
     mon.add_argument("--source", help="as for run (a file is paced in real time)")
     add_wake_flags(mon)
+    add_models_dir(mon)
+    mon.add_argument(
+        "--attach",
+        action="store_true",
+        help="watch the running daemon through its control socket (the daemon's user, root "
+        "or [control] group) instead of running the pipeline here",
+    )
+    add_dirs(mon, runtime=True, state=False)
     mon.set_defaults(realtime=True)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from recorder.tools import monitor
 
-    return monitor.run(load_config(args))
+    if not args.attach:
+        if args.runtime_dir is not None:
+            raise RecorderError("monitor: --runtime-dir goes with --attach")
+        return monitor.run(load_config(args))
+    given = [f for f in MONITOR_ATTACH_FLAGS if getattr(args, f) is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-").replace("-frames", "")
+        raise RecorderError(f"monitor: {flag} is for a local monitor, not with --attach")
+    return monitor.attach(_runtime_dirs(args))
+
+
+def _runtime_dirs(args: argparse.Namespace) -> list[Path]:
+    """--runtime-dir, or the user's default and the system service's."""
+    return [args.runtime_dir] if args.runtime_dir else [default_runtime_dir(), SYSTEM_RUNTIME_DIR]
 
 
 def _ask_daemon(args: argparse.Namespace, command: str) -> dict | None:
     """The daemon's reply; without --runtime-dir, the system service's socket is tried too."""
-    dirs = [args.runtime_dir] if args.runtime_dir else [default_runtime_dir(), SYSTEM_RUNTIME_DIR]
-    for directory in dict.fromkeys(dirs):
+    for directory in dict.fromkeys(_runtime_dirs(args)):
         reply = control_client.request(directory, command)
         if reply is not None:
             return reply

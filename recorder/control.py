@@ -1,16 +1,21 @@
-"""The control socket: `recorder mute | unmute | status | events` talking to the running daemon.
+"""The control socket: `recorder mute | unmute | status | events | monitor --attach` talking to
+the running daemon.
 
 One request per connection: the client sends a command line (`mute`, `unmute`, `status`) and
 reads one JSON line back; anything else (garbage, non-UTF-8, an over-long line) gets
 `{"ok": false, "error": ...}`. `events` instead keeps the connection: after its first line
-(`{"ok": true, ...}`) every journal record follows as one JSON line, as it happens. One thread
+(`{"ok": true, ...}`) every journal record follows as one JSON line, as it happens. `monitor`
+does too, with the models' `thresholds` in its first line, and between the records one line per
+analysed frame (`{"event": "frame", ...}`: scores, VAD, state, level; numbers, never audio),
+made only while a monitor subscriber is attached (`recorder.monitor_feed`). One thread
 serves every connection through a selector, with a deadline per connection and a bound on their
 number, and hands mute changes to the processing loop, which applies them between frames.
 
 Who may ask what is checked on the peer's credentials (SO_PEERCRED): the daemon's own user and
-root may ask anything; members of `[control] group`, when set, may ask `status` and `events`
-(the socket is then 0660 and owned by that group, the runtime directory 0710); anyone else is
-refused, and the refusal is logged with the peer's uid. Without a group the socket is 0600.
+root may ask anything; members of `[control] group`, when set, may ask `status`, `events` and
+`monitor` (the socket is then 0660 and owned by that group, the runtime directory 0710);
+anyone else is refused, and the refusal is logged with the peer's uid. Without a group the
+socket is 0600.
 
 A subscriber's records wait in a bounded outbox; the journal's sink only appends to a queue and
 wakes the thread, so a subscriber that stops reading never slows the processing loop. One whose
@@ -47,6 +52,7 @@ from recorder.dirs import default_state_dir as default_state_dir
 from recorder.dirs import private_dir
 from recorder.errors import RecorderError
 from recorder.journal import Journal, Record
+from recorder.monitor_feed import MonitorFeed
 
 log = logging.getLogger("recorder")
 
@@ -78,15 +84,15 @@ CLIENT_DEADLINE_S = 2.0
 """A connection that has not sent its command and taken its reply by then is closed."""
 _TICK_S = 0.5
 SUBSCRIBER_BACKLOG_BYTES = 16384
-"""Records (about 100) waiting for a subscriber beyond its socket's buffer; past that it is
-cut off."""
+"""Records (about 100, or 10 s of a monitor's frames) waiting for a subscriber beyond its
+socket's buffer; past that it is cut off."""
 SUBSCRIBER_SNDBUF = 8192
 """A subscriber's socket buffer: small, so that the outbox, not the kernel, holds the backlog."""
 CUT_OFF_GRACE_S = 60.0
 """A subscriber cut off has this long to read its last line before the connection closes."""
 FLUSH_AT_CLOSE_S = 2.0
 """At shutdown, subscribers get this long to take the last records (`stopped`)."""
-GROUP_COMMANDS = ("status", "events")
+GROUP_COMMANDS = ("status", "events", "monitor")
 """What members of `[control] group` may ask."""
 
 
@@ -98,7 +104,9 @@ class _Client:
     inbox: bytearray = field(default_factory=bytearray)
     outbox: bytes = b""
     subscriber: bool = False
-    """An `events` connection: records are appended to its outbox as they happen."""
+    """An `events` or `monitor` connection: records are appended to its outbox as they happen."""
+    monitor: bool = False
+    """A `monitor` connection: the frames' lines too."""
     closing: bool = False
     """Closed once its outbox is sent (a subscriber cut off, or at shutdown)."""
 
@@ -113,10 +121,10 @@ class ControlServer:
         handler: Handler,
         journal: Journal | None = None,
         group: str = "",
+        feed: MonitorFeed | None = None,
     ):
-        self.path = runtime_dir / SOCKET_NAME
-        self.handler = handler
-        self.journal = journal
+        self.path, self.handler = runtime_dir / SOCKET_NAME, handler
+        self.journal, self.feed = journal, feed
         self.gid: int | None = None
         if group:
             try:
@@ -156,19 +164,25 @@ class ControlServer:
         self.sock.setblocking(False)
         self._stop = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._records: deque[bytes] = deque()
+        for end in (self._wake_r, self._wake_w):
+            end.setblocking(False)
+        self._records: deque[tuple[bytes, bool]] = deque()  # (line, only for monitors)
         self.subscribers = 0
         self.thread = threads.start(
             "control", self._serve, keeps_running=lambda: not self._stop.is_set()
         )
         if journal is not None:
             journal.subscribe(self._on_record)
+            if feed is not None:
+                feed.send = self._queue
 
     def _on_record(self, record: Record) -> None:
         """The journal's sink (the processing loop's thread): queue and wake, never wait."""
-        self._records.append((json.dumps(record) + "\n").encode())
+        self._queue((json.dumps(record) + "\n").encode(), frame=False)
+
+    def _queue(self, line: bytes, frame: bool = True) -> None:
+        """A line for the subscribers (the monitor feed's frames by default): queue and wake."""
+        self._records.append((line, frame))
         with contextlib.suppress(OSError):  # a full wake-up pipe already has a wake-up in it
             self._wake_w.send(b"r")
 
@@ -209,9 +223,9 @@ class ControlServer:
         """Hand the queued records to every subscriber; cut off one that lags too far."""
         subscribers = [c for c in clients.values() if c.subscriber and not c.closing]
         while self._records:
-            line = self._records.popleft()
+            line, frame = self._records.popleft()
             for c in subscribers:
-                if c.closing:
+                if c.closing or (frame and not c.monitor):
                     continue
                 if len(c.outbox) + len(line) > SUBSCRIBER_BACKLOG_BYTES:
                     self._cut_off(sel, c, "it did not read its events in time")
@@ -219,11 +233,15 @@ class ControlServer:
                 if not c.outbox:
                     sel.modify(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
                 c.outbox += line
-        self.subscribers = sum(1 for c in clients.values() if c.subscriber and not c.closing)
+        live = [c for c in clients.values() if c.subscriber and not c.closing]
+        self.subscribers = len(live)
+        if self.feed is not None:  # no monitor: the loop makes no frame lines
+            self.feed.attached = sum(c.monitor for c in live)
 
     def _cut_off(self, sel: selectors.BaseSelector, c: _Client, reason: str) -> None:
         log.warning(
-            "control socket: events subscriber (pid %d, uid %d) cut off: %s",
+            "control socket: %s subscriber (pid %d, uid %d) cut off: %s",
+            "monitor" if c.monitor else "events",
             c.peer.pid,
             c.peer.uid,
             reason,
@@ -302,8 +320,8 @@ class ControlServer:
         if len(line) > MAX_COMMAND_BYTES:
             reply: dict[str, Any] = {"ok": False, "error": "command too long"}
         elif newline or (not data and line):  # a line, or a last line without its newline
-            if line.strip() == b"events" and self.journal is not None:
-                self._subscribe(sel, c)
+            if line.strip() in (b"events", b"monitor") and self.journal is not None:
+                self._subscribe(sel, c, line.strip().decode())
                 return
             reply = self._reply(bytes(line), c.peer)
         elif not data:  # closed without a command
@@ -316,19 +334,22 @@ class ControlServer:
             c.sock.shutdown(socket.SHUT_RD)  # whatever else it sends is not read
         sel.modify(c.sock, selectors.EVENT_WRITE)
 
-    def _subscribe(self, sel: selectors.BaseSelector, c: _Client) -> None:
-        if not self.allowed(c.peer, "events"):
-            c.outbox = (json.dumps(self._refuse(c.peer, "events")) + "\n").encode()
+    def _subscribe(self, sel: selectors.BaseSelector, c: _Client, command: str) -> None:
+        """`events`, or `monitor` (the frames too, when the daemon feeds them)."""
+        if not self.allowed(c.peer, command):
+            c.outbox = (json.dumps(self._refuse(c.peer, command)) + "\n").encode()
             sel.modify(c.sock, selectors.EVENT_WRITE)
             return
-        c.subscriber = True
+        c.subscriber, c.monitor = True, command == "monitor"
+        hello = self.feed.hello() if c.monitor and self.feed is not None else {}
         c.deadline = float("inf")
         with contextlib.suppress(OSError):
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SUBSCRIBER_SNDBUF)
         seq = self.journal.seq if self.journal is not None else 0
-        c.outbox = (json.dumps({"ok": True, "subscribed": True, "seq": seq}) + "\n").encode()
+        first = {"ok": True, "subscribed": True, "seq": seq, **hello}
+        c.outbox = (json.dumps(first) + "\n").encode()
         sel.modify(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        log.info("control socket: events subscriber (pid %d, uid %d)", c.peer.pid, c.peer.uid)
+        log.info("control socket: %s subscriber (pid %d, uid %d)", command, c.peer.pid, c.peer.uid)
 
     def _serve_subscriber(
         self,
@@ -355,7 +376,7 @@ class ControlServer:
                 sel.modify(c.sock, selectors.EVENT_READ)
 
     def allowed(self, peer: Peer, command: str) -> bool:
-        """The daemon's user and root: anything; the control group: status and events."""
+        """The daemon's user and root: anything; the control group: GROUP_COMMANDS."""
         if peer.uid in (0, os.geteuid()):
             return True
         return command in GROUP_COMMANDS and self.gid is not None and _in_group(peer, self.gid)

@@ -31,6 +31,7 @@ from recorder.indicators import Devices
 from recorder.indicators.command import check_command
 from recorder.journal import Journal
 from recorder.machine import EndReason, Event, Machine
+from recorder.monitor_feed import MonitorFeed
 from recorder.mute import MuteButton, MuteRequests, MuteSwitch
 from recorder.notify import Notifier
 from recorder.pipeline import (
@@ -358,13 +359,12 @@ def _attach(daemon: Daemon, config: Config, service: Service) -> None:
     runtime_dir = service.runtime_dir
     if runtime_dir is None and daemon.source.live:
         runtime_dir = default_runtime_dir()
-    daemon.server = (
-        ControlServer(
-            runtime_dir, daemon.control, journal=daemon.journal, group=config.control.group
+    if runtime_dir:  # `monitor` subscribers get the frames from the feed, a frame observer
+        feed = MonitorFeed(lambda: daemon.machine.settings.thresholds)
+        daemon.server = ControlServer(
+            runtime_dir, daemon.control, daemon.journal, config.control.group, feed
         )
-        if runtime_dir
-        else None
-    )
+        daemon.observers.append(feed)
     if not daemon.dry_run and (config.handoff.command or config.handoff.wyoming):
         daemon.handoff = Handoff(config, daemon.journal, daemon.p.storage)
         daemon.journal.subscribe(daemon.handoff.sink)

@@ -145,7 +145,7 @@ class SaveActivations(Handles):
 
 
 class ObserveFrames(Handles):
-    """The frame observers of the tools (the monitor's meter) and the tests, in order."""
+    """The frame observers (the monitor's, local or the control socket's; tests'), in order."""
 
     def __init__(self, observers: list[FrameObserver]):
         self.observers = observers

@@ -34,6 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,7 +46,7 @@ import numpy as np
 import pytest
 from conftest import AUDIO, RATE, RECORDER, SCENES, read_pcm, recordings, run_recorder, write_pcm
 
-from recorder import control
+from recorder import cli, control
 
 if TYPE_CHECKING:
     from virtual_mic import VirtualMic
@@ -407,6 +408,45 @@ class Daemon:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class Nobody:
+    """`recorder ARGS` run by uid 65534 (nobody), in `groups` or in none: a forked child of
+    the test drops its credentials and runs the command line, its output going to files."""
+
+    def __init__(self, *args: str, groups: tuple[int, ...] = ()):
+        if os.geteuid() != 0:
+            pytest.skip("needs root to run a client under another uid")
+        self.out = tempfile.TemporaryFile()  # noqa: SIM115 - read after the child exits
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns into pytest
+            code = 99
+            try:
+                sys.stdout = open(self.out.fileno(), "w", closefd=False)  # noqa: SIM115
+                sys.stderr = open(self.err.fileno(), "w", closefd=False)  # noqa: SIM115
+                os.setgroups(list(groups))
+                os.setgid(65534)
+                os.setuid(65534)
+                code = cli.main(list(args))
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+        self.code: int | None = None
+
+    def done(self) -> bool:
+        if self.code is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.code = os.waitstatus_to_exitcode(status)
+        return self.code is not None
+
+    def finish(self) -> tuple[int, str, str]:
+        wait_for(self.done, timeout=60)
+        self.out.seek(0)
+        self.err.seek(0)
+        return self.code, self.out.read().decode(), self.err.read().decode()
 
 
 def _suffixes() -> itertools.chain[str]:

@@ -40,13 +40,20 @@ def add_parser(sub: Any) -> None:
 
 def connect(runtime_dir: Path) -> socket.socket | None:
     """A socket subscribed to the daemon's events; None when no daemon listens there."""
+    subscribed = subscribe(runtime_dir, "events")
+    return None if subscribed is None else subscribed[0]
+
+
+def subscribe(runtime_dir: Path, command: str) -> tuple[socket.socket, dict[str, Any]] | None:
+    """A socket subscribed with `command` (`events`, `monitor`) and the daemon's first line;
+    None when no daemon listens there."""
     path = runtime_dir / control_client.SOCKET_NAME
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.settimeout(5.0)
         s.connect(str(path))
-        s.sendall(b"events\n")
-        first = s.makefile("rb").readline(1 << 16)
+        s.sendall(command.encode() + b"\n")
+        first = s.makefile("rb", buffering=0).readline(1 << 16)  # not a byte past it
     except (FileNotFoundError, ConnectionRefusedError, TimeoutError):
         s.close()
         return None
@@ -65,7 +72,7 @@ def connect(runtime_dir: Path) -> socket.socket | None:
         error = reply.get("error") if isinstance(reply, dict) else f"unreadable {first[:100]!r}"
         raise RecorderError(f"control socket {path}: {error}")
     s.settimeout(None)
-    return s
+    return s, reply
 
 
 def text(record: dict[str, Any]) -> str:

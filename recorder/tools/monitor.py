@@ -1,102 +1,67 @@
-"""`recorder monitor`: a live terminal meter of the daemon's pipeline.
+"""`recorder monitor`: a live meter of the pipeline's scores, VAD, state and input level.
 
-Runs exactly what `recorder run --dry-run` runs (nothing is saved) and redraws, once per 80 ms
-frame (12.5 times a second), one bar per wake word with its score, a peak hold and the
-threshold mark, plus the VAD and the recorder's state. A file source is paced in real time.
+Locally (`run`), it runs exactly what `recorder run --dry-run` runs (nothing is saved) on its
+own source, a file paced in real time. Attached (`attach`), it opens no audio device: it
+subscribes to the running daemon's `monitor` stream over the control socket, which carries
+each frame's numbers (never audio) and the daemon's events. Both feed the same view
+(`recorder.tools.meter`): a redrawn meter on a terminal, a line per second and per event off it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TextIO
 
 from recorder import daemon
-from recorder.audio import Frame, s_to_frames
+from recorder.audio import Frame
 from recorder.config import Config
 from recorder.machine import State
+from recorder.monitor_feed import frame_record
 from recorder.mute import MuteSwitch
 from recorder.pipeline import build_pipeline, thresholds
 from recorder.sources import open_source
+from recorder.tools.events import subscribe
+from recorder.tools.meter import View
 
-BAR = 40
-PEAK_HOLD_S = 2.0
+EXIT_NOT_RUNNING = 3
+"""As `recorder status` and `recorder events` exit when no daemon answers."""
+EXIT_CUT_OFF = 1
 
 
-class _LastLines(logging.Handler):
-    def __init__(self, n: int = 3):
-        super().__init__()
-        self.lines: deque[str] = deque(maxlen=n)
+class _Notes(logging.Handler):
+    """The local pipeline's warnings, shown by the view instead of over it."""
+
+    def __init__(self, view: View):
+        super().__init__(logging.WARNING)
+        self.view = view
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+        self.view.note(record.getMessage())
 
 
-@dataclass
-class Meter:
-    threshold_for: Callable[[str], float]
-    out: TextIO
-    tty: bool
-    log_lines: _LastLines
-    _peaks: dict[str, tuple[float, int]] = field(default_factory=dict)
-    _drawn: int = 0
-
-    def __call__(self, frame: Frame, scores: dict[str, float], speech: bool, state: State) -> None:
-        hold = s_to_frames(PEAK_HOLD_S)
-        for name, score in scores.items():
-            peak, at = self._peaks.get(name, (0.0, -hold))
-            if score >= peak or frame.index - at >= hold:
-                self._peaks[name] = (score, frame.index)
-        if not self.tty:  # a log-friendly line per second instead of a redraw
-            if frame.index % 12 == 0:
-                parts = " ".join(f"{n}={s:.2f}" for n, s in scores.items())
-                self.out.write(
-                    f"{frame.end_s:8.2f}s {state.value:<9} "
-                    f"{'speech' if speech else '-':<6} {parts}\n"
-                )
-                self.out.flush()
-            return
-        width = max(len(n) for n in scores)
-        lines = [
-            f"{frame.end_s:8.2f} s   state: {state.value:<9}  VAD: {'speech' if speech else '-'}"
-        ]
-        for name, score in scores.items():
-            lines.append(
-                f"{name:>{width}} {self._bar(score, self._peaks[name][0], name)} "
-                f"{score:5.3f}  peak {self._peaks[name][0]:5.3f}"
-            )
-        lines += [f"  {line}" for line in self.log_lines.lines]
-        up = f"\x1b[{self._drawn}F" if self._drawn else ""
-        self.out.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
-        self.out.flush()
-        self._drawn = len(lines)
-
-    def _bar(self, score: float, peak: float, name: str) -> str:
-        cells = [" "] * BAR
-        for i in range(min(BAR, round(score * BAR))):
-            cells[i] = "#"
-        cells[min(BAR - 1, round(peak * BAR))] = "^" if peak > 0.001 else cells[0]
-        mark = min(BAR - 1, round(self.threshold_for(name) * BAR))
-        cells[mark] = "|" if cells[mark] == " " else cells[mark]
-        return "[" + "".join(cells) + "]"
-
-
-def run(config: Config, out: TextIO = sys.stdout) -> int:
-    """The daemon's pipeline in a dry run, with a meter watching every frame."""
-    lines = _LastLines()
+def run(config: Config, out: TextIO | None = None) -> int:
+    """The daemon's pipeline in a dry run on its own source, with the view watching every
+    frame and every journal record (on stdout unless `out` is given)."""
+    out = out or sys.stdout
+    view = View(out, out.isatty())
     root = logging.getLogger("recorder")
-    root.addHandler(lines)
+    root.addHandler(_Notes(view))
     root.setLevel(logging.INFO)
     root.propagate = False
     flags = daemon.Flags()
     flags.install()
     pipeline = build_pipeline(config, dry_run=True)
+    view.thresholds = thresholds(config, pipeline.engine)
     source = open_source(config.audio.source, config.audio.realtime, audio=config.audio)
+
+    def observe(frame: Frame, scores: dict[str, float], speech: bool, state: State) -> None:
+        view.frame(frame_record(frame, scores, speech, state))
+
     try:
-        meter = Meter(thresholds(config, pipeline.engine).__getitem__, out, out.isatty(), lines)
         d = daemon.build_daemon(
             config,
             source,
@@ -104,9 +69,64 @@ def run(config: Config, out: TextIO = sys.stdout) -> int:
             pipeline=pipeline,
             flags=flags,
             dry_run=True,
-            observers=[meter],
+            observers=[observe],
         )
+        d.journal.subscribe(view.record)
         d.run()
     finally:
         source.close()
+        view.close()
     return 0
+
+
+def attach(runtime_dirs: Iterable[Path], out: TextIO | None = None) -> int:
+    """The running daemon's monitor stream, through the view (on stdout unless `out` is
+    given), until the daemon stops (0), cuts this reader off (1) or the user interrupts (0);
+    3 when no daemon answers."""
+    out = out or sys.stdout
+    tried = list(dict.fromkeys(runtime_dirs))
+    subscribed = None
+    for directory in tried:
+        subscribed = subscribe(directory, "monitor")
+        if subscribed is not None:
+            break
+    if subscribed is None:
+        where = ", ".join(str(d) for d in tried)
+        print(
+            f"recorder: no daemon is running (no control socket answered in {where})",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_RUNNING
+    sock, first = subscribed
+    view = View(out, out.isatty(), dict(first.get("thresholds") or {}))
+    shown = " ".join(f"{n}={t:g}" for n, t in view.thresholds.items())
+    view.note(f"attached to the running daemon; thresholds {shown or '-'}")
+    try:
+        with sock, sock.makefile("rb") as lines:
+            return _follow(lines, view)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        view.close()
+
+
+def _follow(lines: Iterable[bytes], view: View) -> int:
+    for raw in lines:
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        event = record.get("event")
+        if event == "frame":
+            view.frame(record)
+        elif event == "cut_off":
+            print(f"recorder: cut off by the daemon: {record.get('reason')}", file=sys.stderr)
+            return EXIT_CUT_OFF
+        else:
+            view.record(record)
+            if event == "stopped":
+                return 0
+    print("recorder: the daemon closed the connection", file=sys.stderr)
+    return EXIT_CUT_OFF

@@ -12,16 +12,15 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 from conftest import RECORDER
-from harness import QUIET, REQUEST, Daemon, wait_for
+from harness import QUIET, REQUEST, Daemon, Nobody, wait_for
 
-from recorder import cli, control
+from recorder import control
 
 FRAME = bytes(1280 * 2)
 
@@ -144,45 +143,6 @@ def shared_run_dir():
     base.chmod(0o711)
     yield base
     shutil.rmtree(base, ignore_errors=True)
-
-
-class Nobody:
-    """`recorder ARGS` run by uid 65534 (nobody), in `groups` or in none: a forked child of
-    the test drops its credentials and runs the command line, its output going to files."""
-
-    def __init__(self, *args: str, groups: tuple[int, ...] = ()):
-        if os.geteuid() != 0:
-            pytest.skip("needs root to run a client under another uid")
-        self.out = tempfile.TemporaryFile()  # noqa: SIM115 - read after the child exits
-        self.err = tempfile.TemporaryFile()  # noqa: SIM115
-        self.pid = os.fork()
-        if self.pid == 0:  # the child: never returns into pytest
-            code = 99
-            try:
-                sys.stdout = open(self.out.fileno(), "w", closefd=False)  # noqa: SIM115
-                sys.stderr = open(self.err.fileno(), "w", closefd=False)  # noqa: SIM115
-                os.setgroups(list(groups))
-                os.setgid(65534)
-                os.setuid(65534)
-                code = cli.main(list(args))
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
-        self.code: int | None = None
-
-    def done(self) -> bool:
-        if self.code is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.code = os.waitstatus_to_exitcode(status)
-        return self.code is not None
-
-    def finish(self) -> tuple[int, str, str]:
-        wait_for(self.done, timeout=60)
-        self.out.seek(0)
-        self.err.seek(0)
-        return self.code, self.out.read().decode(), self.err.read().decode()
 
 
 def test_another_uid_is_refused_and_the_control_group_may_only_watch(tmp_path, shared_run_dir):

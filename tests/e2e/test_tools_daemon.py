@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import numpy as np
-from conftest import AUDIO, RECORDER, read_pcm, recordings, run_recorder, write_pcm
+from conftest import AUDIO, RECORDER, REPO, read_pcm, recordings, run_recorder, write_pcm
 
 
 def test_dry_run_logs_what_a_real_run_saves_and_writes_nothing(tmp_path):
@@ -79,14 +79,30 @@ def _clip(tmp_path):
 
 def test_monitor_without_a_terminal_prints_a_line_per_second_in_real_time(tmp_path):
     clip = _clip(tmp_path)
+    models = tmp_path / "models"  # --models-dir, as `run` takes it
+    models.mkdir()
+    for name in ("melspectrogram", "embedding_model", "hey_jarvis_v0.1"):
+        (models / f"{name}.onnx").symlink_to(REPO / "models" / f"{name}.onnx")
     t0 = time.monotonic()
-    proc = run_recorder("monitor", "--source", f"file:{clip}", "--model", "hey_jarvis")
+    proc = run_recorder(
+        "monitor", "--source", f"file:{clip}", "--model", "hey_jarvis", "--models-dir", models
+    )
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr.decode()
     lines = proc.stdout.decode().splitlines()
-    assert 3 <= len(lines) <= 5 and elapsed >= 3.5  # paced at 1x
-    assert all("hey_jarvis=" in line for line in lines)
-    assert "recording" in lines[-1]
+    seconds = [line for line in lines if " s  " in line and "level max" in line]
+    assert len(seconds) == 4 and elapsed >= 3.5  # paced at 1x, one line per second of audio
+    assert [line.split()[0] for line in seconds] == ["0-1", "1-2", "2-3", "3-4"]
+    # each second's highest score, not one frame's: the detecting frame is in the third
+    maxima = [float(line.split("hey_jarvis=")[1]) for line in seconds]
+    wake = next(line for line in lines if line.startswith("wake word hey_jarvis detected"))
+    score = float(wake.split("(score ")[1].split(")")[0])
+    assert maxima[2] >= score >= 0.5 and maxima[0] < 0.1
+    assert "recording" in seconds[-1] and "dBFS" in seconds[-1]
+    assert any(line.startswith("would save (dry run): ") for line in lines)
+    assert lines[0].startswith("started ") and lines[-1].startswith("stopped ")
+    empty = run_recorder("monitor", "--source", f"file:{clip}", "--models-dir", tmp_path)
+    assert empty.returncode == 2 and f"{tmp_path}/melspectrogram.onnx" in empty.stderr.decode()
 
 
 def test_monitor_on_a_terminal_redraws_bars_in_place(tmp_path):
@@ -130,3 +146,7 @@ def test_monitor_on_a_terminal_redraws_bars_in_place(tmp_path):
     assert max(scores) > 0.5 and scores[0] < 0.1
     assert any("|" in bar for bar, _, _ in frames)  # the threshold mark
     assert "state: recording" in text
+    levels = re.findall(r"  level \[([= ]{40})\] +(-?\d+\.\d) dBFS", text)
+    assert len(levels) == len(frames)  # one level bar per redraw, beside the models' bars
+    assert any(bar.count("=") > 20 for bar, _ in levels)  # speech: above -40 dBFS
+    assert all(bar.count("=") == round((80 + max(-80, float(db))) / 2) for bar, db in levels)
