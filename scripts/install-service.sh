@@ -289,7 +289,7 @@ else
     SETTINGS="storage${TAB}directory${TAB}$RECORDINGS${TAB}the one directory the service may write to."
     if [ -n "$STATE_DIR" ]; then
         SETTINGS="$SETTINGS
-storage${TAB}state_dir${TAB}$STATE_DIR${TAB}the service's state directory (its audit log, mute switch, calibration): sudo recorder ... uses it too."
+storage${TAB}state_dir${TAB}$STATE_DIR${TAB}the service's state directory (audit log, mute switch, calibration)."
     fi
     models_setting=${MODELS#"$R"}
     if [ "$USER_MODE" = 1 ]; then
