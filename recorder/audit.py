@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recorder.dirs import fsync_dir, private_dir
+from recorder.dirs import fsync_dir, hand_over, private_dir
 from recorder.errors import RecorderError
 from recorder.journal import Refused
 from recorder.recording import utc_iso
@@ -94,7 +94,11 @@ class AuditLog:
             if path == self.path and not os.path.lexists(path):
                 continue  # the first append creates it, where the lock file was just made
             try:
-                os.close(os.open(path, flags, 0o600))
+                fd = os.open(path, flags, 0o600)
+                try:
+                    hand_over(fd, self.state_dir)
+                finally:
+                    os.close(fd)
             except OSError as e:
                 raise RecorderError(
                     f"state directory {self.state_dir}: cannot write {path.name} "
@@ -109,6 +113,7 @@ class AuditLog:
             self._prepared = True
         lock_fd = os.open(self.state_dir / LOCK_FILE, _LOCK_FLAGS, 0o600)
         try:
+            hand_over(lock_fd, self.state_dir)
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             with contextlib.suppress(FileNotFoundError):
                 if os.lstat(self.path).st_size >= self.max_bytes:
@@ -128,6 +133,7 @@ class AuditLog:
             created = not self.path.exists()
             fd = os.open(self.path, _LOG_FLAGS, 0o600)
             try:
+                hand_over(fd, self.state_dir)
                 os.write(fd, line)
                 os.fsync(fd)
             finally:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from recorder.audio import Frame
-from recorder.dirs import fsync_dir
+from recorder.dirs import fsync_dir, hand_over
 from recorder.errors import RecorderError
 from recorder.machine import State, WakeDetected
 from recorder.onsets import Onsets
@@ -174,6 +174,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        hand_over(fd, path.parent)  # root's file in the service's directory: the service's
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()

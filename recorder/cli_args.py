@@ -16,7 +16,6 @@ from typing import NoReturn, TextIO
 from recorder import config as config_mod
 from recorder.audit import AuditLog
 from recorder.config import Config
-from recorder.dirs import default_state_dir
 from recorder.errors import RecorderError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -54,7 +53,8 @@ def add_dirs(p: argparse.ArgumentParser, runtime: bool, state: bool) -> None:
             type=Path,
             metavar="DIR",
             help="where the mute switch and the audit log are kept (default: $STATE_DIRECTORY, "
-            "$XDG_STATE_HOME/recorder or ~/.local/state/recorder)",
+            "else [storage] state_dir, else $XDG_STATE_HOME/recorder or "
+            "~/.local/state/recorder)",
         )
 
 
@@ -122,14 +122,25 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
-def state_dir(args: argparse.Namespace) -> Path:
-    """`--state-dir`, else the default state directory."""
-    return args.state_dir or default_state_dir()
+def state_dir(args: argparse.Namespace, config: Config | None = None) -> Path:
+    """`--state-dir`, else $STATE_DIRECTORY, else [storage] state_dir of `config` (None: the
+    configuration in force, loaded only then), else the default state directory."""
+    if getattr(args, "state_dir", None) is not None:
+        return Path(args.state_dir)
+    return config_mod.state_dir(config if config is not None else load_config(args))
 
 
-def audit(args: argparse.Namespace, event: str, **fields: object) -> None:
-    """One entry in the audit log of the state directory, by the command line."""
+def audit_log(directory: Path) -> AuditLog:
+    """The audit log of the state directory `directory`, prepared: a directory others can
+    write to is refused (exit 2) before the command changes anything."""
+    log = AuditLog(directory)
+    log.prepare()
+    return log
+
+
+def audit(log: AuditLog, event: str, **fields: object) -> None:
+    """One entry in the audit log, by the command line."""
     try:
-        AuditLog(state_dir(args)).append(event, by="cli", **fields)
+        log.append(event, by="cli", **fields)
     except OSError as e:
-        raise RecorderError(f"audit log in {state_dir(args)}: {e.strerror}") from None
+        raise RecorderError(f"audit log in {log.state_dir}: {e.strerror}") from None

@@ -18,6 +18,7 @@ from recorder.cli_args import (
     add_dirs,
     add_json,
     audit,
+    audit_log,
     load_config,
     setup_logging,
     state_dir,
@@ -72,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return daemon.run(
         cfg,
         args.runtime_dir,
-        state_dir(args),
+        state_dir(args, cfg),
         args.wait_for_device,
         reload_config=lambda: load_config(args),
         dry_run=args.dry_run,
@@ -152,6 +153,7 @@ def add_mute(sub: Any) -> None:
         ("unmute", "listen again"),
     ]:
         p = sub.add_parser(name, help=text)
+        add_config(p, recordings=False)
         add_dirs(p, runtime=True, state=True)
 
 
@@ -162,7 +164,7 @@ def cmd_mute(args: argparse.Namespace) -> int:
     if reply is None:
         switch = MuteSwitch(state_dir(args))
         switch.set(muted)
-        audit(args, "muted" if muted else "unmuted", uid=os.getuid())
+        audit(audit_log(switch.state_dir), "muted" if muted else "unmuted", uid=os.getuid())
         print(
             f"{args.command}d (the daemon is not running; a daemon using the state directory "
             f"{switch.state_dir} starts {'muted' if muted else 'listening'})"
@@ -186,6 +188,7 @@ def add_status(sub: Any) -> None:
         description="The running daemon's state, one `key: value` per line; with --json, its "
         "reply as one JSON object of raw values (seconds, UTC times). " + STATUS_EXIT_CODES,
     )
+    add_config(st, recordings=False)
     add_dirs(st, runtime=True, state=True)
     add_json(st, "the state (raw values: seconds, UTC times, lists)")
 

@@ -13,7 +13,16 @@ from typing import Any
 from recorder import config as config_mod
 from recorder import human
 from recorder.audit import AuditLog
-from recorder.cli_args import add_config, add_dirs, add_json, audit, load_config, state_dir
+from recorder.cli_args import (
+    add_config,
+    add_dirs,
+    add_json,
+    audit,
+    audit_log,
+    load_config,
+    state_dir,
+)
+from recorder.dirs import check_private_dir
 from recorder.errors import RecorderError
 from recorder.storage import Recording, Storage
 from recorder.tools import export
@@ -145,6 +154,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     storage = Storage(cfg.path(cfg.storage.directory))
     storage.check()
+    log = audit_log(state_dir(args, cfg))
     recs = storage.list()
     if args.all:
         doomed = recs
@@ -168,7 +178,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             return 1
     for r in doomed:
         storage.delete(r)
-        audit(args, "deleted", id=r.id, why="delete command", uid=os.getuid())
+        audit(log, "deleted", id=r.id, why="delete command", uid=os.getuid())
     print(f"deleted {len(doomed)} recording(s)")
     return 0
 
@@ -184,13 +194,14 @@ def cmd_prune(args: argparse.Namespace) -> int:
     s = cfg.storage
     storage = Storage(cfg.path(s.directory))
     storage.check()
+    log = audit_log(state_dir(args, cfg))
     gone = (
         storage.enforce(s.max_age_s, s.max_count, int(s.max_total_mb * 1e6), datetime.now(UTC))
         if storage.directory.is_dir()
         else []
     )
     for r in gone:
-        audit(args, "deleted", id=r.id, why="retention", uid=os.getuid())
+        audit(log, "deleted", id=r.id, why="retention", uid=os.getuid())
     print(f"pruned {len(gone)} recording(s)")
     return 0
 
@@ -211,6 +222,7 @@ def add_audit(sub: Any) -> None:
         description="Show the audit log (what was started, saved, discarded, deleted, muted), "
         "or check its hash chain: --verify exits 0 when intact, 1 naming the first bad line.",
     )
+    add_config(aud, recordings=False)
     add_dirs(aud, runtime=False, state=True)
     add_json(aud, "the entries")
     aud.add_argument(
@@ -220,7 +232,10 @@ def add_audit(sub: Any) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    log = AuditLog(state_dir(args))
+    directory = state_dir(args)
+    if os.path.lexists(directory):  # a log others could have written is not shown as one
+        check_private_dir(directory, "state directory")
+    log = AuditLog(directory)
     if args.verify:
         verdict = log.verify()
         if verdict.ok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(doctor.line(check), flush=True)
 
     first, cfg = doctor.check_config(config_mod.locate(args.config), lambda: load_config(args))
-    checks = doctor.run_checks(first, cfg, state_dir(args), show)
+    state = state_dir(args, cfg) if cfg is not None else None
+    checks = doctor.run_checks(first, cfg, state, show)
     if args.json:
         print(json.dumps(doctor.as_json(checks), indent=2))
     return 0 if all(c.ok for c in checks) else 1
@@ -90,6 +92,9 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     cfg = config_mod.load(path)
     print(f"# the configuration in force: {path or 'the built-in defaults'}")
+    for var, section, key in config_mod.ENVIRONMENT:
+        if os.environ.get(var):
+            print(f"# [{section}] {key} from ${var}")
     print(config_mod.to_toml(cfg), end="")
     return 0
 
@@ -107,16 +112,27 @@ def add_models(sub: Any) -> None:
     mlist = msub.add_parser("list", help="show the installed models, licences and hash status")
     add_json(mlist, "the models")
     for p in (fetch, mlist):
+        add_config(p, recordings=False)
         p.add_argument(
             "--models-dir",
             type=Path,
             metavar="DIR",
-            help="default: $RECORDER_MODELS_DIR, else ~/.local/share/recorder/models",
+            help="default: $RECORDER_MODELS_DIR, else [wake] models_dir of the config, else "
+            "~/.local/share/recorder/models",
         )
 
 
+def models_dir(args: argparse.Namespace) -> Path | None:
+    """--models-dir, else [wake] models_dir of the configuration in force ($RECORDER_MODELS_DIR
+    in its place when set); None: the default (`models.models_dir`)."""
+    if args.models_dir is not None:
+        return Path(args.models_dir).expanduser()
+    cfg = config_mod.load(config_mod.locate(args.config))
+    return cfg.path(cfg.wake.models_dir) if cfg.wake.models_dir else None
+
+
 def cmd_models(args: argparse.Namespace) -> int:
-    manifest = models.load_manifest(args.models_dir)
+    manifest = models.load_manifest(models_dir(args))
     if args.models_command == "fetch":
         installed = models.fetch(manifest, args.wheel_dir, log=lambda m: print(m, file=sys.stderr))
         print(

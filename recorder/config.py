@@ -26,7 +26,7 @@ from recorder.config_lights import (
     parse_apa102,
     parse_color,
 )
-from recorder.config_overrides import Overrides, with_overrides
+from recorder.config_overrides import ENVIRONMENT, Overrides, from_environment, with_overrides
 from recorder.config_schema import (
     DEFAULT_THRESHOLD,
     KEEP_AUDIO,
@@ -51,6 +51,7 @@ from recorder.config_schema import (
 )
 from recorder.config_search import CONFIG_HELP, SYSTEM_CONFIG, locate, search_path
 from recorder.config_write import to_toml, toml_key
+from recorder.dirs import default_state_dir
 from recorder.errors import RecorderError
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "CONFIG_HELP",
     "DEFAULT_COLORS",
     "DEFAULT_THRESHOLD",
+    "ENVIRONMENT",
     "KEEP_AUDIO",
     "LED_PATTERNS",
     "LED_STATES",
@@ -79,6 +81,7 @@ __all__ = [
     "WakeConfig",
     "check_handoff",
     "check_lights",
+    "from_environment",
     "gpio_patterns",
     "is_path",
     "load",
@@ -87,6 +90,7 @@ __all__ = [
     "parse_color",
     "parse_duration",
     "search_path",
+    "state_dir",
     "to_toml",
     "toml_key",
     "validate",
@@ -158,9 +162,11 @@ def _section(where: str, cls: type, table: Any) -> Any:
 
 
 def load(path: Path | None) -> Config:
-    """Load and validate a TOML config file; None gives the defaults."""
+    """Load and validate a TOML config file (None: the defaults), with the environment's
+    directories in place of its own (`from_environment`: $RECORDER_MODELS_DIR,
+    $STATE_DIRECTORY)."""
     if path is None:
-        return validate(Config())
+        return from_environment(validate(Config()))
     name = str(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -178,4 +184,13 @@ def load(path: Path | None) -> Config:
         if f is None:
             raise RecorderError(f"{name}: unknown section [{toml_key(key)}]")
         sections[key] = _section(f"{name}: [{key}]", typing.get_type_hints(Config)[key], table)
-    return validate(Config(**sections, base_dir=path.resolve().parent), name)
+    config = validate(Config(**sections, base_dir=path.resolve().parent), name)
+    return from_environment(config, name)
+
+
+def state_dir(config: Config) -> Path:
+    """The state directory: [storage] state_dir (which --state-dir and $STATE_DIRECTORY
+    override), else $XDG_STATE_HOME/recorder (~/.local/state/recorder)."""
+    if config.storage.state_dir:
+        return config.path(config.storage.state_dir)
+    return default_state_dir()

@@ -1,16 +1,20 @@
-"""The command line's overrides of the configuration: one `Overrides` value, built from the
-parsed flags, applied to the configuration in force."""
+"""The command line's and the environment's overrides of the configuration: one `Overrides`
+value, built from the parsed flags, applied to the configuration in force; and the environment's
+directories (`from_environment`), which a file's keys yield to. The order: flag > environment >
+config file > default."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Sequence
+import logging
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recorder.config_schema import Config, WakeConfig, validate
+from recorder.config_schema import Config, StorageConfig, WakeConfig, validate
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Overrides:
     log_level: str | None = None
     calibrate: bool = False
     models_dir: Path | None = None
+    state_dir: Path | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Overrides:
@@ -44,7 +49,20 @@ class Overrides:
             log_level=getattr(args, "log_level", None),
             calibrate=getattr(args, "calibrate", False),
             models_dir=getattr(args, "models_dir", None),
+            state_dir=getattr(args, "state_dir", None),
         )
+
+    def _directories(
+        self, wake: WakeConfig, storage: StorageConfig
+    ) -> tuple[WakeConfig, StorageConfig]:
+        """--recordings, --state-dir and --models-dir, made absolute."""
+        if self.recordings is not None:
+            storage = dataclasses.replace(storage, directory=_absolute(self.recordings))
+        if self.state_dir is not None:
+            storage = dataclasses.replace(storage, state_dir=_absolute(self.state_dir))
+        if self.models_dir is not None:
+            wake = dataclasses.replace(wake, models_dir=_absolute(self.models_dir))
+        return wake, storage
 
     def apply(self, config: Config) -> Config:
         """The configuration with these overrides applied, checked."""
@@ -56,10 +74,7 @@ class Overrides:
             config.indicator,
             config.log,
         )
-        if self.recordings is not None:
-            storage = dataclasses.replace(
-                storage, directory=str(self.recordings.expanduser().resolve())
-            )
+        wake, storage = self._directories(wake, storage)
         if source is not None:
             if source.startswith("file:"):
                 source = "file:" + str(Path(source[5:]).expanduser())
@@ -74,8 +89,6 @@ class Overrides:
             wake = _for_every_model(wake, "patience", patience)
         if self.calibrate:
             wake = dataclasses.replace(wake, calibrate=True)
-        if self.models_dir is not None:
-            wake = dataclasses.replace(wake, models_dir=str(self.models_dir.expanduser().resolve()))
         if self.indicator_command is not None:
             ind = dataclasses.replace(ind, command=self.indicator_command)
         if self.log_level:
@@ -86,6 +99,47 @@ class Overrides:
             ),
             "command line",
         )
+
+
+ENVIRONMENT = (
+    ("RECORDER_MODELS_DIR", "wake", "models_dir"),
+    ("STATE_DIRECTORY", "storage", "state_dir"),
+)
+"""The environment variables that set a key of the file, overriding it: (variable, section,
+key). systemd sets $STATE_DIRECTORY for a unit with StateDirectory= (several are
+colon-separated: the first counts)."""
+
+
+def from_environment(
+    config: Config, where: str = "config", environ: Mapping[str, str] | None = None
+) -> Config:
+    """The configuration with the environment's directories in place of the file's; a file
+    value that names another directory is logged as overridden."""
+    env = os.environ if environ is None else environ
+    changes: dict[str, Any] = {}
+    for var, section, key in ENVIRONMENT:
+        text = env.get(var, "").split(":")[0] if var == "STATE_DIRECTORY" else env.get(var, "")
+        if not text:
+            continue
+        value = os.path.abspath(Path(text).expanduser())
+        table = changes.get(section, getattr(config, section))
+        configured = getattr(table, key)
+        if configured and config.path(configured).resolve() != Path(value).resolve():
+            logging.getLogger("recorder").warning(
+                "%s: [%s] %s = %s is overridden by $%s (%s)",
+                where,
+                section,
+                key,
+                configured,
+                var,
+                value,
+            )
+        changes[section] = dataclasses.replace(table, **{key: value})
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def _absolute(path: Path) -> str:
+    return str(path.expanduser().resolve())
 
 
 def with_overrides(config: Config, **flags: Any) -> Config:

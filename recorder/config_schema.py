@@ -140,6 +140,9 @@ class StorageConfig:
     encrypt_to: str | tuple[str, ...] = ""
     """Seal every recording to these age recipients ("age1...") or recipients files (a
     string or a list; needs `recorder[crypto]`); empty: plaintext WAV + JSON."""
+    state_dir: str = field(default="", metadata=PATH)
+    """The state directory (audit log, mute switch, calibration and enrolment files); empty:
+    $STATE_DIRECTORY, else $XDG_STATE_HOME/recorder (~/.local/state/recorder)."""
 
     @property
     def max_age_s(self) -> float:

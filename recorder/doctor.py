@@ -63,7 +63,8 @@ def _check_models(config: Config) -> Check:
             "models",
             False,
             str(e),
-            "`recorder models fetch` downloads and verifies them (microWakeWord's come with "
+            "`recorder models fetch` downloads and verifies them into the models directory of "
+            "this configuration (give it the same --config; microWakeWord's come with "
             "`pip install 'recorder[micro]'`); `recorder models list` shows what is installed",
         )
     where = (
@@ -212,7 +213,8 @@ def _check_indicator(config: Config) -> list[Check]:
 
 
 def check_directory(name: str, path: Path) -> Check:
-    """Usable by the daemon's user: a directory it owns that no one else can write to."""
+    """Usable by the daemon: a directory no one but its owner can write to, owned by this
+    user or, for root, by anyone (root manages the service's directories)."""
     if not path.exists():
         parent = next((p for p in path.parents if p.exists()), Path("/"))
         ok = os.access(parent, os.W_OK)
@@ -226,24 +228,33 @@ def check_directory(name: str, path: Path) -> Check:
     st = path.stat()
     if not stat.S_ISDIR(st.st_mode):
         return Check(name, False, f"{path} is not a directory", f"remove or rename {path}")
-    problems = []
-    if st.st_uid != os.geteuid():
-        problems.append(f"owned by uid {st.st_uid}, not {os.geteuid()}")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problems.append(f"writable by others (mode {stat.S_IMODE(st.st_mode):04o})")
-    if not os.access(path, os.W_OK):
-        problems.append("not writable")
+    problems, fixes = _directory_problems(path, st)
     free_mb = shutil.disk_usage(path).free / 1e6
     if free_mb < MIN_FREE_MB:
         problems.append(f"only {free_mb:.0f} MB free")
+        fixes.append("free some space")
     if problems:
-        return Check(
-            name,
-            False,
-            f"{path}: " + "; ".join(problems),
-            f"chown $USER {path} && chmod 700 {path}; free some space if it is full",
-        )
-    return Check(name, True, f"{path} ({free_mb:.0f} MB free)")
+        return Check(name, False, f"{path}: " + "; ".join(problems), "; ".join(fixes))
+    owner = f"owned by uid {st.st_uid}, " if st.st_uid != os.geteuid() else ""
+    return Check(name, True, f"{path} ({owner}{free_mb:.0f} MB free)")
+
+
+def _directory_problems(path: Path, st: os.stat_result) -> tuple[list[str], list[str]]:
+    """What keeps the directory from being private and usable, and the fix for each. Another
+    user's directory is never to be taken over (it may be the service's): the fix is to run
+    as its owner or as root."""
+    problems, fixes = [], []
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append(f"writable by others (mode {stat.S_IMODE(st.st_mode):04o})")
+        fixes.append(f"chmod go-w {path}")
+    euid = os.geteuid()
+    if st.st_uid != euid and euid != 0:
+        problems.append(f"owned by uid {st.st_uid}, not by this user (uid {euid})")
+        fixes.append("run the command as the directory's owner or with sudo")
+    elif not os.access(path, os.W_OK):
+        problems.append("not writable")
+        fixes.append(f"chmod u+w {path}")
+    return problems, fixes
 
 
 def _check_service() -> Check:
@@ -283,10 +294,11 @@ def _check_service() -> Check:
 def run_checks(
     config_check: Check,
     config: Config | None,
-    state_dir: Path,
+    state_dir: Path | None,
     report: Callable[[Check], None] = lambda c: None,
 ) -> list[Check]:
-    """Every check in order, after the configuration's; `report` sees each as it is done."""
+    """Every check in order, after the configuration's; `report` sees each as it is done.
+    `state_dir` is the state directory that configuration selects (None only without one)."""
     results: list[Check] = []
 
     def add(checks: list[Check]) -> None:
@@ -295,7 +307,7 @@ def run_checks(
             report(c)
 
     add([config_check])
-    if config is None:
+    if config is None or state_dir is None:
         return results
     add([_check_models(config)])
     add(_check_input(config))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recorder.dirs import private_dir
+from recorder.dirs import hand_over, private_dir
 from recorder.errors import RecorderError
 
 MUTE_FILE = "muted"
@@ -40,6 +40,7 @@ class MuteSwitch:
                 self.path.unlink(missing_ok=True)
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
                 try:
+                    hand_over(fd, self.state_dir)
                     os.write(fd, b"muted\n")
                     os.fsync(fd)
                 finally:

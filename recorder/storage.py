@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from recorder.audio import write_wav
-from recorder.dirs import check_private_dir, fsync_dir, private_dir
+from recorder.dirs import check_private_dir, fsync_dir, hand_over, private_dir
 from recorder.errors import RecorderError
 from recorder.seal import SEALED_SUFFIX, Sealer
 
@@ -90,6 +90,7 @@ class Recording:
 def _new_file(path: Path) -> Iterator[Any]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
+        hand_over(fd, path.parent)
         yield f
         f.flush()
         os.fsync(f.fileno())

@@ -8,8 +8,10 @@
 #   PREFIX/venv       a venv with the package pip-installed from this repository (non-editable)
 #   /var/lib/recorder/models   the verified .onnx files of the package's model manifest
 #   /etc/systemd/system/recorder.service   config/recorder.service, enabled
-#   /etc/recorder/recorder.toml            config/recorder.toml with the recordings in
-#                                          /var/lib/recorder/recordings; never overwritten
+#   /etc/recorder/recorder.toml            config/recorder.toml naming the service's files:
+#                                          recordings /var/lib/recorder/recordings, state
+#                                          /var/lib/recorder, models /var/lib/recorder/models
+#                                          (so `sudo recorder ...` uses them); never overwritten
 #   /usr/local/bin/recorder                a link to PREFIX/venv/bin/recorder
 # PREFIX is /opt/recorder by default. The service runs as a transient user (DynamicUser=yes),
 # so no account is created; it joins the group "audio" for /dev/snd.
@@ -22,8 +24,8 @@
 #
 # --user: a user service (`systemctl --user`), for desktops where PipeWire or PulseAudio owns
 # the microphone: PREFIX is ~/.local/share/recorder, the config ~/.config/recorder/recorder.toml,
-# the unit ~/.config/systemd/user/recorder.service, the models PREFIX/models, the recordings
-# ~/.local/share/recorder/recordings, the link ~/.local/bin/recorder.
+# the unit ~/.config/systemd/user/recorder.service, the models PREFIX/models (named in the
+# config), the recordings ~/.local/share/recorder/recordings, the link ~/.local/bin/recorder.
 #
 # --root DIR puts every file under DIR (like DESTDIR; default /), for an image being built or
 # a test; the unit and config name the final paths, without DIR. The venv itself is made at
@@ -99,6 +101,7 @@ if [ "$USER_MODE" = 1 ]; then
     STATE_DIRS="$HOME/.local/share/recorder/recordings $HOME/.local/state/recorder"
     BIN_DIR=$HOME/.local/bin
     MODELS_DIR=
+    STATE_DIR=
     WANTS=default.target.wants
 else
     DEFAULT_PREFIX=/opt/recorder
@@ -111,6 +114,8 @@ else
     BIN_DIR=/usr/local/bin
     # The service's StateDirectory= (systemd moves it under /var/lib/private for DynamicUser=).
     MODELS_DIR=/var/lib/recorder/models
+    # The service's StateDirectory= ($STATE_DIRECTORY): the audit log, the mute switch.
+    STATE_DIR=/var/lib/recorder
     WANTS=multi-user.target.wants
 fi
 PREFIX=${PREFIX:-$DEFAULT_PREFIX}
@@ -223,7 +228,7 @@ for name in $(sed -n 's/^file *= *"\([A-Za-z0-9._-]*\)".*/\1/p' "$MANIFEST"); do
     fi
 done
 [ "$copied" = 0 ] || say "copied $copied model file(s) from $REPO/models"
-RECORDER_MODELS_DIR=$MODELS "$VENV/bin/recorder" models fetch ||
+"$VENV/bin/recorder" models fetch --models-dir "$MODELS" ||
     die "the models in $MODELS could not be fetched or verified"
 
 # --- the unit -----------------------------------------------------------------------------
@@ -273,33 +278,73 @@ mkdir -p "$R$CONFIG_DIR"
 if [ -e "$CONFIG" ]; then
     say "kept the existing config $CONFIG"
     check_config "$CONFIG" || say "warning: $CONFIG does not load; the service will not start"
+    for key in ${STATE_DIR:+state_dir} models_dir; do
+        grep -q "^[ $(printf '\t')]*$key[ $(printf '\t')]*=" "$CONFIG" ||
+            say "note: $CONFIG names no $key: add it (see config/recorder.toml) so that commands run with sudo use the service's files"
+    done
 else
-    # config/recorder.toml with [storage] directory pointing at the service's recordings.
-    awk -v dir="$RECORDINGS" '
-        function put() {
-            print "# Set by install-service.sh: the one directory the service may write to."
-            print "directory = \"" dir "\""
-            done = 1
+    # config/recorder.toml with the service's files named: [storage] directory (and, for the
+    # system service, state_dir) and [wake] models_dir, each as "section<TAB>key<TAB>value<TAB>why".
+    TAB=$(printf '\t')
+    SETTINGS="storage${TAB}directory${TAB}$RECORDINGS${TAB}the one directory the service may write to."
+    if [ -n "$STATE_DIR" ]; then
+        SETTINGS="$SETTINGS
+storage${TAB}state_dir${TAB}$STATE_DIR${TAB}the service's state directory (audit log, mute switch, calibration)."
+    fi
+    models_setting=${MODELS#"$R"}
+    if [ "$USER_MODE" = 1 ]; then
+        case $models_setting in "$HOME"/*) models_setting="~${models_setting#"$HOME"}" ;; esac
+    fi
+    SETTINGS="$SETTINGS
+wake${TAB}models_dir${TAB}$models_setting${TAB}the models this script installed and verified."
+    awk -v settings="$SETTINGS" '
+        BEGIN {
+            n = split(settings, rows, "\n")
+            for (i = 1; i <= n; i++) {
+                split(rows[i], f, "\t")
+                sec[i] = f[1]; key[i] = f[2]; val[i] = f[3]; why[i] = f[4]
+            }
+        }
+        function put(i) {
+            print "# Set by install-service.sh: " why[i]
+            print key[i] " = \"" val[i] "\""
+            done[i] = 1
+        }
+        function rest(s,   i, any) {
+            for (i = 1; i <= n; i++) if (sec[i] == s && !done[i]) { put(i); any = 1 }
+            return any
         }
         /^[ \t]*\[/ {
-            if (section == "storage" && !done) { put(); print "" }
+            if (rest(section)) print ""
             section = $0
             sub(/^[ \t]*\[[ \t]*/, "", section)
             sub(/[ \t]*\].*$/, "", section)
+            seen[section] = 1
         }
-        section == "storage" && /^[ \t]*directory[ \t]*=/ { put(); next }
-        { print }
+        {
+            for (i = 1; i <= n; i++) {
+                # the key, or its commented-out example ("# key = ..."), replaced in place
+                if (section == sec[i] && !done[i] && $0 ~ "^[ \t]*(#[ \t]*)?" key[i] "[ \t]*=") {
+                    put(i)
+                    next
+                }
+            }
+            print
+        }
         END {
-            if (!done) {
-                if (section != "storage") print "\n[storage]"
-                put()
+            rest(section)
+            for (i = 1; i <= n; i++) {
+                if (!done[i]) {
+                    if (!seen[sec[i]]) { print "\n[" sec[i] "]"; seen[sec[i]] = 1 }
+                    put(i)
+                }
             }
         }
     ' "$REPO/config/recorder.toml" >"$TMP/recorder.toml"
     check_config "$TMP/recorder.toml" || die "the generated config does not load"
     install -m 0644 "$TMP/recorder.toml" "$CONFIG.new"
     mv -f "$CONFIG.new" "$CONFIG"
-    say "wrote config $CONFIG (recordings in $RECORDINGS)"
+    say "wrote config $CONFIG (recordings in $RECORDINGS${STATE_DIR:+, state in $STATE_DIR}, models in $models_setting)"
 fi
 if [ "$USER_MODE" = 1 ]; then
     # The user unit's sandbox makes only this directory writable; it must exist.

@@ -16,7 +16,6 @@ from recorder import config as config_mod
 from recorder.audio import FRAME_S
 from recorder.calibration import THRESHOLDS, ModelCounts
 from recorder.calibration import load as load_counts
-from recorder.dirs import default_state_dir
 from recorder.errors import RecorderError
 from recorder.onsets import CONFIDENCE, exposure_needed, upper_rate
 from recorder.tools import enroll
@@ -39,13 +38,16 @@ def add_parser(sub: Any) -> None:
     ca.add_argument(
         "--config",
         type=Path,
-        help="TOML config file: the patience per model (default: built-in defaults)",
+        metavar="PATH",
+        help="TOML config file: the patience per model and [storage] state_dir "
+        "(default: the config in force, as for every command; `recorder config path`)",
     )
     ca.add_argument(
         "--state-dir",
         type=Path,
         metavar="DIR",
-        help="where the daemon keeps its counters (as for `recorder run`)",
+        help="where the daemon keeps its counters (default: as for `recorder run`: "
+        "$STATE_DIRECTORY, else [storage] state_dir, else ~/.local/state/recorder)",
     )
     ca.add_argument(
         "--target-fa-per-day",
@@ -206,8 +208,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     target = args.target_fa_per_day
     if not (math.isfinite(target) and target > 0):
         raise RecorderError(f"--target-fa-per-day {target:g}: must be above 0")
-    config = config_mod.load(args.config)
-    state_dir = args.state_dir or default_state_dir()
+    config = config_mod.load(config_mod.locate(args.config))
+    state_dir = args.state_dir or config_mod.state_dir(config)
     result = build(load_counts(state_dir), enroll.load(state_dir), config, target, state_dir)
     if args.json:
         emit(json.dumps(result) + "\n")

@@ -26,7 +26,6 @@ import numpy as np
 from recorder import config as config_mod
 from recorder.audio import FRAME_S, SAMPLE_RATE, Frame, reframe
 from recorder.calibration import PATIENCES, THRESHOLDS, write_atomic
-from recorder.control import default_state_dir
 from recorder.engines import WakeEngine
 from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
@@ -274,7 +273,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     else:
         scores, peaks = _file_scores(args, config, engine, column)
     detected = detected_counts([best_runs(s, patiences) for s in scores], patiences)
-    state_dir = args.state_dir or default_state_dir()
+    state_dir = args.state_dir or config_mod.state_dir(config)
     path = save(state_dir, name, len(scores), detected)
     save_features(state_dir, name, peaks)
     if args.json:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from recorder import config as config_mod
 from recorder import models
-from recorder.dirs import default_state_dir
 from recorder.errors import RecorderError
 from recorder.near_misses import load as load_near_misses
 from recorder.tools import enroll
@@ -40,11 +40,13 @@ def add_parser(sub: Any) -> None:
         "it as .npz for [wake.per_model.NAME] verifier.",
     )
     tv.add_argument("--model", required=True, metavar="NAME", help="the wake word")
+    tv.add_argument("--config", type=Path, metavar="PATH", help=config_mod.CONFIG_HELP)
     tv.add_argument(
         "--state-dir",
         type=Path,
         metavar="DIR",
-        help="where enroll and the daemon keep their data (as for `recorder run`)",
+        help="where enroll and the daemon keep their data (default: as for `recorder run`: "
+        "$STATE_DIRECTORY, else [storage] state_dir, else ~/.local/state/recorder)",
     )
     tv.add_argument(
         "--out",
@@ -88,9 +90,13 @@ def cross_validate(
 
 
 def cmd_train_verifier(args: argparse.Namespace) -> int:
-    state_dir = args.state_dir or default_state_dir()
+    config = config_mod.load(config_mod.locate(args.config))
+    state_dir = args.state_dir or config_mod.state_dir(config)
     name = args.model
-    if models.is_micro(models.load_manifest(), name):
+    manifest = models.load_manifest(
+        config.path(config.wake.models_dir) if config.wake.models_dir else None
+    )
+    if models.is_micro(manifest, name):
         raise RecorderError(
             f"train-verifier: {name} is a microWakeWord model; a verifier reads openWakeWord's "
             "embeddings, so only openWakeWord models take one"

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AUDIO, REPO
+from conftest import AUDIO, RECORDER, REPO
 
 SYSTEM_UNIT = REPO / "config" / "recorder.service"
 USER_UNIT = REPO / "config" / "recorder-user.service"
@@ -157,20 +157,25 @@ def run_installer(
     )
 
 
-def hermetic_env(tmp_path: Path, models: Path) -> dict[str, str]:
-    """No systemd directories or XDG paths of the caller leak into a run of the daemon."""
+def hermetic_env(tmp_path: Path, models: Path | None = None) -> dict[str, str]:
+    """No systemd directories or XDG paths of the caller leak into a run of the daemon; the
+    staged root's models and a scratch state directory stand in for the service's (which the
+    installed config names under /var/lib/recorder), as the environment overrides the file.
+    Without `models`: neither is set, so the config's own paths are in force."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("XDG_") and k not in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY")
+        if not k.startswith("XDG_")
+        and k not in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "RECORDER_MODELS_DIR")
     }
-    return {
-        **env,
-        "RECORDER_MODELS_DIR": str(models),
-        "HOME": str(tmp_path / "home"),
-        "XDG_RUNTIME_DIR": str(tmp_path / "run"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
+    env.update(
+        HOME=str(tmp_path / "home"),
+        XDG_RUNTIME_DIR=str(tmp_path / "run"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+    )
+    if models is not None:
+        env.update(RECORDER_MODELS_DIR=str(models), STATE_DIRECTORY=str(tmp_path / "state"))
+    return env
 
 
 def test_install_into_a_root_twice_then_run_the_installed_recorder(tmp_path: Path):
@@ -181,6 +186,21 @@ def test_install_into_a_root_twice_then_run_the_installed_recorder(tmp_path: Pat
     assert config.is_file()
     text = config.read_text()
     assert re.search(r'^directory = "/var/lib/recorder/recordings"$', text, re.M), text
+    # Every command run with sudo uses the service's files: the config names them.
+    shown = subprocess.run(
+        [str(RECORDER), "config", "show", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=hermetic_env(tmp_path),
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    for line in (
+        'directory = "/var/lib/recorder/recordings"',
+        'state_dir = "/var/lib/recorder"',
+        'models_dir = "/var/lib/recorder/models"',
+    ):
+        assert line in shown.stdout.splitlines(), shown.stdout
 
     # A user's edit of the config survives a second run, which succeeds.
     edited = text + "\n# edited by the user\n"
@@ -278,6 +298,8 @@ def test_install_user_service_into_a_root(tmp_path: Path):
     assert os.readlink(link) == f"{home}/.config/systemd/user/recorder.service"
     config = (base / ".config/recorder/recorder.toml").read_text()
     assert re.search(r'^directory = "~/.local/share/recorder/recordings"$', config, re.M)
+    assert re.search(r'^models_dir = "~/.local/share/recorder/models"$', config, re.M)
+    assert not re.search(r"^state_dir", config, re.M)  # the user unit's StateDirectory=: default
     recordings = base / ".local/share/recorder/recordings"  # the unit's one ReadWritePaths=
     assert stat.S_IMODE(recordings.stat().st_mode) == 0o700
     assert os.access(base / ".local/share/recorder/venv/bin/recorder", os.X_OK)
