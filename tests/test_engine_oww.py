@@ -215,6 +215,10 @@ class _CountingSession:
         self.runs += 1
         return self.session.run(*args, **kwargs)
 
+    def run_with_iobinding(self, *args, **kwargs):
+        self.runs += 1
+        return self.session.run_with_iobinding(*args, **kwargs)
+
 
 def test_a_shut_gate_runs_no_model_and_opening_back_fills_only_what_was_missed(manifest):
     from recorder.vad import gate_vad

@@ -266,29 +266,66 @@ class StreamingEmbedding:
             ) from None
         self._session: Any = session(model, embedding)
         del model  # onnxruntime holds its own copy
-        self._state = {h.name: np.zeros(h.shape, dtype=np.float32) for h in self._held}
+        self._bind()
         silence = np.zeros(CHUNK_SAMPLES, dtype=np.float32)
         warmed = [self.step(silence) for _ in range(WARM_UP_FRAMES + history)]
         self.silent_embedding = warmed[-1]
-        self._silent_state = dict(self._state)
+        self._silent_state = {k: v.copy() for k, v in self._held_now().items()}
+
+    def _bind(self) -> None:
+        """Every input and output in a buffer of its own, bound once: the held tensors in two
+        sets, read from one and written to the other, the two bindings taking turns. A frame
+        then costs one call with nothing to convert or allocate."""
+        import onnxruntime as ort
+
+        self._audio = np.zeros((1, CHUNK_SAMPLES), dtype=np.float32)
+        self._sets = [
+            {h.name: np.zeros(h.shape, dtype=np.float32) for h in self._held} for _ in range(2)
+        ]
+        # one plain call on zeros for the shapes of the classifiers' outputs
+        probe = self._session.run(None, {"audio": self._audio, **self._sets[0]})
+        self._outputs = [np.zeros_like(o) for o in probe]
+        names = [o.name for o in self._session.get_outputs()]
+        n = len(self._held)
+        self._bindings = []
+        for now, after in ((0, 1), (1, 0)):
+            binding = self._session.io_binding()
+            binding.bind_ortvalue_input("audio", ort.OrtValue.ortvalue_from_numpy(self._audio))
+            for h in self._held:
+                held_now = ort.OrtValue.ortvalue_from_numpy(self._sets[now][h.name])
+                held_next = ort.OrtValue.ortvalue_from_numpy(self._sets[after][h.name])
+                binding.bind_ortvalue_input(h.name, held_now)
+                binding.bind_ortvalue_output(h.name + "_next", held_next)
+            for i, name in enumerate(names):
+                if not 1 <= i <= n:  # the embedding and the classifiers' outputs
+                    binding.bind_ortvalue_output(
+                        name, ort.OrtValue.ortvalue_from_numpy(self._outputs[i])
+                    )
+            self._bindings.append(binding)
+        self._now = 0
+        self._first_result = n + 1
+
+    def _held_now(self) -> dict[str, np.ndarray]:
+        """The held tensors the next frame reads."""
+        return self._sets[self._now]
 
     def reset(self) -> None:
         """As if only digital silence had been heard."""
-        self._state = dict(self._silent_state)
+        for name, held in self._held_now().items():
+            np.copyto(held, self._silent_state[name])
 
     def step(self, chunk: np.ndarray) -> np.ndarray:
         """The embedding (96,) of the frame whose audio ends `chunk` (1760 samples: the
         frame and the 480 samples before it); the classifiers' outputs are in `outputs`."""
-        feed = {"audio": chunk.reshape(1, CHUNK_SAMPLES), **self._state}
-        out = self._session.run(None, feed)
-        n = len(self._held)
-        self._state = {h.name: v for h, v in zip(self._held, out[1 : n + 1], strict=True)}
-        self.outputs: list[np.ndarray] = out[n + 1 :]
-        embedding: np.ndarray = out[0].reshape(EMBEDDING_DIM)
+        np.copyto(self._audio, chunk.reshape(1, CHUNK_SAMPLES))
+        self._session.run_with_iobinding(self._bindings[self._now])
+        self._now ^= 1
+        self.outputs: list[np.ndarray] = [o.copy() for o in self._outputs[self._first_result :]]
+        embedding: np.ndarray = self._outputs[0].reshape(EMBEDDING_DIM).copy()
         return embedding
 
     @property
     def history(self) -> np.ndarray:
-        """The last embeddings held, (history, 96), oldest first."""
-        held: np.ndarray = self._state["history"][0]
+        """The last embeddings held, (history, 96), oldest first (a copy)."""
+        held: np.ndarray = self._held_now()["history"][0].copy()
         return held
