@@ -32,7 +32,8 @@ def is_path(f: dataclasses.Field) -> bool:
 @dataclass(frozen=True)
 class AudioConfig:
     source: str = "mic"
-    """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` (WAV) or `stdin` (raw s16le 16 kHz mono)."""
+    """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` (WAV), `stdin` (raw s16le 16 kHz mono) or `sample`
+    (the package's recording)."""
     realtime: bool = False
     """Pace a file source at 1x instead of as fast as the CPU allows."""
     device_rate: int | None = field(default=None, metadata=_range(1000, 384000))
@@ -139,7 +140,7 @@ class StorageConfig:
     """Keep at most this many megabytes of recordings (0: no limit)."""
     encrypt_to: str | tuple[str, ...] = ""
     """Seal every recording to these age recipients ("age1...") or recipients files (a
-    string or a list; needs `recorder[crypto]`); empty: plaintext WAV + JSON."""
+    string or a list; needs `wakeword-recorder[crypto]`); empty: plaintext WAV + JSON."""
 
     @property
     def max_age_s(self) -> float:
@@ -156,9 +157,9 @@ class IndicatorConfig:
     """Fail closed: discard a request whose `recording` state could not be shown."""
     timeout_s: float = field(default=2.0, metadata=_range(0.01, 60.0))
     gpio_led: int | None = field(default=None, metadata=_range(0, 27))
-    """An LED on this GPIO pin (BCM number; needs `recorder[pi]`)."""
+    """An LED on this GPIO pin (BCM number; needs `wakeword-recorder[pi]`)."""
     mute_switch: int | None = field(default=None, metadata=_range(0, 27))
-    """A switch on this GPIO pin (BCM number, to ground; needs `recorder[pi]`) that mutes
+    """A switch on this GPIO pin (BCM number, to ground; needs `wakeword-recorder[pi]`) that mutes
     while it is closed, whatever the control socket says."""
     gpio_recording: str = "on"
     """The LED's pattern per state: on, off, blink or pulse (pulse needs a PWM pin)."""
@@ -167,7 +168,7 @@ class IndicatorConfig:
     gpio_error: str = "blink"
     apa102: dict = field(default_factory=dict)
     """APA102 LEDs on SPI: { leds = 3, brightness = 0.5, bus = 0, device = 1, power_pin = 5,
-    colors = { recording = "#0000ff", ... } } (needs `recorder[pi]`); empty: none."""
+    colors = { recording = "#0000ff", ... } } (needs `wakeword-recorder[pi]`); empty: none."""
     awake_sound: str = field(default="", metadata=PATH)
     """A WAV played when a recording starts (the microphone keeps recording)."""
     done_sound: str = field(default="", metadata=PATH)
@@ -207,7 +208,7 @@ class HandoffConfig:
     queue: int = field(default=16, metadata=_range(1, 10000))
     """Saved requests waiting for the command or the transcription; beyond it one is skipped."""
     wyoming: str = ""
-    """A Wyoming speech-to-text server, `unix:///PATH` only (needs `recorder[wyoming]`)."""
+    """A Wyoming speech-to-text server, `unix:///PATH` only (needs `wakeword-recorder[wyoming]`)."""
     wyoming_timeout_s: float = field(default=60.0, metadata=_range(0.1, 3600.0))
     """A transcription that has not answered by then is given up (`transcript_error`)."""
     language: str = ""

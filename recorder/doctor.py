@@ -64,7 +64,8 @@ def _check_models(config: Config) -> Check:
             False,
             str(e),
             "`recorder models fetch` downloads and verifies them (microWakeWord's come with "
-            "`pip install 'recorder[micro]'`); `recorder models list` shows what is installed",
+            "`pip install 'wakeword-recorder[micro]'`); `recorder models list` shows what is "
+            "installed",
         )
     where = (
         f"the feature models verified in {resolved.manifest.directory}"

@@ -64,7 +64,7 @@ class MuteButton:
             from gpiozero import Button
         except ImportError:
             raise RecorderError(
-                "[indicator] mute_switch needs gpiozero: pip install 'recorder[pi]'"
+                "[indicator] mute_switch needs gpiozero: pip install 'wakeword-recorder[pi]'"
             ) from None
         try:
             self._button = Button(pin, pull_up=True, pin_factory=pin_factory)
