@@ -132,8 +132,8 @@ class VadConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     directory: str = field(default="~/.local/share/recorder/recordings", metadata=PATH)
-    max_age: str = ""
-    """Delete recordings older than this (e.g. "30d", "12h"; empty: keep them)."""
+    max_age: str = "30d"
+    """Delete recordings older than this (e.g. "30d", "12h"; "0" or empty: keep them)."""
     max_count: int = field(default=0, metadata=_range(0, 10**9))
     """Keep at most this many recordings (0: no limit)."""
     max_total_mb: float = field(default=0.0, metadata=_range(0.0, 10.0**9))
