@@ -161,6 +161,9 @@ class IndicatorConfig:
     mute_switch: int | None = field(default=None, metadata=_range(0, 27))
     """A switch on this GPIO pin (BCM number, to ground; needs `wakeword-recorder[pi]`) that mutes
     while it is closed, whatever the control socket says."""
+    mute_button: int | None = field(default=None, metadata=_range(0, 27))
+    """A push button on this GPIO pin (BCM number, to ground; needs `wakeword-recorder[pi]`):
+    each press mutes, or unmutes, as `recorder mute` and `unmute` do."""
     gpio_recording: str = "on"
     """The LED's pattern per state: on, off, blink or pulse (pulse needs a PWM pin)."""
     gpio_listening: str = "dim"
@@ -178,6 +181,11 @@ class IndicatorConfig:
 
     def __post_init__(self) -> None:
         check_lights(self._gpio(), self.gpio_led, self.apa102)
+        for key in ("mute_switch", "gpio_led"):
+            if self.mute_button is not None and getattr(self, key) == self.mute_button:
+                raise RecorderError(
+                    f"[indicator] mute_button: GPIO {self.mute_button} is also {key}'s pin"
+                )
 
     def _gpio(self) -> dict[str, str]:
         return {
