@@ -1,5 +1,5 @@
 # make run    set up, then run the daemon on the default microphone with config/recorder.toml
-#             (copied once to ~/.config/recorder/recorder.toml, which every command then finds)
+#             (written once to ~/.config/recorder/recorder.toml, which every command then finds)
 # make test   set up, then the checks (ruff, format, mypy) and every test
 # make setup  .venv with the recorder installed, PortAudio present, models fetched and verified
 # make demo   run the daemon on the recording that comes with the package (no microphone needed)
@@ -68,8 +68,8 @@ lint: $(VENV)/.test-deps
 
 # The daemon, listening for "hey jarvis", on the recording that comes with the package
 # (`--source sample`): talk without the wake word (not kept), then "Hey Jarvis" and a request
-# (kept). Recordings go to ./demo-recordings, which is emptied first;
-# nothing else is touched. The same two commands work wherever the package is installed.
+# (kept). Recordings go to ./demo-recordings, which is emptied first; nothing else is touched.
+# The same two commands work wherever the package is installed.
 demo: $(BIN)/recorder models
 	@rm -rf $(DEMO_DIR)
 	$(BIN)/recorder run --source sample --model hey_jarvis --recordings $(DEMO_DIR) \
