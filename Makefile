@@ -1,21 +1,21 @@
 # make run    set up, then run the daemon on the default microphone with config/recorder.toml
-#             (copied once to ~/.config/recorder/recorder.toml, which every command then finds)
+#             (written once to ~/.config/recorder/recorder.toml, which every command then finds)
 # make test   set up, then the checks (ruff, format, mypy) and every test
 # make setup  .venv with the recorder installed, PortAudio present, models fetched and verified
-# make demo   run the daemon on bundled recordings (no microphone needed) and list what it kept
+# make demo   run the daemon on the recording that comes with the package (no microphone needed)
+#             and list what it kept
 # PYTHON and VENV select the interpreter and the venv, e.g. make test PYTHON=python3.13 VENV=.venv313
 # In a checkout the models live in ./models (see recorder/models.py: models_dir).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# make run copies config/recorder.toml here once (never over an existing file) and runs with it,
-# so that every later `recorder` command finds the same configuration.
+# make run writes the commented configuration (config/recorder.toml) here once with `recorder
+# config init` (never over an existing file) and runs with it, so that every later `recorder`
+# command finds the same configuration.
 USER_CONFIG := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/recorder/recorder.toml
 CONFIG ?= $(USER_CONFIG)
 
 DEMO_DIR := demo-recordings
-DEMO_SCENES := tests/audio/command_without_wake.wav tests/audio/two_requests.wav \
-	tests/audio/jarvis_pause_command.wav
 
 .PHONY: setup run test test-fast lint models portaudio demo clean bytecode
 
@@ -33,7 +33,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 
+# The distribution is wakeword-recorder; a venv made when it was called recorder loses that one.
 $(BIN)/recorder: pyproject.toml | $(BIN)/python
+	@$(BIN)/python -m pip uninstall -q -y recorder 2>/dev/null
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
 	@touch $@
 
@@ -49,8 +51,7 @@ models: $(BIN)/recorder
 
 run: setup
 	@if [ "$(CONFIG)" = "$(USER_CONFIG)" ] && [ ! -e "$(USER_CONFIG)" ]; then \
-	  mkdir -p "$(dir $(USER_CONFIG))" && cp config/recorder.toml "$(USER_CONFIG)" && \
-	  echo "wrote $(USER_CONFIG): edit it to pick the microphone and the wake word"; fi
+	  $(BIN)/recorder config init --config "$(USER_CONFIG)"; fi
 	$(BIN)/recorder run --config "$(CONFIG)"
 
 test: setup $(VENV)/.test-deps lint
@@ -65,18 +66,15 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff format --check recorder tests scripts
 	$(BIN)/mypy
 
-# The daemon with its default settings (wake word "hey jarvis") on three bundled scenes: speech
-# without the wake word (nothing kept), two requests, and a request after a pause. Recordings go
-# to ./demo-recordings, which is emptied first; nothing else is touched.
+# The daemon, listening for "hey jarvis", on the recording that comes with the package
+# (`--source sample`): talk without the wake word (not kept), then "Hey Jarvis" and a request
+# (kept). Recordings go to ./demo-recordings, which is emptied first; nothing else is touched.
+# The same two commands work wherever the package is installed.
 demo: $(BIN)/recorder models
 	@rm -rf $(DEMO_DIR)
-	@for scene in $(DEMO_SCENES); do \
-	  echo "== recorder run --source file:$$scene"; \
-	  $(BIN)/recorder run --source file:$$scene --recordings $(DEMO_DIR) --log-level warning \
-	    --state-dir $(DEMO_DIR)/.state || exit 1; \
-	done
-	@echo "== recorder list --recordings $(DEMO_DIR)"
-	@$(BIN)/recorder list --recordings $(DEMO_DIR)
+	$(BIN)/recorder run --source sample --model hey_jarvis --recordings $(DEMO_DIR) \
+	  --state-dir $(DEMO_DIR)/.state
+	$(BIN)/recorder list --recordings $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) models $(DEMO_DIR)

@@ -50,8 +50,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "saved": ("id", "written", "audio_sha256", "duration_s", "sealed", "dry_run"),
     "discarded": ("reason",),
     "deleted": ("id", "why"),
-    "muted": ("uid", "switch"),
-    "unmuted": ("uid", "switch"),
+    "muted": ("uid", "switch", "button"),
+    "unmuted": ("uid", "switch", "button"),
     "device_lost": ("reason",),
     "device_restored": (),
 }

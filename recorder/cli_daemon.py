@@ -36,7 +36,11 @@ def add_run(sub: Any) -> None:
         description="Listen for the wake word and keep the request after it.",
     )
     add_config(run)
-    run.add_argument("--source", help="mic, mic:NAME_OR_INDEX, file:PATH.wav or stdin")
+    run.add_argument(
+        "--source",
+        help="mic, mic:NAME_OR_INDEX, file:PATH.wav, stdin, or sample (a recording that comes "
+        'with the package: talk, then a request after "Hey Jarvis")',
+    )
     add_wake_flags(run)
     run.add_argument(
         "--indicator-command", metavar="CMD", help="run CMD STATE on every state change"

@@ -77,9 +77,26 @@ def add_config_command(sub: Any) -> None:
         ("show", "print the effective configuration as TOML"),
     ]:
         add_config(csub.add_parser(name, help=text), recordings=False)
+    init = csub.add_parser(
+        "init",
+        help="write the commented configuration file, every key at its default",
+        description="Write the commented template (every key, its default and what it does) "
+        "where every command finds it. An existing file is never overwritten.",
+    )
+    init.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="where to write it (default: $RECORDER_CONFIG, else ~/.config/recorder/recorder.toml)",
+    )
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.config_command == "init":
+        target = args.config or config_mod.search_path()[0]
+        config_mod.write_template(target.expanduser())
+        print(f"wrote {target}: edit it to pick the microphone and the wake word")
+        return 0
     path = config_mod.locate(args.config)
     if args.config_command == "path":
         print(

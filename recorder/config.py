@@ -50,7 +50,7 @@ from recorder.config_schema import (
     validate,
 )
 from recorder.config_search import CONFIG_HELP, SYSTEM_CONFIG, locate, search_path
-from recorder.config_write import to_toml, toml_key
+from recorder.config_write import template, to_toml, toml_key, write_template
 from recorder.dirs import default_state_dir
 from recorder.errors import RecorderError
 
@@ -91,10 +91,12 @@ __all__ = [
     "parse_duration",
     "search_path",
     "state_dir",
+    "template",
     "to_toml",
     "toml_key",
     "validate",
     "with_overrides",
+    "write_template",
 ]
 
 

@@ -32,7 +32,8 @@ def is_path(f: dataclasses.Field) -> bool:
 @dataclass(frozen=True)
 class AudioConfig:
     source: str = "mic"
-    """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` (WAV) or `stdin` (raw s16le 16 kHz mono)."""
+    """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` (WAV), `stdin` (raw s16le 16 kHz mono) or `sample`
+    (the package's recording)."""
     realtime: bool = False
     """Pace a file source at 1x instead of as fast as the CPU allows."""
     device_rate: int | None = field(default=None, metadata=_range(1000, 384000))
@@ -131,15 +132,15 @@ class VadConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     directory: str = field(default="~/.local/share/recorder/recordings", metadata=PATH)
-    max_age: str = ""
-    """Delete recordings older than this (e.g. "30d", "12h"; empty: keep them)."""
+    max_age: str = "30d"
+    """Delete recordings older than this (e.g. "30d", "12h"; "0" or empty: keep them)."""
     max_count: int = field(default=0, metadata=_range(0, 10**9))
     """Keep at most this many recordings (0: no limit)."""
     max_total_mb: float = field(default=0.0, metadata=_range(0.0, 10.0**9))
     """Keep at most this many megabytes of recordings (0: no limit)."""
     encrypt_to: str | tuple[str, ...] = ""
     """Seal every recording to these age recipients ("age1...") or recipients files (a
-    string or a list; needs `recorder[crypto]`); empty: plaintext WAV + JSON."""
+    string or a list; needs `wakeword-recorder[crypto]`); empty: plaintext WAV + JSON."""
     state_dir: str = field(default="", metadata=PATH)
     """The state directory (audit log, mute switch, calibration and enrolment files); empty:
     $STATE_DIRECTORY, else $XDG_STATE_HOME/recorder (~/.local/state/recorder)."""
@@ -159,10 +160,13 @@ class IndicatorConfig:
     """Fail closed: discard a request whose `recording` state could not be shown."""
     timeout_s: float = field(default=2.0, metadata=_range(0.01, 60.0))
     gpio_led: int | None = field(default=None, metadata=_range(0, 27))
-    """An LED on this GPIO pin (BCM number; needs `recorder[pi]`)."""
+    """An LED on this GPIO pin (BCM number; needs `wakeword-recorder[pi]`)."""
     mute_switch: int | None = field(default=None, metadata=_range(0, 27))
-    """A switch on this GPIO pin (BCM number, to ground; needs `recorder[pi]`) that mutes
+    """A switch on this GPIO pin (BCM number, to ground; needs `wakeword-recorder[pi]`) that mutes
     while it is closed, whatever the control socket says."""
+    mute_button: int | None = field(default=None, metadata=_range(0, 27))
+    """A push button on this GPIO pin (BCM number, to ground; needs `wakeword-recorder[pi]`):
+    each press mutes, or unmutes, as `recorder mute` and `unmute` do."""
     gpio_recording: str = "on"
     """The LED's pattern per state: on, off, blink or pulse (pulse needs a PWM pin)."""
     gpio_listening: str = "dim"
@@ -170,7 +174,7 @@ class IndicatorConfig:
     gpio_error: str = "blink"
     apa102: dict = field(default_factory=dict)
     """APA102 LEDs on SPI: { leds = 3, brightness = 0.5, bus = 0, device = 1, power_pin = 5,
-    colors = { recording = "#0000ff", ... } } (needs `recorder[pi]`); empty: none."""
+    colors = { recording = "#0000ff", ... } } (needs `wakeword-recorder[pi]`); empty: none."""
     awake_sound: str = field(default="", metadata=PATH)
     """A WAV played when a recording starts (the microphone keeps recording)."""
     done_sound: str = field(default="", metadata=PATH)
@@ -180,6 +184,11 @@ class IndicatorConfig:
 
     def __post_init__(self) -> None:
         check_lights(self._gpio(), self.gpio_led, self.apa102)
+        for key in ("mute_switch", "gpio_led"):
+            if self.mute_button is not None and getattr(self, key) == self.mute_button:
+                raise RecorderError(
+                    f"[indicator] mute_button: GPIO {self.mute_button} is also {key}'s pin"
+                )
 
     def _gpio(self) -> dict[str, str]:
         return {
@@ -210,7 +219,7 @@ class HandoffConfig:
     queue: int = field(default=16, metadata=_range(1, 10000))
     """Saved requests waiting for the command or the transcription; beyond it one is skipped."""
     wyoming: str = ""
-    """A Wyoming speech-to-text server, `unix:///PATH` only (needs `recorder[wyoming]`)."""
+    """A Wyoming speech-to-text server, `unix:///PATH` only (needs `wakeword-recorder[wyoming]`)."""
     wyoming_timeout_s: float = field(default=60.0, metadata=_range(0.1, 3600.0))
     """A transcription that has not answered by then is given up (`transcript_error`)."""
     language: str = ""

@@ -1,16 +1,55 @@
 """The configuration written as a TOML file that loads back to the same values, its paths
-resolved."""
+resolved; the commented template (package data) written as a new file."""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import re
+import tempfile
 from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from recorder.config_schema import Config, is_path
+from recorder.errors import RecorderError
+
+
+def template() -> str:
+    """The commented configuration (config/recorder.toml, shipped in the package): every key with
+    its default and what it does."""
+    return resources.files("recorder").joinpath("data", "recorder.toml").read_text("utf-8")
+
+
+def write_template(path: Path) -> None:
+    """The template as a new file (0644) at `path`, its directory created: whole or not at all,
+    and never over an existing file."""
+    exists = RecorderError(f"{path} exists: edit it, or move it away first")
+    if path.exists() or path.is_symlink():
+        raise exists
+    try:
+        if path.parent.exists() and not path.parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{path.parent} is not a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+        ) as tmp:
+            try:
+                tmp.write(template())
+                tmp.flush()
+                os.fsync(tmp.fileno())
+                os.chmod(tmp.name, 0o644)
+                try:
+                    os.link(tmp.name, path)  # fails, rather than replaces, if path appeared
+                except FileExistsError:
+                    raise exists from None
+            finally:
+                os.unlink(tmp.name)
+    except OSError as e:
+        raise RecorderError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def toml_key(key: str) -> str:

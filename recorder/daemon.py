@@ -32,7 +32,7 @@ from recorder.indicators.command import check_command
 from recorder.journal import Journal
 from recorder.machine import EndReason, Event, Machine
 from recorder.monitor_feed import MonitorFeed
-from recorder.mute import MuteButton, MuteRequests, MuteSwitch
+from recorder.mute import MuteRequests, MuteSwitch
 from recorder.notify import Notifier
 from recorder.pipeline import (
     Pipeline,
@@ -137,14 +137,6 @@ class Daemon:
     @property
     def saved(self) -> int:
         return self.vitals.saved
-
-    @property
-    def mute_button(self) -> MuteButton | None:
-        return self.muting.button
-
-    @mute_button.setter
-    def mute_button(self, button: MuteButton | None) -> None:
-        self.muting.button = button
 
     def run(self) -> None:
         self.vitals.started_at = datetime.now(UTC)
@@ -265,7 +257,9 @@ class Daemon:
         self.p.engine.reset()
         self.dispatch(self.machine.set_muted(change.muted))
         record = records.Muted if change.muted else records.Unmuted
-        self.journal.publish(record(uid=change.uid, switch=change.by_switch))
+        self.journal.publish(
+            record(uid=change.uid, switch=change.by_switch, button=change.by_button)
+        )
         self.notifier.send(f"STATUS={self.status_line()}")
 
     def reload(self) -> None:
@@ -348,10 +342,9 @@ def build_daemon(
 
 
 def _attach(daemon: Daemon, config: Config, service: Service) -> None:
-    """What a daemon run as a service has besides its pipeline: the mute switch, the
+    """What a daemon run as a service has besides its pipeline: the mute switch and button, the
     calibration, the audit log, the control socket (when served) and the hand-off."""
-    if config.indicator.mute_switch is not None:
-        daemon.mute_button = MuteButton(config.indicator.mute_switch)
+    daemon.muting.attach(config.indicator.mute_switch, config.indicator.mute_button)
     daemon.set_calibration()  # a bad counters file stops the start here, before any audio
     audit = AuditLog(service.state_dir)
     audit.prepare()  # a state directory others can write to, or none can, stops the start
@@ -439,5 +432,4 @@ def _release(daemon: Daemon) -> None:
     if daemon.p.chime is not None:
         daemon.p.chime.close()
     daemon.devices.close_all()
-    if daemon.mute_button is not None:
-        daemon.mute_button.close()
+    daemon.muting.close()

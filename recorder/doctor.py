@@ -65,7 +65,8 @@ def _check_models(config: Config) -> Check:
             str(e),
             "`recorder models fetch` downloads and verifies them into the models directory of "
             "this configuration (give it the same --config; microWakeWord's come with "
-            "`pip install 'recorder[micro]'`); `recorder models list` shows what is installed",
+            "`pip install 'wakeword-recorder[micro]'`); `recorder models list` shows what is "
+            "installed",
         )
     where = (
         f"the feature models verified in {resolved.manifest.directory}"

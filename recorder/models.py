@@ -286,7 +286,7 @@ def resolve_wake_model(manifest: Manifest, name_or_path: str) -> WakeModelSpec:
 
 MICRO_PREFIX = "micro:"
 MICRO_PACKAGE = "pymicro_wakeword"
-MICRO_EXTRA = "pip install 'recorder[micro]' (or pymicro-wakeword)"
+MICRO_EXTRA = "pip install 'wakeword-recorder[micro]' (or pymicro-wakeword)"
 
 
 @dataclass(frozen=True)

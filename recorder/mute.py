@@ -1,11 +1,17 @@
 """Mute: the persistent switch (a file in the state directory, so a restart never unmutes), an
-optional physical one on a GPIO pin that forces mute while it is on, and `MuteControl`, which
-decides from them what the daemon's loop does."""
+optional physical one on a GPIO pin that forces mute while it is on, an optional push button
+that toggles mute as `recorder mute` and `unmute` do, and `MuteControl`, which decides from them
+what the daemon's loop does."""
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import queue
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +20,11 @@ from recorder.dirs import hand_over, private_dir
 from recorder.errors import RecorderError
 
 MUTE_FILE = "muted"
+BOUNCE_S = 0.05
+"""A push button's press counts only after it has been up this long: its contacts' bounce, on
+press and on release, is not a press."""
+
+log = logging.getLogger("recorder")
 
 
 class MuteSwitch:
@@ -56,21 +67,26 @@ class MuteSwitch:
             raise RecorderError(f"mute switch {self.path}: {e.strerror}") from None
 
 
+def _gpio_button(key: str, pin: int, pin_factory: Any) -> Any:
+    """gpiozero's `Button` on `pin` (to ground, internal pull-up) for the `[indicator]` key."""
+    try:
+        from gpiozero import Button
+    except ImportError:
+        raise RecorderError(
+            f"[indicator] {key} needs gpiozero: pip install 'wakeword-recorder[pi]'"
+        ) from None
+    try:
+        return Button(pin, pull_up=True, pin_factory=pin_factory)
+    except Exception as e:
+        raise RecorderError(f"[indicator] {key}: GPIO {pin}: {e}") from None
+
+
 class MuteButton:
     """A switch (to ground, internal pull-up) on a GPIO pin, read with gpiozero's `Button`;
     closed means muted."""
 
     def __init__(self, pin: int, pin_factory: Any = None):
-        try:
-            from gpiozero import Button
-        except ImportError:
-            raise RecorderError(
-                "[indicator] mute_switch needs gpiozero: pip install 'recorder[pi]'"
-            ) from None
-        try:
-            self._button = Button(pin, pull_up=True, pin_factory=pin_factory)
-        except Exception as e:
-            raise RecorderError(f"[indicator] mute_switch: GPIO {pin}: {e}") from None
+        self._button = _gpio_button("mute_switch", pin, pin_factory)
 
     def is_on(self) -> bool:
         return bool(self._button.is_pressed)
@@ -79,14 +95,46 @@ class MuteButton:
         self._button.close()
 
 
+class MutePushButton:
+    """A momentary push button (to ground, internal pull-up) on a GPIO pin, like the ReSpeaker
+    HATs' button on GPIO17: `pressed` is called once per press, on gpiozero's thread, when the
+    button goes down after having been up for `BOUNCE_S`."""
+
+    def __init__(
+        self,
+        pin: int,
+        pressed: Callable[[], None],
+        pin_factory: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._pressed, self._clock = pressed, clock
+        self._up_since = -math.inf  # up since before the daemon started; inf: down
+        self._button = _gpio_button("mute_button", pin, pin_factory)
+        self._button.when_pressed = self._down
+        self._button.when_released = self._up
+
+    def _down(self) -> None:
+        up_since, self._up_since = self._up_since, math.inf
+        if self._clock() - up_since >= BOUNCE_S:
+            self._pressed()
+
+    def _up(self) -> None:
+        self._up_since = self._clock()
+
+    def close(self) -> None:
+        self._button.close()
+
+
 @dataclass(frozen=True)
 class MuteChange:
     """A change of the mute state to apply now: asked for by `uid` over the control socket
-    (None: by no one on it), or made by the physical mute switch (`by_switch`)."""
+    (None: by no one on it) or with the push button (`by_button`), or made by the physical mute
+    switch (`by_switch`)."""
 
     muted: bool
     uid: int | None
     by_switch: bool
+    by_button: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +160,8 @@ class MuteControl:
         """The mute asked for by the control socket or the switch file (at first: the start's)."""
         self.uid: int | None = None
         """Who asked for it over the control socket."""
+        self.by_button = False
+        """Whether the push button asked for it."""
         self._forced_before = False
 
     @staticmethod
@@ -124,8 +174,8 @@ class MuteControl:
         """What the status reports: the switch file or the physical switch mutes."""
         return switch_file or forced
 
-    def request(self, muted: bool, uid: int | None) -> None:
-        self.requested, self.uid = muted, uid
+    def request(self, muted: bool, uid: int | None, by_button: bool = False) -> None:
+        self.requested, self.uid, self.by_button = muted, uid, by_button
 
     def step(self, *, muted: bool, forced: bool, closable: bool, closed: bool) -> MuteStep | None:
         """The next step from the machine's state (`muted`), the physical switch (`forced`)
@@ -137,37 +187,68 @@ class MuteControl:
             return MuteStep(close_device=True, change=None)
         by_switch = forced or (not want and self._forced_before)
         self._forced_before = forced
-        change = MuteChange(want, None if by_switch else self.uid, by_switch)
+        change = MuteChange(
+            want, None if by_switch else self.uid, by_switch, not by_switch and self.by_button
+        )
         return MuteStep(close_device=want if closable else None, change=change)
 
 
 class MuteRequests:
     """Mute as the daemon keeps it: the switch file, the physical switch, the requests that the
-    control thread queues and the `MuteControl` that the loop steps between frames."""
+    control thread and the push button queue, and the `MuteControl` that the loop steps between
+    frames."""
 
     def __init__(self, switch: MuteSwitch, muted: bool) -> None:
         self.switch = switch
         self.button: MuteButton | None = None
         """A physical switch that forces mute while it is on."""
+        self.push_button: MutePushButton | None = None
+        """A push button that toggles mute."""
         self.control = MuteControl(muted)
-        self.queue: queue.SimpleQueue[tuple[bool, int | None]] = queue.SimpleQueue()
-        """(muted, uid) from the control thread, taken by the loop between frames."""
+        self.queue: queue.SimpleQueue[tuple[bool, int | None, bool]] = queue.SimpleQueue()
+        """(muted, uid, by_button) from the control and button threads, taken by the loop
+        between frames."""
+        self._lock = threading.RLock()
+
+    def attach(self, switch_pin: int | None, button_pin: int | None) -> None:
+        """`[indicator] mute_switch` and `mute_button` on their GPIO pins."""
+        if switch_pin is not None:
+            self.button = MuteButton(switch_pin)
+        if button_pin is not None:
+            self.push_button = MutePushButton(button_pin, self.toggle)
+
+    def close(self) -> None:
+        for pin in (self.button, self.push_button):
+            if pin is not None:
+                pin.close()
 
     def forced(self) -> bool:
         return self.button is not None and self.button.is_on()
 
-    def ask(self, muted: bool, uid: int | None) -> str | None:
+    def ask(self, muted: bool, uid: int | None, by_button: bool = False) -> str | None:
         """On the control thread: the switch file set and the request queued for the loop, or
         why not."""
-        refusal = MuteControl.refusal(muted, forced=self.forced())
-        if refusal is not None:
-            return refusal
-        try:
-            self.switch.set(muted)
-        except RecorderError as e:
-            return str(e)
-        self.queue.put((muted, uid))
-        return None
+        with self._lock:
+            refusal = MuteControl.refusal(muted, forced=self.forced())
+            if refusal is not None:
+                return refusal
+            try:
+                self.switch.set(muted)
+            except RecorderError as e:
+                return str(e)
+            self.queue.put((muted, uid, by_button))
+            return None
+
+    def toggle(self) -> None:
+        """On the push button's thread: mute, or unmute when muted, as `recorder mute` and
+        `unmute` do (persisted; unmute is refused while the mute switch forces mute)."""
+        with self._lock:
+            muted = not self.shown_muted()
+            refusal = self.ask(muted, None, by_button=True)
+        if refusal is None:
+            log.info("mute button: %s", "mute" if muted else "unmute")
+        else:
+            log.warning("mute button: %s", refusal)
 
     def shown_muted(self) -> bool:
         return MuteControl.shown_muted(self.switch.is_muted(), forced=self.forced())

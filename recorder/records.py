@@ -163,12 +163,13 @@ class Deleted(JournalEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class Muted(JournalEvent):
-    """`uid`: who asked over the control socket (None: the switch file or the mute switch);
-    `switch`: the physical mute switch did it."""
+    """`uid`: who asked over the control socket (None: the switch file, the mute switch or the
+    mute button); `switch`: the physical mute switch did it; `button`: the mute button."""
 
     event = "muted"
     uid: int | None
     switch: bool = omitted_when_default(False)
+    button: bool = omitted_when_default(False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,6 +177,7 @@ class Unmuted(JournalEvent):
     event = "unmuted"
     uid: int | None
     switch: bool = omitted_when_default(False)
+    button: bool = omitted_when_default(False)
 
 
 @dataclass(frozen=True, kw_only=True)

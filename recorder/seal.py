@@ -23,7 +23,7 @@ def require_pyrage(what: str) -> ModuleType:
         import pyrage
     except ImportError:
         raise RecorderError(
-            f"{what} needs the pyrage package: pip install 'recorder[crypto]'"
+            f"{what} needs the pyrage package: pip install 'wakeword-recorder[crypto]'"
         ) from None
     return pyrage
 

@@ -3,7 +3,7 @@
 One transcription is one connection: `describe` (to learn the server's program name), then
 `transcribe`, `audio-start`, the samples as `audio-chunk`s of 16 kHz s16le mono, `audio-stop`,
 and the server's `transcript`. The whole exchange has one deadline. The `wyoming` package
-(`recorder[wyoming]`) is imported only here, and only when a transcription runs.
+(`wakeword-recorder[wyoming]`) is imported only here, and only when a transcription runs.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def require_wyoming() -> None:
         import wyoming.client  # noqa: F401
     except ImportError:
         raise RecorderError(
-            "[handoff] wyoming needs the wyoming package: pip install 'recorder[wyoming]'"
+            "[handoff] wyoming needs the wyoming package: pip install 'wakeword-recorder[wyoming]'"
         ) from None
 
 

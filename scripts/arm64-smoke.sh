@@ -398,7 +398,8 @@ fi
 cp -rL "$MODELS" "$ROOT/src/models"
 # the releases of the x86 venv, as constraints (not pip, setuptools, wheel or the project)
 "$X86_VENV/bin/python" -m pip list --format=freeze --exclude-editable 2>/dev/null |
-    grep -v -i -E '^(pip|setuptools|wheel|recorder)==' >"$ROOT/tmp/x86-versions.txt" || true
+    grep -v -i -E '^(pip|setuptools|wheel|wakeword-recorder|recorder)==' \
+        >"$ROOT/tmp/x86-versions.txt" || true
 
 arm() {
     chroot "$ROOT" /usr/bin/env -i PATH="$CHROOT_PATH" HOME="$HOME" LANG=C.UTF-8 QEMU_CPU="$CPU" \
@@ -418,7 +419,7 @@ done
 versions() {
     "$@" -c 'import importlib.metadata as m, platform, sys
 import onnxruntime, pymicro_wakeword, pyrage  # the native wheels load
-names = ("recorder", "numpy", "onnxruntime", "webrtcvad-wheels", "soxr",
+names = ("wakeword-recorder", "numpy", "onnxruntime", "webrtcvad-wheels", "soxr",
          "pymicro-wakeword", "pymicro-features", "pyrage")
 print(platform.machine(), "Python", sys.version.split()[0],
       " ".join(f"{n}=={m.version(n)}" for n in names))'

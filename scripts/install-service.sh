@@ -210,6 +210,9 @@ tar -C "$REPO" -cf - --exclude=./.git --exclude=./.venv --exclude=./build --excl
     tar -C "$TMP/src" -xf -
 EXTRA=
 [ "$PI" = 1 ] && EXTRA="[pi]"
+# The distribution is wakeword-recorder; a venv from when it was called recorder loses that one
+# first (both own the same files).
+"$VENV/bin/python" -m pip uninstall --quiet --yes recorder 2>/dev/null || true
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$TMP/src$EXTRA" ||
     die "pip could not install the package${EXTRA:+ with $EXTRA} from $REPO into $VENV"
 say "installed $("$VENV/bin/recorder" --version) into $VENV"

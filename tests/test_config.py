@@ -203,3 +203,19 @@ def test_the_shipped_config_documents_the_keys():
     text = (Path(__file__).parent.parent / "config" / "recorder.toml").read_text()
     for f in dataclasses.fields(IndicatorConfig):
         assert f.name in text, f.name
+
+
+def test_the_template_is_the_shipped_config_and_is_written_only_as_a_new_file(tmp_path):
+    assert config_mod.template() == SHIPPED.read_text()
+    target = tmp_path / "home/.config/recorder/recorder.toml"
+    config_mod.write_template(target)
+    assert target.read_text() == SHIPPED.read_text() and target.stat().st_mode & 0o777 == 0o644
+    target.write_text("# mine\n")
+    with pytest.raises(RecorderError, match=f"^{target} exists: edit it, or move it away first$"):
+        config_mod.write_template(target)
+    assert target.read_text() == "# mine\n"  # never overwritten
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(RecorderError, match=f"^cannot write {blocked}/.*: {blocked} is not a dir"):
+        config_mod.write_template(blocked / "recorder.toml")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["recorder.toml"]  # no temp file

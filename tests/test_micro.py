@@ -20,7 +20,9 @@ from recorder.errors import RecorderError
 from recorder.pipeline import build_engine, build_machine, build_verifiers, thresholds
 from recorder.sources import chunk
 
-mww = pytest.importorskip("pymicro_wakeword", reason="needs pymicro-wakeword (recorder[micro])")
+mww = pytest.importorskip(
+    "pymicro_wakeword", reason="needs pymicro-wakeword (wakeword-recorder[micro])"
+)
 
 CHUNK = 160  # pymicro-wakeword's 10 ms
 PAD = np.zeros(16000, dtype=np.int16)
@@ -225,7 +227,7 @@ def test_without_pymicro_wakeword_a_micro_model_is_one_line_and_exit_2(tmp_path)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "pymicro-wakeword" in lines[0] and model in lines[0], lines
-        assert "recorder[micro]" in lines[0]
+        assert "wakeword-recorder[micro]" in lines[0]
     listed = subprocess.run(
         [sys.executable, "-c", code, "models", "list"], capture_output=True, text=True
     )

@@ -330,8 +330,8 @@ sys.meta_path.insert(0, _Missing())
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("gpio_led = 17", "gpio_led needs gpiozero: pip install 'recorder[pi]'"),
-        ("apa102 = { leds = 3 }", "apa102 needs spidev: pip install 'recorder[pi]'"),
+        ("gpio_led = 17", "gpio_led needs gpiozero: pip install 'wakeword-recorder[pi]'"),
+        ("apa102 = { leds = 3 }", "apa102 needs spidev: pip install 'wakeword-recorder[pi]'"),
     ],
 )
 def test_without_the_pi_extra_a_hardware_light_is_a_start_error(tmp_path, body, message):

@@ -72,6 +72,8 @@ CASES = [
     (records.Muted(uid=None, switch=True), {"uid": None, "switch": True}),
     (records.Unmuted(uid=None), {"uid": None}),
     (records.Unmuted(uid=None, switch=True), {"uid": None, "switch": True}),
+    (records.Muted(uid=None, button=True), {"uid": None, "button": True}),
+    (records.Unmuted(uid=None, button=True), {"uid": None, "button": True}),
     (records.DeviceLost(reason="stalled"), {"reason": "stalled"}),
     (records.DeviceRestored(), {}),
 ]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import AUDIO, read_pcm, write_pcm
 
+import recorder
 from recorder.audio import FRAME_SAMPLES, Frame
 from recorder.errors import RecorderError
-from recorder.sources import FileSource, StdinSource, chunk, open_source
+from recorder.sources import FileSource, StdinSource, chunk, open_source, sample_path
 
 
 def never() -> bool:
@@ -87,6 +89,7 @@ def test_stdin_source_ticks_while_no_audio_comes_and_stops_when_asked():
         ("file:/no/such.wav", "no such file"),
         ("speaker", "unknown source 'speaker'"),
         ("stdin:x", "unknown source"),
+        ("sample:x", "unknown source 'sample:x': use mic, .*, stdin or sample"),
     ],
 )
 def test_bad_source_specs_are_user_errors(spec, message):
@@ -105,3 +108,11 @@ def test_file_and_stdin_sources_have_no_device_to_close_no_format_and_no_gaps():
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def test_the_sample_source_is_the_recording_that_comes_with_the_package():
+    source = open_source("sample")
+    assert isinstance(source, FileSource) and source.path == sample_path()
+    assert source.path.parent.parent / "__init__.py" == Path(recorder.__file__)
+    samples = np.concatenate([f.samples for f in source.frames(never)])
+    assert np.array_equal(samples, read_pcm(AUDIO / "speech_then_wake.wav"))

@@ -1,7 +1,7 @@
 """APA102 LEDs over SPI (the ReSpeaker HATs' ring): every LED one colour per state.
 
 spidev (and gpiozero, for the 4-mic array's LED power pin) come with the optional extra
-`recorder[pi]`. Like the GPIO LED, a ring that cannot be opened is a failed indicator.
+`wakeword-recorder[pi]`. Like the GPIO LED, a ring that cannot be opened is a failed indicator.
 """
 
 from __future__ import annotations

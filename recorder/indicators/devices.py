@@ -20,7 +20,7 @@ from recorder.indicators.base import IndicatorError
 
 log = logging.getLogger("recorder.indicator")
 
-EXTRA = "pip install 'recorder[pi]'"
+EXTRA = "pip install 'wakeword-recorder[pi]'"
 SPI_SPEED_HZ = 8_000_000
 
 

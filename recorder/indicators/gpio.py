@@ -1,7 +1,7 @@
 """An LED on a Raspberry Pi GPIO pin (gpiozero): a pattern (on, off, blink, pulse, dim) per state.
 
-gpiozero comes with the optional extra `recorder[pi]` and is imported only when `gpio_led` is
-configured; without it the daemon refuses to start (one line, exit 2).
+gpiozero comes with the optional extra `wakeword-recorder[pi]` and is imported only when
+`gpio_led` is configured; without it the daemon refuses to start (one line, exit 2).
 
 An LED that cannot be set up (pin in use, no GPIO device, ...) is a failed indicator, as a
 failing command is: the daemon starts, every `show` retries the set-up and raises

@@ -1,11 +1,13 @@
 """Where frames come from: one interface (`base.Source`) and a module per kind of source.
 
 `file` (a WAV file), `stdin` (raw s16le) and `mic` (the microphone; the only module that imports
-sounddevice, loaded only when a microphone is asked for).
+sounddevice, loaded only when a microphone is asked for); `sample` is the recording that comes
+with the package, read as a file.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from recorder.config import AudioConfig
@@ -31,7 +33,16 @@ __all__ = [
     "StopFlag",
     "chunk",
     "open_source",
+    "sample_path",
 ]
+
+SAMPLE = "speech_then_wake.wav"
+"""Package data: talk without the wake word, then "Hey Jarvis" and a short request (9 s)."""
+
+
+def sample_path() -> Path:
+    """The bundled recording's path (an installed package is a directory, never a zip)."""
+    return Path(str(resources.files("recorder").joinpath("data", SAMPLE)))
 
 
 def open_source(
@@ -40,7 +51,8 @@ def open_source(
     wait_for_device: bool = False,
     audio: AudioConfig | None = None,
 ) -> Source:
-    """`mic`, `mic:NAME_OR_INDEX`, `file:PATH` or `stdin`; `audio` has the microphone's format."""
+    """`mic`, `mic:NAME_OR_INDEX`, `file:PATH`, `stdin` or `sample`; `audio` has the microphone's
+    format."""
     kind, _, arg = spec.partition(":")
     if kind == "file":
         if not arg:
@@ -48,9 +60,13 @@ def open_source(
         return FileSource(Path(arg), realtime)
     if kind == "stdin" and not arg:
         return StdinSource()
+    if kind == "sample" and not arg:
+        return FileSource(sample_path(), realtime)
     if kind == "mic":
         from recorder.sources.mic import MicFormat, MicSource
 
         fmt = MicFormat(audio.device_rate, audio.device_channels, audio.channel) if audio else None
         return MicSource(arg or None, wait_for_device, fmt)
-    raise RecorderError(f"unknown source {spec!r}: use mic, mic:NAME_OR_INDEX, file:PATH or stdin")
+    raise RecorderError(
+        f"unknown source {spec!r}: use mic, mic:NAME_OR_INDEX, file:PATH, stdin or sample"
+    )

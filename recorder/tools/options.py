@@ -40,7 +40,7 @@ def add_identity(p: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="age identity file: sealed recordings (*.wav.age) are decrypted in memory "
-        "(needs recorder[crypto])",
+        "(needs wakeword-recorder[crypto])",
     )
 
 

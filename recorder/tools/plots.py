@@ -1,6 +1,6 @@
 """PNG plots for `recorder score` and `recorder tune`, drawn headless with matplotlib's Agg.
 
-matplotlib is optional (`pip install 'recorder[plot]'`) and imported only here, only when a
+matplotlib is optional (`pip install 'wakeword-recorder[plot]'`) and imported only here, only when a
 plot is asked for. No pyplot: a bare Figure renders with Agg and touches no display.
 """
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from recorder.tools.jobs import Result
     from recorder.tools.report import TuneRow
 
-MISSING = "plotting needs matplotlib: pip install 'recorder[plot]'"
+MISSING = "plotting needs matplotlib: pip install 'wakeword-recorder[plot]'"
 MAX_FILES = 12
 
 

@@ -12,7 +12,7 @@ from conftest import AUDIO, REPO, SCENES, read_pcm, recordings, run_recorder
 from harness import check_slice, check_wake_then_command, locate, mic_daemon
 from virtual_mic import VirtualMic
 
-pytest.importorskip("pymicro_wakeword", reason="needs pymicro-wakeword (recorder[micro])")
+pytest.importorskip("pymicro_wakeword", reason="needs pymicro-wakeword (wakeword-recorder[micro])")
 
 RATE = 16000
 NABU_CLIPS = REPO / "tests" / "fixtures" / "microwakeword"  # people saying "Okay Nabu"

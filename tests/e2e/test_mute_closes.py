@@ -1,10 +1,13 @@
 """Mute closes the microphone: while muted the daemon holds no descriptor on the device, and
 `muted` is shown only once it is released; unmute reopens it and requests are saved again.
-The physical mute switch (gpiozero's mock pins) forces mute and overrides unmute."""
+The physical mute switch (gpiozero's mock pins) forces mute and overrides unmute; the mute
+button toggles mute as `recorder mute` and `unmute` do."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import gpiozero
@@ -15,8 +18,8 @@ from harness import mic_daemon
 from virtual_mic import VirtualMic
 
 from recorder import daemon as daemon_mod
-from recorder.config import Config, StorageConfig, WakeConfig
-from recorder.mute import MuteButton, MuteSwitch
+from recorder.config import Config, IndicatorConfig, StorageConfig, WakeConfig
+from recorder.mute import BOUNCE_S, MuteButton, MuteSwitch
 from recorder.sources import FileSource
 from recorder.sources.base import Unclosable
 
@@ -110,18 +113,106 @@ def test_the_mute_switch_forces_mute_and_overrides_unmute(tmp_path, pins):
         },
     )
     d = daemon_mod.build_daemon(config, source, MuteSwitch(tmp_path / "state"))
-    d.mute_button = MuteButton(17)
+    d.muting.button = MuteButton(17)
     d.p.storage.prepare()
     records = []
     d.journal.subscribe(records.append)
     d.run()
-    d.mute_button.close()
+    d.muting.close()
     assert replies and replies[0]["ok"] is False and "switch" in replies[0]["error"]
     events = [(r["event"], r.get("switch")) for r in records if "muted" in r["event"]]
     assert events == [("muted", True), ("unmuted", True)]
     recs = recordings(tmp_path / "rec")
     assert len(recs) == 1  # the first request fell inside the switch's mute
     assert recs[0][0]["source_offset_s"] > 6.0
+
+
+def test_the_mute_button_toggles_mute_like_the_control_socket(tmp_path, pins):
+    pin = pins.pin(17)
+    state = tmp_path / "state"
+    config = Config(
+        wake=WakeConfig(models=("hey_jarvis",)),
+        storage=StorageConfig(directory=str(tmp_path / "rec")),
+        indicator=IndicatorConfig(mute_button=17),
+        base_dir=tmp_path,
+    )
+    released: list[float] = []
+    persisted: list[bool] = []
+
+    def press() -> None:
+        while released and time.monotonic() - released[-1] < BOUNCE_S * 1.5:
+            time.sleep(0.01)  # a finger's press: the button was up longer than a bounce
+        pin.drive_low()
+        pin.drive_high()
+        released.append(time.monotonic())
+        persisted.append(MuteSwitch(state).is_muted())
+
+    source = SwitchedAt(
+        FileSource(AUDIO / "two_requests.wav"),
+        {1: press, 30: lambda: persisted.append(MuteSwitch(state).is_muted()), 75: press},
+    )
+    d = daemon_mod.build_daemon(
+        config, source, MuteSwitch(state), service=daemon_mod.Service(state, obey_mute=True)
+    )
+    d.p.storage.prepare()
+    records = []
+    d.journal.subscribe(records.append)
+    try:
+        d.run()
+    finally:
+        daemon_mod._release(d)
+    assert persisted == [True, True, False]  # each press set the switch file, as mute does
+    events = [(r["event"], r.get("button")) for r in records if "muted" in r["event"]]
+    assert events == [("muted", True), ("unmuted", True)]
+    recs = recordings(tmp_path / "rec")
+    assert len(recs) == 1  # the first request fell inside the mute
+    assert recs[0][0]["source_offset_s"] > 6.0
+    audit = [json.loads(line) for line in (state / "audit.log").read_text().splitlines()]
+    assert [(e["event"], e["uid"], e["button"]) for e in audit if "muted" in e["event"]] == [
+        ("muted", None, True),
+        ("unmuted", None, True),
+    ]
+    assert pin.function == "input"  # released with the daemon
+
+
+@pytest.mark.parametrize("other", ["mute_switch", "gpio_led"])
+def test_the_mute_button_on_a_pin_already_used_is_one_line_exit_2(tmp_path, other):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[indicator]\n{other} = 17\nmute_button = 17\n")
+    proc = run_recorder(
+        "run",
+        "--config",
+        str(cfg),
+        "--source",
+        f"file:{AUDIO / 'jarvis_bare.wav'}",
+        "--recordings",
+        str(tmp_path / "rec"),
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == (
+        f"recorder: error: {cfg}: [indicator] mute_button: GPIO 17 is also {other}'s pin\n"
+    )
+    assert not (tmp_path / "rec").exists()
+
+
+def test_mute_button_without_gpiozero_is_one_line_exit_2(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[indicator]\nmute_button = 17\n")
+    proc = run_recorder(
+        "run",
+        "--config",
+        str(cfg),
+        "--source",
+        f"file:{AUDIO / 'jarvis_bare.wav'}",
+        "--recordings",
+        str(tmp_path / "rec"),
+        "--state-dir",
+        str(tmp_path / "state"),
+        env={"GPIOZERO_PIN_FACTORY": "nonexistent"},
+    )
+    assert proc.returncode == 2
+    [line] = proc.stderr.decode().strip().splitlines()[-1:]
+    assert line.startswith("recorder: error: [indicator] mute_button: GPIO 17: "), proc.stderr
 
 
 def test_mute_switch_without_gpiozero_is_one_line_exit_2(tmp_path):

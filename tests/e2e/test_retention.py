@@ -61,6 +61,21 @@ def test_prune_deletes_oldest_first(tmp_path, limits, keep):
     assert ids_in(rec) == sorted(by_age[a] for a in keep)
 
 
+@pytest.mark.parametrize(
+    "limits, keep_days",
+    [("", [29, 0.1]), ('max_age = "0"\n', [31, 29, 0.1]), ('max_age = ""\n', [31, 29, 0.1])],
+)
+def test_recordings_are_kept_30_days_unless_told_otherwise(tmp_path, limits, keep_days):
+    rec = tmp_path / "rec"
+    ids = seed(rec, [31 * 24, 29 * 24, 0.1 * 24])
+    by_age = dict(zip([31, 29, 0.1], ids, strict=True))
+    proc = run_recorder(
+        "prune", "--config", str(config(tmp_path, limits)), "--recordings", str(rec)
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert ids_in(rec) == sorted(by_age[d] for d in keep_days)
+
+
 def test_limits_apply_at_start_and_after_each_save(tmp_path):
     rec = tmp_path / "rec"
     seed(rec, [3, 2])

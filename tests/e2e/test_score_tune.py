@@ -412,7 +412,7 @@ def test_missing_matplotlib_is_one_clear_line(tmp_path):
     env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     clip = str(AUDIO / "jarvis_bare.wav")
     png = tmp_path / "x.png"
-    message = "recorder: error: plotting needs matplotlib: pip install 'recorder[plot]'"
+    message = "recorder: error: plotting needs matplotlib: pip install 'wakeword-recorder[plot]'"
     assert error_line(run_recorder("score", clip, "--plot", str(png), env=env)) == message
     assert (
         error_line(
