@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -109,9 +108,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     cfg = config_mod.load(path)
     print(f"# the configuration in force: {path or 'the built-in defaults'}")
-    for var, section, key in config_mod.ENVIRONMENT:
-        if os.environ.get(var):
-            print(f"# [{section}] {key} from ${var}")
+    for var, section, key, _ in config_mod.environment_fills(config_mod.load(path, False)):
+        print(f"# [{section}] {key} from ${var}")
     print(config_mod.to_toml(cfg), end="")
     return 0
 
@@ -134,14 +132,14 @@ def add_models(sub: Any) -> None:
             "--models-dir",
             type=Path,
             metavar="DIR",
-            help="default: $RECORDER_MODELS_DIR, else [wake] models_dir of the config, else "
+            help="default: [wake] models_dir of the config, else $RECORDER_MODELS_DIR, else "
             "~/.local/share/recorder/models",
         )
 
 
 def models_dir(args: argparse.Namespace) -> Path | None:
-    """--models-dir, else [wake] models_dir of the configuration in force ($RECORDER_MODELS_DIR
-    in its place when set); None: the default (`models.models_dir`)."""
+    """--models-dir, else [wake] models_dir of the configuration in force (else
+    $RECORDER_MODELS_DIR); None: the default (`models.models_dir`)."""
     if args.models_dir is not None:
         return Path(args.models_dir).expanduser()
     cfg = config_mod.load(config_mod.locate(args.config))

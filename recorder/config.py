@@ -26,7 +26,13 @@ from recorder.config_lights import (
     parse_apa102,
     parse_color,
 )
-from recorder.config_overrides import ENVIRONMENT, Overrides, from_environment, with_overrides
+from recorder.config_overrides import (
+    ENVIRONMENT,
+    Overrides,
+    environment_fills,
+    from_environment,
+    with_overrides,
+)
 from recorder.config_schema import (
     DEFAULT_THRESHOLD,
     KEEP_AUDIO,
@@ -81,6 +87,7 @@ __all__ = [
     "WakeConfig",
     "check_handoff",
     "check_lights",
+    "environment_fills",
     "from_environment",
     "gpio_patterns",
     "is_path",
@@ -163,12 +170,12 @@ def _section(where: str, cls: type, table: Any) -> Any:
         raise RecorderError(str(e) if str(e).startswith(file) else f"{file}: {e}") from None
 
 
-def load(path: Path | None) -> Config:
+def load(path: Path | None, environment: bool = True) -> Config:
     """Load and validate a TOML config file (None: the defaults), with the environment's
-    directories in place of its own (`from_environment`: $RECORDER_MODELS_DIR,
-    $STATE_DIRECTORY)."""
+    directories in the keys it leaves empty (`from_environment`: $RECORDER_MODELS_DIR,
+    $STATE_DIRECTORY) unless `environment` is false."""
     if path is None:
-        return from_environment(validate(Config()))
+        return from_environment(validate(Config())) if environment else validate(Config())
     name = str(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -187,7 +194,7 @@ def load(path: Path | None) -> Config:
             raise RecorderError(f"{name}: unknown section [{toml_key(key)}]")
         sections[key] = _section(f"{name}: [{key}]", typing.get_type_hints(Config)[key], table)
     config = validate(Config(**sections, base_dir=path.resolve().parent), name)
-    return from_environment(config, name)
+    return from_environment(config, name) if environment else config
 
 
 def state_dir(config: Config) -> Path:

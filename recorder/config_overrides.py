@@ -1,7 +1,7 @@
 """The command line's and the environment's overrides of the configuration: one `Overrides`
 value, built from the parsed flags, applied to the configuration in force; and the environment's
-directories (`from_environment`), which a file's keys yield to. The order: flag > environment >
-config file > default."""
+directories (`from_environment`), which fill the keys the file leaves empty. The order: flag >
+config file > environment > default."""
 
 from __future__ import annotations
 
@@ -105,35 +105,42 @@ ENVIRONMENT = (
     ("RECORDER_MODELS_DIR", "wake", "models_dir"),
     ("STATE_DIRECTORY", "storage", "state_dir"),
 )
-"""The environment variables that set a key of the file, overriding it: (variable, section,
-key). systemd sets $STATE_DIRECTORY for a unit with StateDirectory= (several are
-colon-separated: the first counts)."""
+"""The environment variables that set a key the file leaves empty: (variable, section, key).
+systemd sets $STATE_DIRECTORY for every unit with StateDirectory= (several are colon-separated:
+the first counts), so a file's key, when set, wins: a command run by another unit (a backup, a
+timer) still uses the directories its configuration names."""
+
+
+def environment_fills(
+    config: Config, environ: Mapping[str, str] | None = None
+) -> list[tuple[str, str, str, str]]:
+    """(variable, section, key, directory) for each key the environment sets: those the file
+    leaves empty."""
+    env = os.environ if environ is None else environ
+    fills = []
+    for var, section, key in ENVIRONMENT:
+        text = env.get(var, "").split(":")[0] if var == "STATE_DIRECTORY" else env.get(var, "")
+        if text and not getattr(getattr(config, section), key):
+            fills.append((var, section, key, os.path.abspath(Path(text).expanduser())))
+    return fills
 
 
 def from_environment(
     config: Config, where: str = "config", environ: Mapping[str, str] | None = None
 ) -> Config:
-    """The configuration with the environment's directories in place of the file's; a file
-    value that names another directory is logged as overridden."""
+    """The configuration with the environment's directories in the keys the file leaves
+    empty; a file key that names another directory than its variable is logged (it wins)."""
     env = os.environ if environ is None else environ
-    changes: dict[str, Any] = {}
     for var, section, key in ENVIRONMENT:
+        configured = getattr(getattr(config, section), key)
         text = env.get(var, "").split(":")[0] if var == "STATE_DIRECTORY" else env.get(var, "")
-        if not text:
-            continue
-        value = os.path.abspath(Path(text).expanduser())
-        table = changes.get(section, getattr(config, section))
-        configured = getattr(table, key)
-        if configured and config.path(configured).resolve() != Path(value).resolve():
+        if configured and text and config.path(configured).resolve() != Path(text).resolve():
             logging.getLogger("recorder").warning(
-                "%s: [%s] %s = %s is overridden by $%s (%s)",
-                where,
-                section,
-                key,
-                configured,
-                var,
-                value,
+                "%s: [%s] %s = %s is used, not $%s (%s)", where, section, key, configured, var, text
             )
+    changes: dict[str, Any] = {}
+    for _var, section, key, value in environment_fills(config, env):
+        table = changes.get(section, getattr(config, section))
         changes[section] = dataclasses.replace(table, **{key: value})
     return dataclasses.replace(config, **changes) if changes else config
 

@@ -158,10 +158,10 @@ def run_installer(
 
 
 def hermetic_env(tmp_path: Path, models: Path | None = None) -> dict[str, str]:
-    """No systemd directories or XDG paths of the caller leak into a run of the daemon; the
-    staged root's models and a scratch state directory stand in for the service's (which the
-    installed config names under /var/lib/recorder), as the environment overrides the file.
-    Without `models`: neither is set, so the config's own paths are in force."""
+    """No systemd directories or XDG paths of the caller leak into a run of the daemon. With
+    `models`: the staged root's models and a scratch state directory in the environment, which
+    serve a command that names no config (one that names the installed config uses its
+    /var/lib/recorder paths, unless flags say otherwise)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -273,6 +273,10 @@ def test_install_into_a_root_twice_then_run_the_installed_recorder(tmp_path: Pat
             f"file:{AUDIO / 'jarvis_pause_command.wav'}",
             "--recordings",
             str(out),
+            "--models-dir",
+            str(models),
+            "--state-dir",
+            str(tmp_path / "state"),
         ],
         capture_output=True,
         text=True,

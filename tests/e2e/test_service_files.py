@@ -215,23 +215,35 @@ def test_another_users_directory_is_refused_for_others_without_a_chown(shared_tm
 # --- the configuration names the state and models directories --------------------------------
 
 
-def test_the_state_directory_is_flag_then_environment_then_config_then_default(
+def test_the_state_directory_is_flag_then_config_then_environment_then_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     configured, env_dir, flag = tmp_path / "configured", tmp_path / "env", tmp_path / "flag"
     config = write_config(tmp_path / "recorder.toml", tmp_path / "rec", configured)
 
-    def used(*args: str, env: dict | None = None) -> str:
+    def audit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[bytes]:
         proc = run_recorder("audit", "--verify", *args, env=env)
         assert proc.returncode == 0, proc.stderr.decode()
-        return proc.stdout.decode().split(": intact")[0]
+        return proc
+
+    def used(*args: str, env: dict | None = None) -> str:
+        return audit(*args, env=env).stdout.decode().split(": intact")[0]
 
     default = Path(os.environ["XDG_STATE_HOME"]) / "recorder" / "audit.log"
     assert used() == str(default)
+    # systemd's $STATE_DIRECTORY, when no file names a state directory
+    assert used(env={"STATE_DIRECTORY": f"{env_dir}:{tmp_path}/other"}) == str(
+        env_dir / "audit.log"
+    )
     assert used("--config", str(config)) == str(configured / "audit.log")
     monkeypatch.setenv("RECORDER_CONFIG", str(config))  # the config in force, found
     assert used() == str(configured / "audit.log")
-    assert used(env={"STATE_DIRECTORY": str(env_dir)}) == str(env_dir / "audit.log")
+    # a file's key wins over the variable (another unit's StateDirectory=), and says so
+    proc = audit(env={"STATE_DIRECTORY": str(env_dir)})
+    assert proc.stdout.decode().split(": intact")[0] == str(configured / "audit.log")
+    assert f"state_dir = {configured} is used, not $STATE_DIRECTORY ({env_dir})" in (
+        proc.stderr.decode()
+    )
     both = used("--state-dir", str(flag), env={"STATE_DIRECTORY": str(env_dir)})
     assert both == str(flag / "audit.log")
 
@@ -240,6 +252,13 @@ def test_the_state_directory_is_flag_then_environment_then_config_then_default(
     assert proc.returncode == 0, proc.stderr.decode()
     assert json.loads(proc.stdout)["state_dir"] == str(configured)
     shown = run_recorder("config", "show", env={"STATE_DIRECTORY": str(env_dir)}).stdout.decode()
+    assert f'state_dir = "{configured}"' in shown
+    assert "from $STATE_DIRECTORY" not in shown
+    bare = tmp_path / "bare.toml"
+    bare.write_text('[audio]\nsource = "stdin"\n')
+    shown = run_recorder(
+        "config", "show", "--config", str(bare), env={"STATE_DIRECTORY": str(env_dir)}
+    ).stdout.decode()
     assert f'state_dir = "{env_dir}"' in shown
     assert "# [storage] state_dir from $STATE_DIRECTORY" in shown
 
@@ -268,10 +287,14 @@ def test_models_commands_use_the_configured_models_directory(
     got = statuses("--config", str(config))
     assert got["alexa"] == ("hash mismatch", str(models))
     assert got["hey_jarvis"] == ("ok", str(models))
-    # $RECORDER_MODELS_DIR overrides the file; --models-dir overrides both.
+    # the file's key wins over $RECORDER_MODELS_DIR, which serves a file without one;
+    # --models-dir wins over both
     env = {"RECORDER_MODELS_DIR": str(REPO / "models")}
-    assert statuses("--config", str(config), env=env)["alexa"] == ("ok", str(REPO / "models"))
-    flag = statuses("--config", str(config), "--models-dir", str(models), env=env)
+    assert statuses("--config", str(config), env=env)["alexa"] == ("hash mismatch", str(models))
+    bare = tmp_path / "bare.toml"
+    bare.write_text('[wake]\nmodels = ["alexa"]\n[audio]\nsource = "stdin"\n')
+    assert statuses("--config", str(bare), env=env)["alexa"] == ("ok", str(REPO / "models"))
+    flag = statuses("--config", str(bare), "--models-dir", str(models), env=env)
     assert flag["alexa"] == ("hash mismatch", str(models))
 
     doctor = run_recorder("doctor", "--json", "--config", str(config))
