@@ -11,6 +11,7 @@ from typing import Any
 from recorder import config as config_mod
 from recorder import models
 from recorder.cli_args import Parser, add_config, add_dirs, add_json, load_config, state_dir
+from recorder.errors import RecorderError
 
 
 def add_devices(sub: Any) -> None:
@@ -90,9 +91,25 @@ def add_config_command(sub: Any) -> None:
     )
 
 
+def _init_target(named: Path | None) -> Path:
+    """Where `config init` writes: --config, else the first place on the search path, unless
+    a file there would hide the system's configuration (the service's) from every command."""
+    if named is not None:
+        return named
+    paths = config_mod.search_path()
+    target, system = paths[0], paths[-1]
+    if target != system and system.exists():
+        raise RecorderError(
+            f"{system} exists: a new {target} would hide it from every command you run "
+            "(they would use other directories than the service's); edit it, or give "
+            "--config PATH"
+        )
+    return target
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     if args.config_command == "init":
-        target = args.config or config_mod.search_path()[0]
+        target = _init_target(args.config)
         config_mod.write_template(target.expanduser())
         print(f"wrote {target}: edit it to pick the microphone and the wake word")
         return 0

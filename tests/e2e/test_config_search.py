@@ -91,6 +91,29 @@ def test_a_user_config_comes_before_the_systems(tmp_path):
     assert proc.returncode == 2 and "absent.toml: no such config file" in proc.stderr
 
 
+def test_config_init_does_not_hide_the_systems_config(tmp_path):
+    env = fresh_env(tmp_path)
+    system = Path(env["RECORDER_SYSTEM_CONFIG"])
+    user = Path(env["HOME"]) / ".config" / "recorder" / "recorder.toml"
+    wrote = recorder(env, "config", "init")
+    assert wrote.returncode == 0 and user.is_file(), wrote.stderr
+    user.unlink()
+    system.parent.mkdir(parents=True)
+    system.write_text("[wake]\nthreshold = 0.6\n")
+    refused = recorder(env, "config", "init")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"recorder: error: {system} exists: a new {user} would hide it from every command you run "
+        "(they would use other directories than the service's); edit it, or give "
+        "--config PATH\n"
+    )
+    assert not user.exists()
+    assert recorder(env, "config", "path").stdout.strip() == str(system)
+    named = tmp_path / "mine.toml"
+    assert recorder(env, "config", "init", "--config", str(named)).returncode == 0
+    assert named.is_file()
+
+
 def test_config_show_loads_back_to_the_same_configuration(tmp_path):
     env = fresh_env(tmp_path)
     shown = recorder(env, "config", "show", "--config", str(REPO / "config" / "recorder.toml"))
