@@ -218,3 +218,12 @@ def test_monitor_takes_models_dir_as_run_does(tmp_path):
 def test_monitor_refuses_flags_of_the_other_mode(capsys, argv, message):
     assert cli.main(["monitor", *argv]) == 2
     assert capsys.readouterr().err.startswith(f"recorder: error: {message}")
+
+
+def test_the_daemons_text_reaches_the_terminal_without_control_characters():
+    out = io.StringIO()
+    view = View(out, tty=False, thresholds={"hey_jarvis": 0.5})
+    view.record({"event": "transcribed", "seq": 3, "text": "turn on\x1b]0;owned\x07 the\nlight"})
+    shown = out.getvalue()
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "text=turn on?]0;owned? the light" in shown

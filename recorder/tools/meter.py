@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from recorder.human import printable
+
 BAR = 40
 PEAK_HOLD_S = 2.0
 LEVEL_FLOOR_DBFS = -80.0
@@ -88,7 +90,13 @@ class SecondMax:
 
 
 def record_text(record: Mapping[str, Any]) -> str | None:
-    """A journal record as a line for people; None for a state change (the view shows it)."""
+    """A journal record as a line for people, without control characters (its text comes
+    from the daemon: transcripts, reasons); None for a state change (the view shows it)."""
+    text = _record_text(record)
+    return None if text is None else printable(text)
+
+
+def _record_text(record: Mapping[str, Any]) -> str | None:
     event = record.get("event")
     if event == "state":
         return None

@@ -19,6 +19,7 @@ from typing import TextIO
 from recorder import daemon
 from recorder.audio import Frame
 from recorder.config import Config
+from recorder.human import printable
 from recorder.machine import State
 from recorder.monitor_feed import frame_record
 from recorder.mute import MuteSwitch
@@ -122,7 +123,8 @@ def _follow(lines: Iterable[bytes], view: View) -> int:
         if event == "frame":
             view.frame(record)
         elif event == "cut_off":
-            print(f"recorder: cut off by the daemon: {record.get('reason')}", file=sys.stderr)
+            reason = printable(str(record.get("reason")))
+            print(f"recorder: cut off by the daemon: {reason}", file=sys.stderr)
             return EXIT_CUT_OFF
         else:
             view.record(record)
