@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
         "score reaches the threshold on PATIENCE consecutive 80 ms frames; every detection "
         "onset in the negatives, at least [wake] refractory_s apart, is a false accept (counted "
         "as the daemon's calibration counts them). Recommends the lowest false-reject rate "
-        "whose false accepts per hour, at the 95 %% upper bound (exact Poisson, as `recorder "
+        "whose false accepts per hour, at the 95 % upper bound (exact Poisson, as `recorder "
         "calibrate`), stay within --max-fa-per-hour; ties go to the higher threshold, then to "
         "the lower patience. Recommends nothing, and says why, when the negatives are too "
         "short for even zero false accepts to show that.",

@@ -110,3 +110,28 @@ def test_the_bridge_pipeline_publishes_every_event_until_the_daemon_stops(tmp_pa
     names = [e["event"] for e in events]
     assert names[-1] == "stopped" and "wake" in names and "saved" in names, names
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+
+
+def test_the_documented_filter_keeps_the_words_on_the_pi(tmp_path):
+    """The drop-in's pipeline, as written, drops `transcribed` and passes every other event."""
+    (line,) = [
+        raw
+        for raw in HANDOFF.read_text().splitlines()
+        if raw.startswith("ExecStart=/bin/sh") and "transcribed" in raw
+    ]
+    shell_line = shlex.split(line.partition("=")[2])[2]
+    events = tmp_path / "events.jsonl"
+    records = [
+        {"event": "saved", "seq": 1, "id": "20261207T080000.000Z", "path": "/x/transcribed.wav"},
+        {"event": "transcribed", "seq": 2, "id": "20261207T080000.000Z", "text": "lights on"},
+        {"event": "state", "seq": 3, "state": "listening"},
+    ]
+    events.write_text("".join(json.dumps(r) + "\n" for r in records))
+    published = tmp_path / "published"
+    piped = shell_line.replace(
+        "/usr/local/bin/recorder events --json --runtime-dir /run/recorder", f"cat {events}"
+    ).replace("mosquitto_pub -l -h 192.168.1.10 -t recorder/events", f"cat > {published}")
+    assert piped != shell_line and "mosquitto_pub" not in piped and "recorder events" not in piped
+    subprocess.run(["/bin/sh", "-c", piped], check=True, timeout=30)
+    kept = [json.loads(x)["event"] for x in published.read_text().splitlines()]
+    assert kept == ["saved", "state"]
