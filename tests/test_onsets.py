@@ -136,6 +136,15 @@ def test_poisson_upper_bound_leaves_five_percent_below_and_grows_with_k():
     )
 
 
+def test_poisson_upper_bound_of_many_events_is_continuous_with_the_exact_one():
+    exact = onsets.poisson_upper(onsets.EXACT_UP_TO)
+    approximated = onsets.poisson_upper(onsets.EXACT_UP_TO + 1)
+    assert exact < approximated < exact + 1.1
+    assert onsets.poisson_cdf(5_000, onsets.poisson_upper(5_000)) == pytest.approx(0.05, abs=1e-5)
+    for k in (5_000, 1_000_000):
+        assert onsets.poisson_upper(k) == pytest.approx(k + 1.645 * math.sqrt(k) + 1.9, rel=1e-4)
+
+
 def test_the_rate_bound_and_the_exposure_it_needs():
     assert onsets.upper_rate(0, 0.0) is None
     assert onsets.upper_rate(3, 2.0) == pytest.approx(7.7537 / 2, abs=1e-4)
