@@ -5,7 +5,8 @@
 # one scene per engine (openWakeWord's hey_jarvis, microWakeWord's okay_nabu), and compares the
 # saved WAVs and sidecars with the same scenes run here on x86-64 by the checkout's venv. Exit 0
 # when they are identical, 1 when they differ or a step fails, 77 when this machine cannot run
-# arm64 programs at all (no binfmt_misc, or qemu's interpreter cannot be registered with it).
+# arm64 programs at all (no binfmt_misc, qemu's interpreter cannot be registered with it, or
+# chroot and mounts are not permitted).
 #
 # usage: scripts/arm64-smoke.sh [--workdir DIR] [--x86-venv DIR] [--models DIR] [--mirror URL]
 #                               [--cpu MODEL] [--keep]
@@ -52,7 +53,7 @@ SUITE=bookworm
 SCENES=("jarvis_pause_command hey_jarvis" "nabu_pause_command okay_nabu")
 
 usage() {
-    sed -n '10,24p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '11,25p' "$0" | sed 's/^# \{0,1\}//'
     exit "$1"
 }
 
@@ -280,7 +281,8 @@ mkdir -p "$ROOT/proc" "$ROOT/sys"
 [ -e "$ROOT/bin/sh" ] || ln -s dash "$ROOT/bin/sh"
 cp "$ROOT/usr/share/base-passwd/passwd.master" "$ROOT/etc/passwd"
 cp "$ROOT/usr/share/base-passwd/group.master" "$ROOT/etc/group"
-chroot "$ROOT" /sbin/ldconfig || die "ldconfig failed in the root"
+chroot "$ROOT" /sbin/ldconfig 2>"$WORK/logs/chroot.log" ||
+    cannot "chroot into the arm64 root failed: $(head -n 1 "$WORK/logs/chroot.log")"
 [ "$(chroot "$ROOT" /bin/uname -m)" = aarch64 ] || die "the root does not run as aarch64"
 log "$(chroot "$ROOT" /usr/bin/python3 --version) on $(chroot "$ROOT" /bin/uname -m)"
 
@@ -327,10 +329,10 @@ Revision	: c03111
 Serial		: 10000000abcdef01
 Model		: Raspberry Pi 4 Model B Rev 1.1
 EOF
-mount -t proc proc "$ROOT/proc"
-mount --bind "$WORK/cpuinfo" "$ROOT/proc/cpuinfo"
+mount -t proc proc "$ROOT/proc" || cannot "could not mount /proc in the arm64 root"
+mount --bind "$WORK/cpuinfo" "$ROOT/proc/cpuinfo" || cannot "could not bind-mount a cpuinfo"
 # onnxruntime's CPU detection also reads /sys/devices/system/cpu (it warns without it)
-mount -t sysfs -o ro sysfs "$ROOT/sys"
+mount -t sysfs -o ro sysfs "$ROOT/sys" || cannot "could not mount /sys in the arm64 root"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 cp -L /etc/hosts "$ROOT/etc/hosts"
 
