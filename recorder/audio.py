@@ -152,7 +152,8 @@ def _decode(raw: bytes, info: WavInfo) -> np.ndarray:
     usable = len(raw) - len(raw) % (w * info.channels)
     raw = raw[:usable]
     if info.is_float:
-        data = np.frombuffer(raw, dtype="<f4" if w == 4 else "<f8").astype(np.float64)
+        with np.errstate(invalid="ignore"):  # a signalling NaN raises the flag in the cast
+            data = np.frombuffer(raw, dtype="<f4" if w == 4 else "<f8").astype(np.float64)
         data = np.clip(np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
     elif w == 1:
         data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0

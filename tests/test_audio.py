@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -173,3 +174,23 @@ def test_a_header_that_cannot_be_read_is_refused_on_opening(tmp_path):
     path.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ")
     with pytest.raises(RecorderError, match="no audio data"):
         WavReader(path)
+
+
+def test_a_float_wav_with_signalling_nans_reads_as_silence_without_a_warning(tmp_path):
+    snan = struct.pack("<I", 0x7FA00000)  # float32 NaN whose cast to float64 raises "invalid"
+    data = snan * 4 + struct.pack("<f", 0.5) * 4 + struct.pack("<f", float("inf"))
+    fmt = struct.pack("<IHHIIHH", 16, 3, 1, 16000, 64000, 4, 32)
+    path = tmp_path / "nan.wav"
+    path.write_bytes(
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVEfmt "
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        samples = read_wav(path)
+    assert samples.tolist() == [0] * 4 + [16384] * 4 + [32767]
