@@ -26,6 +26,7 @@ import numpy as np
 from recorder import config as config_mod
 from recorder.audio import FRAME_S, SAMPLE_RATE, Frame, reframe
 from recorder.calibration import PATIENCES, THRESHOLDS, write_atomic
+from recorder.dirs import private_dir
 from recorder.engines import WakeEngine
 from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
@@ -214,10 +215,7 @@ def load(state_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def save(state_dir: Path, name: str, clips: int, detected: dict[int, list[int]]) -> Path:
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as e:
-        raise RecorderError(f"state directory {state_dir}: {e.strerror}") from None
+    private_dir(state_dir, "state directory")
     models = load(state_dir)
     models[name] = {"clips": clips, "detected": detected}
     data = {
