@@ -12,10 +12,11 @@ import stat
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import run_recorder
 
-from recorder import calibration, dirs, models
+from recorder import calibration, dirs, models, verifier
 from recorder.audit import AuditLog
 from recorder.dirs import check_private_dir, hand_over, private_dir
 from recorder.errors import RecorderError
@@ -271,6 +272,21 @@ def test_models_fetch_writes_through_no_planted_link(tmp_path: Path):
     assert installed.read_bytes() == data
     assert owner_and_mode(installed) == (SERVICE_UID, 0o644)  # the directory's owner's
     assert sorted(p.name for p in directory.iterdir()) == ["melspectrogram.onnx"]
+
+
+@needs_root
+def test_a_verifier_is_written_through_no_planted_link(tmp_path: Path):
+    state = service_dir(tmp_path / "state")
+    victim = roots(tmp_path / "shadow")
+    out = service_link(victim, state / "verifier-hey_jarvis.npz")
+    rng = np.random.default_rng(3)
+    trained = verifier.train(
+        "hey_jarvis", rng.normal(0.5, 1, (40, 192)), rng.normal(-0.5, 1, (200, 192))
+    )
+    trained.save(out)
+    assert victim.read_text() == "root's\n" and owner_and_mode(victim) == (0, 0o600)
+    assert not out.is_symlink() and out.stat().st_uid == SERVICE_UID
+    assert verifier.load(out).model == "hey_jarvis"
 
 
 # --- the state files of calibrate and enroll --------------------------------------------------
