@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from recorder.audio import Frame
-from recorder.dirs import fsync_dir, hand_over, private_dir
+from recorder.dirs import fsync_dir, hand_over, private_dir, read_file
 from recorder.errors import RecorderError
 from recorder.machine import State, WakeDetected
 from recorder.onsets import Onsets
@@ -142,7 +142,7 @@ def load(state_dir: Path) -> dict[str, ModelCounts]:
     """The counts kept in `state_dir` (none yet: empty)."""
     path = state_dir / FILE_NAME
     try:
-        text = path.read_text()
+        text = read_file(path, "calibration file").decode()
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as e:

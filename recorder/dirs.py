@@ -147,6 +147,13 @@ def open_existing(path: Path, flags: int, what: str) -> int:
     return fd
 
 
+def read_file(path: Path, what: str) -> bytes:
+    """The bytes of the regular file `path`, opened as `open_existing` does: a link, a FIFO or
+    a device there is refused (RecorderError naming it); FileNotFoundError when there is none."""
+    with os.fdopen(open_existing(path, os.O_RDONLY, what), "rb") as f:
+        return f.read()
+
+
 def private_dir(path: Path, what: str) -> Path:
     """Create `path` mode 0700 if missing (missing parents as the umask says), then check it.
     Each directory is made in the one above it, open, and opened by name, never through a

@@ -219,6 +219,19 @@ def test_an_audit_log_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path):
     assert (proc.returncode, proc.stderr.decode()) == (2, f"recorder: error: {line}\n")
 
 
+@pytest.mark.parametrize("command", ["calibrate", "audit"])
+def test_a_fifo_among_the_state_files_is_refused_not_waited_on(tmp_path: Path, command: str):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    name = {"calibrate": "calibration.json", "audit": "audit.log"}[command]
+    os.mkfifo(state / name, 0o600)
+    proc = run_recorder(command, "--config", str(config(tmp_path, state)), timeout=60)
+    assert proc.returncode == 2, proc.stderr.decode()
+    assert proc.stderr.decode().endswith(
+        f" {state / name}: not a regular file (a link, FIFO or device); refused\n"
+    )
+
+
 def test_open_file_creates_once_and_opens_what_is_there_after(tmp_path: Path):
     path = tmp_path / "audit.lock"
     fd, created = dirs.open_file(path, os.O_RDWR, "audit lock")
