@@ -40,7 +40,7 @@ def check_private_dir(path: Path, what: str) -> None:
     symlink another user made: it could point root at any directory (/etc)."""
     uid = os.geteuid()
     if uid == 0:
-        _refuse_others_links(path, what)
+        refuse_others_links(path, what)
     try:
         st = os.stat(path)
     except OSError as e:
@@ -59,7 +59,7 @@ def check_private_dir(path: Path, what: str) -> None:
         )
 
 
-def _refuse_others_links(path: Path, what: str) -> None:
+def refuse_others_links(path: Path, what: str) -> None:
     """A symbolic link on the way to `path` that is not root's (one the service made in its own
     directory) is refused; root's own links (systemd's /var/lib/NAME -> private/NAME) are
     followed."""
@@ -159,7 +159,7 @@ def private_dir(path: Path, what: str) -> Path:
     Each directory is made in the one above it, open, and opened by name, never through a
     symbolic link; one root made in another user's directory is handed to that user."""
     if os.geteuid() == 0:
-        _refuse_others_links(path, what)
+        refuse_others_links(path, what)
     try:
         _make_dirs(path)
     except (OSError, ValueError) as e:

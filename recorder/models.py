@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.config import toml_key
-from recorder.dirs import hand_over
+from recorder.dirs import hand_over, refuse_others_links
 from recorder.errors import RecorderError
 
 MANIFEST = Path(__file__).resolve().parent / "manifest.toml"
@@ -227,6 +227,8 @@ def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[
 
 
 def _install(manifest: Manifest, wheel: Path, todo: list[ModelFile], log) -> None:
+    if os.geteuid() == 0:
+        refuse_others_links(manifest.directory, "models directory")
     manifest.directory.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel) as z:
         for entry in todo:

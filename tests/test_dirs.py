@@ -288,6 +288,18 @@ def test_models_fetch_writes_through_no_planted_link(tmp_path: Path):
 
 
 @needs_root
+def test_models_fetch_refuses_a_models_directory_that_is_the_services_link(tmp_path: Path):
+    svc = service_dir(tmp_path / "svc", 0o755)
+    victim = tmp_path / "etc"
+    victim.mkdir()
+    directory = service_link(victim, svc / "models")
+    manifest, _ = small_wheel(tmp_path, directory)
+    with pytest.raises(RecorderError, match=f"{directory} is a symbolic link owned by uid"):
+        models.fetch(manifest, tmp_path / "wheels", log=lambda _m: None)
+    assert list(victim.iterdir()) == []
+
+
+@needs_root
 def test_a_verifier_is_written_through_no_planted_link(tmp_path: Path):
     state = service_dir(tmp_path / "state")
     victim = roots(tmp_path / "shadow")
