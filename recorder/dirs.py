@@ -3,7 +3,10 @@ nor the configuration names them (systemd's, then XDG's, then the usual places),
 directories (recordings, state, runtime): created 0700, refused when others can write to them,
 as ssh does with ~/.ssh, or when they belong to another user and the caller is not root. Root
 may manage another user's (the system service's) directories: a file or directory root creates
-in one is handed to that directory's owner, so the service can still use it."""
+in one is handed to that directory's owner, so the service can still use it. Root assumes that
+user may race it: only what root itself created (O_EXCL, opened without following a link) is
+handed over, a link that user made is never followed, and a FIFO or a file with other hard links
+is refused rather than opened for writing."""
 
 from __future__ import annotations
 
