@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from recorder.dirs import fsync_dir, hand_over, private_dir
+from recorder.dirs import fsync_dir, open_existing, open_file, private_dir
 from recorder.errors import RecorderError
 from recorder.journal import Refused
 from recorder.recording import utc_iso
@@ -39,8 +39,8 @@ MAX_BYTES = 1_000_000
 KEEP_FILES = 4
 """The current file and this many minus one rotated ones."""
 _TAIL_BYTES = 16384
-_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
-_LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+_LOCK_FLAGS = os.O_RDWR
+_LOG_FLAGS = os.O_WRONLY | os.O_APPEND
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "started": ("source", "pid", "muted"),
@@ -56,6 +56,12 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "device_restored": (),
 }
 """The journal records the audit keeps, and the only fields it keeps of each."""
+
+
+def _read(path: Path) -> BinaryIO:
+    """One of the log's files, for reading: a regular file (never through a link, never
+    blocking on a FIFO), else RecorderError naming it."""
+    return os.fdopen(open_existing(path, os.O_RDONLY, "audit log"), "rb")
 
 
 def line_hash(line: bytes) -> str:
@@ -90,15 +96,14 @@ class AuditLog:
         there is one, opened for appending, as each append does. Raises RecorderError naming
         the directory (exit 2)."""
         private_dir(self.state_dir, "state directory")
-        for path, flags in ((self.state_dir / LOCK_FILE, _LOCK_FLAGS), (self.path, _LOG_FLAGS)):
+        for path, flags, what in (
+            (self.state_dir / LOCK_FILE, _LOCK_FLAGS, "audit lock"),
+            (self.path, _LOG_FLAGS, "audit log"),
+        ):
             if path == self.path and not os.path.lexists(path):
                 continue  # the first append creates it, where the lock file was just made
             try:
-                fd = os.open(path, flags, 0o600)
-                try:
-                    hand_over(fd, self.state_dir)
-                finally:
-                    os.close(fd)
+                os.close(open_file(path, flags, what)[0])
             except OSError as e:
                 raise RecorderError(
                     f"state directory {self.state_dir}: cannot write {path.name} "
@@ -111,9 +116,8 @@ class AuditLog:
         if not self._prepared:
             private_dir(self.state_dir, "state directory")
             self._prepared = True
-        lock_fd = os.open(self.state_dir / LOCK_FILE, _LOCK_FLAGS, 0o600)
+        lock_fd, _ = open_file(self.state_dir / LOCK_FILE, _LOCK_FLAGS, "audit lock")
         try:
-            hand_over(lock_fd, self.state_dir)
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             with contextlib.suppress(FileNotFoundError):
                 if os.lstat(self.path).st_size >= self.max_bytes:
@@ -130,10 +134,8 @@ class AuditLog:
             entry = {"n": n, "time": utc_iso(datetime.now(UTC)), "event": event, **fields}
             entry["prev"] = prev
             line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
-            created = not self.path.exists()
-            fd = os.open(self.path, _LOG_FLAGS, 0o600)
+            fd, created = open_file(self.path, _LOG_FLAGS, "audit log")
             try:
-                hand_over(fd, self.state_dir)
                 os.write(fd, line)
                 os.fsync(fd)
             finally:
@@ -157,7 +159,7 @@ class AuditLog:
 
     def _last_line(self) -> bytes | None:
         for path in reversed(self.files()):
-            with open(path, "rb") as f:
+            with _read(path) as f:
                 size = f.seek(0, 2)
                 f.seek(max(0, size - _TAIL_BYTES))
                 tail = f.read()
@@ -187,7 +189,7 @@ class AuditLog:
     def lines(self) -> Iterator[tuple[Path, int, bytes]]:
         """(file, line number from 1, line bytes) of every line, oldest first."""
         for path in self.files():
-            with open(path, "rb") as f:
+            with _read(path) as f:
                 for i, line in enumerate(f, 1):
                     yield path, i, line
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from recorder.audio import Frame
-from recorder.dirs import fsync_dir, hand_over
+from recorder.dirs import fsync_dir, hand_over, private_dir, read_file
 from recorder.errors import RecorderError
 from recorder.machine import State, WakeDetected
 from recorder.onsets import Onsets
@@ -142,7 +142,7 @@ def load(state_dir: Path) -> dict[str, ModelCounts]:
     """The counts kept in `state_dir` (none yet: empty)."""
     path = state_dir / FILE_NAME
     try:
-        text = path.read_text()
+        text = read_file(path, "calibration file").decode()
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as e:
@@ -174,8 +174,8 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        hand_over(fd, path.parent)  # root's file in the service's directory: the service's
         with os.fdopen(fd, "wb") as f:
+            hand_over(fd, path.parent)  # root's file in the service's directory: the service's
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
@@ -268,10 +268,7 @@ class Calibration:
         self.save_every_frames = save_every_frames
         self.also_save = list(also_save)
         """Written with the counters (the near misses kept while calibrating)."""
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as e:
-            raise RecorderError(f"state directory {state_dir}: {e.strerror}") from None
+        private_dir(state_dir, "state directory")
         self.models = self._load()
         self._counters = {
             name: _Counter(

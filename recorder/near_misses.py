@@ -26,6 +26,7 @@ import numpy as np
 
 from recorder.audio import Frame
 from recorder.calibration import write_atomic
+from recorder.dirs import read_file
 from recorder.errors import RecorderError
 from recorder.machine import State
 from recorder.verifier import FEATURE_DIM, WINDOW, features
@@ -63,7 +64,8 @@ def load(state_dir: Path) -> dict[str, tuple[np.ndarray, int]]:
     path = state_dir / FILE_NAME
     out: dict[str, tuple[np.ndarray, int]] = {}
     try:
-        with np.load(path, allow_pickle=False) as f:
+        data = read_file(path, "near-miss file")
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
             for key in f.files:
                 if not key.startswith("features:"):
                     continue

@@ -88,7 +88,7 @@ class Recording:
 
 @contextlib.contextmanager
 def _new_file(path: Path) -> Iterator[Any]:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as f:
         hand_over(fd, path.parent)
         yield f
@@ -166,7 +166,7 @@ class Storage:
             for tmp, (path, _) in zip(tmps, files, strict=True):
                 os.replace(tmp, path)
             fsync_dir(self.directory)
-        except OSError:
+        except (OSError, RecorderError):
             for tmp in tmps:
                 with contextlib.suppress(OSError):
                     tmp.unlink(missing_ok=True)
@@ -203,13 +203,13 @@ class Storage:
             files.append((wav, wav_bytes))
         try:
             self._install(files)
-        except OSError as e:
+        except (OSError, RecorderError) as e:
             if not wav.exists():
                 for done in (sidecar, sealed_meta):
                     if done is not None:
                         with contextlib.suppress(OSError):
                             done.unlink(missing_ok=True)
-            raise StorageError(f"{wav}: {e.strerror or e}") from e
+            raise StorageError(f"{wav}: {getattr(e, 'strerror', None) or e}") from e
         written = {path.name: hashlib.sha256(data).hexdigest() for path, data in files}
         return Recording(rid, wav, sidecar, meta, sealed_meta, written)
 
@@ -236,8 +236,8 @@ class Storage:
             files.append((recording.sidecar, _json_bytes(meta)))
         try:
             self._install(files)
-        except OSError as e:
-            raise StorageError(f"{recording.sidecar}: {e.strerror or e}") from e
+        except (OSError, RecorderError) as e:
+            raise StorageError(f"{recording.sidecar}: {getattr(e, 'strerror', None) or e}") from e
         written = {path.name: hashlib.sha256(data).hexdigest() for path, data in files}
         return Recording(
             recording.id, recording.wav, recording.sidecar, meta, recording.sealed_meta, written

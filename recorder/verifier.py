@@ -9,12 +9,14 @@ weights, bias, the standardization, the model name and the feature spec.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from recorder.calibration import write_atomic
 from recorder.errors import RecorderError
 
 FEATURES = "mean_max_16"
@@ -48,8 +50,12 @@ class Verifier:
         return bool(self.probability(features(embeddings)) >= self.decision)
 
     def save(self, path: Path) -> None:
+        """Written as `path` (.npz appended when missing, as numpy does) from a temp file of its
+        own: never through a link planted there, and root's file in the service's state
+        directory is the service's."""
+        buf = io.BytesIO()
         np.savez(
-            path,
+            buf,
             weights=self.weights,
             bias=np.float64(self.bias),
             mean=self.mean,
@@ -58,6 +64,7 @@ class Verifier:
             model=np.array(self.model),
             features=np.array(FEATURES),
         )
+        write_atomic(path if path.suffix == ".npz" else Path(f"{path}.npz"), buf.getvalue())
 
 
 def load(path: Path) -> Verifier:

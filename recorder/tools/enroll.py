@@ -26,6 +26,7 @@ import numpy as np
 from recorder import config as config_mod
 from recorder.audio import FRAME_S, SAMPLE_RATE, Frame, reframe
 from recorder.calibration import PATIENCES, THRESHOLDS, write_atomic
+from recorder.dirs import private_dir, read_file
 from recorder.engines import WakeEngine
 from recorder.errors import RecorderError
 from recorder.pipeline import build_engine
@@ -124,7 +125,8 @@ def load_features(state_dir: Path) -> dict[str, np.ndarray]:
     """{model: feature rows of its enrolled clips} (none yet: empty)."""
     path = state_dir / FEATURES_FILE
     try:
-        with np.load(path, allow_pickle=False) as f:
+        data = read_file(path, "enrollment features")
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
             out = {k: f[k].astype(np.float32) for k in f.files}
     except FileNotFoundError:
         return {}
@@ -185,7 +187,7 @@ def load(state_dir: Path) -> dict[str, dict[str, Any]]:
     path = state_dir / FILE_NAME
     where = f"enrollment file {path}"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_file(path, "enrollment file"))
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -214,10 +216,7 @@ def load(state_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def save(state_dir: Path, name: str, clips: int, detected: dict[int, list[int]]) -> Path:
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as e:
-        raise RecorderError(f"state directory {state_dir}: {e.strerror}") from None
+    private_dir(state_dir, "state directory")
     models = load(state_dir)
     models[name] = {"clips": clips, "detected": detected}
     data = {
