@@ -407,12 +407,19 @@ arm() {
     chroot "$ROOT" /usr/bin/env -i PATH="$CHROOT_PATH" HOME="$HOME" LANG=C.UTF-8 QEMU_CPU="$CPU" \
         ${PASS_ENV[@]+"${PASS_ENV[@]}"} "$@"
 }
-logged venv arm python3 -m venv /opt/venv || die "python3 -m venv failed in the root"
+# The project's wheel (pure Python, the same on every architecture) is built here, as the
+# package index would serve it; pip runs in the root from Debian's own pip wheel, in a venv made
+# without ensurepip (whose emulated install of pip takes most of a minute).
+logged wheel "$X86_VENV/bin/python" -m pip wheel --no-deps --no-input -w "$ROOT/tmp/dist" \
+    "$ROOT/src" || die "could not build the project's wheel"
+wheel=$(cd "$ROOT/tmp/dist" && ls wakeword_recorder-*.whl)
+pip_wheel=$(cd "$ROOT" && ls usr/share/python-wheels/pip-*.whl)
+logged venv arm python3 -m venv --without-pip /opt/venv || die "python3 -m venv failed in the root"
 for attempt in 1 2; do
     # --no-compile: byte-compiling every module of numpy and onnxruntime under emulation takes
     # longer than the scenes; the modules the daemon imports are compiled when it first runs
-    if logged pip arm /opt/venv/bin/python -m pip install --no-input --no-compile \
-        --only-binary=:all: -c /tmp/x86-versions.txt '/src[micro,crypto]'; then
+    if logged pip arm /opt/venv/bin/python "/$pip_wheel/pip" install --no-input --no-compile \
+        --only-binary=:all: -c /tmp/x86-versions.txt "/tmp/dist/$wheel[micro,crypto]"; then
         break
     fi
     [ "$attempt" = 1 ] || die "pip install failed twice"
