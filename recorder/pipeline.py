@@ -217,6 +217,8 @@ def build_pipeline(
 ) -> Pipeline:
     """`engine`: reuse a loaded one (a reload with the same models). `devices`: the Pi lights
     owned so far (a reload takes them over); a dry run creates no recordings directory."""
+    a = config.audio  # a canceller that cannot load is refused before any directory is made
+    echo = canceller(a.echo_canceller) if a.reference_channel is not None else None
     storage = Storage(
         config.path(config.storage.directory),
         sealer_for(config.storage.encrypt_to, config.base_dir),
@@ -224,8 +226,6 @@ def build_pipeline(
     if not dry_run:
         storage.prepare()
     player = build_chime(config)
-    a = config.audio
-    echo = canceller(a.echo_canceller) if a.reference_channel is not None else None
     engine = engine or build_engine(config)
     verifiers = build_verifiers(config, engine)
     # The indicator last: it takes over the lights of the configuration it replaces.

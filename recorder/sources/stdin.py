@@ -21,13 +21,13 @@ class StdinSource(Unclosable):
     def __init__(self, fd: int | None = None, channels: int = 1, pair: Pair | None = None):
         """`channels` interleaved, of which `pair` keeps the microphone's and the playback
         reference's (`loopback`); without `pair`, one channel."""
+        if pair is not None:
+            pair.check(channels, "stdin ([audio] device_channels)")
+            self.info = {"channel": pair.mic, "reference_channel": pair.reference}
         self.fd = sys.stdin.fileno() if fd is None else fd
         self.description = "stdin"
         self.live = True
         self.channels, self.pair = channels, pair
-        if pair is not None:
-            pair.check(channels, "stdin ([audio] device_channels)")
-            self.info = {"channel": pair.mic, "reference_channel": pair.reference}
 
     def frames(self, should_stop: StopFlag) -> Iterator[SourceItem]:
         want = FRAME_SAMPLES * 2 * self.channels
