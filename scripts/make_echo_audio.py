@@ -64,9 +64,10 @@ def main() -> None:
     room_marks = json.loads((AUDIO / "rooms" / "rooms.json").read_text())["breath_pause"]
     at_s = 8.0
     played = music(at_s + len(talker) / RATE + 4.0, seed=5)
-    mic = through_room(played, ir, TALKER_DBFS + 5) + noise_bed(len(played) / RATE + 1, 3)[
-        : len(played)
-    ]
+    mic = (
+        through_room(played, ir, TALKER_DBFS + 5)
+        + noise_bed(len(played) / RATE + 1, 3)[: len(played)]
+    )
     at = int(at_s * RATE)
     mic[at : at + len(talker)] += talker
     write_stereo(out / "request_over_music.wav", mic, played)
@@ -82,9 +83,10 @@ def main() -> None:
     at_s = 3.0
     at = int(at_s * RATE)
     played[at : at + len(alexa)] += alexa
-    mic = through_room(played, ir, TALKER_DBFS + 10) + noise_bed(len(played) / RATE + 1, 4)[
-        : len(played)
-    ]
+    mic = (
+        through_room(played, ir, TALKER_DBFS + 10)
+        + noise_bed(len(played) / RATE + 1, 4)[: len(played)]
+    )
     write_stereo(out / "played_wake_word.wav", mic, played)
     marks["played_wake_word"] = {
         "duration_s": round(len(mic) / RATE, 4),
