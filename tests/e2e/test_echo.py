@@ -9,11 +9,15 @@ reference; or the device itself playing a real "Alexa" with nobody in the room.
 from __future__ import annotations
 
 import json
+import subprocess
 import wave
 from pathlib import Path
 
 import numpy as np
-from conftest import AUDIO, recordings, run_recorder
+import pytest
+from conftest import AUDIO, RECORDER, recordings, run_recorder
+from harness import mic_daemon
+from virtual_mic import VirtualMic
 
 RATE = 16000
 ECHO = AUDIO / "echo"
@@ -136,3 +140,54 @@ def test_a_missing_aec_extra_and_a_reference_on_the_microphone_are_one_line_erro
         assert proc.returncode == 2 and len(lines) == 1, lines
         assert message in lines[0]
         assert not (tmp_path / "rec").exists()
+
+
+def test_the_microphone_path_reads_the_loopback_channel_in_real_time(tmp_path):
+    """The real sounddevice/PortAudio path: a two-channel virtual microphone (the microphone
+    and the loopback, as a ReSpeaker array delivers them) fed the scene in real time."""
+    marks = MARKS["request_over_music"]
+    scene = channels(ECHO / "request_over_music.wav")
+    config = "device_channels = 2\nchannel = 0\nreference_channel = 1\n"
+    with (
+        VirtualMic(tmp_path, channels=2) as mic,
+        mic_daemon(mic, tmp_path, audio_config=config, model="alexa") as d,
+    ):
+        d.wait_state("listening")
+        start = mic.play(scene)
+        d.wait_for("a saved request", lambda: any(d.rec.glob("*.json")), len(scene) / RATE + 10)
+        d.terminate()
+        assert d.returncode == 0, d.log()
+    [(meta, samples)] = recordings(d.rec)
+    assert (meta["device_channels"], meta["channel"], meta["reference_channel"]) == (2, 0, 1)
+    assert meta["echo_cancelled"] is True and meta["end_reason"] == "silence"
+    begin = meta["source_offset_s"] - start / RATE  # in the scene's time
+    end = begin + len(samples) / RATE
+    assert marks["wake"][0] <= begin <= marks["command"][0]
+    assert marks["command"][1] <= end <= marks["command"][1] + 3.0
+
+
+@pytest.mark.parametrize("playing", [True, False])
+def test_doctor_reports_a_silent_reference(tmp_path, playing):
+    scene = channels(ECHO / "request_over_music.wav")[: 6 * RATE].copy()
+    if not playing:
+        scene[:, 1] = 0
+    config = tmp_path / "recorder.toml"
+    config.write_text(
+        '[audio]\nsource = "mic:virtualmic"\ndevice_channels = 2\nreference_channel = 1\n'
+    )
+    with VirtualMic(tmp_path, np.tile(scene, (2, 1)), channels=2) as mic:
+        proc = subprocess.run(
+            [str(RECORDER), "doctor", "--json", "--config", str(config)]
+            + ["--recordings", str(tmp_path / "rec"), "--state-dir", str(tmp_path / "state")],
+            capture_output=True,
+            text=True,
+            env=mic.env,
+            timeout=120,
+        )
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["input"]["ok"], checks
+    assert checks["reference"]["ok"] is playing, checks
+    assert "channel 1: level" in checks["reference"]["detail"]
+    if not playing:
+        assert "silence" in checks["reference"]["detail"]
+        assert "play something" in checks["reference"]["fix"]
