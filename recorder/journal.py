@@ -1,7 +1,7 @@
 """The daemon's journal: what it did, as one record per happening, handed to every sink.
 
 A record is a flat JSON-able dict with an `event` key (`started`, `stopped`, `reloaded`, `state`,
-`wake`, `saved`, `transcribed`, `discarded`, `deleted`, `muted`, `unmuted`, `device_lost`,
+`wake`, `wake_ignored`, `saved`, `transcribed`, `discarded`, `deleted`, `muted`, `unmuted`, `device_lost`,
 `device_restored`), a sequence number `seq` (from 1 at each start) and the UTC time `time`,
 plus the event's own fields: each event is a frozen dataclass in `recorder.records`, which
 turns it into those fields. The processing loop publishes; sinks (the event stream's

@@ -15,7 +15,8 @@ Modes, per playback and echo level:
     ears, the playback scored too, and a detection the playback explains ignored
     (`recorder.playback`);
   - linear_norule, webrtc_norule: the echo cancelled, without the playback's wake-word scores
-    (no self-wake rule).
+    (no self-wake rule);
+  - linear@S: the linear canceller with a filter S seconds long (the default is 0.3).
 and "silent": the device plays nothing (the ceiling).
 
 Per run: complete (of the trials openWakeWord's own loop detects with the device silent, those
@@ -115,6 +116,7 @@ def recorder_run(
     """The daemon's per-frame step over the stream; with a reference, through the echo stage.
     Also: detections ignored, CPU s of the canceller and of the reference's engine."""
     from recorder import pipeline
+    from recorder.aec import LinearCanceller
     from recorder.config import load as load_config
     from recorder.echo import EchoStage, canceller
     from recorder.machine import (
@@ -135,9 +137,10 @@ def recorder_run(
     echo = None
     if reference is not None:
         kind, _, rule = mode.partition("_")
+        kind, _, tail = kind.partition("@")
         ref_engine = pipeline.build_engine(config) if rule != "norule" else None
         echo = EchoStage(
-            _Timed(canceller(kind), timing, "aec"),
+            _Timed(LinearCanceller(float(tail)) if tail else canceller(kind), timing, "aec"),
             _Timed(ref_engine, timing, "ref") if ref_engine is not None else None,
         )
     run, ignored = Run([], [], 0.0), 0

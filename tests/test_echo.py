@@ -127,3 +127,34 @@ def test_the_webrtc_canceller_without_its_extra_is_a_one_line_error(monkeypatch)
     with pytest.raises(RecorderError, match=r"pip install 'wakeword-recorder\[aec\]'"):
         canceller("webrtc")
     assert isinstance(canceller("linear"), LinearCanceller)
+
+
+def test_a_pipeline_with_a_reference_has_an_echo_stage_that_a_reload_keeps(tmp_path):
+    from recorder.config import AudioConfig, Config, StorageConfig, WakeConfig
+    from recorder.indicators import Devices
+    from recorder.pipeline import build_pipeline, reloaded
+
+    def config(reference: int | None, models: tuple[str, ...] = ("alexa",)) -> Config:
+        return Config(
+            audio=AudioConfig(reference_channel=reference),
+            wake=WakeConfig(models=models),
+            storage=StorageConfig(directory=str(tmp_path / "rec")),
+        )
+
+    plain = build_pipeline(config(None), dry_run=True)
+    assert plain.echo is None
+    running = build_pipeline(config(1), dry_run=True)
+    assert running.echo is not None and isinstance(running.echo.canceller, LinearCanceller)
+    assert running.echo.reference_engine is not running.engine  # its own state
+    assert list(running.echo.reference_engine.names) == ["alexa"]
+    # [audio] takes effect at the next start: the source still delivers the reference, and
+    # the canceller (its filter adapted to the room) is kept
+    same = reloaded(lambda: config(None), running, True, Devices())
+    assert same is not None and same.echo is not None
+    assert same.echo.canceller is running.echo.canceller
+    assert same.echo.reference_engine is running.echo.reference_engine
+    other = reloaded(lambda: config(None, ("hey_jarvis",)), running, True, Devices())
+    assert other is not None and other.echo is not None
+    assert list(other.echo.reference_engine.names) == ["hey_jarvis"]
+    # a reference configured by a reload has no source to come from until the next start
+    assert reloaded(lambda: config(1), plain, True, Devices()).echo is None
