@@ -21,6 +21,10 @@ from recorder.audio import SAMPLE_RATE
 
 BLOCK = 320
 """Samples per block (20 ms at 16 kHz): four blocks per 80 ms frame."""
+TAIL_S = 0.2
+"""The echo path the filter models: the direct path and 200 ms of the room. Measured against
+0.1, 0.15, 0.3 and 0.5 s in rooms of 250 and 500 ms RT60 (docs/echo.md): a longer filter
+adapts slower and leaves more of loud music; a shorter one misses more of the room."""
 STEP = 0.7
 """The background filter's normalised step."""
 SMOOTH = 0.9
@@ -39,7 +43,7 @@ class LinearCanceller:
     """`process(near, far)`: int16 blocks of any whole number of BLOCKs, the microphone and
     the reference sample-synchronous; returns the microphone less the predicted echo."""
 
-    def __init__(self, tail_s: float = 0.3, sample_rate: int = SAMPLE_RATE):
+    def __init__(self, tail_s: float = TAIL_S, sample_rate: int = SAMPLE_RATE):
         self.partitions = max(1, int(np.ceil(tail_s * sample_rate / BLOCK)))
         self.reset()
 

@@ -149,3 +149,20 @@ def test_a_device_is_opened_with_the_channels_the_reference_needs():
 def test_a_reference_on_the_microphones_channel_is_refused(keys, message):
     with pytest.raises(RecorderError, match=re.escape(message)):
         AudioConfig(**keys)
+
+
+def test_doctor_measures_the_reference_and_finds_it_silent(tmp_path):
+    from recorder import doctor
+    from recorder.config import Config
+
+    data = three_channels()
+    path = write_pcm(tmp_path / "three.wav", data.ravel(), channels=3)
+    audio = AudioConfig(source=f"file:{path}", channel=0, reference_channel=1)
+    samples, reference = doctor._record(Config(audio=audio), 1.0)
+    assert np.array_equal(samples, data[: len(samples), 0])
+    assert reference is not None and np.array_equal(reference, data[: len(samples), 1])
+    [playing] = doctor._check_reference(Config(audio=audio), reference)
+    assert playing.ok and playing.name == "reference" and "channel 1: level" in playing.detail
+    [silent] = doctor._check_reference(Config(audio=audio), np.zeros(16000, dtype=np.int16))
+    assert not silent.ok and "(silence)" in silent.detail and "play something" in silent.fix
+    assert doctor._check_reference(Config(), None) == []  # no reference configured
