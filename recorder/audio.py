@@ -7,7 +7,7 @@ import struct
 import wave
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,6 +29,8 @@ class Frame:
 
     index: int
     samples: np.ndarray
+    reference: np.ndarray | None = field(default=None, repr=False)
+    """What the speaker played over the same samples (`[audio] reference_channel`), or None."""
 
     @property
     def start_s(self) -> float:

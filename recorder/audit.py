@@ -47,6 +47,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "stopped": ("reason", "saved"),
     "reloaded": (),
     "wake": ("model", "score", "offset_s"),
+    "wake_ignored": ("model", "score", "offset_s", "reason"),
     "saved": ("id", "written", "audio_sha256", "duration_s", "sealed", "dry_run"),
     "discarded": ("reason",),
     "deleted": ("id", "why"),

@@ -13,6 +13,7 @@ from recorder.config_lights import Apa102Settings, check_lights, gpio_patterns, 
 from recorder.errors import RecorderError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+ECHO_CANCELLERS = ("linear", "webrtc")
 DEFAULT_THRESHOLD = 0.5
 """An openWakeWord model's detection threshold unless the configuration sets one."""
 
@@ -42,12 +43,28 @@ class AudioConfig:
     """Open the microphone with this many channels; unset: 1 if accepted, else its maximum."""
     channel: int | str = 0
     """The input channel to keep (0-based), or "mix" to average them all."""
+    reference_channel: int | None = field(default=None, metadata=_range(0, 63))
+    """The capture channel that carries what the speaker plays (a loopback): the wake word,
+    the speech gate and the VAD hear the microphone with its echo cancelled."""
+    echo_canceller: str = "linear"
+    """With a reference: "linear" (`recorder.aec`, numpy) or "webrtc" (WebRTC's AEC3, the
+    `aec` extra)."""
 
     def __post_init__(self) -> None:
         c = self.channel
         if not (c == "mix" or isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 64):
             raise RecorderError(
                 f'[audio] channel: must be a channel number from 0 to 63 or "mix", got {c!r}'
+            )
+        if self.echo_canceller not in ECHO_CANCELLERS:
+            raise RecorderError(
+                f"[audio] echo_canceller: must be one of {', '.join(ECHO_CANCELLERS)}, "
+                f"got {self.echo_canceller!r}"
+            )
+        if self.reference_channel is not None and c in ("mix", self.reference_channel):
+            raise RecorderError(
+                f"[audio] reference_channel = {self.reference_channel}: the microphone's "
+                f"channel must be another one, got channel = {c!r}"
             )
 
 

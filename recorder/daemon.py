@@ -40,7 +40,6 @@ from recorder.pipeline import (
     build_pipeline,
     reloaded,
     settings_for,
-    step,
 )
 from recorder.sources import DeviceLost, DeviceRestored, Source, open_source
 from recorder.vitals import Vitals
@@ -198,10 +197,10 @@ class Daemon:
         self.handlers.close()
 
     def step(self, frame: Frame) -> None:
-        analysis = step(self.machine, self.p.engine, self.p.vad, frame, self.p.verifiers)
+        analysis = self.p.step(self.machine, frame)
         if analysis is None:
             return  # muted audio is dropped without being analysed
-        self.handlers.on_frame(frame, analysis, self.machine.state)
+        self.handlers.on_frame(analysis.frame or frame, analysis, self.machine.state)
         self.dispatch(analysis.events)
 
     def dispatch(self, events: list[Event]) -> None:

@@ -104,11 +104,13 @@ def level(samples: np.ndarray) -> tuple[float, float, float]:
     return db(rms), db(peak), clipped
 
 
-def _record(config: Config, seconds: float) -> np.ndarray:
+def _record(config: Config, seconds: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """The microphone's samples, and the playback reference's with `[audio] reference_channel`."""
     from recorder.sources import DeviceLost, open_source
 
     source = open_source(config.audio.source, audio=config.audio)
     frames: list[np.ndarray] = []
+    references: list[np.ndarray] = []
     deadline = time.monotonic() + seconds + 5.0
     try:
         for item in source.frames(lambda: time.monotonic() > deadline):
@@ -116,13 +118,15 @@ def _record(config: Config, seconds: float) -> np.ndarray:
                 raise RecorderError(f"the device stopped delivering audio ({item.reason})")
             if isinstance(item, Frame):
                 frames.append(item.samples)
+                if item.reference is not None:
+                    references.append(item.reference)
                 if len(frames) * FRAME_S >= seconds:
                     break
     finally:
         source.close()
     if not frames:
         raise RecorderError(f"no audio arrived within {seconds + 5.0:g} s")
-    return np.concatenate(frames)
+    return np.concatenate(frames), np.concatenate(references) if references else None
 
 
 def _check_input(config: Config) -> list[Check]:
@@ -130,7 +134,7 @@ def _check_input(config: Config) -> list[Check]:
     if not source.startswith("mic"):
         return [Check("input", True, f"source {source} (not a microphone: nothing to open)")]
     try:
-        samples = _record(config, RECORD_S)
+        samples, reference = _record(config, RECORD_S)
     except RecorderError as e:
         text = str(e)
         busy = "busy" in text.lower() or "unavailable" in text.lower()
@@ -181,7 +185,28 @@ def _check_input(config: Config) -> list[Check]:
                 "lower the capture gain in `alsamixer` (F4: capture)",
             )
         ]
-    return [Check("input", True, detail)]
+    return [Check("input", True, detail), *_check_reference(config, reference)]
+
+
+def _check_reference(config: Config, reference: np.ndarray | None) -> list[Check]:
+    """`[audio] reference_channel`: the playback's loopback, silent or present."""
+    channel = config.audio.reference_channel
+    if channel is None or reference is None:
+        return []
+    rms, peak, _ = level(reference)
+    detail = f"channel {channel}: level {rms:.1f} dBFS, peak {peak:.1f} dBFS"
+    if peak > SILENT_DBFS:
+        return [Check("reference", True, detail)]
+    return [
+        Check(
+            "reference",
+            False,
+            detail + " (silence)",
+            "play something while `recorder doctor` runs: silent while the speaker plays, the "
+            "loopback is not on that channel (`arecord -c N` and listen to each channel) or "
+            "the card's loopback is off (`alsamixer`)",
+        )
+    ]
 
 
 def _check_indicator(config: Config) -> list[Check]:

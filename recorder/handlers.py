@@ -21,6 +21,7 @@ from recorder.activations import ActivationSaver
 from recorder.audio import Frame, frames_to_s, s_to_frames
 from recorder.calibration import Calibration
 from recorder.config import Config
+from recorder.echo_events import ECHO_META, PlaybackEvents
 from recorder.engines import WakeEngine
 from recorder.handoff import Handoff
 from recorder.indicators import IndicatorError
@@ -323,7 +324,7 @@ class SaveRequests(Handles):
             self.journal.publish(records.Deleted(id=r.id, why="retention"))
 
     def _meta(self, event: UtteranceReady) -> RecordingMeta:
-        extra: dict[str, Any] = dict(self.source.info)
+        extra: dict[str, Any] = {**self.source.info, **(ECHO_META if self.p.echo else {})}
         if self.p.chime is not None:  # where the awake chime started, for consumers to skip
             extra.update(self.p.chime.awake_meta(event.wake.frame_index))
         return RecordingMeta.of(
@@ -400,6 +401,7 @@ class HandlerSet:
         self.handlers = [
             LogEvents(),
             JournalEvents(self.journal),
+            *([PlaybackEvents(self.journal)] if pipeline.echo else []),
             *activations,
             ObserveFrames(self.observers),
             ShowState(pipeline),

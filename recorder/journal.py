@@ -1,14 +1,14 @@
 """The daemon's journal: what it did, as one record per happening, handed to every sink.
 
 A record is a flat JSON-able dict with an `event` key (`started`, `stopped`, `reloaded`, `state`,
-`wake`, `saved`, `transcribed`, `discarded`, `deleted`, `muted`, `unmuted`, `device_lost`,
-`device_restored`), a sequence number `seq` (from 1 at each start) and the UTC time `time`,
-plus the event's own fields: each event is a frozen dataclass in `recorder.records`, which
-turns it into those fields. The processing loop publishes; sinks (the event stream's
-subscribers, the audit log, the hand-off) each take the record and must not block: a sink that
-raises is logged and removed, so one broken consumer never stops the loop or the others. The
-audit log is a gate: it takes each record first, and a saved request whose line it could not
-write is refused (`Refused`), so no request is kept without its line in the audit trail.
+`wake`, `wake_ignored`, `saved`, `transcribed`, `discarded`, `deleted`, `muted`, `unmuted`,
+`device_lost`, `device_restored`), a sequence number `seq` (from 1 at each start) and the UTC time
+`time`, plus the event's own fields: each event is a frozen dataclass in `recorder.records`, which
+turns it into those fields. The processing loop publishes; sinks (the event stream's subscribers,
+the audit log, the hand-off) each take the record and must not block: a sink that raises is logged
+and removed, so one broken consumer never stops the loop or the others. The audit log is a gate: it
+takes each record first, and a saved request whose line it could not write is refused (`Refused`),
+so no request is kept without its line in the audit trail.
 """
 
 from __future__ import annotations

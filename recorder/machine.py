@@ -14,6 +14,7 @@ from enum import StrEnum
 import numpy as np
 
 from recorder.audio import Frame
+from recorder.playback import PlaybackGuard
 
 
 class State(StrEnum):
@@ -67,6 +68,18 @@ class WakeDetected:
 
 
 @dataclass(frozen=True)
+class WakeIgnored:
+    """A detection that the device's own playback explains (`recorder.playback`): nothing is
+    recorded. `playback_score`: the reference's peak score for the same model."""
+
+    frame_index: int
+    wake_word: str
+    score: float
+    playback_score: float
+    reason: str = "playback"
+
+
+@dataclass(frozen=True)
 class StateChanged:
     frame_index: int
     previous: State
@@ -96,7 +109,9 @@ class UtteranceDiscarded:
     reason: str
 
 
-Event = WakeDetected | StateChanged | SpeechStarted | UtteranceReady | UtteranceDiscarded
+Event = (
+    WakeDetected | WakeIgnored | StateChanged | SpeechStarted | UtteranceReady | UtteranceDiscarded
+)
 
 
 @dataclass
@@ -169,6 +184,8 @@ class Machine:
         self._lookback: deque[Frame] = deque(maxlen=max(settings.lookback_frames, 0) or None)
         self._above: dict[str, int] = dict.fromkeys(settings.thresholds, 0)
         self._onset: dict[str, int | None] = dict.fromkeys(settings.thresholds)
+        self._playback: PlaybackGuard | None = None
+        self._held: set[str] = set()  # models whose run of scores the playback explained
 
     @property
     def recording(self) -> bool:
@@ -212,7 +229,15 @@ class Machine:
         return events + self._sync()
 
     # --- the per-frame step --------------------------------------------------------------
-    def step(self, frame: Frame, scores: Mapping[str, float], is_speech: bool) -> list[Event]:
+    def step(
+        self,
+        frame: Frame,
+        scores: Mapping[str, float],
+        is_speech: bool,
+        playback: Mapping[str, float] | None = None,
+    ) -> list[Event]:
+        """`playback`: the scores of the speaker's reference on the same frame, when there is
+        one; a detection they explain records nothing."""
         s = self.settings
         self._next_index = frame.index + 1
         self._failed = False
@@ -220,12 +245,16 @@ class Machine:
         if self.state in (State.MUTED, State.OFF, State.ERROR):
             return events
         self._count(frame, scores)
+        if playback is not None:
+            self._playback = self._playback or PlaybackGuard(s.thresholds)
+            self._playback.push(frame.index, playback)
         u = self._utterance
         if u is None:
             wake = self._detect(frame, scores)
-            if wake is None:
+            ignored = self._played(wake) if wake is not None else None
+            if wake is None or ignored is not None:
                 self._lookback.append(frame)
-                return events
+                return events if ignored is None else [*events, ignored]
             return [*events, *self._open(frame, wake, is_speech)]
 
         u.frames.append(frame)
@@ -259,6 +288,8 @@ class Machine:
         for name, threshold in self.settings.thresholds.items():
             score = scores.get(name, 0.0)
             self._above[name] = self._above[name] + 1 if score >= threshold else 0
+            if score < threshold:
+                self._held.discard(name)
             if score < threshold * ONSET_FRACTION:
                 self._onset[name] = None
             elif self._onset[name] is None:
@@ -318,11 +349,26 @@ class Machine:
             and frame.index - self._last_wake_frame < s.refractory_frames
         ):
             return None
-        ready = [n for n, count in self._above.items() if count >= s.patience_frames[n]]
+        ready = [
+            n
+            for n, count in self._above.items()
+            if count >= s.patience_frames[n] and n not in self._held
+        ]
         if not ready:
             return None
         best = max(ready, key=lambda n: scores.get(n, 0.0))
         return WakeDetected(frame.index, best, float(scores[best]))
+
+    def _played(self, wake: WakeDetected) -> WakeIgnored | None:
+        """The detection as ignored when the playback explains it; the model's run of scores
+        at its threshold is then held until it ends (the rest of the played phrase)."""
+        explained = (
+            self._playback.explains(wake.wake_word, wake.frame_index) if self._playback else None
+        )
+        if explained is None:
+            return None
+        self._held.add(wake.wake_word)
+        return WakeIgnored(wake.frame_index, wake.wake_word, wake.score, explained)
 
     def _end(self, reason: EndReason) -> list[Event]:
         u = self._utterance
@@ -347,6 +393,9 @@ class Machine:
 
     def _forget_audio(self) -> None:
         self._lookback.clear()
+        self._held.clear()
+        if self._playback is not None:
+            self._playback.forget()
         self._above = dict.fromkeys(self._above, 0)
         self._onset = dict.fromkeys(self._onset)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from recorder import models
 from recorder.audio import Frame, s_to_frames
 from recorder.config import DEFAULT_THRESHOLD, Config
+from recorder.echo import EchoStage, canceller
 from recorder.endpoint import JUDGED_AGGRESSIVENESS, Endpointer
 from recorder.engines import OpenWakeWordEngine, WakeEngine
 from recorder.engines.composite import CompositeEngine
@@ -131,6 +132,8 @@ class Analysis:
     scores: Mapping[str, float]
     speech: bool
     events: list[Event]
+    frame: Frame | None = None
+    """The frame as the ears heard it: with a playback reference, the echo-cancelled one."""
 
 
 def step(
@@ -139,10 +142,16 @@ def step(
     vad: Endpointer,
     frame: Frame,
     verifiers: Mapping[str, Verifier] | None = None,
+    echo: EchoStage | None = None,
 ) -> Analysis | None:
-    """The per-frame step. None while muted or stopped: that audio is dropped unanalysed."""
+    """The per-frame step. None while muted or stopped: that audio is dropped unanalysed.
+    A frame with a playback reference goes through `echo` first (without one, the reference
+    is dropped: see `reloaded`)."""
     if machine.state in (State.MUTED, State.OFF):
         return None
+    played = None
+    if frame.reference is not None:
+        frame, played = echo.process(frame) if echo else (Frame(frame.index, frame.samples), None)
     scores = engine.process(frame.samples)
     recent = engine.embeddings
     if verifiers and recent is not None:
@@ -150,14 +159,14 @@ def step(
             scores, lambda: recent(WINDOW), verifiers, machine.settings.thresholds
         )
     speech = vad.is_speech(frame.samples)
-    events = machine.step(frame, scores, speech)
+    events = machine.step(frame, scores, speech, played)
     for event in events:
         if isinstance(event, WakeDetected):
             start = frame.index if event.start_frame is None else event.start_frame
             vad.wake(frame.index + 1 - start)
     if not machine.recording:
         vad.release()
-    return Analysis(scores, speech, events)
+    return Analysis(scores, speech, events, frame)
 
 
 @dataclass
@@ -171,6 +180,12 @@ class Pipeline:
     indicator: Indicator
     chime: ChimePlayer | None = None
     verifiers: dict[str, Verifier] = field(default_factory=dict)
+    echo: EchoStage | None = None
+    """`[audio] reference_channel`: the echo canceller and the playback's wake-word scores."""
+
+    def step(self, machine: Machine, frame: Frame) -> Analysis | None:
+        """`step` with this pipeline's engine, VAD, verifiers and echo stage."""
+        return step(machine, self.engine, self.vad, frame, self.verifiers, self.echo)
 
 
 def build_verifiers(config: Config, engine: WakeEngine) -> dict[str, Verifier]:
@@ -202,6 +217,8 @@ def build_pipeline(
 ) -> Pipeline:
     """`engine`: reuse a loaded one (a reload with the same models). `devices`: the Pi lights
     owned so far (a reload takes them over); a dry run creates no recordings directory."""
+    a = config.audio  # a canceller that cannot load is refused before any directory is made
+    echo = canceller(a.echo_canceller) if a.reference_channel is not None else None
     storage = Storage(
         config.path(config.storage.directory),
         sealer_for(config.storage.encrypt_to, config.base_dir),
@@ -220,6 +237,7 @@ def build_pipeline(
         build_indicators(config, devices or Devices()),
         player,
         verifiers,
+        EchoStage(echo, build_engine(config)) if echo is not None else None,
     )
 
 
@@ -233,6 +251,10 @@ def reloaded(
         w, was = config.wake, running.config.wake
         same_engine = (w.models, w.models_dir, w.gate) == (was.models, was.models_dir, was.gate)
         pipeline = build_pipeline(config, running.engine if same_engine else None, dry_run, devices)
+        # the echo stage is bound to the source, which [audio] opened at the start
+        pipeline.echo = running.echo and running.echo.with_engine(
+            running.echo.reference_engine if same_engine else build_engine(config)
+        )
     except RecorderError as e:
         log.error("reload refused, keeping the running configuration: %s", e)
         return None

@@ -76,6 +76,19 @@ class Wake(JournalEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WakeIgnored(JournalEvent):
+    """A detection that the device's own playback explains: nothing was recorded."""
+
+    event = "wake_ignored"
+    model: str
+    score: float
+    offset_s: float
+    reason: str
+    """`playback`."""
+    playback_score: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class SavedFiles:
     """What a save wrote: the recording's id, its files and their hashes."""
 
@@ -197,6 +210,7 @@ EVENT_TYPES: tuple[type[JournalEvent], ...] = (
     Reloaded,
     StateShown,
     Wake,
+    WakeIgnored,
     Saved,
     Transcribed,
     Discarded,

@@ -38,6 +38,18 @@ CASES = [
         {"model": "alexa", "score": 0.9, "offset_s": 1.2},
     ),
     (
+        records.WakeIgnored(
+            model="alexa", score=0.7, offset_s=2.4, reason="playback", playback_score=0.98
+        ),
+        {
+            "model": "alexa",
+            "score": 0.7,
+            "offset_s": 2.4,
+            "reason": "playback",
+            "playback_score": 0.98,
+        },
+    ),
+    (
         records.Saved(files=FILES, source_offset_s=1.0, **SUMMARY),
         {
             "id": FILES.id,

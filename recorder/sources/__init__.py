@@ -21,6 +21,7 @@ from recorder.sources.base import (
     chunk,
 )
 from recorder.sources.file import FileSource
+from recorder.sources.loopback import Pair
 from recorder.sources.stdin import StdinSource
 
 __all__ = [
@@ -54,19 +55,42 @@ def open_source(
     """`mic`, `mic:NAME_OR_INDEX`, `file:PATH`, `stdin` or `sample`; `audio` has the microphone's
     format."""
     kind, _, arg = spec.partition(":")
+    pair = _pair(audio)
     if kind == "file":
         if not arg:
             raise RecorderError("source file: needs a path, e.g. --source file:clip.wav")
-        return FileSource(Path(arg), realtime)
+        return FileSource(Path(arg), realtime, pair)
     if kind == "stdin" and not arg:
-        return StdinSource()
+        if pair is None:
+            return StdinSource()
+        if audio is None or audio.device_channels is None:
+            raise RecorderError(
+                "[audio] reference_channel with --source stdin: set [audio] device_channels "
+                "to the number of channels interleaved on standard input"
+            )
+        return StdinSource(None, audio.device_channels, pair)
     if kind == "sample" and not arg:
-        return FileSource(sample_path(), realtime)
+        return FileSource(sample_path(), realtime, pair)
     if kind == "mic":
         from recorder.sources.mic import MicFormat, MicSource
 
-        fmt = MicFormat(audio.device_rate, audio.device_channels, audio.channel) if audio else None
+        fmt = (
+            MicFormat(audio.device_rate, audio.device_channels, audio.channel, pair)
+            if audio
+            else None
+        )
         return MicSource(arg or None, wait_for_device, fmt)
+<<<<<<< HEAD
     raise RecorderError(
         f"unknown source {spec!r}: use mic, mic:NAME_OR_INDEX, file:PATH, stdin or sample"
     )
+=======
+    raise RecorderError(f"unknown source {spec!r}: use mic, mic:NAME_OR_INDEX, file:PATH or stdin")
+
+
+def _pair(audio: AudioConfig | None) -> Pair | None:
+    """The microphone's channel and the playback reference's, when a reference is configured."""
+    if audio is None or audio.reference_channel is None or not isinstance(audio.channel, int):
+        return None
+    return Pair(audio.channel, audio.reference_channel)
+>>>>>>> echo

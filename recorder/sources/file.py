@@ -13,12 +13,20 @@ from pathlib import Path
 
 from recorder.audio import FRAME_S, Frame, WavReader, reframe
 from recorder.sources.base import StopFlag, Unclosable
+from recorder.sources.loopback import Pair, wav_frames
 
 
 class FileSource(Unclosable):
-    def __init__(self, path: Path, realtime: bool = False):
+    """`pair`: keep the microphone's channel and the playback reference's (`loopback`)
+    instead of averaging the channels."""
+
+    def __init__(self, path: Path, realtime: bool = False, pair: Pair | None = None):
         self.path = path
-        WavReader(path).close()  # a file that cannot be read is refused here
+        with WavReader(path) as reader:  # a file that cannot be read is refused here
+            if pair is not None:
+                pair.check(reader.info.channels, str(path))
+                self.info = {"channel": pair.mic, "reference_channel": pair.reference}
+        self.pair = pair
         self.realtime = realtime
         self.description = f"file:{path}"
         self.live = False
@@ -26,7 +34,10 @@ class FileSource(Unclosable):
     def frames(self, should_stop: StopFlag) -> Iterator[Frame]:
         t0 = time.monotonic()
         with WavReader(self.path) as reader:
-            for frame in reframe(reader.blocks()):
+            frames = (
+                reframe(reader.blocks()) if self.pair is None else wav_frames(reader, self.pair)
+            )
+            for frame in frames:
                 if self.realtime:
                     delay = t0 + frame.index * FRAME_S - time.monotonic()
                     if delay > 0:

@@ -16,6 +16,7 @@ import numpy as np
 
 from recorder.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame, StreamResampler, to_int16
 from recorder.errors import RecorderError
+from recorder.sources.loopback import Pair, PairFramer
 
 
 class FormatError(RecorderError):
@@ -29,6 +30,8 @@ class MicFormat:
     rate: int | None = None
     channels: int | None = None
     channel: int | str = 0  # a 0-based channel number or "mix"
+    pair: Pair | None = None
+    """The microphone's channel and the playback reference's (`[audio] reference_channel`)."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,14 @@ class OpenFormat:
     rate: int
     channels: int
     channel: int | str
+    pair: Pair | None = None
 
     @property
     def info(self) -> dict[str, Any]:
-        return {"device_rate": self.rate, "device_channels": self.channels, "channel": self.channel}
+        info = {"device_rate": self.rate, "device_channels": self.channels, "channel": self.channel}
+        if self.pair is not None:
+            info["reference_channel"] = self.pair.reference
+        return info
 
     def describe(self) -> str:
         layout = "mono" if self.channels == 1 else f"{self.channels} channels"
@@ -67,9 +74,11 @@ def negotiate(sd: Any, device: int, info: dict[str, Any], want: MicFormat) -> Op
         )
     rates = [want.rate] if want.rate else [SAMPLE_RATE, int(info["default_samplerate"])]
     counts = [want.channels] if want.channels else [1, max_ch]
+    if want.pair is not None and not want.channels:  # both channels, or the most there are
+        counts = [c for c in counts if c >= want.pair.needs] or [max_ch]
     fmt = next(
         (
-            OpenFormat(r, c, want.channel)
+            OpenFormat(r, c, want.channel, want.pair)
             for c in counts
             for r in rates
             if accepts(sd, device, r, c)
@@ -77,7 +86,12 @@ def negotiate(sd: Any, device: int, info: dict[str, Any], want: MicFormat) -> Op
         None,
     )
     if fmt is None:  # let opening the stream report PortAudio's reason
-        fmt = OpenFormat(rates[0], counts[0], want.channel)
+        fmt = OpenFormat(rates[0], counts[0], want.channel, want.pair)
+    if fmt.pair is not None:
+        try:
+            fmt.pair.check(fmt.channels, f"input device {name!r}")
+        except RecorderError as e:
+            raise FormatError(str(e)) from None
     if isinstance(fmt.channel, int) and fmt.channel >= fmt.channels:
         raise FormatError(
             f"input device {name!r}: [audio] channel = {fmt.channel}, but it is "
@@ -98,13 +112,22 @@ class Reframer:
         self.index = first_index
         self._pending = np.zeros(0, dtype=np.int16)
         self._resampler = StreamResampler(fmt.rate) if fmt.rate != SAMPLE_RATE else None
+        self._pairs: PairReframer | None = (
+            PairReframer(fmt.rate, fmt.pair, first_index) if fmt.pair is not None else None
+        )
 
     @property
     def position(self) -> int:
         """The next delivered sample's number (frame index * FRAME_SAMPLES + offset)."""
+        if self._pairs is not None:
+            return self._pairs.framer.position
         return self.index * FRAME_SAMPLES + len(self._pending)
 
     def push(self, block: np.ndarray) -> Iterator[Frame]:
+        if self._pairs is not None:
+            yield from self._pairs.push(block)
+            self.index = self._pairs.framer.index
+            return
         samples = self._convert(block)
         self._pending = np.concatenate([self._pending, samples]) if len(self._pending) else samples
         while len(self._pending) >= FRAME_SAMPLES:
@@ -124,3 +147,24 @@ class Reframer:
         if self._resampler is None:
             return to_int16(mono)
         return self._resampler.process(mono)
+
+
+class PairReframer:
+    """Device blocks to frames that carry the microphone's channel and the playback reference's,
+    each resampled to 16 kHz by its own stream (`pair`: which channels)."""
+
+    def __init__(self, rate: int, pair: Pair, first_index: int = 0):
+        self.pair = pair
+        self.framer = PairFramer(first_index)
+        self._resamplers = (
+            (StreamResampler(rate), StreamResampler(rate)) if rate != SAMPLE_RATE else None
+        )
+
+    def push(self, block: np.ndarray) -> Iterator[Frame]:
+        block = block.reshape(len(block), -1)
+        mic, ref = block[:, self.pair.mic], block[:, self.pair.reference]
+        if self._resamplers is None:
+            yield from self.framer.push(mic.astype(np.int16), ref.astype(np.int16))
+            return
+        mic_rs, ref_rs = self._resamplers
+        yield from self.framer.push(mic_rs.process(mic / 32768.0), ref_rs.process(ref / 32768.0))

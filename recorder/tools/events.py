@@ -23,9 +23,9 @@ def add_parser(sub: Any) -> None:
         "events",
         help="follow the running daemon's events (state, wake, saved, ...)",
         description="Subscribe to the running daemon over its control socket and print one "
-        "event per line as it happens: started, stopped, reloaded, state, wake, saved, "
-        "transcribed, discarded, deleted, muted, unmuted, device_lost, device_restored, each "
-        "with its sequence number and UTC time. Exits 0 when the daemon stops, 3 when no "
+        "event per line as it happens: started, stopped, reloaded, state, wake, wake_ignored, "
+        "saved, transcribed, discarded, deleted, muted, unmuted, device_lost, device_restored, "
+        "each with its sequence number and UTC time. Exits 0 when the daemon stops, 3 when no "
         "daemon runs, 1 when the daemon cut this reader off for not keeping up.",
     )
     ev.add_argument(
