@@ -80,12 +80,9 @@ def open_source(
             else None
         )
         return MicSource(arg or None, wait_for_device, fmt)
-<<<<<<< HEAD
     raise RecorderError(
         f"unknown source {spec!r}: use mic, mic:NAME_OR_INDEX, file:PATH, stdin or sample"
     )
-=======
-    raise RecorderError(f"unknown source {spec!r}: use mic, mic:NAME_OR_INDEX, file:PATH or stdin")
 
 
 def _pair(audio: AudioConfig | None) -> Pair | None:
@@ -93,4 +90,3 @@ def _pair(audio: AudioConfig | None) -> Pair | None:
     if audio is None or audio.reference_channel is None or not isinstance(audio.channel, int):
         return None
     return Pair(audio.channel, audio.reference_channel)
->>>>>>> echo
