@@ -62,7 +62,7 @@ class Onsets:
         """Consecutive frames from `first_index` on; the counts so far. A frame below every
         threshold only ends the runs (as `step` would), so only the others are stepped."""
         s = np.asarray(scores, dtype=np.float64)
-        lowest = self.thresholds.min(initial=np.inf)
+        lowest = float(np.min(self.thresholds)) if len(self.thresholds) else math.inf
         previous = -1
         for i in np.flatnonzero(s >= lowest).tolist():
             if i > previous + 1:
