@@ -32,6 +32,7 @@ frame-counted like the machine: one call per 80 ms frame, no clock, no I/O.
 from __future__ import annotations
 
 from collections import deque
+from typing import Protocol
 
 import numpy as np
 
@@ -64,6 +65,16 @@ HOLD_FRAMES = 6
 too: the softer syllables the room drowns do not end the request."""
 ROOM_CLEAR_DB = 12.0
 """A frame this far above the room's mean level is loud enough to be the talker's."""
+
+
+class Residue(Protocol):
+    """With a playback reference, what the echo canceller leaves (`recorder.residual`)."""
+
+    def clear(self, samples: np.ndarray, reference: np.ndarray) -> bool: ...
+
+    def wake(self, phrase_frames: int) -> None: ...
+
+    def release(self) -> None: ...
 
 
 def rms_db(samples: np.ndarray) -> float:
@@ -102,8 +113,11 @@ class Endpointer:
         talker_range_db: float | None = 12.0,
         margin_db: float = 3.0,
         window_frames: int = WINDOW_FRAMES,
+        residual: Residue | None = None,
     ):
         self._vad = vad
+        self.residual = residual
+        """With a playback reference: what the echo canceller leaves, which is not the talker."""
         self._judged_vad = judged_vad
         self.talker_range_db = talker_range_db
         self.margin_db = margin_db
@@ -123,8 +137,12 @@ class Endpointer:
         self._hold = 0
         self._hold_frames = 0
 
-    def is_speech(self, samples: np.ndarray) -> bool:
+    def is_speech(self, samples: np.ndarray, reference: np.ndarray | None = None) -> bool:
+        """`reference`: what the speaker played over the frame (the echo cancelled from
+        `samples`), for `residual`'s judgement."""
         heard = self._heard(samples)
+        if self.residual is not None and reference is not None:
+            heard = self.residual.clear(samples, reference) and heard
         if self.floor_db is None:
             return heard
         self._spoke = self._spoke or self._talking
@@ -163,6 +181,8 @@ class Endpointer:
 
     def wake(self, phrase_frames: int) -> None:
         """Measure the room before the wake phrase, and the talker in the phrase."""
+        if self.residual is not None:
+            self.residual.wake(phrase_frames)
         self.floor_db, self.room_db, self.in_band = None, NO_ROOM, False
         self._loud_run, self._talking, self._past_phrase = 0, False, False
         self._spoke, self._hold, self._hold_frames = False, 0, 0
@@ -190,6 +210,8 @@ class Endpointer:
     def release(self) -> None:
         """No request is open: the room is measured afresh from here on (a request's own
         speech is not the room)."""
+        if self.residual is not None:
+            self.residual.release()
         if self.floor_db is not None or self.room_db != NO_ROOM:
             self._levels.clear()
             self._bands.clear()
