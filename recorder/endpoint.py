@@ -25,8 +25,12 @@ room is, and the wake phrase tells how loud the talker is. While a request is op
 
 Where the talker is barely louder than the room (a TV as loud as the person), the margin shrinks
 with the lead, and each of the talker's frames holds the next `HOLD_FRAMES` (a syllable the room
-drowns), so a request is kept whole, if long, rather than cut short. Pure and
-frame-counted like the machine: one call per 80 ms frame, no clock, no I/O.
+drowns), so a request is kept whole, if long, rather than cut short.
+
+With a playback reference (`[audio] reference_channel`), `residual` also judges each frame
+against what the echo canceller leaves of the playback (`recorder.residual`): a frame of that
+residue alone is not the talker's. Without one, nothing of it runs. Pure and frame-counted like
+the machine: one call per 80 ms frame, no clock, no I/O.
 """
 
 from __future__ import annotations
