@@ -25,13 +25,18 @@ room is, and the wake phrase tells how loud the talker is. While a request is op
 
 Where the talker is barely louder than the room (a TV as loud as the person), the margin shrinks
 with the lead, and each of the talker's frames holds the next `HOLD_FRAMES` (a syllable the room
-drowns), so a request is kept whole, if long, rather than cut short. Pure and
-frame-counted like the machine: one call per 80 ms frame, no clock, no I/O.
+drowns), so a request is kept whole, if long, rather than cut short.
+
+With a playback reference (`[audio] reference_channel`), `residual` also judges each frame
+against what the echo canceller leaves of the playback (`recorder.residual`): a frame of that
+residue alone is not the talker's. Without one, nothing of it runs. Pure and frame-counted like
+the machine: one call per 80 ms frame, no clock, no I/O.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Protocol
 
 import numpy as np
 
@@ -64,6 +69,16 @@ HOLD_FRAMES = 6
 too: the softer syllables the room drowns do not end the request."""
 ROOM_CLEAR_DB = 12.0
 """A frame this far above the room's mean level is loud enough to be the talker's."""
+
+
+class Residue(Protocol):
+    """With a playback reference, what the echo canceller leaves (`recorder.residual`)."""
+
+    def clear(self, samples: np.ndarray, reference: np.ndarray) -> bool: ...
+
+    def wake(self, phrase_frames: int) -> None: ...
+
+    def release(self) -> None: ...
 
 
 def rms_db(samples: np.ndarray) -> float:
@@ -102,8 +117,11 @@ class Endpointer:
         talker_range_db: float | None = 12.0,
         margin_db: float = 3.0,
         window_frames: int = WINDOW_FRAMES,
+        residual: Residue | None = None,
     ):
         self._vad = vad
+        self.residual = residual
+        """With a playback reference: what the echo canceller leaves, which is not the talker."""
         self._judged_vad = judged_vad
         self.talker_range_db = talker_range_db
         self.margin_db = margin_db
@@ -123,8 +141,12 @@ class Endpointer:
         self._hold = 0
         self._hold_frames = 0
 
-    def is_speech(self, samples: np.ndarray) -> bool:
+    def is_speech(self, samples: np.ndarray, reference: np.ndarray | None = None) -> bool:
+        """`reference`: what the speaker played over the frame (the echo cancelled from
+        `samples`), for `residual`'s judgement."""
         heard = self._heard(samples)
+        if self.residual is not None and reference is not None:
+            heard = self.residual.clear(samples, reference) and heard
         if self.floor_db is None:
             return heard
         self._spoke = self._spoke or self._talking
@@ -163,6 +185,8 @@ class Endpointer:
 
     def wake(self, phrase_frames: int) -> None:
         """Measure the room before the wake phrase, and the talker in the phrase."""
+        if self.residual is not None:
+            self.residual.wake(phrase_frames)
         self.floor_db, self.room_db, self.in_band = None, NO_ROOM, False
         self._loud_run, self._talking, self._past_phrase = 0, False, False
         self._spoke, self._hold, self._hold_frames = False, 0, 0
@@ -190,6 +214,8 @@ class Endpointer:
     def release(self) -> None:
         """No request is open: the room is measured afresh from here on (a request's own
         speech is not the room)."""
+        if self.residual is not None:
+            self.residual.release()
         if self.floor_db is not None or self.room_db != NO_ROOM:
             self._levels.clear()
             self._bands.clear()

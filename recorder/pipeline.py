@@ -23,6 +23,7 @@ from recorder.indicators import Devices, Indicator, build_indicators
 from recorder.indicators.chime import ChimePlayer
 from recorder.indicators.chime import build as build_chime
 from recorder.machine import Event, Machine, MachineSettings, State, WakeDetected
+from recorder.residual import ResidualEcho
 from recorder.seal import sealer_for
 from recorder.storage import Storage
 from recorder.vad import WebRtcVad, gate_vad
@@ -113,6 +114,7 @@ def build_vad(config: Config) -> Endpointer:
         WebRtcVad(JUDGED_AGGRESSIVENESS),
         talker_range_db=v.talker_range_db if v.judge_room else None,
         margin_db=v.room_margin_db,
+        residual=ResidualEcho() if config.audio.reference_channel is not None else None,
     )
 
 
@@ -149,8 +151,9 @@ def step(
     is dropped: see `reloaded`)."""
     if machine.state in (State.MUTED, State.OFF):
         return None
-    played = None
+    played = reference = None
     if frame.reference is not None:
+        reference = frame.reference if echo else None
         frame, played = echo.process(frame) if echo else (Frame(frame.index, frame.samples), None)
     scores = engine.process(frame.samples)
     recent = engine.embeddings
@@ -158,7 +161,7 @@ def step(
         scores = apply_verifiers(
             scores, lambda: recent(WINDOW), verifiers, machine.settings.thresholds
         )
-    speech = vad.is_speech(frame.samples)
+    speech = vad.is_speech(frame.samples, reference)
     events = machine.step(frame, scores, speech, played)
     for event in events:
         if isinstance(event, WakeDetected):

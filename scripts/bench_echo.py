@@ -16,6 +16,8 @@ Modes, per playback and echo level:
     (`recorder.playback`);
   - linear_norule, webrtc_norule: the echo cancelled, without the playback's wake-word scores
     (no self-wake rule);
+  - linear_noresidual, webrtc_noresidual: the request's end judged without the residual echo's
+    estimate (`recorder.residual`), as before it;
   - linear@S: the linear canceller with a filter S seconds long (the default is 0.3).
 and "silent": the device plays nothing (the ceiling).
 
@@ -126,6 +128,7 @@ def recorder_run(
         WakeDetected,
         WakeIgnored,
     )
+    from recorder.residual import ResidualEcho
 
     toml = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_echo_{os.getpid()}.toml"
     toml.write_text(f'[wake]\nmodels = ["{model}"]\n')
@@ -138,6 +141,7 @@ def recorder_run(
     if reference is not None:
         kind, _, rule = mode.partition("_")
         kind, _, tail = kind.partition("@")
+        vad.residual = ResidualEcho() if rule != "noresidual" else None
         ref_engine = pipeline.build_engine(config) if rule != "norule" else None
         echo = EchoStage(
             _Timed(LinearCanceller(float(tail)) if tail else canceller(kind), timing, "aec"),

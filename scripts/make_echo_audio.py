@@ -11,6 +11,10 @@ tail) plus the room's quiet bed. echo.json records where each phrase starts and 
 
 - request_over_music: the talker of tests/audio/rooms/breath_pause.wav (openWakeWord's real
   "Alexa", a pause, a command) 8 s into the music, the echo 5 dB above the talker.
+- request_late_in_music: the same talker 14 s into other music (the canceller long settled),
+  the echo 5 dB above the talker, 8 s of music after the talker's clip: what the canceller leaves of
+  this music's drums kept webrtcvad in speech for 4.6 s past the command before the residual
+  echo's estimate (`recorder.residual`).
 - played_wake_word: the music, and 3 s in the device itself plays a real "Alexa" (openWakeWord's
   recording); the echo 10 dB above the talker's level; nobody in the room speaks.
 """
@@ -54,28 +58,34 @@ def write_stereo(path: Path, mic: np.ndarray, reference: np.ndarray) -> None:
         w.writeframes(np.clip(np.round(both), -32768, 32767).astype("<i2").tobytes())
 
 
-def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else AUDIO / "echo")
-    out.mkdir(parents=True, exist_ok=True)
-    ir = room_ir(0.25, seed=3)
-    marks: dict[str, dict] = {}
-
+def request(path: Path, at_s: float, seed: int, ir: np.ndarray, after_s: float) -> dict:
+    """The talker of breath_pause.wav `at_s` into music, its echo 5 dB above the talker, and
+    `after_s` of music after the talker's clip; the scene's marks."""
     talker = read(AUDIO / "rooms" / "breath_pause.wav")
     room_marks = json.loads((AUDIO / "rooms" / "rooms.json").read_text())["breath_pause"]
-    at_s = 8.0
-    played = music(at_s + len(talker) / RATE + 4.0, seed=5)
+    played = music(at_s + len(talker) / RATE + after_s, seed=seed)
     mic = (
         through_room(played, ir, TALKER_DBFS + 5)
         + noise_bed(len(played) / RATE + 1, 3)[: len(played)]
     )
     at = int(at_s * RATE)
     mic[at : at + len(talker)] += talker
-    write_stereo(out / "request_over_music.wav", mic, played)
-    marks["request_over_music"] = {
+    write_stereo(path, mic, played)
+    return {
         "duration_s": round(len(mic) / RATE, 4),
         "wake": [round(at_s + t, 4) for t in room_marks["wake"]],
         "command": [round(at_s + t, 4) for t in room_marks["command"]],
     }
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else AUDIO / "echo")
+    out.mkdir(parents=True, exist_ok=True)
+    ir = room_ir(0.25, seed=3)
+    marks: dict[str, dict] = {}
+
+    marks["request_over_music"] = request(out / "request_over_music.wav", 8.0, 5, ir, 4.0)
+    marks["request_late_in_music"] = request(out / "request_late_in_music.wav", 14.0, 21, ir, 8.0)
 
     alexa = read(REPO / "tests" / "fixtures" / "openwakeword" / "alexa_test.wav")
     alexa *= 10 ** ((REFERENCE_DBFS - active_level_db(alexa)) / 20)

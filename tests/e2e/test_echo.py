@@ -71,6 +71,20 @@ def test_a_request_over_the_devices_music_is_kept_whole_with_its_echo_cancelled(
     assert db(kept[tail]) - db(samples[tail]) > 10
 
 
+def test_what_the_canceller_leaves_of_the_music_does_not_hold_the_request_open(tmp_path):
+    """Music whose drums the canceller leaves enough of to sound like speech to webrtcvad (the
+    request ran 4.6 s past the command before the residual echo's estimate): the request ends
+    within 3 s of the command, whole."""
+    marks = MARKS["request_late_in_music"]
+    [(meta, samples)], _, _ = run_scene("request_late_in_music", tmp_path, REFERENCE)
+    start = meta["source_offset_s"]
+    end = start + len(samples) / RATE
+    assert marks["wake"][0] <= start <= marks["command"][0]
+    assert marks["command"][1] <= end <= marks["command"][1] + 3.0
+    assert meta["end_reason"] == "silence"
+    assert meta["echo_cancelled"] is True
+
+
 def test_without_the_reference_the_music_hides_the_request(tmp_path):
     """The same file read as before (its channels averaged): the wake word is lost."""
     recs, _, _ = run_scene("request_over_music", tmp_path, "")
