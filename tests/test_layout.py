@@ -149,3 +149,16 @@ def test_the_size_check_finds_a_long_function(tmp_path):
     path = tmp_path / "long.py"
     path.write_text(f'"""A module."""\n\n\ndef long():\n{body}\n')
     assert oversized(path) == [f"long.py: long is {MAX_FUNCTION_LINES + 1} lines"]
+
+
+def duplicate_basenames(paths: list[Path]) -> list[str]:
+    """Test modules' file names used more than once (pytest imports them by name)."""
+    names = [p.name for p in paths]
+    return sorted({n for n in names if names.count(n) > 1})
+
+
+def test_no_two_test_modules_share_a_name():
+    assert duplicate_basenames(sorted((REPO / "tests").rglob("test_*.py"))) == []
+    assert duplicate_basenames([Path("tests/test_x.py"), Path("tests/e2e/test_x.py")]) == [
+        "test_x.py"
+    ]
