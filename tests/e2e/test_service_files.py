@@ -64,7 +64,14 @@ def as_user(uid: int) -> list[str]:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    prefix = [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    tried = subprocess.run(
+        [*prefix, str(RECORDER.parent / "python"), "-c", ""], capture_output=True, timeout=60
+    )
+    if tried.returncode != 0:  # e.g. a Python built with its libpython under /root (0700)
+        why = (tried.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+        pytest.skip(f"uid {uid} cannot run this venv's interpreter: {why}")
+    return prefix
 
 
 def run_as(uid: int, *args: str, home: Path) -> subprocess.CompletedProcess:
