@@ -6,12 +6,14 @@ import argparse
 import json
 import socket
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from recorder import control_client
 from recorder.dirs import SYSTEM_RUNTIME_DIR, default_runtime_dir
 from recorder.errors import RecorderError
+from recorder.human import printable
 
 EXIT_NOT_RUNNING = 3
 EXIT_CUT_OFF = 1
@@ -42,6 +44,26 @@ def connect(runtime_dir: Path) -> socket.socket | None:
     """A socket subscribed to the daemon's events; None when no daemon listens there."""
     subscribed = subscribe(runtime_dir, "events")
     return None if subscribed is None else subscribed[0]
+
+
+def records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a subscription's lines; anything else is skipped."""
+    for raw in lines:
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            yield record
+
+
+def cut_off(record: dict[str, Any]) -> int:
+    """Says the daemon cut this reader off (its reason without control characters); the exit
+    status."""
+    print(
+        f"recorder: cut off by the daemon: {printable(str(record.get('reason')))}", file=sys.stderr
+    )
+    return EXIT_CUT_OFF
 
 
 def subscribe(runtime_dir: Path, command: str) -> tuple[socket.socket, dict[str, Any]] | None:
@@ -98,16 +120,9 @@ def cmd_events(args: argparse.Namespace) -> int:
         print("recorder: no daemon is running", file=sys.stderr)
         return EXIT_NOT_RUNNING
     with sock, sock.makefile("rb") as lines:
-        for raw in lines:
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(record, dict):
-                continue
+        for record in records(lines):
             if record.get("event") == "cut_off":
-                print(f"recorder: cut off by the daemon: {record.get('reason')}", file=sys.stderr)
-                return EXIT_CUT_OFF
+                return cut_off(record)
             print(json.dumps(record) if args.json else text(record), flush=True)
             if record.get("event") == "stopped":
                 return 0

@@ -9,7 +9,6 @@ each frame's numbers (never audio) and the daemon's events. Both feed the same v
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Iterable
@@ -19,18 +18,13 @@ from typing import TextIO
 from recorder import daemon
 from recorder.audio import Frame
 from recorder.config import Config
-from recorder.human import printable
 from recorder.machine import State
 from recorder.monitor_feed import frame_record
 from recorder.mute import MuteSwitch
 from recorder.pipeline import build_pipeline, thresholds
 from recorder.sources import open_source
-from recorder.tools.events import subscribe
+from recorder.tools.events import EXIT_CUT_OFF, EXIT_NOT_RUNNING, cut_off, records, subscribe
 from recorder.tools.meter import View
-
-EXIT_NOT_RUNNING = 3
-"""As `recorder status` and `recorder events` exit when no daemon answers."""
-EXIT_CUT_OFF = 1
 
 
 class _Notes(logging.Handler):
@@ -112,20 +106,12 @@ def attach(runtime_dirs: Iterable[Path], out: TextIO | None = None) -> int:
 
 
 def _follow(lines: Iterable[bytes], view: View) -> int:
-    for raw in lines:
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(record, dict):
-            continue
+    for record in records(lines):
         event = record.get("event")
         if event == "frame":
             view.frame(record)
         elif event == "cut_off":
-            reason = printable(str(record.get("reason")))
-            print(f"recorder: cut off by the daemon: {reason}", file=sys.stderr)
-            return EXIT_CUT_OFF
+            return cut_off(record)
         else:
             view.record(record)
             if event == "stopped":
