@@ -287,43 +287,12 @@ chroot "$ROOT" /sbin/ldconfig 2>"$WORK/logs/chroot.log" ||
 log "$(chroot "$ROOT" /usr/bin/python3 --version) on $(chroot "$ROOT" /bin/uname -m)"
 
 # A Raspberry Pi 4 Model B's /proc/cpuinfo (64-bit Raspberry Pi OS), in place of the host's text
-cat >"$WORK/cpuinfo" <<'EOF'
-processor	: 0
-BogoMIPS	: 108.00
-Features	: fp asimd evtstrm crc32 cpuid
-CPU implementer	: 0x41
-CPU architecture: 8
-CPU variant	: 0x0
-CPU part	: 0xd08
-CPU revision	: 3
-
-processor	: 1
-BogoMIPS	: 108.00
-Features	: fp asimd evtstrm crc32 cpuid
-CPU implementer	: 0x41
-CPU architecture: 8
-CPU variant	: 0x0
-CPU part	: 0xd08
-CPU revision	: 3
-
-processor	: 2
-BogoMIPS	: 108.00
-Features	: fp asimd evtstrm crc32 cpuid
-CPU implementer	: 0x41
-CPU architecture: 8
-CPU variant	: 0x0
-CPU part	: 0xd08
-CPU revision	: 3
-
-processor	: 3
-BogoMIPS	: 108.00
-Features	: fp asimd evtstrm crc32 cpuid
-CPU implementer	: 0x41
-CPU architecture: 8
-CPU variant	: 0x0
-CPU part	: 0xd08
-CPU revision	: 3
-
+for cpu in 0 1 2 3; do
+    printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n' "$cpu"
+    printf 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\n'
+    printf 'CPU part\t: 0xd08\nCPU revision\t: 3\n\n'
+done >"$WORK/cpuinfo"
+cat >>"$WORK/cpuinfo" <<'EOF'
 Hardware	: BCM2835
 Revision	: c03111
 Serial		: 10000000abcdef01
