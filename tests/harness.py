@@ -410,6 +410,35 @@ class Daemon:
         self.close()
 
 
+class Lines:
+    """`recorder ARGS...` in a subprocess, its stdout a pipe (off a terminal), its lines
+    (without their newlines) collected as they come."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(
+            [str(RECORDER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.decode().rstrip("\n"))
+
+    def records(self) -> list[dict]:
+        """The lines so far as JSON objects."""
+        return [json.loads(line) for line in list(self.lines)]
+
+    def finish(self) -> tuple[int, str]:
+        """The exit status and stderr, once the process ends."""
+        code = self.proc.wait(timeout=30)
+        self.thread.join(timeout=10)
+        assert self.proc.stderr is not None
+        return code, self.proc.stderr.read().decode()
+
+
 class Nobody:
     """`recorder ARGS` run by uid 65534 (nobody), in `groups` or in none: a forked child of
     the test drops its credentials and runs the command line, its output going to files."""

@@ -13,49 +13,22 @@ import socket
 import stat
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 from conftest import RECORDER
-from harness import QUIET, REQUEST, Daemon, Nobody, wait_for
+from harness import QUIET, REQUEST, Daemon, Lines, Nobody, wait_for
 
 from recorder import control
 
 FRAME = bytes(1280 * 2)
 
 
-class Follower:
-    """`recorder events --json` in a subprocess, its lines collected as they come."""
-
-    def __init__(self, run_dir: Path, *extra: str, json_lines: bool = True):
-        self.proc = subprocess.Popen(
-            [
-                str(RECORDER),
-                "events",
-                *(["--json"] if json_lines else []),
-                "--runtime-dir",
-                str(run_dir),
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.decode())
-
-    def records(self) -> list[dict]:
-        return [json.loads(line) for line in list(self.lines)]
-
-    def finish(self) -> tuple[int, str]:
-        code = self.proc.wait(timeout=30)
-        self.thread.join(timeout=10)
-        return code, self.proc.stderr.read().decode()
+def follow(run_dir: Path, *extra: str, json_lines: bool = True) -> Lines:
+    """`recorder events [--json]` following the daemon of `run_dir`."""
+    return Lines(
+        "events", *(["--json"] if json_lines else []), "--runtime-dir", str(run_dir), *extra
+    )
 
 
 def subscribe_raw(run_dir: Path) -> socket.socket:
@@ -68,7 +41,7 @@ def subscribe_raw(run_dir: Path) -> socket.socket:
 
 def test_two_subscribers_one_stops_reading(tmp_path):
     with Daemon(tmp_path) as d:
-        reader = Follower(d.run_dir)
+        reader = follow(d.run_dir)
         stalled = subscribe_raw(d.run_dir)  # reads its first line, then nothing more
         wait_for(lambda: d.request("status")["subscribers"] == 2)
         d.feed(QUIET + REQUEST + QUIET)  # a request: wake, state, saved
@@ -121,13 +94,13 @@ def test_two_subscribers_one_stops_reading(tmp_path):
 
 def test_events_as_text_and_without_a_daemon(tmp_path):
     with Daemon(tmp_path) as d:
-        follower = Follower(d.run_dir, json_lines=False)
+        follower = follow(d.run_dir, json_lines=False)
         wait_for(lambda: d.request("status")["subscribers"] == 1)
         d.feed(QUIET + REQUEST + QUIET)
         d.stop()
         code, err = follower.finish()
     assert code == 0, err
-    text = "".join(follower.lines)
+    text = "\n".join(follower.lines)
     assert " wake model=hey_jarvis score=" in text and " saved id=" in text
     assert follower.lines[-1].split()[2] == "stopped"
     gone = subprocess.run(

@@ -14,12 +14,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 from conftest import RECORDER, recordings
-from harness import QUIET, REQUEST, Daemon, Nobody, wait_for
+from harness import QUIET, REQUEST, Daemon, Lines, Nobody, wait_for
 
 from recorder import control
 
@@ -28,28 +27,9 @@ SECOND = re.compile(
 )
 
 
-class Monitor:
-    """`recorder monitor --attach` in a subprocess, its stdout a pipe (off a terminal), its
-    lines collected as they come."""
-
-    def __init__(self, run_dir: Path):
-        self.proc = subprocess.Popen(
-            [str(RECORDER), "monitor", "--attach", "--runtime-dir", str(run_dir)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.decode().rstrip("\n"))
-
-    def finish(self) -> tuple[int, str]:
-        code = self.proc.wait(timeout=30)
-        self.thread.join(timeout=10)
-        return code, self.proc.stderr.read().decode()
+def attach(run_dir: Path) -> Lines:
+    """`recorder monitor --attach` on the daemon of `run_dir`, off a terminal."""
+    return Lines("monitor", "--attach", "--runtime-dir", str(run_dir))
 
 
 def seconds(lines: list[str]) -> list[dict]:
@@ -75,7 +55,7 @@ def seconds(lines: list[str]) -> list[dict]:
 def test_attached_monitor_shows_the_detection_and_per_second_maxima(tmp_path):
     with Daemon(tmp_path) as d:
         assert d.request("status")["subscribers"] == 0
-        monitor = Monitor(d.run_dir)
+        monitor = attach(d.run_dir)
         wait_for(lambda: d.request("status")["subscribers"] == 1, what="the monitor attached")
         d.feed(QUIET * 2 + REQUEST + QUIET)
         log = d.stop()
