@@ -36,6 +36,17 @@ def default_state_dir() -> Path:
     return Path.home() / ".local" / "state" / "recorder"
 
 
+def default_cache_dir() -> Path:
+    """Where derived files (the engine's built graph) are kept: `$RECORDER_CACHE_DIR`, then
+    systemd's `CacheDirectory=`, then XDG's."""
+    for var in ("RECORDER_CACHE_DIR", "CACHE_DIRECTORY"):
+        if os.environ.get(var):
+            return Path(os.environ[var].split(":")[0])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "recorder"
+    return Path.home() / ".cache" / "recorder"
+
+
 def check_private_dir(path: Path, what: str) -> None:
     """Refuse `path` unless it is a directory that no one but its owner can write to, owned by
     this process's user or, for root, by anyone (root manages the service's files). A symlink

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from recorder import models
 from recorder.audio import Frame, s_to_frames
 from recorder.config import DEFAULT_THRESHOLD, Config
+from recorder.dirs import default_cache_dir
 from recorder.echo import EchoStage, canceller
 from recorder.endpoint import JUDGED_AGGRESSIVENESS, Endpointer
 from recorder.engines import OpenWakeWordEngine, WakeEngine
@@ -98,6 +99,7 @@ def build_engine(config: Config) -> WakeEngine:
                 manifest.path(manifest.features["embedding"]),
                 resolved.oww,
                 new_gate=gate_vad if config.wake.gate else None,
+                cache=default_cache_dir(),
             )
         )
     if resolved.micro:

@@ -197,18 +197,17 @@ daemon's engine runs, with the engine's session options."""
 def engine_models(manifest, model: str, tmp: Path) -> list[str]:
     """The ONNX models the daemon's engine runs for `model`, as files: the streaming graph,
     built as the engine builds it, and the classifier when the graph cannot run it."""
-    from recorder.engines import onnx_wire, streaming
+    from recorder.engines.graph_cache import streaming_graph
 
     classifier = manifest.path(manifest.wakewords[model])
-    graph = onnx_wire.read_model(classifier.read_bytes())
-    window = onnx_wire.value_info_shape(graph.input_infos[0])[1]
-    assert isinstance(window, int)
-    serialized, _, merged = streaming.build(
-        manifest.path(manifest.features["melspectrogram"]).read_bytes(),
-        manifest.path(manifest.features["embedding"]).read_bytes(),
-        [graph],
-        window,
-    )
+    built = streaming_graph(
+        manifest.path(manifest.features["melspectrogram"]),
+        manifest.path(manifest.features["embedding"]),
+        [classifier],
+        None,
+    ).built
+    serialized, merged = built.model, built.merged
+    assert isinstance(serialized, bytes)
     path = tmp / "streaming.onnx"
     path.write_bytes(serialized)
     return [str(path)] + ([] if merged else [str(classifier)])

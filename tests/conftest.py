@@ -105,8 +105,11 @@ def private_dirs(tmp_path_factory, monkeypatch):
         "NOTIFY_SOCKET",
         "WATCHDOG_USEC",
         "RECORDER_CONFIG",
+        "CACHE_DIRECTORY",
     ):
         monkeypatch.delenv(var, raising=False)
+    # one graph cache for the whole run, as a service keeps one between its starts
+    monkeypatch.setenv("RECORDER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @contextlib.contextmanager

@@ -17,7 +17,13 @@ from recorder.audio import FRAME_SAMPLES
 from recorder.engines import OpenWakeWordEngine
 from recorder.engines import onnx_wire as wire
 from recorder.engines.session import session
-from recorder.engines.streaming import CHUNK_SAMPLES, WARM_UP_FRAMES, StreamingEmbedding, build
+from recorder.engines.streaming import (
+    CHUNK_SAMPLES,
+    WARM_UP_FRAMES,
+    StreamingEmbedding,
+    build,
+    build_from_files,
+)
 from recorder.errors import RecorderError
 
 PAD = np.zeros(16000, dtype=np.int16)
@@ -68,10 +74,9 @@ def real_audio() -> list[tuple[str, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def streaming(manifest):
-    return StreamingEmbedding(
-        manifest.path(manifest.features["melspectrogram"]),
-        manifest.path(manifest.features["embedding"]),
-    )
+    embedding = manifest.path(manifest.features["embedding"])
+    built = build_from_files(manifest.path(manifest.features["melspectrogram"]), embedding)
+    return StreamingEmbedding(built, embedding)
 
 
 def test_every_frame_equals_the_whole_network_on_real_recordings_and_scenes(manifest, streaming):
@@ -137,11 +142,11 @@ def test_scores_equal_the_whole_window_engine_within_1e_4(manifest):
 def test_a_network_that_is_not_openwakewords_embedding_is_refused(manifest, tmp_path):
     mel = manifest.path(manifest.features["melspectrogram"])
     with pytest.raises(RecorderError, match="not openWakeWord's embedding network"):
-        StreamingEmbedding(mel, manifest.path(manifest.wakewords["alexa"]))
+        build_from_files(mel, manifest.path(manifest.wakewords["alexa"]))
     broken = tmp_path / "embedding_model.onnx"
     broken.write_bytes(manifest.path(manifest.features["embedding"]).read_bytes()[:5000])
     with pytest.raises(RecorderError, match="embedding_model.onnx"):
-        StreamingEmbedding(mel, broken)
+        build_from_files(mel, broken)
 
 
 def test_the_wire_format_round_trips_a_model(manifest):

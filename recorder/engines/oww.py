@@ -19,7 +19,6 @@ holds speech gets the score the ungated engine would give.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,12 +26,11 @@ from typing import Any
 
 import numpy as np
 
-import recorder.engines.onnx_wire as wire
 from recorder.audio import FRAME_SAMPLES
 from recorder.engines.base import Embeddings
+from recorder.engines.graph_cache import ClassifierInfo, remember, streaming_graph
 from recorder.engines.session import session
 from recorder.engines.streaming import (
-    EMBEDDING_DIM,
     EMBEDDING_WINDOW,
     MEL_CONTEXT_SAMPLES,
     MEL_ROWS_PER_FRAME,
@@ -44,46 +42,20 @@ from recorder.models import WakeModelSpec
 from recorder.vad import SpeechDetector
 
 
-def _read_classifier(spec: WakeModelSpec) -> wire.Graph:
-    try:
-        return wire.read_model(spec.path.read_bytes())
-    except OSError as e:
-        raise RecorderError(f"model {spec.path}: cannot be read ({e.strerror})") from None
-    except (wire.WireError, ValueError, IndexError, StopIteration) as e:
-        raise RecorderError(f"model {spec.path}: cannot be loaded ({e})") from None
-
-
 class _Classifier:
-    """A classifier's window and score names, read from its model's graph (which the engine
-    does not keep: the streaming graph holds its own copy)."""
+    """A classifier's window and score names (its graph is in the streaming graph, or, when it
+    cannot run there, in a session of its own)."""
 
-    def __init__(self, spec: WakeModelSpec, graph: wire.Graph):
+    def __init__(self, spec: WakeModelSpec, info: ClassifierInfo):
         self.path = spec.path
-        try:
-            infos = graph.input_infos
-            shape = wire.value_info_shape(infos[0]) if len(infos) == 1 else ()
-            out_shape = wire.value_info_shape(graph.output_infos[0])
-        except (wire.WireError, ValueError, IndexError, StopIteration) as e:
-            raise RecorderError(f"model {spec.path}: cannot be loaded ({e})") from None
-        if len(shape) != 3 or shape[2] != EMBEDDING_DIM or not isinstance(shape[1], int):
-            raise RecorderError(
-                f"model {spec.path}: not an openWakeWord classifier (input shape {list(shape)})"
-            )
-        self.input_name = graph.inputs[0]
-        self.n_embeddings = shape[1]
-        n_out = out_shape[-1] if out_shape else None
-        if not isinstance(n_out, int) or n_out < 1:
-            raise RecorderError(f"model {spec.path}: unexpected output shape {list(out_shape)}")
-        if n_out == 1:
+        self.input_name = info.input_name
+        self.n_embeddings = info.n_embeddings
+        if info.n_out == 1:
             self.names = [spec.name]
             self.columns = [0]
-        else:  # multi-class: class 0 is background; labels may be in the output's name
-            try:
-                labels = {int(k): str(v) for k, v in json.loads(graph.outputs[0]).items()}
-            except (ValueError, AttributeError):
-                labels = {}
-            self.columns = list(range(1, n_out))
-            self.names = [f"{spec.name}:{labels.get(i, str(i))}" for i in self.columns]
+        else:  # multi-class: class 0 is background
+            self.columns = list(range(1, info.n_out))
+            self.names = [f"{spec.name}:{info.labels.get(i, str(i))}" for i in self.columns]
         self.session: Any = None
         """Its own session, when it cannot run in the streaming graph."""
 
@@ -98,26 +70,30 @@ class OpenWakeWordEngine:
         wake_models: Sequence[WakeModelSpec],
         gate: SpeechDetector | None = None,
         new_gate: Callable[[], SpeechDetector] | None = None,
+        cache: Path | None = None,
     ):
         """`gate`: a speech gate kept for the engine's life; `new_gate` instead makes one at
-        the start and at each `reset`, so that a reset also forgets the room it heard."""
+        the start and at each `reset`, so that a reset also forgets the room it heard.
+        `cache`: a directory where the streaming graph is kept between starts."""
         if not wake_models:
             raise RecorderError("no wake-word model given")
-        graphs = [_read_classifier(spec) for spec in wake_models]
-        self._classifiers = [_Classifier(s, g) for s, g in zip(wake_models, graphs, strict=True)]
+        paths = [spec.path for spec in wake_models]
+        graph = streaming_graph(melspectrogram, embedding, paths, cache)
+        self._classifiers = [
+            _Classifier(s, i) for s, i in zip(wake_models, graph.classifiers, strict=True)
+        ]
         names = [n for c in self._classifiers for n in c.names]
         if len(set(names)) != len(names):
             raise RecorderError(f"wake-word models with the same name: {', '.join(names)}")
         self.names: list[str] = names
-        self._n_embeddings = max(c.n_embeddings for c in self._classifiers)
+        self._n_embeddings = graph.built.history
         try:
-            self._features = StreamingEmbedding(
-                melspectrogram, embedding, graphs, self._n_embeddings
-            )
+            self._features = StreamingEmbedding(graph.built, embedding, graph.silence)
         except RecorderError:
             for c in self._classifiers:  # name the classifier onnxruntime refuses, if one is
                 session(c.path)
             raise
+        remember(graph, self._features.silence)
         for i, c in enumerate(self._classifiers):
             if i not in self._features.merged:
                 c.session = session(c.path)

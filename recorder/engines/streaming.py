@@ -16,8 +16,9 @@ embeddings (the longest classifier window) and gives each classifier its own las
 onnxruntime call per frame scores every model; a second model costs its own work (mostly
 reading its weights once a frame) rather than a second call.
 
-The graph is built in memory from the model files as they ship (the feature models' hashes are
-checked by `recorder.models`); nothing derived is written to disk.
+The graph is built from the model files as they ship (the feature models' hashes are checked by
+`recorder.models`); `graph_cache` keeps it, keyed by the files' hashes, so that a start need
+not build it again.
 """
 
 from __future__ import annotations
@@ -54,6 +55,54 @@ class Held:
 
     name: str
     shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Built:
+    """A streaming graph and what running it needs: the tensors it holds, which classifiers
+    it runs, and how many embeddings it keeps for them."""
+
+    model: bytes | Path
+    """The serialized graph, or a file holding it."""
+    held: list[Held]
+    merged: list[int]
+    history: int
+
+
+@dataclass(frozen=True)
+class Silence:
+    """What a stream of digital silence leaves: the last embedding and every held tensor."""
+
+    embedding: np.ndarray
+    held: dict[str, np.ndarray]
+
+
+def build_checked(
+    label: Path,
+    melspectrogram: bytes,
+    embedding: bytes,
+    classifiers: Sequence[wire.Graph] = (),
+    history: int = 0,
+) -> Built:
+    """`build`, its errors one line naming `label` (the embedding model's file)."""
+    try:
+        model, held, merged = build(melspectrogram, embedding, classifiers, history)
+    except (wire.WireError, ValueError, KeyError, IndexError, StopIteration) as e:
+        raise RecorderError(f"model {label}: not openWakeWord's embedding network ({e})") from None
+    return Built(model, held, merged, history)
+
+
+def build_from_files(
+    melspectrogram: Path,
+    embedding: Path,
+    classifiers: Sequence[wire.Graph] = (),
+    history: int = 0,
+) -> Built:
+    try:
+        mel, emb = melspectrogram.read_bytes(), embedding.read_bytes()
+    except OSError as e:
+        raise RecorderError(f"model {e.filename}: cannot be read ({e.strerror})") from None
+    return build_checked(embedding, mel, emb, classifiers, history)
 
 
 def build(
@@ -249,28 +298,21 @@ class StreamingEmbedding:
     """A frame's audio in, its embedding (and the merged classifiers' outputs) out; the rows
     each layer needs next, and the last embeddings, kept here."""
 
-    def __init__(
-        self,
-        melspectrogram: Path,
-        embedding: Path,
-        classifiers: Sequence[wire.Graph] = (),
-        history: int = 0,
-    ):
-        try:
-            model, self._held, self.merged = build(
-                melspectrogram.read_bytes(), embedding.read_bytes(), classifiers, history
-            )
-        except (OSError, wire.WireError, ValueError, KeyError, IndexError, StopIteration) as e:
-            raise RecorderError(
-                f"model {embedding}: not openWakeWord's embedding network ({e})"
-            ) from None
-        self._session: Any = session(model, embedding)
-        del model  # onnxruntime holds its own copy
+    def __init__(self, graph: Built, label: Path, silent: Silence | None = None):
+        """`label`: the embedding model's file, named in the error when onnxruntime refuses
+        the graph. `silent`: the state digital silence leaves (`silence`), when known; else it
+        is computed here."""
+        self._held, self.merged = graph.held, graph.merged
+        self._session: Any = session(graph.model, label)
         self._bind()
-        silence = np.zeros(CHUNK_SAMPLES, dtype=np.float32)
-        warmed = [self.step(silence) for _ in range(WARM_UP_FRAMES + history)]
-        self.silent_embedding = warmed[-1]
-        self._silent_state = {k: v.copy() for k, v in self._held_now().items()}
+        if silent is None:
+            audio = np.zeros(CHUNK_SAMPLES, dtype=np.float32)
+            warmed = [self.step(audio) for _ in range(WARM_UP_FRAMES + graph.history)]
+            silent = Silence(warmed[-1], {k: v.copy() for k, v in self._held_now().items()})
+        self.silence = silent
+        self.silent_embedding = silent.embedding
+        self._silent_state = silent.held
+        self.reset()
 
     def _bind(self) -> None:
         """Every input and output in a buffer of its own, bound once: the held tensors in two

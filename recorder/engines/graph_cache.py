@@ -1,0 +1,253 @@
+"""The streaming graph for a set of model files, built once and kept in a cache directory.
+
+Building the graph (`streaming.build`) parses the three or more model files in Python: about
+10 MB at its peak and a few tens of milliseconds, at every start. The graph depends only on the
+model files' bytes and on the code that builds it, so it is kept under a key made of their
+SHA-256s: `KEY.onnx` (the graph), `KEY.state` (the state a stream of digital silence leaves in
+it, which the engine starts from) and `KEY.json` (what the engine needs to know of the graph and
+of the classifiers, with the other two files' SHA-256s). A start whose key is there loads the
+graph file directly once the hashes are checked; anything else (no cache directory, one not
+this user's, a damaged or missing entry) builds the graph in memory, as without a cache, and
+writes the entry when it can. The entries hold nothing but what the model files hold; deleting
+them is safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import recorder.engines.onnx_wire as wire
+import recorder.engines.streaming as streaming
+from recorder.engines.streaming import EMBEDDING_DIM, Built, Held, Silence
+from recorder.errors import RecorderError
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+KEEP = 8
+"""Entries kept: the newest, by the time they were written."""
+
+
+@dataclass(frozen=True)
+class ClassifierInfo:
+    """What the engine reads from a classifier's graph: its input, window and outputs."""
+
+    input_name: str
+    n_embeddings: int
+    n_out: int
+    labels: dict[int, str]
+    """Multi-class models' labels by output column, when the output's name holds them."""
+
+
+@dataclass(frozen=True)
+class StreamingGraph:
+    built: Built
+    classifiers: list[ClassifierInfo]
+    silence: Silence | None = None
+    """The state silence leaves, from the cache."""
+    entry: Path | None = None
+    """Where the entry goes (without its suffix) once the silence is known: a graph built
+    with a usable cache directory."""
+
+
+def remember(graph: StreamingGraph, silence: Silence) -> None:
+    """Write the cache entry of a graph just built (each file whole, or not at all), then drop
+    the oldest beyond KEEP. A cache that cannot be written costs only the next start's build."""
+    if graph.entry is None:
+        return
+    try:
+        _store(graph.entry, graph, silence)
+        _prune(graph.entry.parent)
+    except OSError as e:
+        log.debug("graph cache %s not written: %s", graph.entry.parent, e.strerror or e)
+
+
+def streaming_graph(
+    melspectrogram: Path, embedding: Path, classifiers: Sequence[Path], cache: Path | None
+) -> StreamingGraph:
+    """The graph for these model files: from `cache` when it holds it, else built (and kept
+    there when `cache` is usable). Errors name the model file at fault."""
+    directory = _usable(cache) if cache is not None else None
+    paths = [melspectrogram, embedding, *classifiers]
+    if directory is not None:
+        try:
+            key = _key([_sha256_file(p) for p in paths])
+        except OSError:
+            key = None  # reading them again below names the one that cannot be read
+        if key is not None and (found := _load(directory, key)) is not None:
+            log.debug("streaming graph from %s", directory / f"{key}.onnx")
+            return found
+    data = [_read(p) for p in paths]
+    graphs = [_parse(p, d) for p, d in zip(classifiers, data[2:], strict=True)]
+    infos = [classifier_info(p, g) for p, g in zip(classifiers, graphs, strict=True)]
+    history = max((i.n_embeddings for i in infos), default=0)
+    built = streaming.build_checked(embedding, data[0], data[1], graphs, history)
+    key = _key([hashlib.sha256(d).hexdigest() for d in data])
+    return StreamingGraph(built, infos, entry=directory / key if directory else None)
+
+
+def classifier_info(path: Path, graph: wire.Graph) -> ClassifierInfo:
+    try:
+        infos = graph.input_infos
+        shape = wire.value_info_shape(infos[0]) if len(infos) == 1 else ()
+        out_shape = wire.value_info_shape(graph.output_infos[0])
+    except (wire.WireError, ValueError, IndexError, StopIteration) as e:
+        raise RecorderError(f"model {path}: cannot be loaded ({e})") from None
+    if len(shape) != 3 or shape[2] != EMBEDDING_DIM or not isinstance(shape[1], int):
+        raise RecorderError(
+            f"model {path}: not an openWakeWord classifier (input shape {list(shape)})"
+        )
+    n_out = out_shape[-1] if out_shape else None
+    if not isinstance(n_out, int) or n_out < 1:
+        raise RecorderError(f"model {path}: unexpected output shape {list(out_shape)}")
+    labels: dict[int, str] = {}
+    if n_out > 1:  # labels may be in the output's name, as JSON
+        try:
+            labels = {int(k): str(v) for k, v in json.loads(graph.outputs[0]).items()}
+        except (ValueError, AttributeError):
+            labels = {}
+    return ClassifierInfo(graph.inputs[0], shape[1], n_out, labels)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise RecorderError(f"model {path}: cannot be read ({e.strerror})") from None
+
+
+def _parse(path: Path, data: bytes) -> wire.Graph:
+    try:
+        return wire.read_model(data)
+    except (wire.WireError, ValueError, IndexError, StopIteration) as e:
+        raise RecorderError(f"model {path}: cannot be loaded ({e})") from None
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _key(model_hashes: list[str]) -> str:
+    """The models' hashes and the building code's: a change to either is another entry."""
+    code = [Path(m.__file__).read_bytes() for m in (streaming, wire) if m.__file__]
+    h = hashlib.sha256(f"recorder streaming graph {FORMAT}\n".encode())
+    for part in [*(hashlib.sha256(c).hexdigest() for c in code), *model_hashes]:
+        h.update(part.encode() + b"\n")
+    return h.hexdigest()[:32]
+
+
+def _usable(cache: Path) -> Path | None:
+    """`cache`, created 0700 if missing, when it is a directory of this user's that no one
+    else can write to; otherwise None (the graph is built in memory)."""
+    try:
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.stat(cache)
+    except OSError as e:
+        log.debug("no graph cache in %s: %s", cache, e.strerror or e)
+        return None
+    if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        log.debug("no graph cache in %s: not this user's alone", cache)
+        return None
+    return cache
+
+
+def _load(directory: Path, key: str) -> StreamingGraph | None:
+    """The entry `key`, or None when it is missing or does not hold together."""
+    onnx, state = directory / f"{key}.onnx", directory / f"{key}.state"
+    try:
+        meta = json.loads((directory / f"{key}.json").read_bytes())
+        if meta.get("format") != FORMAT or _sha256_file(onnx) != meta["onnx_sha256"]:
+            return None
+        held = [Held(str(n), tuple(int(d) for d in s)) for n, s in meta["held"]]
+        infos = [
+            ClassifierInfo(
+                str(c["input_name"]),
+                int(c["n_embeddings"]),
+                int(c["n_out"]),
+                {int(k): str(v) for k, v in c["labels"].items()},
+            )
+            for c in meta["classifiers"]
+        ]
+        built = Built(onnx, held, [int(i) for i in meta["merged"]], int(meta["history"]))
+        data = state.read_bytes()
+        if hashlib.sha256(data).hexdigest() != meta["state_sha256"]:
+            return None
+        silence = _silence(held, data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        if not isinstance(e, FileNotFoundError):
+            log.debug("graph cache entry %s not used: %s", key, e)
+        return None
+    return StreamingGraph(built, infos, silence)
+
+
+def _silence(held: list[Held], data: bytes) -> Silence:
+    """The held tensors, then the embedding, as float32 one after the other."""
+    values = np.frombuffer(data, dtype=np.float32)
+    sizes = [int(np.prod(h.shape)) for h in held]
+    if len(values) != sum(sizes) + EMBEDDING_DIM:
+        raise ValueError("the silent state's size does not match the graph's")
+    parts = np.split(values.copy(), np.cumsum(sizes))
+    state = {h.name: p.reshape(h.shape) for h, p in zip(held, parts, strict=False)}
+    return Silence(parts[-1], state)
+
+
+def _store(entry: Path, graph: StreamingGraph, silence: Silence) -> None:
+    built = graph.built
+    assert isinstance(built.model, bytes)
+    state = b"".join(
+        np.ascontiguousarray(a, dtype=np.float32).tobytes()
+        for a in [*(silence.held[h.name] for h in built.held), silence.embedding]
+    )
+    meta = {
+        "format": FORMAT,
+        "onnx_sha256": hashlib.sha256(built.model).hexdigest(),
+        "state_sha256": hashlib.sha256(state).hexdigest(),
+        "held": [[h.name, list(h.shape)] for h in built.held],
+        "merged": built.merged,
+        "history": built.history,
+        "classifiers": [
+            {
+                "input_name": c.input_name,
+                "n_embeddings": c.n_embeddings,
+                "n_out": c.n_out,
+                "labels": {str(k): v for k, v in c.labels.items()},
+            }
+            for c in graph.classifiers
+        ],
+    }
+    _write(entry.with_suffix(".onnx"), built.model)
+    _write(entry.with_suffix(".state"), state)
+    _write(entry.with_suffix(".json"), json.dumps(meta).encode())  # last: it names the others
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _prune(directory: Path) -> None:
+    entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[KEEP:]:
+        old.unlink(missing_ok=True)
+        for suffix in (".onnx", ".state"):
+            old.with_suffix(suffix).unlink(missing_ok=True)
