@@ -153,12 +153,23 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
     )
 
 
+_HASHED: dict[tuple[int, ...], str] = {}
+"""The hashes this process computed, by file identity: a start reads each model file once."""
+
+
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+    """The file's SHA-256; a file this process hashed before and that has not changed since
+    (the same inode, size, modification and change times) is not read again."""
     with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if (known := _HASHED.get(identity)) is not None:
+            return known
+        h = hashlib.sha256()
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+    _HASHED[identity] = digest = h.hexdigest()
+    return digest
 
 
 def file_status(manifest: Manifest, entry: ModelFile) -> str:

@@ -142,3 +142,15 @@ def test_the_cache_directory_follows_the_environment(monkeypatch, tmp_path):
     assert dirs.default_cache_dir() == tmp_path / "unit"
     monkeypatch.setenv("RECORDER_CACHE_DIR", str(tmp_path / "mine"))
     assert dirs.default_cache_dir() == tmp_path / "mine"
+
+
+def test_a_file_rewritten_in_place_is_hashed_again(tmp_path):
+    """The hashes a process remembers are of files unchanged since: the same size and bytes
+    rewritten in place are read again."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"a" * 1000)
+    first = models.sha256_file(path)
+    assert models.sha256_file(path) == first
+    with open(path, "r+b") as f:
+        f.write(b"b")
+    assert models.sha256_file(path) != first

@@ -29,6 +29,7 @@ import recorder.engines.onnx_wire as wire
 import recorder.engines.streaming as streaming
 from recorder.engines.streaming import EMBEDDING_DIM, Built, Held, Silence
 from recorder.errors import RecorderError
+from recorder.models import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def streaming_graph(
     paths = [melspectrogram, embedding, *classifiers]
     if directory is not None:
         try:
-            key = _key([_sha256_file(p) for p in paths])
+            key = _key([sha256_file(p) for p in paths])
         except OSError:
             key = None  # reading them again below names the one that cannot be read
         if key is not None and (found := _load(directory, key)) is not None:
@@ -132,14 +133,6 @@ def _parse(path: Path, data: bytes) -> wire.Graph:
         raise RecorderError(f"model {path}: cannot be loaded ({e})") from None
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _key(model_hashes: list[str]) -> str:
     """The models' hashes and the building code's: a change to either is another entry."""
     code = [Path(m.__file__).read_bytes() for m in (streaming, wire) if m.__file__]
@@ -169,7 +162,7 @@ def _load(directory: Path, key: str) -> StreamingGraph | None:
     onnx, state = directory / f"{key}.onnx", directory / f"{key}.state"
     try:
         meta = json.loads((directory / f"{key}.json").read_bytes())
-        if meta.get("format") != FORMAT or _sha256_file(onnx) != meta["onnx_sha256"]:
+        if meta.get("format") != FORMAT or sha256_file(onnx) != meta["onnx_sha256"]:
             return None
         held = [Held(str(n), tuple(int(d) for d in s)) for n, s in meta["held"]]
         infos = [
