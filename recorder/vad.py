@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import _webrtcvad  # webrtcvad-wheels' extension module, the `webrtcvad` module's whole engine
@@ -30,6 +31,7 @@ def gate_vad() -> LevelGate:
 
 
 SILENT_DB = -120.0
+_SILENT_POWER = 10 ** (SILENT_DB / 10)
 FLOOR_MIN_DB = -100.0
 """Below this a frame is digital silence, not a room: the gate's floor never follows it."""
 
@@ -40,7 +42,7 @@ def level_db(samples: np.ndarray) -> float:
     x = np.asarray(samples[:FRAME_SAMPLES], dtype=np.float64)
     d = x[1:] - 0.97 * x[:-1]
     power = float(np.dot(d, d)) / (max(len(d), 1) * 32768.0**2)
-    return 10.0 * float(np.log10(power)) if power > 10 ** (SILENT_DB / 10) else SILENT_DB
+    return 10.0 * math.log10(power) if power > _SILENT_POWER else SILENT_DB
 
 
 class WebRtcVad:
@@ -55,15 +57,17 @@ class WebRtcVad:
         self._min = min_speech_subframes
 
     def is_speech(self, samples: np.ndarray) -> bool:
-        frame = np.zeros(FRAME_SAMPLES, dtype="<i2")
-        frame[: len(samples)] = samples[:FRAME_SAMPLES]
-        raw = frame.tobytes()
-        step = SUBFRAME_SAMPLES * 2
-        votes = sum(
-            _webrtcvad.process(self._vad, SAMPLE_RATE, raw[i : i + step], SUBFRAME_SAMPLES)
-            for i in range(0, len(raw), step)
-        )
-        return bool(votes >= self._min)
+        if len(samples) >= FRAME_SAMPLES:
+            frame = samples[:FRAME_SAMPLES].astype("<i2")  # as assigning would: truncated
+        else:
+            frame = np.zeros(FRAME_SAMPLES, dtype="<i2")
+            frame[: len(samples)] = samples
+        raw = memoryview(frame).cast("B")
+        vad, step = self._vad, SUBFRAME_SAMPLES * 2
+        votes = 0
+        for i in range(0, len(raw), step):
+            votes += _webrtcvad.process(vad, SAMPLE_RATE, raw[i : i + step], SUBFRAME_SAMPLES)
+        return votes >= self._min
 
 
 class LevelGate:
