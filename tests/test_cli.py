@@ -131,10 +131,11 @@ NOT_BEFORE_LISTENING = {
     *(f"recorder.tools.{m}" for m in ("score", "tune", "calibrate", "enroll", "monitor")),
     *(f"recorder.tools.{m}" for m in ("events", "transcribe", "train_verifier", "export")),
     *("recorder.calibration", "recorder.activations", "recorder.near_misses", "recorder.stt"),
-    *("recorder.handoff", "recorder.sources.mic", "sounddevice"),
+    *("recorder.handoff", "recorder.sources.mic", "sounddevice", "recorder.indicators.chime"),
     *("tempfile", "statistics", "importlib.resources"),
 }
-"""What `recorder run` on a file, with no hand-off, calibration or activations, does without."""
+"""What `recorder run` on a file, with no hand-off, calibration, activations or chime, does
+without."""
 
 
 def test_run_on_a_file_listens_without_the_other_commands_and_the_unused_parts(tmp_path):
