@@ -8,9 +8,7 @@ import errno
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +19,16 @@ from recorder.errors import RecorderError
 def template() -> str:
     """The commented configuration (config/recorder.toml, shipped in the package): every key with
     its default and what it does."""
+    from importlib import resources  # here: the daemon's start does not need it
+
     return resources.files("recorder").joinpath("data", "recorder.toml").read_text("utf-8")
 
 
 def write_template(path: Path) -> None:
     """The template as a new file (0644) at `path`, its directory created: whole or not at all,
     and never over an existing file."""
+    import tempfile  # here: the daemon's start does not need it
+
     exists = RecorderError(f"{path} exists: edit it, or move it away first")
     if path.exists() or path.is_symlink():
         raise exists

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recorder import records, threads
 from recorder.audio import Frame
@@ -26,7 +26,6 @@ from recorder.control import ControlServer, Peer
 from recorder.dirs import default_runtime_dir
 from recorder.errors import RecorderError
 from recorder.handlers import FrameObserver, HandlerSet
-from recorder.handoff import Handoff, check_at_start
 from recorder.indicators import Devices
 from recorder.indicators.command import check_command
 from recorder.journal import Journal
@@ -43,6 +42,9 @@ from recorder.pipeline import (
 )
 from recorder.sources import DeviceLost, DeviceRestored, Source, open_source
 from recorder.vitals import Vitals
+
+if TYPE_CHECKING:  # a daemon without a hand-off starts without its module
+    from recorder.handoff import Handoff
 
 log = logging.getLogger("recorder")
 
@@ -358,8 +360,21 @@ def _attach(daemon: Daemon, config: Config, service: Service) -> None:
         )
         daemon.observers.append(feed)
     if not daemon.dry_run and (config.handoff.command or config.handoff.wyoming):
+        from recorder.handoff import Handoff
+
         daemon.handoff = Handoff(config, daemon.journal, daemon.p.storage)
         daemon.journal.subscribe(daemon.handoff.sink)
+
+
+def _check_at_start(config: Config) -> None:
+    """The hand-off's and the indicator's commands, the Wyoming package, the control group: the
+    hand-off's module is imported only when one of what it checks is configured."""
+    if config.handoff.command or config.handoff.wyoming or config.control.group:
+        from recorder.handoff import check_at_start
+
+        check_at_start(config)
+    if config.indicator.command:
+        check_command(config.indicator.command)
 
 
 def run(
@@ -379,9 +394,7 @@ def run(
     switch when `runtime_dir` or an explicit state directory is given.
     """
     threads.WATCH.clear()
-    check_at_start(config)
-    if config.indicator.command:
-        check_command(config.indicator.command)
+    _check_at_start(config)
     flags = Flags()
     flags.install()
     devices = Devices()

@@ -14,16 +14,11 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from recorder import records
-from recorder.activations import ActivationSaver
-from recorder.audio import Frame, frames_to_s, s_to_frames
-from recorder.calibration import Calibration
-from recorder.config import Config
+from recorder.audio import Frame, frames_to_s
 from recorder.echo_events import ECHO_META, PlaybackEvents
-from recorder.engines import WakeEngine
-from recorder.handoff import Handoff
 from recorder.indicators import IndicatorError
 from recorder.journal import Journal, Refused
 from recorder.machine import (
@@ -35,11 +30,15 @@ from recorder.machine import (
     UtteranceReady,
     WakeDetected,
 )
-from recorder.near_misses import NearMisses
 from recorder.pipeline import Analysis, Pipeline
 from recorder.recording import RecordingMeta
 from recorder.sources import Source
 from recorder.storage import Recording, Storage, StorageError
+
+if TYPE_CHECKING:  # imported where used: a daemon that does not use them starts without them
+    from recorder.activations import ActivationSaver
+    from recorder.calibrating import Calibrate
+    from recorder.handoff import Handoff
 
 log = logging.getLogger("recorder")
 
@@ -179,56 +178,6 @@ class ShowState(Handles):
         if self.p.chime is not None:  # after the light
             self.p.chime.on_state(event, discarded=failure is not None)
         return failure
-
-
-class Calibrate(Handles):
-    """`[wake] calibrate`: the counters, and the near misses of the models with embeddings."""
-
-    def __init__(self, calibration: Calibration, near_misses: NearMisses | None):
-        self.calibration, self.near_misses = calibration, near_misses
-
-    @classmethod
-    def for_config(
-        cls,
-        config: Config,
-        engine: WakeEngine,
-        thresholds: Mapping[str, float],
-        state_dir: Path,
-    ) -> Calibrate | None:
-        """The counters (the file's counts read back first) and, for the models a verifier
-        can check, the near misses; None when the configuration does not calibrate."""
-        w = config.wake
-        if not w.calibrate:
-            return None
-        near_misses = None
-        embeddings = engine.embeddings
-        if embeddings is not None:  # the room's negatives for `recorder verifier train`
-            oww = {n: t for n, t in thresholds.items() if engine.takes_verifier(n)}
-            near_misses = NearMisses(state_dir, oww, embeddings)
-        calibration = Calibration(
-            state_dir,
-            {n: w.patience_for(n) for n in engine.names},
-            s_to_frames(w.refractory_s),
-            also_save=[near_misses.save] if near_misses else [],
-        )
-        return cls(calibration, near_misses)
-
-    def close(self) -> None:
-        """Write the counts (and the near misses)."""
-        self.calibration.close()
-
-    def on_frame(self, frame: Frame, analysis: Analysis, state: State) -> None:
-        scores = dict(analysis.scores)
-        self.calibration.observe(frame, scores, analysis.speech, state)
-        if self.near_misses is not None:
-            self.near_misses.observe(frame, scores, analysis.speech, state)
-
-    def on_event(self, event: Event) -> str | None:
-        if isinstance(event, WakeDetected):
-            self.calibration.on_wake(event)
-        elif isinstance(event, UtteranceReady):  # saved: a failed save stops it before here
-            self.calibration.on_saved(event.wake)
-        return None
 
 
 class SaveRequests(Handles):
@@ -417,6 +366,8 @@ class HandlerSet:
             return
         storage = Storage(pipeline.config.path(directory), pipeline.storage.sealer)  # sealed too
         storage.prepare()
+        from recorder.activations import ActivationSaver
+
         self.activations = ActivationSaver(storage, source, started_at)
 
     def set_calibration(
@@ -427,9 +378,12 @@ class HandlerSet:
         if self.calibrate is not None:
             self.calibrate.close()
             self.calibrate = None
-        self.calibrate = Calibrate.for_config(
-            pipeline.config, pipeline.engine, thresholds, state_dir
-        )
+        if pipeline.config.wake.calibrate:  # its modules only for a daemon that calibrates
+            from recorder.calibrating import Calibrate
+
+            self.calibrate = Calibrate.for_config(
+                pipeline.config, pipeline.engine, thresholds, state_dir
+            )
 
     def on_frame(self, frame: Frame, analysis: Analysis, state: State) -> None:
         for h in self.handlers:

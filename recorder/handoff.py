@@ -52,7 +52,8 @@ _POLL_S = 0.1
 
 def check_at_start(config: Config) -> None:
     """What only the machine can tell: the command exists and may be run, the Wyoming package
-    is installed, the control group exists. Raises RecorderError (exit 2)."""
+    is installed, the control group exists. Raises RecorderError (exit 2). The daemon calls it
+    only when one of them is configured (and starts without this module otherwise)."""
     h = config.handoff
     if h.command:
         program = resolve_program(config, h.command)

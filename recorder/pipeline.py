@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from recorder import models
 from recorder.audio import Frame, s_to_frames
@@ -21,8 +22,6 @@ from recorder.engines import OpenWakeWordEngine, WakeEngine
 from recorder.engines.composite import CompositeEngine
 from recorder.errors import RecorderError
 from recorder.indicators import Devices, Indicator, build_indicators
-from recorder.indicators.chime import ChimePlayer
-from recorder.indicators.chime import build as build_chime
 from recorder.machine import Event, Machine, MachineSettings, State, WakeDetected
 from recorder.residual import ResidualEcho
 from recorder.seal import sealer_for
@@ -31,6 +30,9 @@ from recorder.vad import WebRtcVad, gate_vad
 from recorder.verifier import WINDOW, Verifier
 from recorder.verifier import apply as apply_verifiers
 from recorder.verifier import load as load_verifier
+
+if TYPE_CHECKING:
+    from recorder.indicators.chime import ChimePlayer
 
 log = logging.getLogger("recorder")
 
@@ -191,6 +193,15 @@ class Pipeline:
     def step(self, machine: Machine, frame: Frame) -> Analysis | None:
         """`step` with this pipeline's engine, VAD, verifiers and echo stage."""
         return step(machine, self.engine, self.vad, frame, self.verifiers, self.echo)
+
+
+def build_chime(config: Config) -> ChimePlayer | None:
+    """The chime player, when a sound is configured (its module is imported only then)."""
+    if not (config.indicator.awake_sound or config.indicator.done_sound):
+        return None
+    from recorder.indicators import chime
+
+    return chime.build(config)
 
 
 def build_verifiers(config: Config, engine: WakeEngine) -> dict[str, Verifier]:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from recorder.calibration import write_atomic
 from recorder.errors import RecorderError
 
 FEATURES = "mean_max_16"
@@ -64,6 +63,8 @@ class Verifier:
             model=np.array(self.model),
             features=np.array(FEATURES),
         )
+        from recorder.calibration import write_atomic  # here: the daemon's start does not need it
+
         write_atomic(path if path.suffix == ".npz" else Path(f"{path}.npz"), buf.getvalue())
 
 

@@ -8,15 +8,17 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recorder.audio import frames_to_s
-from recorder.handoff import Handoff
 from recorder.machine import State
 from recorder.notify import Notifier
 from recorder.pipeline import Pipeline
 from recorder.recording import utc_iso
 from recorder.sources import Source
+
+if TYPE_CHECKING:  # a daemon without a hand-off starts without its module
+    from recorder.handoff import Handoff
 
 HEARTBEAT_S = 10.0
 

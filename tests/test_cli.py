@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from conftest import AUDIO
 
 from recorder import __version__, cli
 from recorder.storage import Storage
@@ -20,6 +23,7 @@ def test_every_command_is_wired_to_a_handler():
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == set(cli.COMMANDS)
+    assert all(callable(cli.handler(name)) for name in cli.COMMANDS)
 
 
 def test_run_flags_reach_the_configuration(tmp_path):
@@ -94,6 +98,57 @@ def test_every_option_of_every_command_has_help_text():
             elif not action.help or action.help == argparse.SUPPRESS:
                 missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
     assert missing == []
+
+
+def test_a_command_alone_has_the_same_parser_as_in_the_whole_command_line():
+    whole = {name: p.format_help() for name, p in all_parsers(cli.build_parser())}
+    for command in cli.COMMANDS:
+        alone = {name: p.format_help() for name, p in all_parsers(cli.build_parser([command]))}
+        assert f"recorder {command}" in alone
+        assert {n: h for n, h in alone.items() if n != "recorder"}.items() <= whole.items()
+
+
+UNTIL_LISTENING = """
+import os, sys
+from recorder import cli
+
+class Watch:  # the daemon's `-> listening` line: the modules imported so far, then exit 0
+    def __init__(self, stream):
+        self.stream = stream
+    def write(self, text):
+        if "-> listening" in text:
+            print(" ".join(sorted(sys.modules)), flush=True)
+            os._exit(0)
+        return self.stream.write(text)
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+sys.stderr = Watch(sys.stderr)
+sys.exit(cli.main(sys.argv[1:]) or 3)
+"""
+NOT_BEFORE_LISTENING = {
+    *("recorder.cli_recordings", "recorder.cli_setup", "recorder.doctor"),
+    *(f"recorder.tools.{m}" for m in ("score", "tune", "calibrate", "enroll", "monitor")),
+    *(f"recorder.tools.{m}" for m in ("events", "transcribe", "train_verifier", "export")),
+    *("recorder.calibration", "recorder.activations", "recorder.near_misses", "recorder.stt"),
+    *("recorder.handoff", "recorder.sources.mic", "sounddevice", "recorder.indicators.chime"),
+    *("tempfile", "statistics", "importlib.resources"),
+}
+"""What `recorder run` on a file, with no hand-off, calibration, activations or chime, does
+without."""
+
+
+def test_run_on_a_file_listens_without_the_other_commands_and_the_unused_parts(tmp_path):
+    argv = ["run", "--source", f"file:{AUDIO / 'speech_then_wake.wav'}", "--model", "hey_jarvis"]
+    argv += ["--recordings", str(tmp_path / "rec"), "--state-dir", str(tmp_path / "state")]
+    argv += ["--runtime-dir", str(tmp_path / "run")]
+    done = subprocess.run(
+        [sys.executable, "-c", UNTIL_LISTENING, *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    modules = set(done.stdout.split())
+    assert {"recorder.daemon", "recorder.sources.file", "onnxruntime"} <= modules
+    assert modules & NOT_BEFORE_LISTENING == set()
 
 
 def test_delete_all_asks_on_a_terminal(tmp_path, monkeypatch, capsys):

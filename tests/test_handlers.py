@@ -83,8 +83,8 @@ def test_the_journal_handler_publishes_wakes_and_states_but_not_saves():
 
 
 def test_no_calibration_handler_unless_the_configuration_calibrates(tmp_path):
+    from recorder.calibrating import Calibrate
     from recorder.config import Config
-    from recorder.handlers import Calibrate
 
     class NoEngine:  # never asked: a configuration that does not calibrate needs none
         def __getattr__(self, name):

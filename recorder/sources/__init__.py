@@ -7,7 +7,6 @@ with the package, read as a file.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from recorder.config import AudioConfig
@@ -43,6 +42,8 @@ SAMPLE = "speech_then_wake.wav"
 
 def sample_path() -> Path:
     """The bundled recording's path (an installed package is a directory, never a zip)."""
+    from importlib import resources  # here: only the sample source needs it
+
     return Path(str(resources.files("recorder").joinpath("data", SAMPLE)))
 
 
