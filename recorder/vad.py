@@ -62,7 +62,7 @@ class WebRtcVad:
         else:
             frame = np.zeros(FRAME_SAMPLES, dtype="<i2")
             frame[: len(samples)] = samples
-        raw = memoryview(frame).cast("B")
+        raw = frame.data.cast("B")
         vad, step = self._vad, SUBFRAME_SAMPLES * 2
         votes = 0
         for i in range(0, len(raw), step):
