@@ -150,6 +150,28 @@ def cpu_per_hour(
     return {name: cpu / hours for name, cpu in spent.items()}
 
 
+def classifier_weights_step(manifest, names: list[str]) -> Callable[[np.ndarray], object]:
+    """The least a classifier can add to a frame: reading its first layer's weights once (a
+    numpy matrix-vector product per classifier, of that layer's shape). Every frame's score
+    needs every one of those weights."""
+    from recorder.engines import onnx_wire as wire
+
+    rng = np.random.default_rng(0)
+    layers = []
+    for name in names:
+        graph = wire.read_model(manifest.path(manifest.wakewords[name]).read_bytes())
+        gemm = next(n for n in graph.nodes if n.op in ("Gemm", "MatMul"))
+        weights = rng.standard_normal(graph.dims[gemm.inputs[1]]).astype(np.float32)
+        row = np.ones((1, weights.shape[1]), dtype=np.float32)
+        layers.append((row, weights))
+
+    def step(frame: np.ndarray) -> None:
+        for row, weights in layers:
+            row @ weights.T
+
+    return step
+
+
 def micro_steps(model: str = "okay_nabu") -> dict[str, Callable[[np.ndarray], object]]:
     """microWakeWord: our engine, and pymicro-wakeword's own streaming loop (its features and
     `process_streaming`), each to be fed the same 80 ms frames."""
@@ -461,10 +483,11 @@ def main() -> int:
         return 0
     run("speech", speech, ["hey_jarvis"], extra=micro_steps())
     one = our_engine(manifest, ["hey_jarvis"], gated=True)
-    run("speech_four_models", speech, FOUR, extra={"one_model": one.process})
-    out["four_models_vs_one"] = (
-        out["speech_four_models_ours_cpu_s_per_h"] / out["speech_four_models_one_model_cpu_s_per_h"]
-    )
+    weights = classifier_weights_step(manifest, FOUR[1:])
+    run("speech_four_models", speech, FOUR, extra={"one_model": one.process, "weights": weights})
+    one_cpu = out["speech_four_models_one_model_cpu_s_per_h"]
+    out["four_models_vs_one"] = out["speech_four_models_ours_cpu_s_per_h"] / one_cpu
+    out["four_models_least_vs_one"] = 1 + out["speech_four_models_weights_cpu_s_per_h"] / one_cpu
     out.update(startup_and_rss(manifest))
     out.update(length_rss(args.long_minutes))
     out["mic_peak_rss_mb"] = mic_peak_rss_mb()
@@ -497,7 +520,11 @@ def main() -> int:
         t = out[f"{label}_micro_pymicro_cpu_s_per_h"]
         w = out[f"{label}_openwakeword_cpu_s_per_h"]
         print(f"{label:<26}{o:>8.1f} s{t:>16.1f} s{o / t:>8.2f}{o / w:>16.2f}x")
-    print(f"four models / one model (ours, speech): {out['four_models_vs_one']:.2f}x")
+    print(
+        f"four models / one model (ours, speech): {out['four_models_vs_one']:.2f}x; the least "
+        f"it could be, one model and the three other classifiers' first-layer weights read "
+        f"once a frame: {out['four_models_least_vs_one']:.2f}x (target <= 1.05x)"
+    )
     print(
         f"per frame (ours, quiet home): p50 {out['frame_p50_ms']:.2f} ms, "
         f"p99 {out['frame_p99_ms']:.2f} ms, max {out['frame_max_ms']:.2f} ms"
