@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from conftest import AUDIO, SCENES, oww_fixture, read_pcm
@@ -270,3 +272,58 @@ def test_reset_makes_a_new_gate_so_the_room_heard_before_is_forgotten(manifest):
     assert engine.takes_verifier("hey_jarvis") and not engine.takes_verifier("okay_nabu")
     assert engine.embeddings is not None and engine.embeddings(16).shape == (16, 96)
     assert dict(engine.default_thresholds) == {}
+
+
+class _ScheduledGate:
+    """A speech gate that hears speech once it has been given `start` samples."""
+
+    def __init__(self, start: int):
+        self.start, self.heard = start, 0
+
+    def is_speech(self, samples: np.ndarray) -> bool:
+        self.heard += len(samples)
+        return self.heard > self.start
+
+
+def _frames_of_other_lengths(audio: np.ndarray) -> list[np.ndarray]:
+    """80 ms frames, 700 samples and 2000 samples in turn (3 kinds: not a ring's length)."""
+    out, start = [], 0
+    for n in itertools.cycle([FRAME_SAMPLES, 700, 2000]):
+        if start >= len(audio):
+            return out
+        out.append(audio[start : start + n])
+        start += n
+    raise AssertionError("unreachable")
+
+
+def test_frames_of_other_lengths_are_padded_or_cut_and_kept_for_the_back_fill(manifest):
+    """Short frames scored as if padded with silence, long ones as if cut to 80 ms, also when
+    they are scored late: a gate shut for longer than the engine keeps, then open."""
+    specs = [models.resolve_wake_model(manifest, n) for n in ("alexa", "weather")]
+    features = (
+        manifest.path(manifest.features["melspectrogram"]),
+        manifest.path(manifest.features["embedding"]),
+    )
+    ungated = OpenWakeWordEngine(*features, specs)
+    clip = read_pcm(oww_fixture("alexa_test.wav"))
+    # noise while the gate is shut, for longer than the engine keeps; then the word (0.6 s) in
+    # whole frames, which the gate hears only as it ends: only the back-fill can score it
+    before = np.random.default_rng(5).normal(0, 300, 5 * ungated._ring_frames * FRAME_SAMPLES)
+    frames = _frames_of_other_lengths(before.astype(np.int16))
+    frames += [clip[i : i + FRAME_SAMPLES] for i in range(0, len(clip), FRAME_SAMPLES)]
+    frames += _frames_of_other_lengths(np.concatenate([PAD, PAD]))
+    gated = OpenWakeWordEngine(
+        *features, specs, gate=_ScheduledGate(len(before) + len(clip) - FRAME_SAMPLES)
+    )
+    compared, peak = 0, 0.0
+    for frame in frames:
+        padded = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        padded[: min(len(frame), FRAME_SAMPLES)] = frame[:FRAME_SAMPLES]
+        ours, reference = gated.process(frame), ungated.process(padded)
+        if gated._gate_open:
+            assert ours == reference  # bit for bit
+            compared += 1
+            peak = max(peak, ours["alexa"])
+        else:
+            assert ours == {"alexa": 0.0, "weather": 0.0}
+    assert compared > 10 and peak > 0.9

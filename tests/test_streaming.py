@@ -229,3 +229,20 @@ def test_classifiers_share_the_graph_and_one_of_another_opset_runs_alone(manifes
         assert a["alexa"] == b[alexa.name]  # bit for bit
         peak = max(peak, a["alexa"])
     assert peak > 0.9
+
+
+def test_a_classifier_reading_every_held_embedding_takes_them_without_a_slice(manifest):
+    mel = manifest.path(manifest.features["melspectrogram"]).read_bytes()
+    emb = manifest.path(manifest.features["embedding"]).read_bytes()
+    alexa, weather = (
+        wire.read_model(manifest.path(manifest.wakewords[n]).read_bytes())
+        for n in ("alexa", "weather")
+    )
+
+    def slices(model: bytes) -> list[list[str]]:
+        nodes = wire.read_model(model).nodes
+        return [n.outputs for n in nodes if n.op == "Slice" and n.inputs[0] == "history_next"]
+
+    assert slices(build(mel, emb, [alexa], 16)[0]) == []
+    # weather reads all 22 held embeddings, alexa the last 16 of them
+    assert slices(build(mel, emb, [alexa, weather], 22)[0]) == [["clf0/onnx::Flatten_0"]]

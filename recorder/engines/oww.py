@@ -19,7 +19,6 @@ holds speech gets the score the ungated engine would give.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,8 @@ from recorder.engines.base import Embeddings
 from recorder.engines.graph_cache import ClassifierInfo, remember, streaming_graph
 from recorder.engines.session import session
 from recorder.engines.streaming import (
+    CHUNK_SAMPLES,
     EMBEDDING_WINDOW,
-    MEL_CONTEXT_SAMPLES,
     MEL_ROWS_PER_FRAME,
     WARM_UP_FRAMES,
     StreamingEmbedding,
@@ -125,19 +124,27 @@ class OpenWakeWordEngine:
         if self._new_gate is not None:
             self.gate = self._new_gate()
         self._features.reset()
-        # the raw audio of the frames the embeddings are made from, plus one for its context
-        silent_frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
-        self._audio: deque[np.ndarray] = deque(
-            [silent_frame] * (self._ring_frames + 1), maxlen=self._ring_frames + 1
-        )
+        # the raw audio of the frames the embeddings are made from, plus one for its context,
+        # oldest first and ending at `_end`: twice that, so that it moves back only now and then
+        kept = (self._ring_frames + 1) * FRAME_SAMPLES
+        self._ring = np.zeros(2 * kept, dtype=np.float32)
+        self._end = kept
         self._stale_frames = 0  # the latest frames without an embedding yet
         self._since_speech = self.hold_frames  # the gate starts closed
         self._gate_open = False
 
     def process(self, samples: np.ndarray) -> dict[str, float]:
-        frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
-        frame[: len(samples)] = samples[:FRAME_SAMPLES]
-        self._audio.append(frame)
+        ring, end = self._ring, self._end
+        if end + FRAME_SAMPLES > len(ring):  # the frames kept move back to the start
+            kept = len(ring) // 2
+            ring[:kept] = ring[end - kept : end]
+            end = kept
+        self._end = end + FRAME_SAMPLES
+        if len(samples) == FRAME_SAMPLES:
+            ring[end : self._end] = samples
+        else:  # a short frame is padded with silence, a long one cut
+            ring[end : self._end] = 0.0
+            ring[end : end + min(len(samples), FRAME_SAMPLES)] = samples[:FRAME_SAMPLES]
         self._stale_frames += 1
         if self.gate is not None:
             speech = self.gate.is_speech(samples)
@@ -162,9 +169,9 @@ class OpenWakeWordEngine:
         if stale > self._ring_frames:
             self._features.reset()
             stale = self._ring_frames
-        audio, n = self._audio, len(self._audio)
-        for i in range(n - stale, n):
-            self._features.step(np.concatenate([audio[i - 1][-MEL_CONTEXT_SAMPLES:], audio[i]]))
+        ring, end = self._ring, self._end
+        for frame_end in range(end - (stale - 1) * FRAME_SAMPLES, end + 1, FRAME_SAMPLES):
+            self._features.advance(ring[frame_end - CHUNK_SAMPLES : frame_end])
 
     def recent_embeddings(self, n: int) -> np.ndarray:
         """The last `n` embeddings (n, 96), oldest first: what a second-stage verifier reads."""
@@ -174,10 +181,10 @@ class OpenWakeWordEngine:
         """The scores of the last frame stepped: from the streaming graph's outputs, or from a
         classifier's own session on the embeddings held."""
         scores: dict[str, float] = {}
-        merged = dict(zip(self._features.merged, self._features.outputs, strict=True))
-        for i, c in enumerate(self._classifiers):
-            if i in merged:
-                out = merged[i][0]
+        merged = iter(self._features.outputs)  # in the classifiers' order
+        for c in self._classifiers:
+            if c.session is None:
+                out = next(merged).tolist()[0]
             else:
                 window = self._features.history[None, -c.n_embeddings :]
                 out = c.session.run(None, {c.input_name: np.ascontiguousarray(window)})[0][0]

@@ -139,7 +139,7 @@ def build(
         inputs.append(wire.value_info("history", history_held.shape))
         outputs.append(wire.value_info("history_next", history_held.shape))
         chosen = [classifiers[i] for i in merged]
-        c_nodes, c_inits, more, c_outputs = _classifier_nodes(emb.outputs[0], chosen)
+        c_nodes, c_inits, more, c_outputs = _classifier_nodes(emb.outputs[0], chosen, history)
         nodes += c_nodes
         initializers += c_inits
         outputs += c_outputs
@@ -187,10 +187,11 @@ def _feature_nodes(
 
 
 def _classifier_nodes(
-    embedding: str, classifiers: Sequence[wire.Graph]
+    embedding: str, classifiers: Sequence[wire.Graph], history: int
 ) -> tuple[list[wire.Node], list[wire.Buf], bytes, list[wire.Buf]]:
-    """The nodes that move the held embeddings on by one, a slice of them for each classifier
-    and (encoded, under `clf<i>/`) the classifiers themselves; and their outputs."""
+    """The nodes that move the `history` held embeddings on by one, a slice of them for each
+    classifier (none for one that reads them all) and (encoded, under `clf<i>/`) the
+    classifiers themselves; and their outputs."""
     one = wire.tensor("history/one", np.array([1], dtype=np.int64))
     end = wire.tensor("history/end", np.array([1 << 62], dtype=np.int64))
     shape = wire.tensor("history/row", np.array([1, 1, EMBEDDING_DIM], dtype=np.int64))
@@ -207,24 +208,23 @@ def _classifier_nodes(
         n = wire.value_info_shape(c.input_infos[0])[1]
         if not isinstance(n, int):
             raise wire.WireError("a classifier without a fixed window")
-        inits.append(wire.tensor(f"{prefix}start", np.array([-n], dtype=np.int64)))
-        nodes.append(
-            wire.Node(
-                "Slice",
-                ["history_next", f"{prefix}start", "history/end", "history/one"],
-                [prefix + c.inputs[0]],
-            )
-        )
-        rename = _prefixer(prefix)
+        window = "history_next" if n == history else prefix + c.inputs[0]
+        if n != history:
+            inits.append(wire.tensor(f"{prefix}start", np.array([-n], dtype=np.int64)))
+            slice_inputs = ["history_next", f"{prefix}start", "history/end", "history/one"]
+            nodes.append(wire.Node("Slice", slice_inputs, [window]))
+        rename = _prefixer(prefix, c.inputs[0], window)
         renamed = wire.renamed_graph(c.raw, rename)
         more += wire.graph_fields(renamed, {1, 5})  # its nodes and initializers
         outputs.append(wire.renamed_value_info(c.output_infos[0], rename))
     return nodes, inits, more, outputs
 
 
-def _prefixer(prefix: str) -> Callable[[str], str]:
+def _prefixer(prefix: str, source: str, window: str) -> Callable[[str], str]:
+    """Every name under `prefix`, but the classifier's input `source`, which is `window`."""
+
     def rename(name: str) -> str:
-        return prefix + name
+        return window if name == source else prefix + name
 
     return rename
 
@@ -345,7 +345,8 @@ class StreamingEmbedding:
                     )
             self._bindings.append(binding)
         self._now = 0
-        self._first_result = n + 1
+        self.outputs: list[np.ndarray] = self._outputs[n + 1 :]
+        """The classifiers' outputs of the last frame, in the buffers the next one writes."""
 
     def _held_now(self) -> dict[str, np.ndarray]:
         """The held tensors the next frame reads."""
@@ -359,12 +360,17 @@ class StreamingEmbedding:
     def step(self, chunk: np.ndarray) -> np.ndarray:
         """The embedding (96,) of the frame whose audio ends `chunk` (1760 samples: the
         frame and the 480 samples before it); the classifiers' outputs are in `outputs`."""
-        np.copyto(self._audio, chunk.reshape(1, CHUNK_SAMPLES))
-        self._session.run_with_iobinding(self._bindings[self._now])
-        self._now ^= 1
-        self.outputs: list[np.ndarray] = [o.copy() for o in self._outputs[self._first_result :]]
+        self.advance(chunk)
         embedding: np.ndarray = self._outputs[0].reshape(EMBEDDING_DIM).copy()
         return embedding
+
+    def advance(self, chunk: np.ndarray) -> None:
+        """`step` without its embedding: the held rows and history move on by this frame,
+        and `outputs` holds the classifiers' outputs (until the next frame overwrites them:
+        copy what is kept)."""
+        np.copyto(self._audio, chunk)
+        self._session.run_with_iobinding(self._bindings[self._now])
+        self._now ^= 1
 
     @property
     def history(self) -> np.ndarray:
