@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import recorder.engines.onnx_wire as wire
+import recorder.engines.stft as stft
 import recorder.engines.streaming as streaming
 from recorder.engines.streaming import EMBEDDING_DIM, Built, Held, Silence
 from recorder.errors import RecorderError
@@ -135,7 +136,7 @@ def _parse(path: Path, data: bytes) -> wire.Graph:
 
 def _key(model_hashes: list[str]) -> str:
     """The models' hashes and the building code's: a change to either is another entry."""
-    code = [Path(m.__file__).read_bytes() for m in (streaming, wire) if m.__file__]
+    code = [Path(m.__file__).read_bytes() for m in (streaming, stft, wire) if m.__file__]
     h = hashlib.sha256(f"recorder streaming graph {FORMAT}\n".encode())
     for part in [*(hashlib.sha256(c).hexdigest() for c in code), *model_hashes]:
         h.update(part.encode() + b"\n")
@@ -174,7 +175,11 @@ def _load(directory: Path, key: str) -> StreamingGraph | None:
             )
             for c in meta["classifiers"]
         ]
-        built = Built(onnx, held, [int(i) for i in meta["merged"]], int(meta["history"]))
+        window = np.array(meta["window"], dtype=np.float32)
+        if window.shape != (stft.N_FFT,):
+            raise ValueError("the window's length is not the transform's")
+        merged = [int(i) for i in meta["merged"]]
+        built = Built(onnx, held, merged, int(meta["history"]), window)
         data = state.read_bytes()
         if hashlib.sha256(data).hexdigest() != meta["state_sha256"]:
             return None
@@ -211,6 +216,7 @@ def _store(entry: Path, graph: StreamingGraph, silence: Silence) -> None:
         "held": [[h.name, list(h.shape)] for h in built.held],
         "merged": built.merged,
         "history": built.history,
+        "window": built.window.tolist(),
         "classifiers": [
             {
                 "input_name": c.input_name,

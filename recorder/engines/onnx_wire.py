@@ -242,6 +242,26 @@ def _tensor_name_dims(buf: Buf) -> tuple[str, tuple[int, ...]]:
     return name, tuple(dims)
 
 
+def tensor_array(raw: Buf) -> np.ndarray:
+    """A serialized float32 or int64 TensorProto's values (raw or packed), in its shape."""
+    dims: list[int] = []
+    kind, data = 0, b""
+    for number, value in fields(raw):
+        if number == 1:
+            dims.extend(_ints(value))
+        elif number == 2 and isinstance(value, int):
+            kind = value
+        elif number in (4, 9) and isinstance(value, memoryview):
+            data = bytes(value)  # float32: raw or packed alike
+        elif number == 7:
+            data = np.array(_ints(value), dtype="<i8").tobytes()
+    dtypes = {FLOAT: ("<f4", np.float32), INT64: ("<i8", np.int64)}
+    if kind not in dtypes:
+        raise WireError(f"a tensor of type {kind}, not float or int64")
+    wire_type, dtype = dtypes[kind]
+    return np.frombuffer(data, dtype=wire_type).astype(dtype).reshape(dims)
+
+
 def tensor(name: str, array: np.ndarray) -> bytes:
     """A serialized TensorProto holding `array` (float32 or int64)."""
     kind = {np.dtype(np.float32): FLOAT, np.dtype(np.int64): INT64}[array.dtype]

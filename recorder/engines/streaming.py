@@ -4,12 +4,14 @@ openWakeWord computes each frame's embedding from the last 76 mel rows (0.76 s) 
 whole embedding network: about 42 M multiply-adds every 80 ms. Along time, that network has
 only unpadded convolutions (3 rows tall or 1) and three 2x max-pools, so its output stride is
 8 mel rows, one frame, and two consecutive windows share all but their newest rows at every
-layer. This module rewrites the two models into one onnxruntime graph that takes a frame's
-audio (with the 480 samples before it) and, for each 3-tall convolution, the two input rows
-it read last; it returns the embedding and those rows' next values. Each layer computes only
-its new rows: about 5.6 M multiply-adds per frame, and the embedding is the one the whole
-network gives on the same window (the same kernels add the same products; the parity tests
-compare every frame).
+layer. This module rewrites the two models into one onnxruntime graph that takes the power
+spectrum of a frame's audio (with the 480 samples before it; `stft` computes it by FFT, where
+the melspectrogram model spends 2.1 M multiply-adds on two convolutions) and, for each 3-tall
+convolution, the two input rows it read last; it returns the embedding and those rows' next
+values. Each layer computes only its new rows: about 5.6 M multiply-adds per frame, and from
+the same mel rows the embedding is the one the whole network gives on the same window (the
+same kernels add the same products); the FFT's spectrum is the convolutions' to float
+rounding (the parity tests compare every frame).
 
 The wake-word classifiers whose operator sets match go into the same graph: it keeps the last
 embeddings (the longest classifier window) and gives each classifier its own last ones, so one
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 import recorder.engines.onnx_wire as wire
+import recorder.engines.stft as stft
 from recorder.audio import FRAME_SAMPLES
 from recorder.engines.session import session
 from recorder.errors import RecorderError
@@ -67,6 +70,9 @@ class Built:
     held: list[Held]
     merged: list[int]
     history: int
+    window: np.ndarray
+    """The melspectrogram's analysis window, (512,) float32: the graph's input is the power
+    spectrum of the frame's audio under it."""
 
 
 @dataclass(frozen=True)
@@ -86,10 +92,10 @@ def build_checked(
 ) -> Built:
     """`build`, its errors one line naming `label` (the embedding model's file)."""
     try:
-        model, held, merged = build(melspectrogram, embedding, classifiers, history)
+        model, held, merged, window = build(melspectrogram, embedding, classifiers, history)
     except (wire.WireError, ValueError, KeyError, IndexError, StopIteration) as e:
         raise RecorderError(f"model {label}: not openWakeWord's embedding network ({e})") from None
-    return Built(model, held, merged, history)
+    return Built(model, held, merged, history, window)
 
 
 def build_from_files(
@@ -110,19 +116,20 @@ def build(
     embedding: bytes,
     classifiers: Sequence[wire.Graph] = (),
     history: int = 0,
-) -> tuple[bytes, list[Held], list[int]]:
-    """The streaming graph (serialized), the tensors it holds between frames, and which of the
+) -> tuple[bytes, list[Held], list[int], np.ndarray]:
+    """The streaming graph (serialized), the tensors it holds between frames, which of the
     classifiers it runs (those of the feature models' operator sets; the others need their
-    own session).
+    own session), and the melspectrogram's analysis window.
 
-    Inputs: `audio` (1, 1760) float in int16 units, and each held tensor; outputs: the
+    Inputs: `power` (1, 1, 8, 257), the power spectrum of the frame's eight 512-sample windows
+    (`power_spectrum`), and each held tensor; outputs: the
     embedding (1, 1, 1, 96), each held tensor's next value, then each classifier's output.
     With classifiers, `history` embeddings (oldest first) are held too, under the name
     `history`. Raises `WireError` for an embedding model whose time axis is not
     openWakeWord's (unpadded, stride 8 overall)."""
     mel, emb = wire.read_model(melspectrogram), wire.read_model(embedding)
-    nodes, initializers, held = _feature_nodes(mel, emb)
-    inputs = [wire.value_info("audio", (1, CHUNK_SAMPLES))]
+    nodes, initializers, held, window = _feature_nodes(mel, emb)
+    inputs = [wire.value_info("power", stft.SHAPE)]
     inputs += [wire.value_info(h.name, h.shape) for h in held]
     outputs: list[wire.Buf] = [wire.value_info(emb.outputs[0], (1, 1, 1, EMBEDDING_DIM))]
     outputs += [wire.value_info(h.name + "_next", h.shape) for h in held]
@@ -153,19 +160,20 @@ def build(
         "openwakeword_streaming",
         more,
     )
-    return model, held, merged
+    return model, held, merged, window
 
 
 def _feature_nodes(
     mel: wire.Graph, emb: wire.Graph
-) -> tuple[list[wire.Node], list[wire.Buf], list[Held]]:
-    """The melspectrogram, openWakeWord's scaling of it, and the streaming embedding layers:
-    their nodes, initializers and held tensors."""
+) -> tuple[list[wire.Node], list[wire.Buf], list[Held], np.ndarray]:
+    """The melspectrogram after its Fourier transform, openWakeWord's scaling of it, and the
+    streaming embedding layers: their nodes, initializers and held tensors; and the window of
+    the transform, which `stft.PowerSpectrum` computes."""
     if len(mel.inputs) != 1 or len(mel.outputs) != 1 or len(emb.inputs) != 1:
         raise wire.WireError("expected one input and one output")
     if mel.opset_versions().get("") != emb.opset_versions().get(""):
         raise wire.WireError("the feature models use different operator sets")
-    nodes, initializers = _mel_nodes(mel)
+    nodes, initializers, window = _mel_nodes(mel)
     first = emb.nodes[0]
     if first.op != "Reshape" or first.inputs[0] != emb.inputs[0]:
         raise wire.WireError("the embedding model does not start by reshaping its input")
@@ -183,7 +191,7 @@ def _feature_nodes(
         for h in held
         for part, v in (("start", -h.shape[2]), ("end", 1 << 62), ("axis", 2))
     ]
-    return nodes, initializers, held
+    return nodes, initializers, held, window
 
 
 def _classifier_nodes(
@@ -233,23 +241,26 @@ def _axis(value: int) -> bytes:
     return wire.int_attribute("axis", value)
 
 
-def _mel_nodes(mel: wire.Graph) -> tuple[list[wire.Node], list[wire.Buf]]:
-    """The melspectrogram's nodes and initializers, every name under `mel/`; its input is
-    the graph's `audio` and its output `mel/output`."""
+def _mel_nodes(mel: wire.Graph) -> tuple[list[wire.Node], list[wire.Buf], np.ndarray]:
+    """The melspectrogram's nodes after its Fourier transform (`stft`) and their initializers,
+    every name under `mel/`, their input the graph's `power` and their output `mel/output`;
+    and the transform's window."""
+    spectrum, nodes, window = stft.split(mel)
 
     def name(n: str) -> str:
-        return "audio" if n == mel.inputs[0] else (f"mel/{n}" if n else "")
+        return "power" if n == spectrum else (f"mel/{n}" if n else "")
 
     nodes = [
         wire.Node(n.op, [name(i) for i in n.inputs], [name(o) for o in n.outputs], n.attributes)
-        for n in mel.nodes
+        for n in nodes
     ]
     for n in nodes:
         n.outputs = ["mel/output" if o == name(mel.outputs[0]) else o for o in n.outputs]
+    used = {i for n in nodes for i in n.inputs}
     initializers: list[wire.Buf] = [
-        wire.rename_tensor(t, name(k)) for k, t in mel.initializers.items()
+        wire.rename_tensor(t, name(k)) for k, t in mel.initializers.items() if name(k) in used
     ]
-    return nodes, initializers
+    return nodes, initializers, window
 
 
 def _streaming_layers(emb: wire.Graph) -> tuple[list[wire.Node], list[Held]]:
@@ -303,6 +314,7 @@ class StreamingEmbedding:
         the graph. `silent`: the state digital silence leaves (`silence`), when known; else it
         is computed here."""
         self._held, self.merged = graph.held, graph.merged
+        self._spectrum = stft.PowerSpectrum(graph.window)
         self._session: Any = session(graph.model, label)
         self._bind()
         if silent is None:
@@ -320,19 +332,19 @@ class StreamingEmbedding:
         then costs one call with nothing to convert or allocate."""
         import onnxruntime as ort
 
-        self._audio = np.zeros((1, CHUNK_SAMPLES), dtype=np.float32)
+        self._power = np.zeros(stft.SHAPE, dtype=np.float32)
         self._sets = [
             {h.name: np.zeros(h.shape, dtype=np.float32) for h in self._held} for _ in range(2)
         ]
         # one plain call on zeros for the shapes of the classifiers' outputs
-        probe = self._session.run(None, {"audio": self._audio, **self._sets[0]})
+        probe = self._session.run(None, {"power": self._power, **self._sets[0]})
         self._outputs = [np.zeros_like(o) for o in probe]
         names = [o.name for o in self._session.get_outputs()]
         n = len(self._held)
         self._bindings = []
         for now, after in ((0, 1), (1, 0)):
             binding = self._session.io_binding()
-            binding.bind_ortvalue_input("audio", ort.OrtValue.ortvalue_from_numpy(self._audio))
+            binding.bind_ortvalue_input("power", ort.OrtValue.ortvalue_from_numpy(self._power))
             for h in self._held:
                 held_now = ort.OrtValue.ortvalue_from_numpy(self._sets[now][h.name])
                 held_next = ort.OrtValue.ortvalue_from_numpy(self._sets[after][h.name])
@@ -368,7 +380,7 @@ class StreamingEmbedding:
         """`step` without its embedding: the held rows and history move on by this frame,
         and `outputs` holds the classifiers' outputs (until the next frame overwrites them:
         copy what is kept)."""
-        np.copyto(self._audio, chunk)
+        self._spectrum.into(chunk, self._power)
         self._session.run_with_iobinding(self._bindings[self._now])
         self._now ^= 1
 
