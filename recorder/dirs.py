@@ -36,15 +36,18 @@ def default_state_dir() -> Path:
     return Path.home() / ".local" / "state" / "recorder"
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir() -> Path | None:
     """Where derived files (the engine's built graph) are kept: `$RECORDER_CACHE_DIR`, then
-    systemd's `CacheDirectory=`, then XDG's."""
+    systemd's `CacheDirectory=`, then XDG's; None when there is no home to put it in."""
     for var in ("RECORDER_CACHE_DIR", "CACHE_DIRECTORY"):
         if os.environ.get(var):
             return Path(os.environ[var].split(":")[0])
     if os.environ.get("XDG_CACHE_HOME"):
         return Path(os.environ["XDG_CACHE_HOME"]) / "recorder"
-    return Path.home() / ".cache" / "recorder"
+    try:
+        return Path.home() / ".cache" / "recorder"
+    except (RuntimeError, KeyError):  # no $HOME and no passwd entry for this uid
+        return None
 
 
 def check_private_dir(path: Path, what: str) -> None:

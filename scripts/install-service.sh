@@ -19,8 +19,8 @@
 # --pi: also the `pi` extra (gpiozero, lgpio, spidev) and, for the system service, the drop-in
 # config/recorder.service.d/pi.conf that lets it use GPIO and SPI for the lights.
 #
-# --uninstall: stop and disable the service, remove the unit, its drop-ins, the link, the venv
-# and the models; the config and the recordings stay, unless --purge.
+# --uninstall: stop and disable the service, remove the unit, its drop-ins, the link, the venv,
+# the models and the engine's cache; the config and the recordings stay, unless --purge.
 #
 # --user: a user service (`systemctl --user`), for desktops where PipeWire or PulseAudio owns
 # the microphone: PREFIX is ~/.local/share/recorder, the config ~/.config/recorder/recorder.toml,
@@ -99,6 +99,7 @@ if [ "$USER_MODE" = 1 ]; then
     RECORDINGS='~/.local/share/recorder/recordings'
     RECORDINGS_DIR=$HOME/.local/share/recorder/recordings
     STATE_DIRS="$HOME/.local/share/recorder/recordings $HOME/.local/state/recorder"
+    CACHE_DIRS="${XDG_CACHE_HOME:-$HOME/.cache}/recorder"
     BIN_DIR=$HOME/.local/bin
     MODELS_DIR=
     STATE_DIR=
@@ -111,6 +112,7 @@ else
     RECORDINGS=/var/lib/recorder/recordings
     # With DynamicUser=yes, /var/lib/recorder is a link into /var/lib/private.
     STATE_DIRS="/var/lib/recorder /var/lib/private/recorder"
+    CACHE_DIRS="/var/cache/recorder /var/cache/private/recorder"  # CacheDirectory=: the built graph
     BIN_DIR=/usr/local/bin
     # The service's StateDirectory= (systemd moves it under /var/lib/private for DynamicUser=).
     MODELS_DIR=/var/lib/recorder/models
@@ -165,12 +167,13 @@ if [ "$UNINSTALL" = 1 ]; then
         rm -f "$LINK"
     fi
     rm -rf "$R$PREFIX/venv" "$MODELS"
+    for d in $CACHE_DIRS; do rm -rf "$R$d"; done  # derived from the models
     rmdir "$R$PREFIX" 2>/dev/null || true
-    say "removed the service, the link, $PREFIX/venv and the models ${MODELS#"$R"}"
+    say "removed the service, the link, $PREFIX/venv, the models ${MODELS#"$R"} and the cache"
     if [ "$PURGE" = 1 ]; then
         rm -f "$CONFIG"
         rmdir "$R$CONFIG_DIR" 2>/dev/null || true
-        for d in $STATE_DIRS; do rm -rf "${R:?}$d"; done
+        for d in $STATE_DIRS; do rm -rf "$R$d"; done
         say "purged the config and the recordings ($STATE_DIRS)"
     else
         say "kept the config $CONFIG and the recordings in $R$RECORDINGS (--purge removes them)"

@@ -80,6 +80,7 @@ def test_a_start_from_the_cache_scores_every_frame_as_a_build(manifest, audio, r
         ("state", lambda b: b[:-4]),
         ("json", lambda b: b"{not json"),
         ("json", lambda b: re.sub(rb'"history": \d+', b'"history": "x"', b)),
+        ("json", lambda b: b.replace(b'"n_out": 1', b'"n_out": 3', 1)),  # still valid JSON
     ],
 )
 def test_a_damaged_entry_is_built_again(manifest, audio, reference, tmp_path, damage):
@@ -111,11 +112,17 @@ def test_a_changed_model_file_is_another_entry(manifest, audio, tmp_path):
 def test_only_the_newest_entries_are_kept(manifest, tmp_path, monkeypatch):
     monkeypatch.setattr(gc, "KEEP", 2)
     cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    foreign = ["2026-12-07T10-00-00.json", "0" * 32 + ".onnx", "notes.json"]
+    for name in foreign:  # a directory named by mistake: what is not the cache's stays
+        (cache / name).write_text("{}")
+        os.utime(cache / name, (1, 1))
     for names in (["alexa"], ["hey_jarvis"], ["hey_mycroft"]):
         for p in cache.glob("*"):  # older than the entry about to be written
             os.utime(p, (p.stat().st_mtime - 10,) * 2)
         engine(manifest, cache, names)
-    assert len(list(cache.iterdir())) == 6
+    assert len(list(cache.iterdir())) == 6 + len(foreign)
+    assert all((cache / name).exists() for name in foreign)
     assert graph(manifest, cache, ["alexa"]).silence is None  # the oldest went
     assert graph(manifest, cache, ["hey_mycroft"]).silence is not None
 
@@ -154,3 +161,21 @@ def test_a_file_rewritten_in_place_is_hashed_again(tmp_path):
     with open(path, "r+b") as f:
         f.write(b"b")
     assert models.sha256_file(path) != first
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's own rules")
+def test_root_makes_no_cache_in_another_users_directory(manifest, tmp_path):
+    """`sudo -E recorder score` with a user's $HOME: root neither creates a directory in the
+    user's home nor follows the user's link."""
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, 1000, 1000)
+    assert graph(manifest, home / ".cache" / "recorder").entry is None
+    assert list(home.iterdir()) == []
+    elsewhere = tmp_path / "root-only"
+    elsewhere.mkdir(mode=0o700)
+    link = home / "cache"
+    link.symlink_to(elsewhere)
+    os.lchown(link, 1000, 1000)
+    assert graph(manifest, link).entry is None
+    assert graph(manifest, tmp_path / "root-cache").entry is not None  # root's own: used

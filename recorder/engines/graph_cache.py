@@ -18,16 +18,21 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import recorder.engines.onnx_wire as wire
 import recorder.engines.stft as stft
 import recorder.engines.streaming as streaming
+from recorder import dirs
 from recorder.engines.streaming import EMBEDDING_DIM, Built, Held, Silence
 from recorder.errors import RecorderError
 from recorder.models import sha256_file
@@ -85,7 +90,7 @@ def streaming_graph(
             key = _key([sha256_file(p) for p in paths])
         except OSError:
             key = None  # reading them again below names the one that cannot be read
-        if key is not None and (found := _load(directory, key)) is not None:
+        if key is not None and (found := _load(directory, key, len(classifiers))) is not None:
             log.debug("streaming graph from %s", directory / f"{key}.onnx")
             return found
     data = [_read(p) for p in paths]
@@ -93,8 +98,13 @@ def streaming_graph(
     infos = [classifier_info(p, g) for p, g in zip(classifiers, graphs, strict=True)]
     history = max((i.n_embeddings for i in infos), default=0)
     built = streaming.build_checked(embedding, data[0], data[1], graphs, history)
-    key = _key([hashlib.sha256(d).hexdigest() for d in data])
-    return StreamingGraph(built, infos, entry=directory / key if directory else None)
+    entry = None
+    if directory is not None:
+        try:
+            entry = directory / _key([hashlib.sha256(d).hexdigest() for d in data])
+        except OSError:
+            entry = None
+    return StreamingGraph(built, infos, entry=entry)
 
 
 def classifier_info(path: Path, graph: wire.Graph) -> ClassifierInfo:
@@ -135,9 +145,15 @@ def _parse(path: Path, data: bytes) -> wire.Graph:
 
 
 def _key(model_hashes: list[str]) -> str:
-    """The models' hashes and the building code's: a change to either is another entry."""
-    code = [Path(m.__file__).read_bytes() for m in (streaming, stft, wire) if m.__file__]
-    h = hashlib.sha256(f"recorder streaming graph {FORMAT}\n".encode())
+    """The models' hashes, the building and caching code's, and the versions of numpy and
+    onnxruntime that computed the silent state: a change to any is another entry. Raises
+    OSError when the code cannot be read (no cache then)."""
+    import onnxruntime
+
+    modules = (streaming, stft, wire, sys.modules[__name__])
+    code = [Path(m.__file__ or "").read_bytes() for m in modules]
+    versions = f"numpy {np.__version__} onnxruntime {onnxruntime.__version__}"
+    h = hashlib.sha256(f"recorder streaming graph {FORMAT} {versions}\n".encode())
     for part in [*(hashlib.sha256(c).hexdigest() for c in code), *model_hashes]:
         h.update(part.encode() + b"\n")
     return h.hexdigest()[:32]
@@ -145,12 +161,20 @@ def _key(model_hashes: list[str]) -> str:
 
 def _usable(cache: Path) -> Path | None:
     """`cache`, created 0700 if missing, when it is a directory of this user's that no one
-    else can write to; otherwise None (the graph is built in memory)."""
+    else can write to; otherwise None (the graph is built in memory). Root follows no other
+    user's link on the way and creates the directory only in one of root's own, so it never
+    makes a directory in a user's home nor writes where a user's link points."""
     try:
-        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            dirs.refuse_others_links(cache, "cache directory")
+            if os.stat(cache.parent).st_uid != 0:
+                raise OSError("its parent is not root's")
+            cache.mkdir(mode=0o700, exist_ok=True)
+        else:
+            cache.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = os.stat(cache)
-    except OSError as e:
-        log.debug("no graph cache in %s: %s", cache, e.strerror or e)
+    except (OSError, RecorderError) as e:
+        log.debug("no graph cache in %s: %s", cache, getattr(e, "strerror", None) or e)
         return None
     if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         log.debug("no graph cache in %s: not this user's alone", cache)
@@ -158,37 +182,60 @@ def _usable(cache: Path) -> Path | None:
     return cache
 
 
-def _load(directory: Path, key: str) -> StreamingGraph | None:
-    """The entry `key`, or None when it is missing or does not hold together."""
+def _load(directory: Path, key: str, n_classifiers: int) -> StreamingGraph | None:
+    """The entry `key`, or None when it is missing or does not hold together (anything
+    wrong with it: it is only a cache)."""
     onnx, state = directory / f"{key}.onnx", directory / f"{key}.state"
     try:
         meta = json.loads((directory / f"{key}.json").read_bytes())
-        if meta.get("format") != FORMAT or sha256_file(onnx) != meta["onnx_sha256"]:
+        if meta.get("format") != FORMAT or meta.get("meta_sha256") != _meta_sha256(meta):
             return None
-        held = [Held(str(n), tuple(int(d) for d in s)) for n, s in meta["held"]]
-        infos = [
-            ClassifierInfo(
-                str(c["input_name"]),
-                int(c["n_embeddings"]),
-                int(c["n_out"]),
-                {int(k): str(v) for k, v in c["labels"].items()},
-            )
-            for c in meta["classifiers"]
-        ]
-        window = np.array(meta["window"], dtype=np.float32)
-        if window.shape != (stft.N_FFT,):
-            raise ValueError("the window's length is not the transform's")
-        merged = [int(i) for i in meta["merged"]]
-        built = Built(onnx, held, merged, int(meta["history"]), window)
+        if sha256_file(onnx) != meta["onnx_sha256"]:
+            return None
+        built, infos = _read_meta(meta, onnx)
         data = state.read_bytes()
         if hashlib.sha256(data).hexdigest() != meta["state_sha256"]:
             return None
-        silence = _silence(held, data)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        if len(infos) != n_classifiers:
+            raise ValueError("another number of classifiers")
+        silence = _silence(built.held, data)
+        os.utime(directory / f"{key}.json")  # the entries in use are the last pruned
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with an entry means a build
         if not isinstance(e, FileNotFoundError):
             log.debug("graph cache entry %s not used: %s", key, e)
         return None
     return StreamingGraph(built, infos, silence)
+
+
+def _read_meta(meta: dict[str, Any], onnx: Path) -> tuple[Built, list[ClassifierInfo]]:
+    held = [Held(str(n), tuple(int(d) for d in s)) for n, s in meta["held"]]
+    infos = [
+        ClassifierInfo(
+            str(c["input_name"]),
+            int(c["n_embeddings"]),
+            int(c["n_out"]),
+            {int(k): str(v) for k, v in c["labels"].items()},
+        )
+        for c in meta["classifiers"]
+    ]
+    window = np.array(meta["window"], dtype=np.float32)
+    merged = [int(i) for i in meta["merged"]]
+    history = int(meta["history"])
+    if (
+        window.shape != (stft.N_FFT,)
+        or merged != sorted(set(merged))
+        or not all(0 <= i < len(infos) for i in merged)
+        or any(c.n_out < 1 or c.n_embeddings < 1 for c in infos)
+        or history != max((c.n_embeddings for c in infos), default=0)
+    ):
+        raise ValueError("the entry's description does not hold together")
+    return Built(onnx, held, merged, history, window), infos
+
+
+def _meta_sha256(meta: dict[str, Any]) -> str:
+    """The hash of the entry's description, itself left out."""
+    rest = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
 
 
 def _silence(held: list[Held], data: bytes) -> Silence:
@@ -227,6 +274,7 @@ def _store(entry: Path, graph: StreamingGraph, silence: Silence) -> None:
             for c in graph.classifiers
         ],
     }
+    meta["meta_sha256"] = _meta_sha256(meta)
     _write(entry.with_suffix(".onnx"), built.model)
     _write(entry.with_suffix(".state"), state)
     _write(entry.with_suffix(".json"), json.dumps(meta).encode())  # last: it names the others
@@ -244,9 +292,22 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
+_ENTRY = re.compile(r"[0-9a-f]{32}\.json")
+_TEMP = re.compile(r"\.[0-9a-f]{32}\.(json|onnx|state)\.[0-9]+\.tmp")
+
+
 def _prune(directory: Path) -> None:
-    entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    """Drop the entries beyond the KEEP newest, and temporary files older than an hour (a
+    write that was killed). Only the cache's own names are touched: a directory named by
+    mistake loses nothing else."""
+    names = os.listdir(directory)
+    entries = [directory / n for n in names if _ENTRY.fullmatch(n)]
+    entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     for old in entries[KEEP:]:
         old.unlink(missing_ok=True)
         for suffix in (".onnx", ".state"):
             old.with_suffix(suffix).unlink(missing_ok=True)
+    for name in names:
+        path = directory / name
+        if _TEMP.fullmatch(name) and path.lstat().st_mtime < time.time() - 3600:
+            path.unlink(missing_ok=True)

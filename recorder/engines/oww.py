@@ -89,9 +89,13 @@ class OpenWakeWordEngine:
         try:
             self._features = StreamingEmbedding(graph.built, embedding, graph.silence)
         except RecorderError:
-            for c in self._classifiers:  # name the classifier onnxruntime refuses, if one is
-                session(c.path)
-            raise
+            if graph.silence is None:
+                for c in self._classifiers:  # name the classifier onnxruntime refuses
+                    session(c.path)
+                raise
+            # a cached graph onnxruntime refuses (changed since its hash was checked): build
+            graph = streaming_graph(melspectrogram, embedding, paths, None)
+            self._features = StreamingEmbedding(graph.built, embedding)
         remember(graph, self._features.silence)
         for i, c in enumerate(self._classifiers):
             if i not in self._features.merged:

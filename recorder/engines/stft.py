@@ -94,9 +94,10 @@ def _window(weights: list[np.ndarray]) -> np.ndarray:
     window = re[0]
     angle = 2 * np.pi * np.outer(np.arange(BINS), np.arange(N_FFT)) / N_FFT
     tolerance = 1e-6 * max(float(np.abs(window).max()), 1e-30)
+    sine = window * np.sin(angle)
     if (
         np.abs(re - window * np.cos(angle)).max() > tolerance
-        or np.abs(np.abs(im) - np.abs(window * np.sin(angle))).max() > tolerance
+        or min(np.abs(im - sine).max(), np.abs(im + sine).max()) > tolerance
     ):
         raise wire.WireError("the melspectrogram's convolutions are not a windowed DFT")
     found: np.ndarray = window.astype(np.float32)

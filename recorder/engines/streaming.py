@@ -122,7 +122,7 @@ def build(
     own session), and the melspectrogram's analysis window.
 
     Inputs: `power` (1, 1, 8, 257), the power spectrum of the frame's eight 512-sample windows
-    (`power_spectrum`), and each held tensor; outputs: the
+    (`stft.PowerSpectrum`), and each held tensor; outputs: the
     embedding (1, 1, 1, 96), each held tensor's next value, then each classifier's output.
     With classifiers, `history` embeddings (oldest first) are held too, under the name
     `history`. Raises `WireError` for an embedding model whose time axis is not
