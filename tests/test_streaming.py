@@ -16,13 +16,13 @@ from recorder import models
 from recorder.audio import FRAME_SAMPLES
 from recorder.engines import OpenWakeWordEngine
 from recorder.engines import onnx_wire as wire
+from recorder.engines.graph_cache import streaming_graph
 from recorder.engines.session import session
 from recorder.engines.streaming import (
     CHUNK_SAMPLES,
     WARM_UP_FRAMES,
     StreamingEmbedding,
     build,
-    build_from_files,
 )
 from recorder.errors import RecorderError
 
@@ -75,7 +75,9 @@ def real_audio() -> list[tuple[str, np.ndarray]]:
 @pytest.fixture(scope="module")
 def streaming(manifest):
     embedding = manifest.path(manifest.features["embedding"])
-    built = build_from_files(manifest.path(manifest.features["melspectrogram"]), embedding)
+    built = streaming_graph(
+        manifest.path(manifest.features["melspectrogram"]), embedding, [], None
+    ).built
     return StreamingEmbedding(built, embedding)
 
 
@@ -144,11 +146,11 @@ def test_scores_equal_the_whole_window_engine_within_1e_4(manifest):
 def test_a_network_that_is_not_openwakewords_embedding_is_refused(manifest, tmp_path):
     mel = manifest.path(manifest.features["melspectrogram"])
     with pytest.raises(RecorderError, match="not openWakeWord's embedding network"):
-        build_from_files(mel, manifest.path(manifest.wakewords["alexa"]))
+        streaming_graph(mel, manifest.path(manifest.wakewords["alexa"]), [], None)
     broken = tmp_path / "embedding_model.onnx"
     broken.write_bytes(manifest.path(manifest.features["embedding"]).read_bytes()[:5000])
     with pytest.raises(RecorderError, match="embedding_model.onnx"):
-        build_from_files(mel, broken)
+        streaming_graph(mel, broken, [], None)
 
 
 def test_the_wire_format_round_trips_a_model(manifest):

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import re
-import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -160,24 +159,19 @@ def _key(model_hashes: list[str]) -> str:
 
 
 def _usable(cache: Path) -> Path | None:
-    """`cache`, created 0700 if missing, when it is a directory of this user's that no one
-    else can write to; otherwise None (the graph is built in memory). Root follows no other
-    user's link on the way and creates the directory only in one of root's own, so it never
-    makes a directory in a user's home nor writes where a user's link points."""
+    """`cache`, made as the daemon's private directories are (`dirs.private_dir`: 0700, no
+    one else may write to it), when it is this user's own; otherwise None (the graph is built
+    in memory). Root makes it only in a directory of root's, so it never makes one in a
+    user's home, and `private_dir` follows no other user's link for root."""
+    uid = os.geteuid()
     try:
-        if os.geteuid() == 0:
-            dirs.refuse_others_links(cache, "cache directory")
-            if os.stat(cache.parent).st_uid != 0:
-                raise OSError("its parent is not root's")
-            cache.mkdir(mode=0o700, exist_ok=True)
-        else:
-            cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = os.stat(cache)
+        if uid == 0 and os.stat(cache.parent).st_uid != 0:
+            raise OSError("its parent is not root's")
+        dirs.private_dir(cache, "cache directory")
+        if os.stat(cache).st_uid != uid:
+            raise OSError("not this user's")
     except (OSError, RecorderError) as e:
         log.debug("no graph cache in %s: %s", cache, getattr(e, "strerror", None) or e)
-        return None
-    if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        log.debug("no graph cache in %s: not this user's alone", cache)
         return None
     return cache
 

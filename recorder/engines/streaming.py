@@ -98,19 +98,6 @@ def build_checked(
     return Built(model, held, merged, history, window)
 
 
-def build_from_files(
-    melspectrogram: Path,
-    embedding: Path,
-    classifiers: Sequence[wire.Graph] = (),
-    history: int = 0,
-) -> Built:
-    try:
-        mel, emb = melspectrogram.read_bytes(), embedding.read_bytes()
-    except OSError as e:
-        raise RecorderError(f"model {e.filename}: cannot be read ({e.strerror})") from None
-    return build_checked(embedding, mel, emb, classifiers, history)
-
-
 def build(
     melspectrogram: bytes,
     embedding: bytes,
