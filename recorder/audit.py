@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from recorder.digest import hexdigest
 from recorder.dirs import fsync_dir, open_existing, open_file, private_dir
 from recorder.errors import RecorderError
 from recorder.journal import Refused
@@ -66,7 +66,7 @@ def _read(path: Path) -> BinaryIO:
 
 
 def line_hash(line: bytes) -> str:
-    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+    return hexdigest(line.rstrip(b"\n"))
 
 
 @dataclass(frozen=True)

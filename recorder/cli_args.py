@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from recorder import config as config_mod
 from recorder.audit import AuditLog
@@ -22,9 +22,44 @@ Handler = Callable[[argparse.Namespace], int]
 """Runs one subcommand: its exit status."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, told the terminal's width: argparse would ask shutil for it (for every
+    argument added), and shutil brings the compression modules into the daemon (0.6 MB)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        width = _columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width, **kwargs)
+
+
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2
         raise RecorderError(f"{self.prog}: {message}")
+
+
+def _columns() -> int:
+    """The terminal's width, as `shutil.get_terminal_size` gives it: $COLUMNS, else standard
+    output's terminal, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def add_config(p: argparse.ArgumentParser, recordings: bool = True) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import grp
-import hashlib
 import json
 import logging
 import os
@@ -40,6 +39,7 @@ import numpy as np
 from recorder import stt, threads
 from recorder.audio import read_wav
 from recorder.config import Config, HandoffConfig
+from recorder.digest import hexdigest
 from recorder.errors import RecorderError
 from recorder.journal import Journal, Record
 from recorder.records import Deleted, SavedRequest, Transcribed
@@ -121,9 +121,7 @@ def transcribe_recording(
     try:
         if samples is None:
             samples = read_wav(rec.wav)
-        if hashlib.sha256(samples.astype("<i2").tobytes()).hexdigest() != rec.meta.get(
-            "audio_sha256"
-        ):
+        if hexdigest(samples.astype("<i2").tobytes()) != rec.meta.get("audio_sha256"):
             raise stt.TranscriptionError("the audio does not match the sidecar's audio_sha256")
         transcript = stt.transcribe(h.wyoming, samples, h.wyoming_timeout_s, h.language)
     except (stt.TranscriptionError, RecorderError) as e:

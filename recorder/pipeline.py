@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from recorder import models
+from recorder import digest, models
 from recorder.audio import Frame, s_to_frames
 from recorder.config import DEFAULT_THRESHOLD, Config
 from recorder.dirs import default_cache_dir
 from recorder.echo import EchoStage, canceller
 from recorder.endpoint import JUDGED_AGGRESSIVENESS, Endpointer
-from recorder.engines import OpenWakeWordEngine, WakeEngine
+from recorder.engines import OpenWakeWordEngine, WakeEngine, graph_cache
 from recorder.engines.composite import CompositeEngine
 from recorder.errors import RecorderError
 from recorder.indicators import Devices, Indicator, build_indicators
@@ -90,7 +90,11 @@ def resolve_models(config: Config) -> ResolvedModels:
 
 def build_engine(config: Config) -> WakeEngine:
     """The wake-word models of `[wake]`, verified: openWakeWord's on one feature pipeline,
-    microWakeWord's on another, both on the same audio when both kinds are asked for."""
+    microWakeWord's on another, both on the same audio when both kinds are asked for. The
+    cache directory keeps the built graph, and the hashes of the model files verified (an
+    unchanged file is not read again at the next start)."""
+    cache = graph_cache.usable(default_cache_dir())
+    digest.keep_in(cache)
     resolved = resolve_models(config)
     manifest = resolved.manifest
     engines: list[WakeEngine] = []
@@ -101,7 +105,7 @@ def build_engine(config: Config) -> WakeEngine:
                 manifest.path(manifest.features["embedding"]),
                 resolved.oww,
                 new_gate=gate_vad if config.wake.gate else None,
-                cache=default_cache_dir(),
+                cache=cache,
             )
         )
     if resolved.micro:

@@ -14,7 +14,6 @@ index, audio; the index plays the sidecar's part in the invariant above.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from recorder.audio import write_wav
+from recorder.digest import hexdigest
 from recorder.dirs import check_private_dir, fsync_dir, hand_over, private_dir
 from recorder.errors import RecorderError
 from recorder.seal import SEALED_SUFFIX, Sealer
@@ -189,7 +189,7 @@ class Storage:
             "id": rid,
             "audio_file": wav.name,
             **meta,
-            "audio_sha256": hashlib.sha256(samples.tobytes()).hexdigest(),
+            "audio_sha256": hexdigest(samples.tobytes()),
         }
         # (final path, bytes), in the order they are renamed into place
         files: list[tuple[Path, bytes]] = []
@@ -210,7 +210,7 @@ class Storage:
                         with contextlib.suppress(OSError):
                             done.unlink(missing_ok=True)
             raise StorageError(f"{wav}: {getattr(e, 'strerror', None) or e}") from e
-        written = {path.name: hashlib.sha256(data).hexdigest() for path, data in files}
+        written = {path.name: hexdigest(data) for path, data in files}
         return Recording(rid, wav, sidecar, meta, sealed_meta, written)
 
     def update_meta(self, recording: Recording, **fields: Any) -> Recording:
@@ -238,7 +238,7 @@ class Storage:
             self._install(files)
         except (OSError, RecorderError) as e:
             raise StorageError(f"{recording.sidecar}: {getattr(e, 'strerror', None) or e}") from e
-        written = {path.name: hashlib.sha256(data).hexdigest() for path, data in files}
+        written = {path.name: hexdigest(data) for path, data in files}
         return Recording(
             recording.id, recording.wav, recording.sidecar, meta, recording.sealed_meta, written
         )

@@ -10,7 +10,9 @@ Everything is measured in one run, on the same audio, on this machine:
     against the floor: a bare process that imports numpy, onnxruntime and webrtcvad and loads
     the ONNX sessions the engine runs (targets: at most 8 MB over it, listening at most 0.05 s
     after its start), with the engine's graph in its cache as after the first start, and the
-    first start apart; the peak RSS of a process that imports openWakeWord and runs one model;
+    first start apart; the same floor importing as well the standard library modules the daemon
+    has imported when it listens; the peak RSS of a process that imports openWakeWord and runs
+    one model;
   - peak RSS of `recorder run --source file:` and `recorder score` on a 1-minute file against a
     38-minute one (target: within 5 MB);
   - microWakeWord (okay_nabu): our engine against pymicro-wakeword's own streaming loop, and
@@ -223,6 +225,17 @@ BARE_LOAD = (
 daemon's engine runs, with the engine's session options."""
 
 
+def stdlib_load(run: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
+    """The floor, importing as well the standard library's modules `run` (a `recorder run`)
+    has imported when it listens: what any daemon in Python that uses them pays."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from listening import modules_at_listening
+
+    loaded = modules_at_listening(run[1:], env)
+    std = sorted(m for m in loaded if m.split(".")[0] in sys.stdlib_module_names)
+    return BARE_LOAD.replace("print('loaded'", f"import {', '.join(std)}; print('loaded'"), std
+
+
 def engine_models(manifest, model: str, tmp: Path) -> list[str]:
     """The ONNX models the daemon's engine runs for `model`, as files: the streaming graph,
     built as the engine builds it, and the classifier when the graph cannot run it."""
@@ -332,13 +345,17 @@ def startup_and_rss(manifest, model: str = "hey_jarvis", runs: int = 9) -> dict[
             cold_starts.append(_time_to_line(run, "-> listening", "stderr", env))
             shutil.rmtree(cache, ignore_errors=True)
             cold_rss.append(peak_rss_mb(run, env))
-        starts, bare_starts = [], []
+        code, std = stdlib_load(run, env)
+        with_std = [sys.executable, "-c", code, *bare[3:]]
+        starts, bare_starts, std_starts = [], [], []
         for _ in range(runs):
             bare_starts.append(_time_to_line(bare, "loaded", "stdout"))
+            std_starts.append(_time_to_line(with_std, "loaded", "stdout"))
             starts.append(_time_to_line(run, "-> listening", "stderr", env))
-        rss, bare_rss = [], []
+        rss, bare_rss, std_rss = [], [], []
         for _ in range(max(1, runs // 3)):
             bare_rss.append(peak_rss_mb(bare))
+            std_rss.append(peak_rss_mb(with_std))
             rss.append(peak_rss_mb(run, env))
         code = (
             "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); "
@@ -350,6 +367,9 @@ def startup_and_rss(manifest, model: str = "hey_jarvis", runs: int = 9) -> dict[
             "start_to_listening_s": float(np.median(starts)),
             "bare_load_s": float(np.median(bare_starts)),
             "start_over_bare_s": float(np.median(starts) - np.median(bare_starts)),
+            "stdlib_over_bare_s": float(np.median(std_starts) - np.median(bare_starts)),
+            "stdlib_modules": float(len(std)),
+            "stdlib_over_bare_mb": float(np.median(std_rss) - np.median(bare_rss)),
             "first_start_to_listening_s": float(np.median(cold_starts)),
             "peak_rss_mb": float(np.median(rss)),
             "bare_load_peak_rss_mb": float(np.median(bare_rss)),
@@ -371,6 +391,10 @@ def startup_and_rss_lines(out: dict[str, float]) -> list[str]:
         f"engine's ONNX sessions loaded) {bare_s:.3f} s: listening "
         f"{over_s:+.3f} s after the floor's start (target <= {LISTENING_AFTER_FLOOR_S:g} s: "
         f"{'met' if over_s <= LISTENING_AFTER_FLOOR_S else 'NOT met'})",
+        f"the floor importing as well the {out['stdlib_modules']:.0f} standard library modules "
+        f"recorder run has imported when it listens: {out['stdlib_over_bare_s']:+.3f} s after "
+        f"the floor's start, {out['stdlib_over_bare_mb']:+.1f} MB over its peak RSS; the "
+        f"daemon's own code: {over_s - out['stdlib_over_bare_s']:+.3f} s",
         f"peak RSS: recorder run {out['peak_rss_mb']:.1f} MB on a 1-minute file, the floor "
         f"{bare_mb:.1f} MB: {over_mb:+.1f} MB over the floor (target <= "
         f"{RSS_OVER_FLOOR_MB:g} MB: {'met' if over_mb <= RSS_OVER_FLOOR_MB else 'NOT met'})",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from conftest import AUDIO
+from listening import modules_at_listening
 
 from recorder import __version__, cli
 from recorder.storage import Storage
@@ -108,24 +107,6 @@ def test_a_command_alone_has_the_same_parser_as_in_the_whole_command_line():
         assert {n: h for n, h in alone.items() if n != "recorder"}.items() <= whole.items()
 
 
-UNTIL_LISTENING = """
-import os, sys
-from recorder import cli
-
-class Watch:  # the daemon's `-> listening` line: the modules imported so far, then exit 0
-    def __init__(self, stream):
-        self.stream = stream
-    def write(self, text):
-        if "-> listening" in text:
-            print(" ".join(sorted(sys.modules)), flush=True)
-            os._exit(0)
-        return self.stream.write(text)
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-sys.stderr = Watch(sys.stderr)
-sys.exit(cli.main(sys.argv[1:]) or 3)
-"""
 NOT_BEFORE_LISTENING = {
     *("recorder.cli_recordings", "recorder.cli_setup", "recorder.doctor"),
     *(f"recorder.tools.{m}" for m in ("score", "tune", "calibrate", "enroll", "monitor")),
@@ -133,20 +114,17 @@ NOT_BEFORE_LISTENING = {
     *("recorder.calibration", "recorder.activations", "recorder.near_misses", "recorder.stt"),
     *("recorder.handoff", "recorder.sources.mic", "sounddevice", "recorder.indicators.chime"),
     *("tempfile", "statistics", "importlib.resources"),
+    *("_hashlib", "shutil", "subprocess", "zipfile", "bz2", "lzma"),
 }
-"""What `recorder run` on a file, with no hand-off, calibration, activations or chime, does
-without."""
+"""What `recorder run` on a file, with no hand-off, calibration, activations, chime or indicator
+command, does without. OpenSSL (`_hashlib`) among them: its hashes are CPython's own."""
 
 
 def test_run_on_a_file_listens_without_the_other_commands_and_the_unused_parts(tmp_path):
     argv = ["run", "--source", f"file:{AUDIO / 'speech_then_wake.wav'}", "--model", "hey_jarvis"]
     argv += ["--recordings", str(tmp_path / "rec"), "--state-dir", str(tmp_path / "state")]
     argv += ["--runtime-dir", str(tmp_path / "run")]
-    done = subprocess.run(
-        [sys.executable, "-c", UNTIL_LISTENING, *argv], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    modules = set(done.stdout.split())
+    modules = modules_at_listening(argv)
     assert {"recorder.daemon", "recorder.sources.file", "onnxruntime"} <= modules
     assert modules & NOT_BEFORE_LISTENING == set()
 
@@ -200,3 +178,13 @@ def test_journal_stream_must_name_the_stream_itself(tmp_path, monkeypatch):
     assert JournalFormatter("%(levelname)s %(message)s").format(record) == "<3>ERROR a\n<3>b"
     levels = [logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG]
     assert [journal_priority(n) for n in levels] == [3, 3, 4, 6, 7]
+
+
+def test_help_is_as_wide_as_columns_says(monkeypatch):
+    """The width argparse would have asked shutil for, asked without it."""
+    widths = {}
+    for columns in (60, 200):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        helps = dict((n, p.format_help()) for n, p in all_parsers(cli.build_parser(["run"])))
+        widths[columns] = max(len(line) for line in helps["recorder run"].splitlines())
+    assert widths[60] <= 60 < 80 < widths[200] <= 200

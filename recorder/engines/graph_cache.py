@@ -14,7 +14,6 @@ them is safe.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,10 +30,10 @@ import numpy as np
 import recorder.engines.onnx_wire as wire
 import recorder.engines.stft as stft
 import recorder.engines.streaming as streaming
-from recorder import dirs
+from recorder import digest, dirs
+from recorder.digest import hexdigest, sha256, sha256_file
 from recorder.engines.streaming import EMBEDDING_DIM, Built, Held, Silence
 from recorder.errors import RecorderError
-from recorder.models import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +76,23 @@ def remember(graph: StreamingGraph, silence: Silence) -> None:
         log.debug("graph cache %s not written: %s", graph.entry.parent, e.strerror or e)
 
 
+def discard(graph: StreamingGraph) -> None:
+    """Remove the entry `graph` came from (onnxruntime refused its graph file: it changed
+    after its hash was checked, or with none of its times), so the next build writes it anew."""
+    if isinstance(graph.built.model, Path):
+        for suffix in (".json", ".onnx", ".state"):  # the description first: it names the others
+            try:
+                graph.built.model.with_suffix(suffix).unlink(missing_ok=True)
+            except OSError as e:
+                log.debug("graph cache entry %s not removed: %s", graph.built.model, e)
+
+
 def streaming_graph(
     melspectrogram: Path, embedding: Path, classifiers: Sequence[Path], cache: Path | None
 ) -> StreamingGraph:
     """The graph for these model files: from `cache` when it holds it, else built (and kept
     there when `cache` is usable). Errors name the model file at fault."""
-    directory = _usable(cache) if cache is not None else None
+    directory = usable(cache)
     paths = [melspectrogram, embedding, *classifiers]
     if directory is not None:
         try:
@@ -100,7 +110,7 @@ def streaming_graph(
     entry = None
     if directory is not None:
         try:
-            entry = directory / _key([hashlib.sha256(d).hexdigest() for d in data])
+            entry = directory / _key([hexdigest(d) for d in data])
         except OSError:
             entry = None
     return StreamingGraph(built, infos, entry=entry)
@@ -150,19 +160,21 @@ def _key(model_hashes: list[str]) -> str:
     import onnxruntime
 
     modules = (streaming, stft, wire, sys.modules[__name__])
-    code = [Path(m.__file__ or "").read_bytes() for m in modules]
+    code = [sha256_file(Path(m.__file__ or "")) for m in modules]
     versions = f"numpy {np.__version__} onnxruntime {onnxruntime.__version__}"
-    h = hashlib.sha256(f"recorder streaming graph {FORMAT} {versions}\n".encode())
-    for part in [*(hashlib.sha256(c).hexdigest() for c in code), *model_hashes]:
+    h = sha256(f"recorder streaming graph {FORMAT} {versions}\n".encode())
+    for part in [*code, *model_hashes]:
         h.update(part.encode() + b"\n")
-    return h.hexdigest()[:32]
+    return str(h.hexdigest())[:32]
 
 
-def _usable(cache: Path) -> Path | None:
+def usable(cache: Path | None) -> Path | None:
     """`cache`, made as the daemon's private directories are (`dirs.private_dir`: 0700, no
     one else may write to it), when it is this user's own; otherwise None (the graph is built
     in memory). Root makes it only in a directory of root's, so it never makes one in a
     user's home, and `private_dir` follows no other user's link for root."""
+    if cache is None:
+        return None
     uid = os.geteuid()
     try:
         if uid == 0 and os.stat(cache.parent).st_uid != 0:
@@ -188,7 +200,7 @@ def _load(directory: Path, key: str, n_classifiers: int) -> StreamingGraph | Non
             return None
         built, infos = _read_meta(meta, onnx)
         data = state.read_bytes()
-        if hashlib.sha256(data).hexdigest() != meta["state_sha256"]:
+        if hexdigest(data) != meta["state_sha256"]:
             return None
         if len(infos) != n_classifiers:
             raise ValueError("another number of classifiers")
@@ -229,7 +241,7 @@ def _read_meta(meta: dict[str, Any], onnx: Path) -> tuple[Built, list[Classifier
 def _meta_sha256(meta: dict[str, Any]) -> str:
     """The hash of the entry's description, itself left out."""
     rest = {k: v for k, v in meta.items() if k != "meta_sha256"}
-    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+    return hexdigest(json.dumps(rest, sort_keys=True).encode())
 
 
 def _silence(held: list[Held], data: bytes) -> Silence:
@@ -252,8 +264,8 @@ def _store(entry: Path, graph: StreamingGraph, silence: Silence) -> None:
     )
     meta = {
         "format": FORMAT,
-        "onnx_sha256": hashlib.sha256(built.model).hexdigest(),
-        "state_sha256": hashlib.sha256(state).hexdigest(),
+        "onnx_sha256": hexdigest(built.model),
+        "state_sha256": hexdigest(state),
         "held": [[h.name, list(h.shape)] for h in built.held],
         "merged": built.merged,
         "history": built.history,
@@ -269,25 +281,14 @@ def _store(entry: Path, graph: StreamingGraph, silence: Silence) -> None:
         ],
     }
     meta["meta_sha256"] = _meta_sha256(meta)
-    _write(entry.with_suffix(".onnx"), built.model)
-    _write(entry.with_suffix(".state"), state)
-    _write(entry.with_suffix(".json"), json.dumps(meta).encode())  # last: it names the others
-
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    dirs.replace_file(entry.with_suffix(".onnx"), built.model)
+    dirs.replace_file(entry.with_suffix(".state"), state)
+    # the description last: it names the others
+    dirs.replace_file(entry.with_suffix(".json"), json.dumps(meta).encode())
 
 
 _ENTRY = re.compile(r"[0-9a-f]{32}\.json")
-_TEMP = re.compile(r"\.[0-9a-f]{32}\.(json|onnx|state)\.[0-9]+\.tmp")
+_TEMP = re.compile(rf"\.([0-9a-f]{{32}}\.(json|onnx|state)|{re.escape(digest.STORE)})\.[0-9]+\.tmp")
 
 
 def _prune(directory: Path) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from recorder.audio import FRAME_SAMPLES
 from recorder.engines.base import Embeddings
-from recorder.engines.graph_cache import ClassifierInfo, remember, streaming_graph
+from recorder.engines.graph_cache import ClassifierInfo, discard, remember, streaming_graph
 from recorder.engines.session import session
 from recorder.engines.streaming import (
     CHUNK_SAMPLES,
@@ -93,8 +93,8 @@ class OpenWakeWordEngine:
                 for c in self._classifiers:  # name the classifier onnxruntime refuses
                     session(c.path)
                 raise
-            # a cached graph onnxruntime refuses (changed since its hash was checked): build
-            graph = streaming_graph(melspectrogram, embedding, paths, None)
+            discard(graph)  # a cached graph onnxruntime refuses: built, and kept, anew
+            graph = streaming_graph(melspectrogram, embedding, paths, cache)
             self._features = StreamingEmbedding(graph.built, embedding)
         remember(graph, self._features.silence)
         for i, c in enumerate(self._classifiers):

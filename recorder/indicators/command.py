@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import subprocess
 
 from recorder.errors import RecorderError
 from recorder.indicators.base import IndicatorError
@@ -29,6 +27,8 @@ def check_command(command: str) -> str:
         if not os.path.isfile(program):
             raise RecorderError(f"{KEY}: {program}: no such file")
     else:
+        import shutil  # here, as subprocess below: only a configured command needs them
+
         found = shutil.which(program)
         if found is None:
             raise RecorderError(f"{KEY}: {program!r} not found on $PATH")
@@ -51,6 +51,8 @@ class CommandIndicator:
             "RECORDER_STATE": state.value,
             "RECORDER_PREVIOUS_STATE": previous.value,
         }
+        import subprocess
+
         try:
             proc = subprocess.run(
                 [*self.argv, state.value],
