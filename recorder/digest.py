@@ -120,7 +120,7 @@ def _load(store: Path) -> dict[Identity, str]:
         rows = saved["files"]
         if saved.get("format") != FORMAT or saved.get("sha256") != _rows_sha256(rows):
             raise ValueError("not a store of this format, or damaged")
-        return {_identity(row[:5]): _hex(row[5]) for row in rows}
+        return {_parsed_identity(row[:5]): _parsed_hex(row[5]) for row in rows}
     except FileNotFoundError:
         return {}
     except Exception as e:  # noqa: BLE001 - whatever is wrong with it means reading the files
@@ -143,13 +143,13 @@ def _rows_sha256(rows: Any) -> str:
     return hexdigest(json.dumps(rows, separators=(",", ":")).encode())
 
 
-def _identity(values: list[Any]) -> Identity:
+def _parsed_identity(values: list[Any]) -> Identity:
     if len(values) != 5 or not all(type(v) is int for v in values):
         raise ValueError(f"not a file's identity: {values!r}")
     return (values[0], values[1], values[2], values[3], values[4])
 
 
-def _hex(value: Any) -> str:
+def _parsed_hex(value: Any) -> str:
     if not isinstance(value, str) or len(value) != 64 or value.strip("0123456789abcdef"):
         raise ValueError(f"not a SHA-256: {value!r}")
     return value

@@ -30,8 +30,8 @@ import numpy as np
 import recorder.engines.onnx_wire as wire
 import recorder.engines.stft as stft
 import recorder.engines.streaming as streaming
-from recorder import digest, dirs
-from recorder.digest import hexdigest, sha256, sha256_file
+from recorder import dirs
+from recorder.digest import STORE, hexdigest, sha256, sha256_file
 from recorder.engines.streaming import EMBEDDING_DIM, Built, Held, Silence
 from recorder.errors import RecorderError
 
@@ -288,7 +288,7 @@ def _store(entry: Path, graph: StreamingGraph, silence: Silence) -> None:
 
 
 _ENTRY = re.compile(r"[0-9a-f]{32}\.json")
-_TEMP = re.compile(rf"\.([0-9a-f]{{32}}\.(json|onnx|state)|{re.escape(digest.STORE)})\.[0-9]+\.tmp")
+_TEMP = re.compile(rf"\.([0-9a-f]{{32}}\.(json|onnx|state)|{re.escape(STORE)})\.[0-9]+\.tmp")
 
 
 def _prune(directory: Path) -> None:
